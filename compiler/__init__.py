@@ -1,0 +1,5 @@
+"""flowc.compiler: front-end (loader, expressions, schema), the IR, passes, output and CLI.
+
+The public API is :func:`flowc.compiler.api.compile_flow` (YAML file -> IR) and
+:func:`flowc.compiler.api.emit` (IR -> ``{relative path: text}`` for one target).
+"""

@@ -1,0 +1,84 @@
+"""The ``flowc`` command line: thin. Parses arguments, calls the API, renders errors.
+
+Sub-commands live one per module in :mod:`flowc.compiler.commands` and are imported lazily, so
+``flowc --help`` and ``flowc validate`` start fast. Exit codes: 0 ok, 1 user error, 2 usage.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import click
+
+from flowc import __version__
+
+# name -> "module:attribute" of a click.Command; one line per command module.
+COMMANDS: dict[str, str] = {
+    "validate": "flowc.compiler.commands.validate:validate",
+    "graph": "flowc.compiler.commands.graph:graph",
+    "schema": "flowc.compiler.commands.schema:schema",
+    "targets": "flowc.compiler.commands.targets:targets",
+    "compile": "flowc.compiler.commands.compile:compile_cmd",
+    "run": "flowc.compiler.commands.run:run",
+    "runs": "flowc.compiler.commands.runs:runs",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose sub-commands are imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        target = COMMANDS.get(name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        try:
+            return getattr(importlib.import_module(module), attr)
+        except ImportError as e:  # a command whose optional part is missing
+            err = str(e)
+
+            @click.command(name=name, help=f"(unavailable: {err})")
+            def unavailable() -> None:
+                raise click.UsageError(f"'{name}' is unavailable: {err}")
+
+            return unavailable
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="flowc")
+def cli() -> None:
+    """flowc: compile one YAML pipeline to Airflow 3, KFP v2, Vertex AI, Kubernetes, or run it
+    locally."""
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Decorator for command bodies: a FlowcError is printed as located diagnostics and exits 1;
+    nothing else a user can cause prints a traceback."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from flowc.compiler.errors import FlowcError
+
+        try:
+            return fn(*args, **kwargs)
+        except FlowcError as e:
+            click.echo(e.render(), err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console-script entry point."""
+    cli.main(args=argv, prog_name="flowc")
+
+
+if __name__ == "__main__":
+    main()

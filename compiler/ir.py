@@ -1,0 +1,609 @@
+"""The flowc IR: one typed, frozen, fully resolved, target-neutral description of a pipeline.
+
+Passes build it from the validated model; targets read only this (never YAML). Everything is an
+immutable dataclass with tuples instead of lists, so an IR can be hashed, compared and shared.
+
+:meth:`Pipeline.to_data` turns the IR into the *plan*: plain JSON-able data that generated code
+embeds and :mod:`flowc.runtime` executes (the runtime never imports the compiler). Expressions in
+the plan use the encoding documented in ``docs/plan.md`` and evaluated by
+:mod:`flowc.runtime.exprs`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from flowc.compiler.errors import Loc
+
+PLAN_VERSION = 1
+
+# --------------------------------------------------------------------------------------------
+# Expressions (the AST of ``${...}``; parsed by flowc.compiler.expr from grammar/expr.lark)
+# --------------------------------------------------------------------------------------------
+
+RefRoot = Literal["params", "steps", "secrets", "env", "item", "run", "flow"]
+
+
+@dataclass(frozen=True, slots=True)
+class Expr:
+    """Base of every expression node."""
+
+    def refs(self) -> tuple[Ref, ...]:
+        """Every reference inside this expression, in source order."""
+        out: list[Ref] = []
+        _collect_refs(self, out)
+        return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Lit(Expr):
+    """A literal JSON value (scalar, or a list/dict holding no expression)."""
+
+    value: Any
+
+
+@dataclass(frozen=True, slots=True)
+class Ref(Expr):
+    """``${root.a.b}``: ``Ref("params", ("epochs",))``, ``Ref("steps", ("load", "outputs",
+    "frame"))``, ``Ref("item", ())``, ``Ref("env", ("HOME",), default="x")``."""
+
+    root: str
+    path: tuple[str, ...] = ()
+    default: str | None = None  # only for env: ${env.X:-default}
+    loc: Loc | None = field(default=None, compare=False)
+
+    @property
+    def dotted(self) -> str:
+        return ".".join((self.root, *self.path))
+
+    @property
+    def step(self) -> str | None:
+        return self.path[0] if self.root == "steps" and self.path else None
+
+    @property
+    def output(self) -> str | None:
+        return self.path[2] if self.root == "steps" and len(self.path) >= 3 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Format(Expr):
+    """A string with interpolations: ``"gs://b/${params.day}/x"`` -> parts ``("gs://b/",
+    Ref(...), "/x")``. Evaluates to a string (each part converted with ``str``, JSON for
+    lists/dicts, ``true``/``false``/``null`` for JSON scalars)."""
+
+    parts: tuple[str | Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ListOf(Expr):
+    """A list that holds at least one expression."""
+
+    items: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DictOf(Expr):
+    """A mapping that holds at least one expression (keys in written order)."""
+
+    items: tuple[tuple[str, Expr], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BinOp(Expr):
+    """``left op right``; op in ``== != < <= > >= and or in``."""
+
+    op: str
+    left: Expr
+    right: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Not(Expr):
+    operand: Expr
+
+
+def _collect_refs(e: Any, out: list[Ref]) -> None:
+    if isinstance(e, Ref):
+        out.append(e)
+    elif isinstance(e, Format):
+        for p in e.parts:
+            if isinstance(p, Expr):
+                _collect_refs(p, out)
+    elif isinstance(e, ListOf):
+        for i in e.items:
+            _collect_refs(i, out)
+    elif isinstance(e, DictOf):
+        for _, v in e.items:
+            _collect_refs(v, out)
+    elif isinstance(e, BinOp):
+        _collect_refs(e.left, out)
+        _collect_refs(e.right, out)
+    elif isinstance(e, Not):
+        _collect_refs(e.operand, out)
+
+
+def encode_expr(e: Expr) -> Any:
+    """Encode an expression as plan data (see docs/plan.md).
+
+    Scalars stay raw; every other node is a one-key dict whose key starts with ``$``:
+    ``{"$lit": [..]}``, ``{"$ref": ["params", "x"]}`` (+ ``{"$ref": [...], "default": "d"}``
+    for env), ``{"$fmt": ["a", {...}]}``, ``{"$list": [...]}``, ``{"$dict": {...}}``,
+    ``{"$op": ["and", l, r]}``, ``{"$op": ["not", x]}``.
+    """
+    if isinstance(e, Lit):
+        v = e.value
+        return v if v is None or isinstance(v, (str, int, float, bool)) else {"$lit": v}
+    if isinstance(e, Ref):
+        enc: dict[str, Any] = {"$ref": [e.root, *e.path]}
+        if e.default is not None:
+            enc["default"] = e.default
+        return enc
+    if isinstance(e, Format):
+        return {"$fmt": [p if isinstance(p, str) else encode_expr(p) for p in e.parts]}
+    if isinstance(e, ListOf):
+        return {"$list": [encode_expr(i) for i in e.items]}
+    if isinstance(e, DictOf):
+        return {"$dict": {k: encode_expr(v) for k, v in e.items}}
+    if isinstance(e, BinOp):
+        return {"$op": [e.op, encode_expr(e.left), encode_expr(e.right)]}
+    if isinstance(e, Not):
+        return {"$op": ["not", encode_expr(e.operand)]}
+    raise TypeError(f"not an expression: {e!r}")
+
+
+def encode_opt(e: Expr | None) -> Any:
+    return None if e is None else encode_expr(e)
+
+
+# --------------------------------------------------------------------------------------------
+# Pipeline parts
+# --------------------------------------------------------------------------------------------
+
+ParamType = Literal["str", "int", "float", "bool", "list", "dict"]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A typed pipeline parameter. ``default`` is the effective default after environment
+    overlay and compile-time ``--param`` overrides; ``has_default`` tells a null default from none.
+    """
+
+    name: str
+    type: ParamType
+    default: Any = None
+    has_default: bool = False
+    required: bool = False
+    description: str | None = None
+    enum: tuple[Any, ...] | None = None
+    min: float | None = None
+    max: float | None = None
+    loc: Loc | None = field(default=None, compare=False)
+
+    def to_data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"type": self.type, "required": self.required}
+        if self.has_default:
+            d["default"] = self.default
+        for k in ("description", "min", "max"):
+            if getattr(self, k) is not None:
+                d[k] = getattr(self, k)
+        if self.enum is not None:
+            d["enum"] = list(self.enum)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Resources:
+    """Requests/limits as Kubernetes quantities (strings), gpu as a count."""
+
+    cpu: str | None = None
+    memory: str | None = None
+    gpu: int | None = None
+    gpu_type: str | None = None  # accelerator name (e.g. NVIDIA_TESLA_T4), optional extension
+
+    def is_empty(self) -> bool:
+        return self.cpu is None and self.memory is None and self.gpu is None
+
+    def to_data(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in ("cpu", "memory", "gpu", "gpu_type") if getattr(self, k) is not None}
+
+
+@dataclass(frozen=True, slots=True)
+class SecretRef:
+    """Where a secret lives, per target. Never a value."""
+
+    name: str
+    env: str | None = None
+    k8s_name: str | None = None
+    k8s_key: str | None = None
+    airflow_variable: str | None = None
+    airflow_connection: str | None = None
+    vertex: str | None = None  # projects/p/secrets/s/versions/v
+    loc: Loc | None = field(default=None, compare=False)
+
+    def to_data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {}
+        if self.env:
+            d["env"] = self.env
+        if self.k8s_name:
+            d["k8s"] = {"name": self.k8s_name, "key": self.k8s_key}
+        if self.airflow_variable:
+            d["airflow"] = {"variable": self.airflow_variable}
+        elif self.airflow_connection:
+            d["airflow"] = {"connection": self.airflow_connection}
+        if self.vertex:
+            d["vertex"] = {"secret": self.vertex}
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """Exactly one of cron / every / at. ``start``/``end``/``at`` are ISO-8601 strings;
+    ``start``/``end`` are naive local times in ``timezone`` (``at`` carries its offset)."""
+
+    kind: Literal["cron", "every", "at"]
+    cron: str | None = None
+    every_seconds: float | None = None
+    at: str | None = None
+    timezone: str = "UTC"
+    start: str | None = None
+    end: str | None = None
+    catchup: bool = False
+    loc: Loc | None = field(default=None, compare=False)
+
+    def to_data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.kind, "timezone": self.timezone, "catchup": self.catchup}
+        for k in ("cron", "every_seconds", "at", "start", "end"):
+            if getattr(self, k) is not None:
+                d[k] = getattr(self, k)
+        return d
+
+
+StepKind = Literal["run", "command"]
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One node of the DAG, with every default cascaded in."""
+
+    name: str
+    kind: StepKind  # "run": python callable (or "integration:obj.method"); "command": argv
+    run: str | None = None
+    command: tuple[Expr, ...] | None = None
+    with_: tuple[tuple[str, Expr], ...] = ()
+    outputs: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()  # explicit ordering edges, as written
+    upstream: tuple[str, ...] = ()  # every direct dependency (data + ordering), sorted
+    foreach: Expr | None = None
+    when: Expr | None = None
+    retries: int = 0
+    retry_delay: float = 0.0  # seconds
+    timeout: float | None = None  # seconds
+    cache: bool = False
+    replicas: int = 1
+    image: str | None = None
+    env: tuple[tuple[str, Expr], ...] = ()
+    resources: Resources = Resources()
+    secrets: tuple[str, ...] = ()  # names of secrets this step references (sorted)
+    description: str | None = None
+    # streaming operators (pypz)
+    operator: bool = False
+    produces: tuple[str, ...] = ()
+    consumes: tuple[str, ...] = ()
+    loc: Loc | None = field(default=None, compare=False)
+
+    @property
+    def is_integration(self) -> bool:
+        return bool(self.run and self.run.startswith("integration:"))
+
+    def to_data(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"kind": self.kind}
+        if self.run is not None:
+            d["run"] = self.run
+        if self.command is not None:
+            d["command"] = [encode_expr(a) for a in self.command]
+        d["with"] = {k: encode_expr(v) for k, v in self.with_}
+        d["outputs"] = list(self.outputs)
+        d["upstream"] = list(self.upstream)
+        d["after"] = list(self.after)
+        d["foreach"] = encode_opt(self.foreach)
+        d["when"] = encode_opt(self.when)
+        d["retries"] = self.retries
+        d["retry_delay"] = self.retry_delay
+        d["timeout"] = self.timeout
+        d["cache"] = self.cache
+        d["replicas"] = self.replicas
+        d["image"] = self.image
+        d["env"] = {k: encode_expr(v) for k, v in self.env}
+        d["resources"] = self.resources.to_data()
+        d["secrets"] = list(self.secrets)
+        if self.operator:
+            d["operator"] = True
+            d["produces"] = list(self.produces)
+            d["consumes"] = list(self.consumes)
+        return d
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """``src -> dst``. kind "data" carries ``output`` (the src output read by dst); "order" comes
+    from ``after:``; "when" from a reference in dst's ``when`` only."""
+
+    src: str
+    dst: str
+    kind: Literal["data", "order", "when"]
+    output: str | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Stacks, components, plugins (flowyml / ExperimentHub)
+# --------------------------------------------------------------------------------------------
+
+ComponentKind = str  # "orchestrator" | "artifact_store" | "metadata_store" | "container_registry" | custom
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentConfig:
+    """One stack component as configured: its kind (the stack key), registered type and settings
+    (``${env.X}`` already interpolated; JSON-able values, keys in written order)."""
+
+    kind: ComponentKind
+    type: str
+    settings: tuple[tuple[str, Any], ...] = ()
+    loc: Loc | None = field(default=None, compare=False)
+
+    def setting(self, key: str, default: Any = None) -> Any:
+        for k, v in self.settings:
+            if k == key:
+                return v
+        return default
+
+    def to_data(self) -> dict[str, Any]:
+        return {"type": self.type, **dict(self.settings)}
+
+
+@dataclass(frozen=True, slots=True)
+class Stack:
+    """The active stack (chosen by ``--stack`` or the environment); None in IR means no stack."""
+
+    name: str
+    components: tuple[ComponentConfig, ...] = ()
+    loc: Loc | None = field(default=None, compare=False)
+
+    def component(self, kind: str) -> ComponentConfig | None:
+        for c in self.components:
+            if c.kind == kind:
+                return c
+        return None
+
+    @property
+    def orchestrator(self) -> ComponentConfig | None:
+        return self.component("orchestrator")
+
+    @property
+    def artifact_store(self) -> ComponentConfig | None:
+        return self.component("artifact_store")
+
+    @property
+    def metadata_store(self) -> ComponentConfig | None:
+        return self.component("metadata_store")
+
+    @property
+    def container_registry(self) -> ComponentConfig | None:
+        return self.component("container_registry")
+
+    def to_data(self) -> dict[str, Any]:
+        return {"name": self.name, "components": {c.kind: c.to_data() for c in self.components}}
+
+
+@dataclass(frozen=True, slots=True)
+class CustomComponent:
+    """An extra stack component type declared in ``components:`` (``module:Class`` or
+    ``path/to/file.py:Class``; file paths are relative to the flow file)."""
+
+    name: str
+    kind: str
+    class_ref: str
+    loc: Loc | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Plugin:
+    """An ExperimentHub-style plugin (``plugins:``); ``name`` is its key (mlops, datastream, ...)."""
+
+    name: str
+    type: str
+    enabled: bool = True
+    config: tuple[tuple[str, Any], ...] = ()
+    loc: Loc | None = field(default=None, compare=False)
+
+    def to_data(self) -> dict[str, Any]:
+        return {"type": self.type, "enabled": self.enabled, "config": dict(self.config)}
+
+
+# --------------------------------------------------------------------------------------------
+# Integration framework (lolpop)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class FrameworkNode:
+    """A node of the layer tree in ``integration_framework`` (layer names may repeat at
+    different depths, e.g. ``component`` under ``runner`` and under ``pipeline``)."""
+
+    layer: str
+    children: tuple[FrameworkNode, ...] = ()
+
+    def to_data(self) -> dict[str, Any]:
+        return {"layer": self.layer, "children": [c.to_data() for c in self.children]}
+
+
+@dataclass(frozen=True, slots=True)
+class Integration:
+    """One object of a layer: attribute ``key``, class reference (``module:Class`` or a bare
+    name looked up along the search paths), and its own config."""
+
+    key: str
+    class_ref: str
+    config: tuple[tuple[str, Any], ...] = ()
+    loc: Loc | None = field(default=None, compare=False)
+
+    def to_data(self) -> dict[str, Any]:
+        return {"key": self.key, "class": self.class_ref, "config": dict(self.config)}
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """A layer section (e.g. ``pipeline:``) with its integrations and layer-level options."""
+
+    name: str
+    integrations: tuple[Integration, ...] = ()
+    config: tuple[tuple[str, Any], ...] = ()
+    pass_integration_to_siblings: bool = True
+    update_peer_integrations: bool | None = None  # None: default (True only for leaf layers)
+    search_paths: tuple[str, ...] = ()
+    loc: Loc | None = field(default=None, compare=False)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "integrations": [i.to_data() for i in self.integrations],
+            "config": dict(self.config),
+            "pass_integration_to_siblings": self.pass_integration_to_siblings,
+            "update_peer_integrations": self.update_peer_integrations,
+            "search_paths": list(self.search_paths),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationFramework:
+    root: FrameworkNode
+    layers: tuple[Layer, ...] = ()
+    config: tuple[tuple[str, Any], ...] = ()  # global ``config:``
+    search_paths: tuple[str, ...] = ()
+    explicit: bool = True  # False when the default framework was implied
+    loc: Loc | None = field(default=None, compare=False)
+
+    def layer(self, name: str) -> Layer | None:
+        for layer in self.layers:
+            if layer.name == name:
+                return layer
+        return None
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "root": self.root.to_data(),
+            "layers": {layer.name: layer.to_data() for layer in self.layers},
+            "config": dict(self.config),
+            "search_paths": list(self.search_paths),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# Streaming channels (pypz)
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Channel:
+    name: str
+    schema: Any  # Avro schema as JSON data
+    transport: Literal["local", "kafka"] = "local"
+    location: Expr | None = None
+    producers: tuple[str, ...] = ()  # step names, sorted
+    consumers: tuple[str, ...] = ()
+    loc: Loc | None = field(default=None, compare=False)
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "schema": self.schema,
+            "transport": self.transport,
+            "location": encode_opt(self.location),
+            "producers": list(self.producers),
+            "consumers": list(self.consumers),
+        }
+
+
+# --------------------------------------------------------------------------------------------
+# The pipeline
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where the flow came from: a path relative to its repository (or its file name when it is
+    outside one) and the sha256 of its bytes. Never an absolute path."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    name: str
+    source: Source
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    owner: str | None = None
+    params: tuple[Param, ...] = ()
+    steps: tuple[Step, ...] = ()  # topological order; ties broken by written order
+    edges: tuple[Edge, ...] = ()  # sorted by (dst, src, kind, output)
+    schedule: Schedule | None = None
+    secrets: tuple[SecretRef, ...] = ()
+    environment: str | None = None
+    stack: Stack | None = None
+    components: tuple[CustomComponent, ...] = ()
+    plugins: tuple[Plugin, ...] = ()
+    integrations: IntegrationFramework | None = None
+    channels: tuple[Channel, ...] = ()
+    functions: tuple[str, ...] = ()  # modules steps were generated from (FlowerPower)
+    final: tuple[str, ...] = ()
+    dsl_version: int = 1
+    loc: Loc | None = field(default=None, compare=False)
+
+    def step(self, name: str) -> Step:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def param(self, name: str) -> Param:
+        for p in self.params:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def secret(self, name: str) -> SecretRef:
+        for s in self.secrets:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def channel(self, name: str) -> Channel:
+        for c in self.channels:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+    def downstream(self, name: str) -> tuple[str, ...]:
+        return tuple(s.name for s in self.steps if name in s.upstream)
+
+    def to_data(self) -> dict[str, Any]:
+        """The plan: JSON-able, deterministic, what generated code embeds for flowc.runtime."""
+        return {
+            "plan_version": PLAN_VERSION,
+            "name": self.name,
+            "description": self.description,
+            "tags": list(self.tags),
+            "owner": self.owner,
+            "source": {"path": self.source.path, "sha256": self.source.sha256},
+            "environment": self.environment,
+            "params": {p.name: p.to_data() for p in self.params},
+            "secrets": {s.name: s.to_data() for s in self.secrets},
+            "steps": {s.name: s.to_data() for s in self.steps},
+            "order": [s.name for s in self.steps],
+            "schedule": self.schedule.to_data() if self.schedule else None,
+            "stack": self.stack.to_data() if self.stack else None,
+            "plugins": {p.name: p.to_data() for p in self.plugins},
+            "integrations": self.integrations.to_data() if self.integrations else None,
+            "channels": {c.name: c.to_data() for c in self.channels},
+        }

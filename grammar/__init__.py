@@ -1,0 +1,1 @@
+"""flowc.grammar: the lark grammars (``expr.lark``), shipped as package data."""

@@ -1,0 +1,6 @@
+"""flowc.runtime: what generated code imports. The core is stdlib only and small.
+
+It executes a *plan* (the JSON-able data of ``Pipeline.to_data()``, see docs/plan.md) and never
+imports ``flowc.compiler``. Optional parts (Kubernetes driver, Kafka channels, plugins) import
+their libraries lazily.
+"""

@@ -1,0 +1,1 @@
+"""flowc.targets: one module per orchestrator; each is a pure function IR -> {relpath: text}."""
