@@ -1,0 +1,163 @@
+"""``flowc compile``: flows -> target files, written atomically, or checked (``--check``).
+
+- ``flowc compile FLOW... --target T [-o DIR]``: each flow's files go straight into DIR (two flows
+  producing the same path is an error). Without ``-o``: the stack's Airflow ``dag_folder`` for
+  the airflow target, else ``build/flowc/<target>``.
+- ``flowc compile FLOW... --all -o DIR``: every target for every flow under
+  ``DIR/<flow name>/<target>/``, plus ``DIR/manifest.json`` (target, path, sha256 of each file).
+- ``--check``: compile in memory, write nothing; exit 1 with a unified diff per stale or missing
+  file and the names of files this flow no longer produces.
+- With neither ``--target`` nor ``--all``, the active stack's orchestrator picks the target.
+
+A flow that fails is reported with its location and the others still compile (exit 1 at the end).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from flowc.compiler.cli import user_errors
+from flowc.compiler.commands.common import flow_options, load_ir
+from flowc.compiler.errors import FlowcError
+
+# Orchestrator component type -> flowc target (built-in orchestrators; see docs/stacks.md).
+ORCHESTRATOR_TARGETS = {
+    "local": "local",
+    "airflow": "airflow",
+    "kubeflow": "kfp",
+    "kfp": "kfp",
+    "vertex": "vertex",
+    "kubernetes": "k8s",
+    "k8s": "k8s",
+}
+
+
+def target_from_stack(ir) -> str | None:  # noqa: ANN001 - Pipeline, imported lazily
+    """The target named by the active stack's orchestrator, if any."""
+    orch = ir.stack.orchestrator if ir.stack else None
+    if orch is None:
+        return None
+    try:  # registered orchestrator components may name their own target
+        from flowc.runtime.stack import target_for  # type: ignore[attr-defined]
+
+        name = target_for(orch)
+        if name:
+            return name
+    except (ImportError, AttributeError, KeyError, ValueError):
+        pass
+    return ORCHESTRATOR_TARGETS.get(orch.type)
+
+
+def default_output_dir(ir, target: str) -> Path:  # noqa: ANN001
+    orch = ir.stack.orchestrator if ir.stack else None
+    if target == "airflow" and orch is not None and orch.setting("dag_folder"):
+        folder = str(orch.setting("dag_folder"))
+        if ".." in Path(folder).parts:
+            raise FlowcError.at(
+                orch.loc, f"dag_folder '{folder}' must not leave the project with '..'"
+            )
+        return Path(folder)
+    return Path("build") / "flowc" / target
+
+
+@click.command("compile")
+@click.argument("flows", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("-t", "--target", help="Target: airflow, kfp, vertex, k8s, local (see `flowc targets`).")
+@click.option("--all", "all_targets", is_flag=True, help="Every target, under DIR/<flow>/<target>/.")
+@click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False), help="Output directory.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if DIR is stale.")
+@flow_options
+@user_errors
+def compile_cmd(
+    flows: tuple[str, ...],
+    target: str | None,
+    all_targets: bool,
+    output_dir: str | None,
+    check: bool,
+    **flow_kw: object,
+) -> None:
+    """Compile FLOW... to a target's files."""
+    from flowc.compiler import registry
+
+    known = registry.target_names()
+    if target and all_targets:
+        raise click.UsageError("use either --target or --all, not both")
+    if target and target not in known:
+        raise click.BadParameter(f"unknown target '{target}' (known: {', '.join(known)})", param_hint="--target")
+    if all_targets and not output_dir:
+        raise click.UsageError("--all needs -o DIR")
+
+    failed = False
+    stale = False
+    produced: dict[Path, dict[str, str]] = {}  # output dir -> {rel: text}
+    owners: dict[tuple[Path, str], str] = {}  # (dir, rel) -> flow
+    sources: dict[Path, list[str]] = {}
+    manifest_entries: list[dict[str, str]] = []
+
+    for flow in flows:
+        try:
+            ir = load_ir(flow, **flow_kw)
+            if all_targets:
+                targets = known
+            else:
+                chosen = target or target_from_stack(ir)
+                if chosen is None:
+                    raise click.UsageError("no --target given and the flow's stack names no orchestrator")
+                if chosen not in known:
+                    raise FlowcError.at(ir.stack.loc if ir.stack else None, f"the stack's orchestrator asks for target '{chosen}', which is not installed")
+                targets = [chosen]
+            per_flow: list[tuple[Path, str, dict[str, str]]] = []
+            for t in targets:
+                files = registry.load_target(t).emit(ir)
+                if all_targets:
+                    base = Path(output_dir)  # type: ignore[arg-type]
+                    prefix = f"{ir.name}/{t}/"
+                    files = {prefix + rel: text for rel, text in files.items()}
+                    for rel, text in files.items():
+                        from flowc.compiler.output import sha256_text
+
+                        manifest_entries.append({"flow": ir.name, "target": t, "path": rel, "sha256": sha256_text(text)})
+                else:
+                    base = Path(output_dir) if output_dir else default_output_dir(ir, t)
+                per_flow.append((base, t, files))
+            for base, _t, files in per_flow:
+                bucket = produced.setdefault(base, {})
+                for rel, text in files.items():
+                    other = owners.get((base, rel))
+                    if other is not None and other != flow:
+                        raise FlowcError.at(None, f"{flow}: '{rel}' is also produced by {other}", "compile them to separate -o directories, or use --all")
+                    owners[(base, rel)] = flow
+                    bucket[rel] = text
+                sources.setdefault(base, []).append(ir.source.path)
+        except FlowcError as e:
+            click.echo(e.render(), err=True)
+            failed = True
+
+    if all_targets and output_dir:
+        from flowc.compiler.output import manifest
+
+        produced.setdefault(Path(output_dir), {})["manifest.json"] = manifest(manifest_entries)
+
+    from flowc.compiler.output import check_outputs, write_outputs
+
+    for base, files in produced.items():
+        if check:
+            result = check_outputs(base, files)
+            extra: list[str] = []
+            for src in sources.get(base, []):
+                extra += [x for x in check_outputs(base, files, src).extra if x not in extra]
+            if result.diffs or extra:
+                stale = True
+                sys.stdout.write(result.render(base))
+                for rel in extra:
+                    sys.stdout.write(f"{base / rel}: no longer produced by flowc (delete it)\n")
+        else:  # flows that failed contributed nothing; the others are written
+            write_outputs(base, files)
+    if failed:
+        sys.exit(1)
+    if stale:
+        click.echo("flowc: outputs are stale; run the same command without --check to update them", err=True)
+        sys.exit(1)
