@@ -441,15 +441,24 @@ class FrameworkNode:
 @dataclass(frozen=True, slots=True)
 class Integration:
     """One object of a layer: attribute ``key``, class reference (``module:Class`` or a bare
-    name looked up along the search paths), and its own config."""
+    name looked up along the search paths), and its own config.
+
+    ``layers`` are this integration's own sections for the layers below it in the framework
+    (lolpop's per-integration config: ``pipeline: {train: {class: X, component: {...}}}`` gives
+    the ``train`` pipeline its own components); the root's children use the top-level sections.
+    """
 
     key: str
     class_ref: str
     config: tuple[tuple[str, Any], ...] = ()
     loc: Loc | None = field(default=None, compare=False)
+    layers: tuple[Layer, ...] = ()
 
     def to_data(self) -> dict[str, Any]:
-        return {"key": self.key, "class": self.class_ref, "config": dict(self.config)}
+        d: dict[str, Any] = {"key": self.key, "class": self.class_ref, "config": dict(self.config)}
+        if self.layers:
+            d["layers"] = {layer.name: layer.to_data() for layer in self.layers}
+        return d
 
 
 @dataclass(frozen=True, slots=True)
