@@ -1,0 +1,48 @@
+"""The ``ctx`` object a step function receives when it declares a ``ctx`` parameter.
+
+It carries the run identity (run id, logical date, flow name), the step name, the resolved
+pipeline params, a logger writing to the step's log, the values of the run services (plugins,
+integration tree), where the step may write files of its own, and its replica/foreach position.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Context:
+    """What a running step can see. Read-only by convention."""
+
+    run_id: str
+    step: str
+    flow: str
+    params: dict[str, Any]
+    run_date: str | None = None
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("flowc.step"))
+    plugins: Any = None
+    integrations: Any = None
+    artifact_dir: Path | None = None  # a local folder this step instance may write files into
+    log_path: Path | None = None
+    replica: int | None = None  # 0..replicas-1 when the step has replicas, else None
+    replicas: int = 1
+    item: Any = None  # the foreach element (None outside foreach)
+    index: int | None = None  # the foreach position
+    attempt: int = 1
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def artifact_path(self, name: str) -> Path:
+        """A path inside this step's artifact folder (the folder is created)."""
+        base = self.artifact_dir or Path(".flowc") / "runs" / self.run_id / self.step
+        base.mkdir(parents=True, exist_ok=True)
+        return base / name
+
+    def __getattr__(self, name: str) -> Any:
+        # ctx_extra keys are reachable as attributes too (e.g. Airflow's ``ctx.ti``).
+        extra = self.__dict__.get("extra") or {}
+        if name in extra:
+            return extra[name]
+        raise AttributeError(name)

@@ -1,0 +1,174 @@
+"""Artifact stores: where step outputs live between steps and across runs (and the step cache).
+
+:class:`ArtifactStore` is the small interface (``put``/``get``/``exists`` by run, step, output)
+every store implements; :class:`LocalArtifactStore` keeps values under
+``<root>/runs/<run_id>/<step>/<output>.json`` (JSON when the value round-trips through JSON) or
+``.pkl`` (pickle otherwise): the file suffix records the format. Writes are atomic (temporary file
++ rename), so a killed run never leaves a half-written output. Other store types (``gcs``...) are
+looked up by the stack component ``type`` in :data:`ARTIFACT_STORES` (``"module:Class"``, imported
+lazily; the class is built as ``Class(settings, root)``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import pickle
+import re
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+ARTIFACT_STORES: dict[str, str] = {
+    "local": "flowc.runtime.store:LocalArtifactStore",
+}
+"""Stack ``artifact_store.type`` -> ``"module:Class"``; ``Class(settings: dict, root: Path)``."""
+
+_SAFE = re.compile(r"^[A-Za-z0-9_.\-]+$")
+
+
+class StoreError(Exception):
+    """An artifact is missing, unreadable, or a name would escape the store."""
+
+
+def encode(value: Any) -> tuple[str, bytes]:
+    """``("json", bytes)`` when ``value`` survives a JSON round trip unchanged, else
+    ``("pickle", bytes)``."""
+    try:
+        text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+        if json.loads(text) == value:
+            return "json", text.encode("utf-8")
+    except (TypeError, ValueError, RecursionError):
+        pass
+    return "pickle", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def decode(fmt: str, data: bytes) -> Any:
+    if fmt == "json":
+        return json.loads(data.decode("utf-8"))
+    if fmt == "pickle":
+        return pickle.loads(data)  # noqa: S301 - our own artifacts
+    raise StoreError(f"unknown artifact format {fmt!r}")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def safe_name(name: str) -> str:
+    """Refuse names that could escape a folder (``..``, separators)."""
+    if not _SAFE.match(name) or name in (".", ".."):
+        raise StoreError(f"unsafe artifact name {name!r}")
+    return name
+
+
+class ArtifactStore:
+    """The interface. Implementations must make ``put`` atomic (a reader never sees half a
+    value) and return a URI describing where the value went."""
+
+    def put(self, run_id: str, step: str, output: str, value: Any) -> str:
+        raise NotImplementedError
+
+    def get(self, run_id: str, step: str, output: str) -> Any:
+        raise NotImplementedError
+
+    def exists(self, run_id: str, step: str, output: str) -> bool:
+        raise NotImplementedError
+
+    def step_dir(self, run_id: str, step: str) -> Path | None:
+        """A local folder for the step's own files, when the store has one (else None)."""
+        return None
+
+
+class LocalArtifactStore(ArtifactStore):
+    """Files under ``<root>/runs/<run_id>/<step>/``."""
+
+    def __init__(self, settings: Mapping[str, Any] | None = None, root: str | Path = ".flowc"):
+        path = (settings or {}).get("path")
+        self.root = Path(path if path else root).absolute()
+
+    def step_dir(self, run_id: str, step: str) -> Path:
+        return self.root / "runs" / safe_name(run_id) / safe_name(step)
+
+    def _path(self, run_id: str, step: str, output: str, fmt: str) -> Path:
+        suffix = ".json" if fmt == "json" else ".pkl"
+        return self.step_dir(run_id, step) / (safe_name(output) + suffix)
+
+    def put(self, run_id: str, step: str, output: str, value: Any) -> str:
+        fmt, data = encode(value)
+        path = self._path(run_id, step, output, fmt)
+        atomic_write(path, data)
+        other = self._path(run_id, step, output, "pickle" if fmt == "json" else "json")
+        if other.exists():  # a re-run changed the format
+            other.unlink()
+        return path.as_uri()
+
+    def get(self, run_id: str, step: str, output: str) -> Any:
+        for fmt in ("json", "pickle"):
+            path = self._path(run_id, step, output, fmt)
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            return decode(fmt, data)
+        raise StoreError(f"no artifact for {run_id}/{step}/{output} under {self.root}")
+
+    def exists(self, run_id: str, step: str, output: str) -> bool:
+        return any(self._path(run_id, step, output, f).exists() for f in ("json", "pickle"))
+
+
+class Cache:
+    """The step cache: ``<root>/cache/<key[:2]>/<key>.{json,pkl}`` holding ``{output: value}``.
+    Persisted across runs in the project folder."""
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).absolute() / "cache"
+
+    def _path(self, key: str, fmt: str) -> Path:
+        return self.root / key[:2] / (safe_name(key) + (".json" if fmt == "json" else ".pkl"))
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        for fmt in ("json", "pickle"):
+            try:
+                data = self._path(key, fmt).read_bytes()
+            except FileNotFoundError:
+                continue
+            try:
+                value = decode(fmt, data)
+            except Exception:  # a corrupt entry is a miss
+                return None
+            return value if isinstance(value, dict) else None
+        return None
+
+    def put(self, key: str, outputs: Mapping[str, Any]) -> None:
+        fmt, data = encode(dict(outputs))
+        atomic_write(self._path(key, fmt), data)
+
+
+def open_artifact_store(
+    settings: Mapping[str, Any] | None, root: str | Path = ".flowc"
+) -> ArtifactStore:
+    """Build the store named by a stack ``artifact_store`` component (``None``: local)."""
+    kind = (settings or {}).get("type", "local")
+    target = ARTIFACT_STORES.get(kind)
+    if target is None:
+        raise StoreError(
+            f"unknown artifact store type {kind!r} (known: {', '.join(sorted(ARTIFACT_STORES))})"
+        )
+    module, _, attr = target.partition(":")
+    cls = getattr(importlib.import_module(module), attr)
+    return cls(dict(settings or {}), Path(root))
