@@ -41,6 +41,7 @@ __all__ = [
     "for_run",
     "load_class",
     "resolve_callable",
+    "service",
 ]
 
 _MISSING = object()
@@ -336,21 +337,65 @@ def build(fw: Mapping[str, Any] | None) -> IntegrationTree | None:
 # --------------------------------------------------------------------------------------------
 
 _CACHE: dict[tuple[str, str], IntegrationTree | None] = {}
+_USERS: dict[tuple[str, str], int] = {}
 _LOCK = threading.Lock()
 
 
+def _cache_key(fw: Any, run_id: str | None) -> tuple[str, str]:
+    return (str(run_id), json.dumps(fw, sort_keys=True, default=str))
+
+
 def for_run(plan: Mapping[str, Any], run_id: str | None = None) -> IntegrationTree | None:
-    """The tree for this plan and run, built on first use in this process and reused after."""
+    """The tree for this plan and run, built on first use in this process and reused after
+    (while a :func:`service` holds it, or, without one, among the 16 most recent runs)."""
     fw = plan.get("integrations")
     if not fw:
         return None
-    key = (str(run_id), json.dumps(fw, sort_keys=True, default=str))
+    key = _cache_key(fw, run_id)
     with _LOCK:
         if key not in _CACHE:
-            if len(_CACHE) > 16:  # a long-lived worker: keep only recent runs
-                _CACHE.pop(next(iter(_CACHE)))
+            unused = [k for k in _CACHE if not _USERS.get(k)]
+            if len(unused) >= 16:  # a long-lived worker: keep only recent runs
+                _CACHE.pop(unused[0])
             _CACHE[key] = build(fw)
         return _CACHE[key]
+
+
+class _Service:
+    """The run service behind ``ctx.integrations`` (see flowc.runtime.services)."""
+
+    def __init__(self, plan: Mapping[str, Any]) -> None:
+        self.key: tuple[str, str] | None = None
+        self.fw = plan.get("integrations")
+
+    def start(self, plan: Mapping[str, Any], run: Any) -> IntegrationTree | None:
+        run_id = getattr(run, "run_id", None)
+        self.key = _cache_key(self.fw, run_id)
+        with _LOCK:
+            _USERS[self.key] = _USERS.get(self.key, 0) + 1
+        try:
+            return for_run(plan, run_id)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        if self.key is None:
+            return
+        with _LOCK:
+            n = _USERS.get(self.key, 0) - 1
+            if n <= 0:
+                _USERS.pop(self.key, None)
+                _CACHE.pop(self.key, None)
+            else:
+                _USERS[self.key] = n
+        self.key = None
+
+
+def service(plan: Mapping[str, Any]) -> _Service | None:
+    """Run-service factory (``flowc.runtime.services.SERVICES["integrations"]``): None when
+    the plan declares no integration framework."""
+    return _Service(plan) if plan.get("integrations") else None
 
 
 def resolve_callable(ctx: Any, ref: str) -> Callable[..., Any]:

@@ -334,3 +334,22 @@ def test_layer_search_paths_come_before_global_ones() -> None:
         ("b.widget", "MyWidget"),
         ("b", "MyWidget"),
     ]
+
+
+def test_run_service_exposes_one_tree_per_run() -> None:
+    from flowc.runtime import services
+
+    plan = {
+        "name": "svc",
+        "integrations": plan_fw({"pipeline": PIPELINES, "component": COMPONENTS}),
+    }
+    assert rt.service({"integrations": None}) is None
+    run = services.RunInfo(run_id="svc-1", flow="svc", params={})
+    with services.running(plan, run) as outer:
+        tree = outer["integrations"]
+        assert isinstance(tree, rt.IntegrationTree)
+        with services.running(plan, run) as inner:  # e.g. a step attempt in the same process
+            assert inner["integrations"] is tree
+        assert rt.for_run(plan, "svc-1") is tree  # still held by the outer run
+    with services.running(plan, run) as again:
+        assert again["integrations"] is not tree  # released after the run, rebuilt fresh
