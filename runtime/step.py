@@ -403,9 +403,14 @@ def execute(
     )
     if ref.startswith("integration:"):
         ctx = ctx_factory()
-        from flowc.runtime.integrations import resolve_callable  # lazy: optional part
+        from flowc.runtime import integrations  # lazy: optional part
 
-        fn = resolve_callable(ctx, ref)
+        if ctx.integrations is None and plan.get("integrations"):
+            ctx.integrations = integrations.for_run(plan, run_id)
+        try:
+            fn = integrations.resolve_callable(ctx, ref)
+        except Exception as e:
+            raise StepError(step, f"cannot resolve '{ref}': {e}") from None
         try:
             wants_ctx = "ctx" in inspect.signature(fn).parameters
         except (TypeError, ValueError):
