@@ -1,0 +1,140 @@
+"""The passes: validated model -> IR parts, run in a fixed, documented order.
+
+Every module in this package that defines ``ORDER: int`` and ``run(ctx: PassContext) -> None`` is
+a pass; they run sorted by ``(ORDER, module name)``. To add a pass, drop a module here with its
+ORDER (and list it in docs/passes.md); no existing file needs editing. A pass reads and updates
+the :class:`PassContext`; problems go to ``ctx.errors`` (report all you can, skip what is broken).
+A pass with ``NEEDS_CLEAN = True`` is skipped when earlier passes reported errors.
+
+Order (slots left free for other passes):
+
+====  =====================  ==========================================================
+10    environment            ``-e`` overlay: env params, merged defaults, stack choice
+15    secrets                ``secrets:`` -> SecretRef
+20    params                 params + env/CLI values coerced + checks
+25    schedule               cron / every / at, timezone, start/end
+30    steps                  steps with ``defaults`` cascaded, expressions parsed
+35    (functions)            function-module steps (FlowerPower/Hamilton)  [engineer G]
+40    channels               channels, producers/consumers
+50    stack                  active stack, custom components, plugins (``${env.X}`` resolved)
+55    integrations           integration framework tree and layers
+58    envrefs                ``${env.X}`` in steps/channels resolved at compile time
+70    refs                   references -> edges, upstream, step secrets, scoping, foreach type
+80    graph                  cycle detection (prints the path), topological order
+====  =====================  ==========================================================
+
+Then :func:`build` assembles the frozen :class:`~flowc.compiler.ir.Pipeline`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from functools import cache
+from types import ModuleType
+from typing import Any
+
+from flowc.compiler import ir
+from flowc.compiler.errors import Collector, Loc
+from flowc.compiler.loader import Doc
+from flowc.compiler.schema import DefaultsModel, EnvironmentModel, FlowModel, StepModel
+
+
+@dataclass
+class PassContext:
+    """Everything passes share: inputs (doc, model, options) and the IR parts being built."""
+
+    doc: Doc
+    model: FlowModel
+    source: ir.Source
+    environment: str | None = None
+    cli_params: Mapping[str, str] = field(default_factory=dict)
+    stack_name: str | None = None  # --stack
+    environ: Mapping[str, str] = field(default_factory=dict)
+    errors: Collector = field(default_factory=Collector)
+    # set by passes
+    env_model: EnvironmentModel | None = None
+    defaults: DefaultsModel = field(default_factory=DefaultsModel)
+    params: dict[str, ir.Param] = field(default_factory=dict)
+    secrets: dict[str, ir.SecretRef] = field(default_factory=dict)
+    schedule: ir.Schedule | None = None
+    steps: dict[str, ir.Step] = field(default_factory=dict)  # written order until `graph`
+    step_paths: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # name -> doc path
+    function_steps: dict[str, StepModel] = field(default_factory=dict)  # steps with only `with:`
+    edges: list[ir.Edge] = field(default_factory=list)
+    stack: ir.Stack | None = None
+    components: list[ir.CustomComponent] = field(default_factory=list)
+    plugins: list[ir.Plugin] = field(default_factory=list)
+    integrations: ir.IntegrationFramework | None = None
+    channels: dict[str, ir.Channel] = field(default_factory=dict)
+    functions: tuple[str, ...] = ()
+    final: tuple[str, ...] = ()
+    extra: dict[str, Any] = field(default_factory=dict)  # scratch space for other passes
+
+    @property
+    def file(self) -> str:
+        return self.doc.file
+
+    def loc(self, *path: Any) -> Loc:
+        return self.doc.loc(path)
+
+    def key_loc(self, *path: Any) -> Loc:
+        return self.doc.key_loc(path)
+
+    def locate(self, path: tuple[Any, ...]) -> Any:
+        """A ``locate(offset)`` function for the string at ``path`` (for expr parsing)."""
+        doc = self.doc
+        return lambda i: doc.offset_loc(path, i)
+
+
+@cache
+def pass_modules() -> tuple[ModuleType, ...]:
+    """Every pass module of this package, in run order."""
+    mods = []
+    for info in pkgutil.iter_modules(__path__):
+        if info.name.startswith("_"):
+            continue
+        mod = importlib.import_module(f"{__name__}.{info.name}")
+        if hasattr(mod, "ORDER") and hasattr(mod, "run"):
+            mods.append(mod)
+    return tuple(sorted(mods, key=lambda m: (m.ORDER, m.__name__)))
+
+
+def run_passes(ctx: PassContext) -> None:
+    """Run every pass; raise FlowcError with all diagnostics at the end (or when a pass that
+    needs a clean context comes after errors)."""
+    for mod in pass_modules():
+        if getattr(mod, "NEEDS_CLEAN", False) and ctx.errors.diagnostics:
+            break
+        mod.run(ctx)
+    ctx.errors.raise_if_any()
+
+
+def build(ctx: PassContext) -> ir.Pipeline:
+    """Assemble the frozen Pipeline from the context."""
+    m = ctx.model
+    edges = sorted(set(ctx.edges), key=lambda e: (e.dst, e.src, e.kind, e.output or ""))
+    return ir.Pipeline(
+        name=m.name,
+        source=ctx.source,
+        description=m.description,
+        tags=tuple(m.tags),
+        owner=m.owner,
+        params=tuple(ctx.params.values()),
+        steps=tuple(ctx.steps.values()),
+        edges=tuple(edges),
+        schedule=ctx.schedule,
+        secrets=tuple(ctx.secrets.values()),
+        environment=ctx.environment,
+        stack=ctx.stack,
+        components=tuple(ctx.components),
+        plugins=tuple(ctx.plugins),
+        integrations=ctx.integrations,
+        channels=tuple(ctx.channels.values()),
+        functions=ctx.functions or tuple(m.functions),
+        final=ctx.final or tuple(m.final),
+        dsl_version=m.flowc,
+        loc=Loc(ctx.file, 1, 1),
+    )

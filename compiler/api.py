@@ -1,0 +1,159 @@
+"""The front-end API: ``compile_flow(path) -> Pipeline`` (load YAML, validate the models, run the
+passes, build the IR) and ``emit(ir, target) -> {relpath: text}``."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from flowc.compiler.errors import FlowcError
+from flowc.compiler.ir import Pipeline, Source
+
+
+def compile_flow(
+    path: str | os.PathLike[str],
+    *,
+    environment: str | None = None,
+    params: Mapping[str, str] | Sequence[str] | None = None,
+    sets: Mapping[str, str] | Sequence[str] | None = None,
+    stack: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Pipeline:
+    """Compile the flow file at ``path`` to the IR (raises FlowcError with located messages).
+
+    ``params``: ``{name: text}`` or ``["k=v", ...]`` (``--param``; text coerced to the declared
+    type). ``sets``: likewise for ``--set dotted.path=value`` (value read as a YAML scalar).
+    """
+    p = str(path)
+    try:
+        raw = Path(p).read_bytes()
+    except OSError as e:
+        raise FlowcError.at(None, f"cannot read {p}: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        from flowc.compiler.errors import Loc
+
+        raise FlowcError.at(
+            Loc(p, 1, 1), f"not UTF-8 text ({e.reason} at byte {e.start})"
+        ) from None
+    source = Source(_source_path(p), hashlib.sha256(raw).hexdigest())
+    return _compile_text(text, p, source, environment, params, sets, stack, environ)
+
+
+def load_text(
+    text: str,
+    filename: str = "flow.yaml",
+    *,
+    environment: str | None = None,
+    params: Mapping[str, str] | Sequence[str] | None = None,
+    sets: Mapping[str, str] | Sequence[str] | None = None,
+    stack: str | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Pipeline:
+    """Like :func:`compile_flow` for a flow given as text (tests, fuzzing)."""
+    source = Source(os.path.basename(filename), hashlib.sha256(text.encode("utf-8")).hexdigest())
+    return _compile_text(text, filename, source, environment, params, sets, stack, environ)
+
+
+def _pairs(items: Mapping[str, str] | Sequence[str] | None, opt: str) -> dict[str, str]:
+    if items is None:
+        return {}
+    if isinstance(items, Mapping):
+        return {str(k): str(v) for k, v in items.items()}
+    out: dict[str, str] = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        if not sep or not k:
+            raise FlowcError.at(None, f"malformed {opt} {it!r}", f"write {opt} key=value")
+        out[k.strip()] = v
+    return out
+
+
+def _compile_text(
+    text: str,
+    file: str,
+    source: Source,
+    environment: str | None,
+    params: Any,
+    sets: Any,
+    stack: str | None,
+    environ: Mapping[str, str] | None,
+) -> Pipeline:
+    from flowc.compiler import loader, schema
+    from flowc.compiler.passes import PassContext, build, run_passes
+
+    doc = loader.load_text(text, file)
+    set_pairs = _pairs(sets, "--set")
+    if set_pairs:
+        apply_sets(doc, set_pairs)
+    model = schema.validate(doc)
+    ctx = PassContext(
+        doc=doc,
+        model=model,
+        source=source,
+        environment=environment,
+        cli_params=_pairs(params, "--param"),
+        stack_name=stack,
+        environ=dict(os.environ if environ is None else environ),
+    )
+    run_passes(ctx)
+    return build(ctx)
+
+
+def apply_sets(doc: Any, sets: Mapping[str, str]) -> None:
+    """Apply ``--set a.b.c=value`` to the loaded data (value parsed as one YAML scalar/flow
+    value; locations of set values point at the parent key)."""
+    import yaml
+
+    for dotted, text in sets.items():
+        keys = dotted.split(".")
+        if not all(keys):
+            raise FlowcError.at(None, f"malformed --set path {dotted!r}")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        if isinstance(value, (bytes, set)) or type(value).__module__ == "datetime":
+            value = text
+        node: Any = doc.data
+        path: tuple[Any, ...] = ()
+        for k in keys[:-1]:
+            if isinstance(node, list) and k.isdigit() and int(k) < len(node):
+                key: Any = int(k)
+            elif isinstance(node, dict):
+                key = k
+                if k not in node:
+                    node[k] = {}
+                    doc.value_locs[(*path, k)] = doc.loc(path)
+            else:
+                raise FlowcError.at(
+                    None, f"--set {dotted}: '{'.'.join(map(str, path))}' is not a mapping"
+                )
+            node = node[key]
+            path = (*path, key)
+        if not isinstance(node, dict):
+            raise FlowcError.at(
+                None, f"--set {dotted}: '{'.'.join(map(str, path))}' is not a mapping"
+            )
+        node[keys[-1]] = value
+        doc.value_locs.setdefault((*path, keys[-1]), doc.loc(path))
+
+
+def _source_path(path: str) -> str:
+    """``path`` relative to the git repository holding it (posix), else its file name."""
+    abs_path = Path(path).resolve()
+    for parent in abs_path.parents:
+        if (parent / ".git").exists():
+            return abs_path.relative_to(parent).as_posix()
+    return abs_path.name
+
+
+def emit(ir: Pipeline, target_name: str) -> dict[str, str]:
+    """The files target ``target_name`` generates for ``ir``."""
+    from flowc.compiler.registry import load_target
+
+    return load_target(target_name).emit(ir)

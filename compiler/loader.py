@@ -1,0 +1,311 @@
+"""YAML -> plain data plus a location for every mapping key and value (pyyaml node marks).
+
+One document, a mapping at the top. The YAML is *composed* with pyyaml's ``SafeLoader`` (never
+constructed with a full loader), then walked here: duplicate keys, non-string keys, unknown tags
+(``!!python/...`` included), recursive aliases and alias bombs are located errors. Timestamps stay
+the strings the user wrote. :class:`Doc` maps a path of keys/indices (``("steps", "train",
+"retries")``) back to a :class:`~flowc.compiler.errors.Loc`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowc.compiler.errors import FlowcError, Loc
+
+Path = tuple[Any, ...]
+
+#: At most this many nodes (aliases expanded) per document beyond twice its distinct nodes.
+ALIAS_BUDGET = 100_000
+MAX_DEPTH = 200
+
+_STR = "tag:yaml.org,2002:str"
+_SEQ = "tag:yaml.org,2002:seq"
+_MAP = "tag:yaml.org,2002:map"
+_MERGE = "tag:yaml.org,2002:merge"
+_TS = "tag:yaml.org,2002:timestamp"
+_SCALARS = {
+    _STR,
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:null",
+    _TS,
+}
+
+
+@dataclass
+class Doc:
+    """A loaded flow file: ``data`` (dicts/lists/scalars) and where each part was written."""
+
+    file: str
+    data: dict[str, Any]
+    text: str = ""
+    value_locs: dict[Path, Loc] = field(default_factory=dict)
+    key_locs: dict[Path, Loc] = field(default_factory=dict)
+    # path -> column offset base for ``${`` inside a single-line scalar (None: not mappable)
+    scalar_cols: dict[Path, int] = field(default_factory=dict)
+
+    def loc(self, path: Path) -> Loc:
+        """The loc of the value at ``path`` (or of its nearest written ancestor)."""
+        path = tuple(path)
+        while path:
+            got = self.value_locs.get(path)
+            if got is not None:
+                return got
+            path = path[:-1]
+        return self.value_locs.get((), Loc(self.file, 1, 1))
+
+    def key_loc(self, path: Path) -> Loc:
+        """The loc of the key naming ``path`` (the value's loc for list items)."""
+        path = tuple(path)
+        got = self.key_locs.get(path)
+        return got if got is not None else self.loc(path)
+
+    def has(self, path: Path) -> bool:
+        return tuple(path) in self.value_locs
+
+    def offset_loc(self, path: Path, offset: int) -> Loc:
+        """The loc of character ``offset`` inside the string scalar at ``path``: exact for a
+        plain or quoted one-line scalar without escapes, else the scalar's own loc."""
+        path = tuple(path)
+        base = self.loc(path)
+        col = self.scalar_cols.get(path)
+        if col is None or not self.has(path):
+            return base
+        return Loc(base.file, base.line, col + offset)
+
+    def map_error_path(self, loc: tuple[Any, ...], key: bool = False) -> Loc:
+        """Map a pydantic error location to a Loc: components that are not part of the data
+        (union/validator tags) are skipped; ``key=True`` points at the key (unknown keys)."""
+        path: list[Any] = []
+        for part in loc:
+            cand = (*path, part)
+            if cand in self.value_locs:
+                path.append(part)
+        if key and path:
+            return self.key_loc(tuple(path))
+        return self.loc(tuple(path))
+
+
+def _loc(file: str, mark: Any) -> Loc:
+    return Loc(file, mark.line + 1, mark.column + 1)
+
+
+def load_file(path: str) -> Doc:
+    """Read and load ``path`` (the path is kept as given, for messages)."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except OSError as e:
+        raise FlowcError.at(None, f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise FlowcError.at(
+            Loc(path, 1, 1), f"not UTF-8 text ({e.reason} at byte {e.start})"
+        ) from None
+    return load_text(text, path)
+
+
+def load_text(text: str, file: str = "<string>") -> Doc:
+    """Load one YAML document from ``text``; errors are located in ``file``."""
+    import yaml
+
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    loader = yaml.SafeLoader(text)
+    loader.name = file
+    try:
+        try:
+            if not loader.check_node():
+                raise FlowcError.at(
+                    Loc(file, 1, 1), "empty file: expected a mapping with 'flowc: 1'"
+                )
+            node = loader.get_node()
+            if loader.check_node():
+                nxt = loader.peek_event()
+                raise FlowcError.at(
+                    _loc(file, nxt.start_mark),
+                    "more than one YAML document in the file",
+                    "a flow file holds exactly one document; remove the extra '---'",
+                )
+        except yaml.MarkedYAMLError as e:
+            mark = e.problem_mark or e.context_mark
+            loc = _loc(file, mark) if mark is not None else Loc(file, 1, 1)
+            msg = (e.problem or e.context or "invalid YAML").strip()
+            raise FlowcError.at(loc, f"YAML syntax error: {msg}") from None
+        except yaml.YAMLError as e:  # reader errors (control characters) and the like
+            mark = getattr(e, "position", None)
+            line, col = 1, 1
+            if mark is not None and isinstance(mark, int):
+                before = text[:mark]
+                line = before.count("\n") + 1
+                col = mark - (before.rfind("\n") + 1) + 1
+            raise FlowcError.at(Loc(file, line, col), f"YAML error: {_short(e)}") from None
+    finally:
+        loader.dispose()
+    if node is None:
+        raise FlowcError.at(Loc(file, 1, 1), "empty file: expected a mapping with 'flowc: 1'")
+    if not isinstance(node, yaml.MappingNode) or node.tag != _MAP:
+        kind = {yaml.SequenceNode: "a list", yaml.ScalarNode: "a scalar"}.get(
+            type(node), "not a mapping"
+        )
+        if isinstance(node, yaml.ScalarNode) and node.value == "" and node.tag.endswith("null"):
+            raise FlowcError.at(
+                _loc(file, node.start_mark), "empty document: expected a mapping with 'flowc: 1'"
+            )
+        raise FlowcError.at(
+            _loc(file, node.start_mark),
+            f"the document is {kind}; expected a mapping with 'flowc: 1'",
+        )
+    walker = _Walker(file, text)
+    data = walker.walk(node, ())
+    return Doc(file, data, text, walker.value_locs, walker.key_locs, walker.scalar_cols)
+
+
+def _tag(tag: str) -> str:
+    return "!!" + tag[len("tag:yaml.org,2002:") :] if tag.startswith("tag:yaml.org,2002:") else tag
+
+
+def _short(e: Exception) -> str:
+    return " ".join(str(e).split())
+
+
+class _Walker:
+    def __init__(self, file: str, text: str) -> None:
+        self.file = file
+        self.text = text
+        self.value_locs: dict[Path, Loc] = {}
+        self.key_locs: dict[Path, Loc] = {}
+        self.scalar_cols: dict[Path, int] = {}
+        self.visits = 0
+        self.seen: set[int] = set()
+        self.active: set[int] = set()
+
+    def _budget(self, node: Any) -> None:
+        self.visits += 1
+        self.seen.add(id(node))
+        if self.visits > 2 * len(self.seen) + ALIAS_BUDGET:
+            raise FlowcError.at(
+                _loc(self.file, node.start_mark),
+                "YAML aliases expand to too many nodes",
+                "the document looks like an alias bomb; write the values out",
+            )
+
+    def walk(self, node: Any, path: Path) -> Any:
+        import yaml
+
+        self._budget(node)
+        loc = _loc(self.file, node.start_mark)
+        self.value_locs[path] = loc
+        if len(path) > MAX_DEPTH:
+            raise FlowcError.at(loc, f"nesting deeper than {MAX_DEPTH} levels")
+        if isinstance(node, yaml.ScalarNode):
+            return self.scalar(node, path, loc)
+        if id(node) in self.active:
+            raise FlowcError.at(loc, "recursive YAML alias", "an anchor may not contain itself")
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                if node.tag != _SEQ:
+                    raise FlowcError.at(loc, f"unsupported YAML tag '{_tag(node.tag)}'")
+                return [self.walk(item, (*path, i)) for i, item in enumerate(node.value)]
+            if node.tag != _MAP:
+                raise FlowcError.at(loc, f"unsupported YAML tag '{_tag(node.tag)}'")
+            out: dict[str, Any] = {}
+            self.mapping(node, path, out, set())
+            return out
+        finally:
+            self.active.discard(id(node))
+
+    def mapping(self, node: Any, path: Path, out: dict[str, Any], written: set[str]) -> None:
+        """Fill ``out``; keys written here beat merged (``<<``) keys; duplicates are errors."""
+        import yaml
+
+        merges: list[Any] = []
+        for knode, vnode in node.value:
+            if knode.tag == _MERGE:
+                merges.append(vnode)
+                continue
+            self._budget(knode)
+            kloc = _loc(self.file, knode.start_mark)
+            if not isinstance(knode, yaml.ScalarNode) or knode.tag != _STR:
+                shown = knode.value if isinstance(knode, yaml.ScalarNode) else "a collection"
+                raise FlowcError.at(
+                    kloc,
+                    f"mapping key {shown!s} is not a string",
+                    "quote it (YAML reads yes/no/on/off/numbers as other types)",
+                )
+            key = knode.value
+            if key in written:
+                raise FlowcError.at(
+                    kloc,
+                    f"duplicate key '{key}'",
+                    f"first written at line {self.key_locs[(*path, key)].line}",
+                )
+            written.add(key)
+            self.key_locs[(*path, key)] = kloc
+            out[key] = self.walk(vnode, (*path, key))
+        for m in merges:
+            sources = m.value if isinstance(m, yaml.SequenceNode) else [m]
+            for src in sources:
+                if not isinstance(src, yaml.MappingNode):
+                    raise FlowcError.at(
+                        _loc(self.file, src.start_mark), "'<<' merges only mappings"
+                    )
+                sub: dict[str, Any] = {}
+                if id(src) in self.active:
+                    raise FlowcError.at(_loc(self.file, src.start_mark), "recursive YAML alias")
+                self.active.add(id(src))
+                try:
+                    self.mapping(src, path + ("\0merge",), sub, set())
+                finally:
+                    self.active.discard(id(src))
+                for k, v in sub.items():
+                    if k not in out:
+                        out[k] = v
+                        self._relocate(path + ("\0merge", k), (*path, k))
+
+    def _relocate(self, old: Path, new: Path) -> None:
+        n = len(old)
+        for table in (self.value_locs, self.key_locs, self.scalar_cols):
+            for p in [p for p in table if p[:n] == old]:
+                table[new + p[n:]] = table.pop(p)
+
+    def scalar(self, node: Any, path: Path, loc: Loc) -> Any:
+        tag = node.tag
+        if tag not in _SCALARS:
+            raise FlowcError.at(
+                loc,
+                f"unsupported YAML tag '{_tag(tag)}'",
+                "flowc reads plain YAML only (strings, numbers, booleans, null, lists, mappings)",
+            )
+        value = node.value
+        if tag == _STR:
+            sm, em = node.start_mark, node.end_mark
+            if sm.line == em.line and "${" in value:
+                raw = self.text[sm.index : em.index] if self.text else None
+                if node.style is None and raw == value:
+                    self.scalar_cols[path] = loc.col
+                elif node.style in ("'", '"') and raw == f"{node.style}{value}{node.style}":
+                    self.scalar_cols[path] = loc.col + 1
+            return value
+        if tag == _TS:
+            return value
+        import yaml
+
+        _init()
+        return yaml.SafeLoader.yaml_constructors[tag](_CONSTRUCTOR, node)
+
+
+_CONSTRUCTOR: Any = None
+
+
+def _init() -> None:
+    global _CONSTRUCTOR
+    if _CONSTRUCTOR is None:
+        import yaml
+
+        _CONSTRUCTOR = yaml.SafeLoader("")

@@ -1,0 +1,353 @@
+"""Pydantic v2 models of every section of the flowc DSL (version 1), strict, unknown keys
+forbidden; :func:`validate` maps pydantic errors back to ``FILE:LINE:COL`` with "did you mean".
+
+The models check shapes and scalar types only; meaning (names, references, durations, cron,
+defaults cascade) is checked by the passes. Integration-framework layer sections are top-level
+keys named by ``integration_framework`` (default ``runner``/``pipeline``/``component``): they are
+split off before validation and kept raw in :class:`FlowModel.layers`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flowc.compiler.errors import Collector, FlowcError, Loc, did_you_mean
+
+if TYPE_CHECKING:
+    from flowc.compiler.loader import Doc
+
+Scalar = str | int | float | bool | None
+Duration = str | int | float
+ParamTypeName = Literal["str", "int", "float", "bool", "list", "dict"]
+
+DEFAULT_LAYERS = {"runner": {"component": None, "pipeline": {"component": None}}}
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True, populate_by_name=False)
+
+
+class ParamModel(_Model):
+    type: ParamTypeName = Field(description="str int float bool list dict")
+    default: Any = None
+    required: bool = False
+    description: str | None = None
+    enum: list[Any] | None = None
+    min: int | float | None = None
+    max: int | float | None = None
+
+
+class ResourcesModel(_Model):
+    cpu: str | int | float | None = None
+    memory: str | None = None
+    gpu: int | None = None
+    gpu_type: str | None = None
+
+
+class DefaultsModel(_Model):
+    image: str | None = None
+    retries: int | None = None
+    retry_delay: Duration | None = None
+    timeout: Duration | None = None
+    resources: ResourcesModel | None = None
+    env: dict[str, Scalar] | None = None
+    cache: bool | None = None
+    replicas: int | None = None
+
+
+class ScheduleModel(_Model):
+    cron: str | None = None
+    every: Duration | None = None
+    at: str | None = None
+    timezone: str = "UTC"
+    start: str | None = None
+    end: str | None = None
+    catchup: bool = False
+
+
+class K8sSecretModel(_Model):
+    name: str
+    key: str
+
+
+class AirflowSecretModel(_Model):
+    variable: str | None = None
+    connection: str | None = None
+
+
+class VertexSecretModel(_Model):
+    secret: str
+
+
+class SecretModel(_Model):
+    env: str | None = None
+    k8s: K8sSecretModel | None = None
+    airflow: AirflowSecretModel | None = None
+    vertex: VertexSecretModel | None = None
+
+
+class EnvironmentModel(_Model):
+    description: str | None = None
+    params: dict[str, Any] | None = None
+    defaults: DefaultsModel | None = None
+    stack: str | None = None
+    schedule: ScheduleModel | None = None
+
+
+class ComponentSettingsModel(BaseModel):
+    """A stack component: ``type`` plus free-form settings."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+    type: str
+
+
+class CustomComponentModel(_Model):
+    kind: str
+    class_: str = Field(alias="class")
+
+
+class PluginModel(_Model):
+    type: str
+    enabled: bool = True
+    config: dict[str, Any] = {}
+
+
+class StepModel(_Model):
+    run: str | None = None
+    command: list[str | int | float | bool] | None = None
+    with_: dict[str, Any] = Field(default={}, alias="with")
+    outputs: list[str] = []
+    after: list[str] = []
+    foreach: str | list[Any] | None = None
+    when: str | bool | None = None
+    retries: int | None = None
+    retry_delay: Duration | None = None
+    timeout: Duration | None = None
+    resources: ResourcesModel | None = None
+    cache: bool | None = None
+    replicas: int | None = None
+    image: str | None = None
+    env: dict[str, Scalar] | None = None
+    description: str | None = None
+    operator: bool = False
+    produces: list[str] = []
+    consumes: list[str] = []
+
+
+class ChannelModel(_Model):
+    schema_: dict[str, Any] | str | None = Field(default=None, alias="schema")
+    transport: Literal["local", "kafka"] = "local"
+    location: str | None = None
+
+
+class FlowModel(_Model):
+    flowc: int
+    name: str
+    description: str | None = None
+    tags: list[str] = []
+    owner: str | None = None
+    params: dict[str, ParamModel] = {}
+    defaults: DefaultsModel = DefaultsModel()
+    schedule: ScheduleModel | None = None
+    secrets: dict[str, SecretModel] = {}
+    environments: dict[str, EnvironmentModel] = {}
+    stacks: dict[str, dict[str, ComponentSettingsModel]] = {}
+    components: dict[str, CustomComponentModel] = {}
+    plugins: dict[str, PluginModel] = {}
+    steps: dict[str, StepModel] = {}
+    integration_framework: dict[str, Any] | None = None
+    config: dict[str, Any] = {}
+    search_paths: list[str] = []
+    functions: list[str] = []
+    final: list[str] = []
+    channels: dict[str, ChannelModel] = {}
+    # layer sections of the integration framework (raw data, keyed by layer name)
+    layers: dict[str, Any] = Field(default={}, exclude=True)
+
+
+TOP_KEYS = tuple(f.alias or n for n, f in FlowModel.model_fields.items() if n != "layers")
+
+
+def layer_names(tree: Any) -> list[str]:
+    """Every layer name in an ``integration_framework`` tree (depth-first, written order)."""
+    out: list[str] = []
+
+    def walk(t: Any) -> None:
+        if isinstance(t, dict):
+            for k, v in t.items():
+                if k not in out:
+                    out.append(k)
+                walk(v)
+
+    walk(tree)
+    return out
+
+
+_TYPE_WORDS = {
+    "string_type": "a string",
+    "int_type": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "list_type": "a list",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "none_required": "null",
+}
+
+
+def _kind(v: Any) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, int):
+        return "an integer"
+    if isinstance(v, float):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, dict):
+        return "a mapping"
+    return type(v).__name__
+
+
+def _dotted(path: tuple[Any, ...]) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out
+
+
+def validate(doc: Doc) -> FlowModel:
+    """Validate ``doc.data`` against the models; raise FlowcError with every located problem."""
+    from pydantic import ValidationError
+
+    data = dict(doc.data)
+    tree = data.get("integration_framework")
+    names = layer_names(tree if isinstance(tree, dict) else DEFAULT_LAYERS)
+    layers = {k: data.pop(k) for k in list(data) if k in names and k not in TOP_KEYS}
+    col = Collector()
+    try:
+        model = FlowModel.model_validate(data)
+    except ValidationError as e:
+        _report(e, doc, col, names)
+        col.raise_if_any()
+        raise  # pragma: no cover
+    model.layers = layers
+    return model
+
+
+def _report(e: Any, doc: Doc, col: Collector, layer_names_: list[str]) -> None:
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    order: list[tuple[Any, ...]] = []
+    for err in e.errors(include_url=False):
+        if err["type"] in ("extra_forbidden", "missing"):
+            path = (*_data_path(doc, err["loc"][:-1]), "\0", err["loc"][-1])
+        else:
+            path = _data_path(doc, err["loc"])
+        if path not in groups:
+            groups[path] = []
+            order.append(path)
+        groups[path].append(err)
+    for path in order:
+        errs = groups[path]
+        err = errs[0]
+        t = err["type"]
+        if t == "extra_forbidden":
+            parent, key = path[:-2], path[-1]
+            allowed = _allowed_keys(err["loc"][:-1], parent)
+            if parent == ():
+                allowed = [*allowed, *layer_names_]
+            where = f" in '{_dotted(parent)}'" if parent else ""
+            hint = did_you_mean(str(key), allowed) or (
+                f"allowed keys: {', '.join(allowed)}" if allowed else None
+            )
+            col.error(doc.key_loc((*parent, key)), f"unknown key '{key}'{where}", hint)
+        elif t == "missing":
+            parent, key = path[:-2], path[-1]
+            where = f"'{_dotted(parent)}'" if parent else "the flow"
+            loc = doc.key_loc(parent) if parent else Loc(doc.file, 1, 1)
+            col.error(loc, f"{where} is missing required key '{key}'")
+        else:
+            words = []
+            for x in errs:
+                w = _TYPE_WORDS.get(x["type"])
+                if x["type"] == "literal_error":
+                    w = "one of " + x.get("ctx", {}).get("expected", "")
+                if w is None:
+                    w = x["msg"][0].lower() + x["msg"][1:]
+                    w = w.removeprefix("input should be ")
+                if w not in words:
+                    words.append(w)
+            got = _kind(err.get("input"))
+            if isinstance(err.get("input"), str) and len(errs) == 1:
+                got = repr(err["input"]) if len(err["input"]) < 40 else got
+            col.error(doc.loc(path), f"'{_dotted(path)}' must be {' or '.join(words)}, not {got}")
+
+
+def _data_path(doc: Doc, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+    path: list[Any] = []
+    for part in loc:
+        if (*path, part) in doc.value_locs:
+            path.append(part)
+    return tuple(path)
+
+
+def _allowed_keys(model_loc: tuple[Any, ...], data_path: tuple[Any, ...]) -> list[str]:
+    """Field names (aliases) of the model at a pydantic error location."""
+    model: Any = FlowModel
+    for part in model_loc:
+        if isinstance(part, int):
+            continue
+        if model is None:
+            return []
+        field = _field(model, part)
+        if field is None:
+            continue  # a dict key or a union tag
+        model = _model_of(field.annotation)
+    if model is None or not isinstance(model, type) or not issubclass(model, BaseModel):
+        return []
+    return [f.alias or n for n, f in model.model_fields.items() if n != "layers"]
+
+
+def _field(model: Any, part: Any) -> Any:
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return None
+    for n, f in model.model_fields.items():
+        if part in (n, f.alias):
+            return f
+    return None
+
+
+def _model_of(ann: Any) -> Any:
+    """The pydantic model inside an annotation such as ``dict[str, StepModel] | None``."""
+    import typing
+
+    if isinstance(ann, type) and issubclass(ann, BaseModel):
+        return ann
+    for a in typing.get_args(ann):
+        m = _model_of(a)
+        if m is not None:
+            return m
+    return None
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a flow file (for editors); layer sections are allowed as objects."""
+    schema = FlowModel.model_json_schema(by_alias=True)
+    schema.get("properties", {}).pop("layers", None)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "flowc flow (DSL version 1)"
+    for k in ("runner", "pipeline", "component"):
+        schema["properties"][k] = {"type": "object", "description": f"integration layer '{k}'"}
+    return schema
+
+
+def fail(loc: Loc | None, message: str, hint: str | None = None) -> FlowcError:
+    return FlowcError.at(loc, message, hint)
