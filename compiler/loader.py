@@ -136,6 +136,8 @@ def load_text(text: str, file: str = "<string>") -> Doc:
             loc = _loc(file, mark) if mark is not None else Loc(file, 1, 1)
             msg = (e.problem or e.context or "invalid YAML").strip()
             raise FlowcError.at(loc, f"YAML syntax error: {msg}") from None
+        except RecursionError:
+            raise FlowcError.at(Loc(file, 1, 1), "YAML nesting is too deep") from None
         except yaml.YAMLError as e:  # reader errors (control characters) and the like
             mark = getattr(e, "position", None)
             line, col = 1, 1
@@ -235,7 +237,7 @@ class _Walker:
                 shown = knode.value if isinstance(knode, yaml.ScalarNode) else "a collection"
                 raise FlowcError.at(
                     kloc,
-                    f"mapping key {shown!s} is not a string",
+                    f"mapping key '{shown!s}' is not a string",
                     "quote it (YAML reads yes/no/on/off/numbers as other types)",
                 )
             key = knode.value
