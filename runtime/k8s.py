@@ -1,0 +1,449 @@
+"""The Kubernetes driver: ``python -m flowc.runtime.k8s drive --plan P --config C``.
+
+Runs inside the driver Job (or locally against any cluster). It walks the plan's DAG and creates
+one Kubernetes Job per step instance from the templates the k8s target compiled into ``k8s.json``
+(names, labels, images, resources, env, secrets, retries, timeouts are decided there), as soon as
+the step's upstream steps are done; evaluates ``when``; fans ``foreach`` out as one Job per item;
+runs ``replicas`` as an Indexed Job with parallel completions; passes values through the artifact
+root (inputs/outputs JSON files read by ``python -m flowc.runtime step``, outputs also put into
+the stack's artifact store); owns every step Job (``ownerReferences`` -> the driver Job, so
+deleting the driver garbage-collects them) and exits 1 as soon as a step fails.
+
+This is a small scheduling loop of its own (the local executor runs attempts in-process and owns
+retries; here Kubernetes owns retries through ``backoffLimit`` and timeouts through
+``activeDeadlineSeconds``); the step semantics are the runtime's: :class:`flowc.runtime.step.Inputs`
+evaluates ``when``/``foreach``, ``python -m flowc.runtime step`` runs each attempt.
+
+The ``kubernetes`` client is imported lazily (extra ``k8s``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flowc.runtime import params as params_mod
+from flowc.runtime.entry import read_data, write_data
+from flowc.runtime.step import MISSING, Inputs
+
+RUN_LABEL = "flowc.dev/run"
+STEP_LABEL = "flowc.dev/step"
+
+
+class DriverError(Exception):
+    """The run cannot go on (a step failed, a bad expression, the API refused a Job)."""
+
+
+def api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
+    """A ``kubernetes.client.ApiClient``: an explicit kubeconfig, else in-cluster config when
+    running in a pod, else the standard kubeconfig (``$KUBECONFIG`` / ``~/.kube/config``)."""
+    from kubernetes import client, config
+
+    if kubeconfig is None and context is None and os.environ.get("KUBERNETES_SERVICE_HOST"):
+        cfg = client.Configuration()
+        config.load_incluster_config(client_configuration=cfg)
+        return client.ApiClient(cfg)
+    return config.new_client_from_config(config_file=kubeconfig, context=context)
+
+
+def current_namespace(kubeconfig: str | None = None, context: str | None = None) -> str:
+    """The namespace of the kubeconfig context (or of this pod), else ``default``."""
+    sa_ns = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    if kubeconfig is None and os.environ.get("KUBERNETES_SERVICE_HOST") and sa_ns.exists():
+        return sa_ns.read_text().strip()
+    try:
+        from kubernetes import config
+
+        _, active = config.list_kube_config_contexts(config_file=kubeconfig)
+        if context:
+            contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
+            active = next((c for c in contexts if c["name"] == context), active)
+        return (active or {}).get("context", {}).get("namespace") or "default"
+    except Exception:  # no kubeconfig: the API default
+        return "default"
+
+
+def job_state(job: Any) -> str:
+    """``running`` | ``succeeded`` | ``failed`` from a V1Job (or its dict)."""
+    status = job.status if not isinstance(job, dict) else _Obj(job.get("status") or {})
+    for cond in getattr(status, "conditions", None) or []:
+        ctype = cond.type if not isinstance(cond, dict) else cond.get("type")
+        cstatus = cond.status if not isinstance(cond, dict) else cond.get("status")
+        if cstatus == "True" and ctype == "Complete":
+            return "succeeded"
+        if cstatus == "True" and ctype == "Failed":
+            return "failed"
+    return "running"
+
+
+class _Obj:
+    def __init__(self, d: dict[str, Any]):
+        self.conditions = d.get("conditions")
+
+
+@dataclass
+class Instance:
+    """One Job: a step, or one foreach item of it."""
+
+    step: str
+    index: int | None
+    job_name: str
+    folder: Path
+    replicas: int
+    state: str = "running"
+
+
+@dataclass
+class StepRun:
+    name: str
+    state: str = "pending"  # pending | running | succeeded | skipped | failed
+    items: list[Any] | None = None
+    instances: list[Instance] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+class Driver:
+    """One run of the plan on a cluster. ``batch``/``core`` are kubernetes API objects."""
+
+    def __init__(
+        self,
+        plan: Mapping[str, Any],
+        config: Mapping[str, Any],
+        *,
+        batch: Any,
+        core: Any,
+        namespace: str,
+        run_id: str,
+        owner: dict[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        run_date: str | None = None,
+        out: Any = None,
+    ):
+        self.plan = plan
+        self.config = config
+        self.batch = batch
+        self.core = core
+        self.namespace = namespace
+        self.run_id = run_id
+        self.owner = owner
+        self.params = params_mod.resolve(plan, params or {})
+        self.run_date = run_date
+        self.out = out or sys.stdout
+        self.root = Path(config.get("artifact_root") or ".flowc/artifacts")
+        self.poll = float(config.get("poll_seconds") or 2.0)
+        self.steps = {
+            name: StepRun(name) for name in plan["order"] if not plan["steps"][name].get("operator")
+        }
+        from flowc.runtime.store import open_artifact_store
+
+        self.store = open_artifact_store({"type": "local", "path": str(self.root)})
+
+    # -- logging --------------------------------------------------------------------------------
+
+    def say(self, text: str) -> None:
+        self.out.write(f"flowc[{self.run_id}]: {text}\n")
+        self.out.flush()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self) -> dict[str, dict[str, Any]]:
+        """Run every step; return ``{step: outputs}`` of the steps that ran. Raises DriverError
+        when a step fails (its running siblings are deleted first)."""
+        self.say(f"run {self.run_id} of flow {self.plan['name']} in namespace {self.namespace}")
+        try:
+            while True:
+                self._start_ready()
+                if all(s.state in ("succeeded", "skipped") for s in self.steps.values()):
+                    break
+                self._observe()
+                if any(s.state == "running" for s in self.steps.values()):
+                    time.sleep(self.poll)
+        except DriverError:
+            self._stop_running()
+            raise
+        self.say("run succeeded")
+        return {n: s.outputs for n, s in self.steps.items() if s.state == "succeeded"}
+
+    def _upstream_of(self, name: str) -> list[str]:
+        return [u for u in self.plan["steps"][name].get("upstream") or [] if u in self.steps]
+
+    def _start_ready(self) -> None:
+        progressed = True
+        while progressed:
+            progressed = False
+            for name, sr in self.steps.items():
+                if sr.state != "pending":
+                    continue
+                ups = [self.steps[u] for u in self._upstream_of(name)]
+                if any(u.state in ("pending", "running") for u in ups):
+                    continue
+                progressed = True
+                if any(u.state == "skipped" for u in ups):
+                    sr.state = "skipped"
+                    self.say(f"step {name} skipped (an upstream step was skipped)")
+                    continue
+                self._start(sr)
+
+    def _inputs(self, name: str, item: Any = MISSING) -> Inputs:
+        upstream = {u: self.steps[u].outputs for u in self._upstream_of(name)}
+        return Inputs(
+            self.plan,
+            name,
+            params=self.params,
+            upstream=upstream,
+            run_id=self.run_id,
+            run_date=self.run_date,
+            item=item,
+        )
+
+    def _start(self, sr: StepRun) -> None:
+        from flowc.runtime import exprs
+
+        data = self.plan["steps"][sr.name]
+        try:
+            if data.get("when") is not None and not self._inputs(sr.name).eval(data["when"]):
+                sr.state = "skipped"
+                self.say(f"step {sr.name} skipped (when is false)")
+                return
+            if data.get("foreach") is not None:
+                items = self._inputs(sr.name).eval(data["foreach"])
+                if not isinstance(items, list):
+                    raise DriverError(
+                        f"step {sr.name}: foreach must be a list, got {type(items).__name__}"
+                    )
+                sr.items = items
+        except exprs.ExprError as e:
+            raise DriverError(f"step {sr.name}: {e}") from None
+        sr.state = "running"
+        if sr.items is None:
+            sr.instances.append(self._create(sr.name, None, MISSING))
+        else:
+            for i, item in enumerate(sr.items):
+                sr.instances.append(self._create(sr.name, i, item))
+            if not sr.items:
+                self._finish(sr)
+
+    def _create(self, step: str, index: int | None, item: Any) -> Instance:
+        data = self.plan["steps"][step]
+        tmpl = self.config["steps"][step]
+        folder = self.root / "k8s" / self.run_id / step / ("0" if index is None else str(index))
+        upstream = {u: self.steps[u].outputs for u in self._upstream_of(step)}
+        inputs: dict[str, Any] = {
+            "params": self.params,
+            "upstream": upstream,
+            "run_id": self.run_id,
+            "run_date": self.run_date,
+        }
+        if index is not None:
+            inputs["item"] = item
+            inputs["index"] = index
+        write_data(folder / "inputs.json", inputs)
+        replicas = int(data.get("replicas") or 1)
+        suffix = f"-{self.run_id}" + ("" if index is None else f"-{index}")
+        name = tmpl["name_prefix"] + suffix
+        job = copy.deepcopy(tmpl["job"])
+        md = job["metadata"]
+        md["name"] = name
+        md["namespace"] = self.namespace
+        md["labels"][RUN_LABEL] = self.run_id
+        job["spec"]["template"]["metadata"]["labels"][RUN_LABEL] = self.run_id
+        if self.owner:
+            md["ownerReferences"] = [self.owner]
+        out_file = "outputs-$(FLOWC_REPLICA).json" if replicas > 1 else "outputs.json"
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        container["args"] = [
+            *container["args"],
+            "--inputs",
+            str(folder / "inputs.json"),
+            "--outputs",
+            str(folder / out_file),
+        ]
+        try:
+            self.batch.create_namespaced_job(self.namespace, job)
+        except Exception as e:  # kubernetes.client.ApiException and transport errors
+            raise DriverError(f"step {step}: cannot create Job {name}: {_api_reason(e)}") from None
+        self.say(f"step {step} started: job {name}")
+        return Instance(step, index, name, folder, replicas)
+
+    def _observe(self) -> None:
+        jobs = self.batch.list_namespaced_job(
+            self.namespace, label_selector=f"{RUN_LABEL}={self.run_id}"
+        )
+        by_name = {j.metadata.name: j for j in jobs.items}
+        for sr in self.steps.values():
+            if sr.state != "running":
+                continue
+            for inst in sr.instances:
+                if inst.state != "running":
+                    continue
+                job = by_name.get(inst.job_name)
+                if job is None:
+                    raise DriverError(f"step {sr.name}: job {inst.job_name} disappeared")
+                inst.state = job_state(job)
+                if inst.state == "failed":
+                    raise DriverError(f"step {sr.name} failed: {self._failure(inst, job)}")
+            if all(i.state == "succeeded" for i in sr.instances):
+                self._finish(sr)
+
+    def _failure(self, inst: Instance, job: Any) -> str:
+        reasons = [
+            f"{c.reason}: {c.message}" if c.message else str(c.reason)
+            for c in (job.status.conditions or [])
+            if c.type == "Failed" and c.status == "True"
+        ]
+        detail = reasons[0] if reasons else "job failed"
+        for p in sorted(inst.folder.glob("outputs*.json")):
+            try:
+                err = read_data(p).get("$error")
+            except Exception:
+                continue
+            if err:
+                detail += f" ({err.get('type')}: {err.get('message')})"
+                break
+        return f"job {inst.job_name}: {detail}"
+
+    def _read_outputs(self, inst: Instance) -> dict[str, Any]:
+        if inst.replicas == 1:
+            return dict(read_data(inst.folder / "outputs.json"))
+        # like the local executor: each output is the list of the replicas' values, in order
+        declared = list(self.plan["steps"][inst.step].get("outputs") or [])
+        per = [read_data(inst.folder / f"outputs-{r}.json") for r in range(inst.replicas)]
+        return {o: [r[o] for r in per] for o in declared}
+
+    def _finish(self, sr: StepRun) -> None:
+        declared = list(self.plan["steps"][sr.name].get("outputs") or [])
+        try:
+            if sr.items is None:
+                sr.outputs = self._read_outputs(sr.instances[0])
+            else:
+                per_item = [self._read_outputs(i) for i in sr.instances]
+                sr.outputs = {o: [p.get(o) for p in per_item] for o in declared}
+        except (OSError, ValueError) as e:
+            raise DriverError(f"step {sr.name}: cannot read its outputs: {e}") from None
+        for name, value in sr.outputs.items():
+            self.store.put(self.run_id, sr.name, name, value)
+        sr.state = "succeeded"
+        self.say(f"step {sr.name} succeeded")
+
+    def _stop_running(self) -> None:
+        for sr in self.steps.values():
+            for inst in sr.instances:
+                if inst.state == "running":
+                    try:
+                        self.batch.delete_namespaced_job(
+                            inst.job_name, self.namespace, propagation_policy="Background"
+                        )
+                    except Exception:  # already gone
+                        pass
+
+
+def _api_reason(e: Exception) -> str:
+    body = getattr(e, "body", None)
+    if body:
+        try:
+            return str(json.loads(body).get("message") or body)
+        except (ValueError, AttributeError):
+            return str(body)
+    return str(e)
+
+
+def in_window(schedule: Mapping[str, Any] | None, now: Any = None) -> bool:
+    """False when a scheduled run falls outside the schedule's ``start``/``end`` (read in the
+    schedule's timezone): a CronJob has no such bounds, so the driver enforces them."""
+    if not schedule or not (schedule.get("start") or schedule.get("end")):
+        return True
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    tz = ZoneInfo(schedule.get("timezone") or "UTC")
+    now = now or datetime.now(tz)
+
+    def parse(text: str) -> datetime:
+        d = datetime.fromisoformat(text)
+        return d if d.tzinfo else d.replace(tzinfo=tz)
+
+    if schedule.get("start") and now < parse(schedule["start"]):
+        return False
+    return not (schedule.get("end") and now >= parse(schedule["end"]))
+
+
+def drive(argv: list[str] | None = None) -> int:
+    """The ``drive`` command; returns the exit code."""
+    p = argparse.ArgumentParser(prog="python -m flowc.runtime.k8s drive")
+    p.add_argument("--plan", help="plan JSON file (the ConfigMap's plan.json)")
+    p.add_argument("--config", help="k8s.json file (the ConfigMap's k8s.json)")
+    p.add_argument("--configmap", help="read plan.json and k8s.json from this ConfigMap instead")
+    p.add_argument("--namespace", default=os.environ.get("FLOWC_NAMESPACE"))
+    p.add_argument("--run-id", default=os.environ.get("FLOWC_RUN_ID"))
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--kubeconfig", default=None)
+    args = p.parse_args(argv)
+    from kubernetes import client
+
+    api = api_client(args.kubeconfig)
+    batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
+    namespace = args.namespace or current_namespace(args.kubeconfig)
+    if args.configmap:
+        cm = core.read_namespaced_config_map(args.configmap, namespace)
+        plan, config = json.loads(cm.data["plan.json"]), json.loads(cm.data["k8s.json"])
+    elif args.plan and args.config:
+        plan, config = read_data(args.plan), read_data(args.config)
+    else:
+        p.error("give --plan and --config, or --configmap")
+    if not in_window(plan.get("schedule")):
+        print("flowc: outside the schedule's start/end window: nothing to run")
+        return 0
+    owner = None
+    run_id = args.run_id
+    job_name = os.environ.get("FLOWC_DRIVER_JOB")
+    if job_name:
+        job = batch.read_namespaced_job(job_name, namespace)
+        owner = {
+            "apiVersion": "batch/v1",
+            "kind": "Job",
+            "name": job.metadata.name,
+            "uid": job.metadata.uid,
+        }
+        run_id = run_id or job.metadata.uid.replace("-", "")[:8]
+    run_id = run_id or uuid.uuid4().hex[:8]
+    from datetime import UTC, datetime
+
+    try:
+        given = params_mod.parse_cli(plan, args.param)
+        driver = Driver(
+            plan,
+            config,
+            batch=batch,
+            core=core,
+            namespace=namespace,
+            run_id=run_id,
+            owner=owner,
+            params=given,
+            run_date=datetime.now(UTC).date().isoformat(),
+        )
+        driver.run()
+    except (DriverError, params_mod.ParamError) as e:
+        print(f"flowc[{run_id}]: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] != "drive":
+        print("usage: python -m flowc.runtime.k8s drive [--plan P --config C | --configmap NAME]")
+        return 2
+    return drive(argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
