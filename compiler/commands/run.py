@@ -1,0 +1,154 @@
+"""``flowc run FLOW``: compile the flow and execute it on this machine with flowc.runtime.
+
+Live progress with Rich on a terminal, one plain line per event otherwise. Exit 1 when the run
+fails (the first error is printed: step, attempt, exception, log path). The flow file's folder
+and the current directory are put on the import path, so ``run: my_steps:fn`` finds
+``my_steps.py`` next to the flow.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowc.compiler.cli import user_errors
+from flowc.compiler.commands.common import flow_options, load_ir
+from flowc.compiler.errors import FlowcError
+
+STATUS_STYLE = {
+    "running": "cyan",
+    "retry": "yellow",
+    "success": "green",
+    "cached": "blue",
+    "skipped": "dim",
+    "failed": "bold red",
+    "upstream_failed": "red",
+}
+
+
+@click.command("run")
+@click.argument("flow", type=click.Path(dir_okay=False))
+@flow_options
+@click.option("--only", "only", multiple=True, metavar="STEP", help="Run STEP and what it needs.")
+@click.option("--resume", default=None, metavar="RUN_ID", help="Continue an earlier run.")
+@click.option(
+    "--max-workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Parallel steps (default: CPUs).",
+)
+@click.option(
+    "--root",
+    default=".flowc",
+    show_default=True,
+    metavar="DIR",
+    help="Project state folder: runs, artifacts, cache, metadata.db.",
+)
+@user_errors
+def run(
+    flow: str,
+    env: str | None,
+    params: dict[str, str],
+    sets: dict[str, str],
+    stack: str | None,
+    only: tuple[str, ...],
+    resume: str | None,
+    max_workers: int | None,
+    root: str,
+) -> None:
+    """Run FLOW locally."""
+    ir = load_ir(flow, env, params, sets, stack)
+    plan = ir.to_data()
+    for path in (os.getcwd(), str(Path(flow).resolve().parent)):
+        if path not in sys.path:
+            sys.path.insert(0, path)
+
+    from flowc.runtime.executor import RunError, run_plan
+
+    reporter = _Reporter(plan)
+    try:
+        with reporter:
+            result = run_plan(
+                plan,
+                root=root,
+                only=only,
+                resume=resume,
+                max_workers=max_workers,
+                progress=reporter.event,
+            )
+    except RunError as e:
+        raise FlowcError.at(None, str(e)) from None
+    counts: dict[str, int] = {}
+    for state in result.states.values():
+        counts[state] = counts.get(state, 0) + 1
+    summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
+    click.echo(f"run {result.run_id} {result.status} in {result.duration:.2f}s ({summary})")
+    if not result.ok:
+        if result.error is not None:
+            click.echo(f"error: {result.error.render()}", err=True)
+        click.echo(f"  resume with: flowc run {flow} --resume {result.run_id}", err=True)
+        sys.exit(1)
+
+
+class _Reporter:
+    """Plain lines, or a Rich live table on a terminal."""
+
+    def __init__(self, plan: dict[str, Any]):
+        self.steps = list(plan.get("order") or plan["steps"])
+        self.tty = sys.stdout.isatty()
+        self.states: dict[str, tuple[str, str]] = {}
+        self.started: dict[str, float] = {}
+        self.live: Any = None
+
+    def __enter__(self) -> _Reporter:
+        if self.tty:
+            from rich.live import Live
+
+            self.live = Live(self._table(), refresh_per_second=8, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.live is not None:
+            self.live.update(self._table())
+            self.live.__exit__(*exc)
+
+    def _table(self) -> Any:
+        from rich.table import Table
+
+        table = Table(box=None, show_header=False, pad_edge=False)
+        for name in self.steps:
+            status, info = self.states.get(name, ("pending", ""))
+            style = STATUS_STYLE.get(status, "dim")
+            table.add_row(name, f"[{style}]{status}[/{style}]", info)
+        return table
+
+    def event(self, ev: dict[str, Any]) -> None:
+        step, status = ev.get("step"), ev["status"]
+        if step is None:
+            if status == "running" and not self.tty:
+                click.echo(f"run {ev['run_id']} started")
+            return
+        info = ""
+        if status == "running":
+            self.started[step] = time.monotonic()
+        if ev.get("duration") is not None:
+            info = f"{ev['duration']:.2f}s"
+        if status == "retry":
+            info = f"attempt {ev.get('attempt')} failed: {_first_line(ev.get('error'))}; retrying"
+        if status == "failed":
+            info = _first_line(ev.get("error"))
+        self.states[step] = (status, info)
+        if self.live is not None:
+            self.live.update(self._table())
+        else:
+            click.echo(f"{step}: {status}" + (f" ({info})" if info else ""))
+
+
+def _first_line(text: Any) -> str:
+    return str(text or "").strip().splitlines()[0] if text else ""

@@ -1,0 +1,96 @@
+"""``flowc runs list`` and ``flowc runs show RUN_ID``: run history from the metadata store."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from flowc.compiler.cli import user_errors
+from flowc.compiler.errors import FlowcError
+
+_root_option = click.option(
+    "--root",
+    default=".flowc",
+    show_default=True,
+    metavar="DIR",
+    help="Project state folder holding metadata.db.",
+)
+
+
+def _store(root: str) -> Any:
+    from flowc.runtime.metadata import MetadataStore
+
+    if not (Path(root) / "metadata.db").exists():
+        raise FlowcError.at(None, f"no run history in {root}/ (run a flow with `flowc run` first)")
+    return MetadataStore(root=root)
+
+
+def _when(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _dur(d: float | None) -> str:
+    return "-" if d is None else f"{d:.2f}s"
+
+
+@click.group("runs")
+def runs() -> None:
+    """Run history (from .flowc/metadata.db)."""
+
+
+@runs.command("list")
+@_root_option
+@click.option("--flow", default=None, help="Only runs of this flow.")
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@user_errors
+def list_runs(root: str, flow: str | None, limit: int) -> None:
+    """Most recent runs first."""
+    rows = _store(root).runs(limit=limit, flow=flow)
+    if not rows:
+        click.echo("no runs")
+        return
+    click.echo(f"{'RUN ID':<24} {'FLOW':<20} {'STATUS':<12} {'STARTED (UTC)':<20} DURATION")
+    for r in rows:
+        click.echo(
+            f"{r['run_id']:<24} {r['flow']:<20} {r['status']:<12} {_when(r['started']):<20} "
+            f"{_dur(r['duration'])}"
+        )
+
+
+@runs.command("show")
+@click.argument("run_id")
+@_root_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@user_errors
+def show_run(run_id: str, root: str, as_json: bool) -> None:
+    """One run: params, steps, attempts, outputs, errors."""
+    store = _store(root)
+    run = store.run(run_id)
+    if run is None:
+        raise FlowcError.at(
+            None, f"no run {run_id!r} in {root}/metadata.db", "see `flowc runs list`"
+        )
+    steps = store.steps(run_id)
+    attempts = store.attempts(run_id)
+    if as_json:
+        run.pop("plan", None)
+        click.echo(json.dumps({"run": run, "steps": steps, "attempts": attempts}, indent=2))
+        return
+    click.echo(f"run {run['run_id']}  flow {run['flow']}  {run['status']}")
+    click.echo(f"  started {_when(run['started'])} UTC, duration {_dur(run['duration'])}")
+    click.echo(f"  params {json.dumps(run['params'])}")
+    if run.get("error"):
+        click.echo("  error: " + run["error"].replace("\n", "\n  "))
+    click.echo(f"{'STEP':<24} {'STATUS':<16} {'DURATION':<10} ATTEMPTS")
+    for s in steps:
+        click.echo(f"{s['step']:<24} {s['status']:<16} {_dur(s['duration']):<10} {s['attempts']}")
+        for name, uri in (s.get("outputs") or {}).items():
+            click.echo(f"    {name}: {uri}")
+        if s.get("error"):
+            click.echo("    " + s["error"].replace("\n", "\n    "))
