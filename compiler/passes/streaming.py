@@ -1,0 +1,277 @@
+"""Pass 60: streaming operators (pypz) checked at compile time.
+
+Runs after ``channels`` (40, which builds ``ir.channels`` with producers/consumers) and
+``envrefs`` (58). Checks, each a located error:
+
+* every channel has a valid Avro schema (``fastavro.parse_schema``; a JSON string is accepted
+  and normalized to JSON data in the IR);
+* transport/location consistency: ``kafka`` needs a ``location`` (bootstrap servers,
+  ``host:port[,host:port...]`` when written literally);
+* ports only on operator steps; an operator is a ``run:`` class (not a ``command``), has no
+  ``outputs`` and no ``foreach``;
+* the operator's own parameters: the class is imported (the flow file's folder is on the import
+  path while it is) and its constructor signature read: a ``with:`` key the constructor does not
+  take is an error; a required constructor parameter must come from ``with:`` or a pipeline param
+  of the same name (the pipeline -> operator cascade); a literal of the wrong annotated type is an
+  error. A class whose module cannot be found at compile time is checked at run time instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import importlib
+import inspect
+import json
+import re
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from flowc.compiler.errors import did_you_mean
+from flowc.compiler.ir import Lit, Ref
+from flowc.compiler.passes import PassContext
+
+ORDER = 60
+
+_HOSTPORT = re.compile(r"[A-Za-z0-9_.\-\[\]:]+:\d{1,5}\Z")
+_SIMPLE_TYPES: dict[Any, tuple[type, ...]] = {
+    int: (int,),
+    float: (int, float),
+    str: (str,),
+    bool: (bool,),
+    list: (list,),
+    dict: (dict,),
+}
+_PARAM_TYPES = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict}
+
+
+def run(ctx: PassContext) -> None:
+    _check_channels(ctx)
+    for name, step in list(ctx.steps.items()):
+        path = ctx.step_paths.get(name, ("steps", name))
+        if not step.operator:
+            for port in ("produces", "consumes"):
+                if getattr(step, port):
+                    ctx.errors.error(
+                        ctx.key_loc(*path, port),
+                        f"step '{name}' has '{port}' but is not an operator",
+                        "add 'operator: true' (ports belong to long-running operator steps)",
+                    )
+            continue
+        if step.kind != "run" or step.is_integration:
+            ctx.errors.error(
+                ctx.key_loc(*path),
+                f"operator step '{name}' needs 'run: module:Class' (an operator class)",
+            )
+            continue
+        if step.outputs:
+            ctx.errors.error(
+                ctx.key_loc(*path, "outputs"),
+                f"operator step '{name}' cannot declare outputs",
+                "operators send records on channels: use 'produces: [CHANNEL]'",
+            )
+        if step.foreach is not None:
+            ctx.errors.error(
+                ctx.key_loc(*path, "foreach"),
+                f"operator step '{name}' cannot use foreach",
+                "use 'replicas: N' to run several copies of an operator",
+            )
+        _check_operator_params(ctx, name, step, path)
+
+
+def _check_channels(ctx: PassContext) -> None:
+    for name, c in list(ctx.channels.items()):
+        path = ("channels", name)
+        schema = c.schema
+        if schema is None:
+            ctx.errors.error(
+                ctx.key_loc(*path),
+                f"channel '{name}' needs an Avro 'schema'",
+                "e.g. schema: {type: record, name: Rec, fields: [{name: text, type: string}]}",
+            )
+        else:
+            if isinstance(schema, str) and schema.strip()[:1] in ("{", "["):
+                try:
+                    schema = json.loads(schema)
+                except ValueError as e:
+                    ctx.errors.error(
+                        ctx.loc(*path, "schema"), f"channel '{name}': schema is not JSON: {e}"
+                    )
+                    schema = None
+            if schema is not None:
+                problem = _avro_problem(schema)
+                if problem:
+                    ctx.errors.error(
+                        ctx.loc(*path, "schema"),
+                        f"channel '{name}': invalid Avro schema: {problem}",
+                        "see https://avro.apache.org/docs/1.11.1/specification/",
+                    )
+                elif schema is not c.schema:
+                    ctx.channels[name] = dataclasses.replace(c, schema=schema)
+        if c.transport == "kafka":
+            if c.location is None:
+                ctx.errors.error(
+                    ctx.key_loc(*path),
+                    f"channel '{name}' uses transport kafka but has no 'location'",
+                    'set location: to the bootstrap servers, e.g. "${params.kafka}" or '
+                    "broker:9092",
+                )
+            elif isinstance(c.location, Lit):
+                bad = [
+                    s
+                    for s in str(c.location.value).split(",")
+                    if not _HOSTPORT.match(s.strip().removeprefix("PLAINTEXT://"))
+                ]
+                if bad:
+                    ctx.errors.error(
+                        ctx.loc(*path, "location"),
+                        f"channel '{name}': kafka location '{bad[0]}' is not host:port",
+                        "bootstrap servers are written host:port[,host:port...]",
+                    )
+
+
+def _avro_problem(schema: Any) -> str | None:
+    try:
+        import fastavro
+    except ImportError:
+        return "cannot check it: fastavro is missing (pip install 'flowc[streaming]')"
+    try:
+        fastavro.parse_schema(schema)
+    except Exception as e:  # fastavro raises several exception types
+        return str(e) or type(e).__name__
+    return None
+
+
+@contextlib.contextmanager
+def _flow_dir_on_path(ctx: PassContext) -> Iterator[None]:
+    folder = str(Path(ctx.file).resolve().parent)
+    added = folder not in sys.path
+    if added:
+        sys.path.insert(0, folder)
+    try:
+        yield
+    finally:
+        if added:
+            with contextlib.suppress(ValueError):
+                sys.path.remove(folder)
+
+
+def _load_class(ctx: PassContext, name: str, ref: str, loc: Any) -> type | None:
+    module_name, _, attr = ref.partition(":")
+    with _flow_dir_on_path(ctx):
+        try:
+            obj: Any = importlib.import_module(module_name)
+        except ModuleNotFoundError as e:
+            if e.name and module_name.split(".")[0] == e.name.split(".")[0]:
+                return None  # not importable here (e.g. only inside the image): run-time check
+            ctx.errors.error(loc, f"operator step '{name}': importing {module_name} failed: {e}")
+            return None
+        except Exception as e:
+            ctx.errors.error(
+                loc,
+                f"operator step '{name}': importing {module_name} failed: "
+                f"{type(e).__name__}: {e}",
+            )
+            return None
+    for part in attr.split("."):
+        nxt = getattr(obj, part, None)
+        if nxt is None:
+            names = [n for n in dir(obj) if not n.startswith("_")]
+            ctx.errors.error(
+                loc,
+                f"operator step '{name}': {module_name} has no '{part}'",
+                did_you_mean(part, names),
+            )
+            return None
+        obj = nxt
+    if not isinstance(obj, type):
+        ctx.errors.error(
+            loc,
+            f"operator step '{name}': '{ref}' is not a class",
+            "an operator is a class with on_init / on_running / on_shutdown hooks",
+        )
+        return None
+    return obj
+
+
+def _check_operator_params(ctx: PassContext, name: str, step: Any, path: tuple[Any, ...]) -> None:
+    cls = _load_class(ctx, name, step.run, ctx.loc(*path, "run"))
+    if cls is None:
+        return
+    try:
+        sig = inspect.signature(cls.__init__)
+    except (TypeError, ValueError):
+        return
+    params = list(sig.parameters.values())[1:]  # drop self
+    var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+    named = {
+        p.name: p
+        for p in params
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL, p.POSITIONAL_ONLY) and p.name != "ctx"
+    }
+    given = dict(step.with_)
+    for key, expr in step.with_:
+        if key not in named:
+            if not var_kw:
+                ctx.errors.error(
+                    ctx.key_loc(*path, "with", key),
+                    f"operator '{cls.__name__}' of step '{name}' takes no parameter '{key}'",
+                    did_you_mean(key, named) or f"its parameters: {', '.join(named) or '(none)'}",
+                )
+            continue
+        _check_type(ctx, name, key, named[key], expr, ctx.loc(*path, "with", key))
+    for pname, p in named.items():
+        if p.default is not p.empty or pname in given:
+            continue
+        if pname in ctx.params:  # pipeline -> operator cascade
+            _check_param_type(ctx, name, pname, p, ctx.key_loc(*path))
+            continue
+        ctx.errors.error(
+            ctx.key_loc(*path),
+            f"operator step '{name}' misses required parameter '{pname}' of {cls.__name__}",
+            f"add it under 'with:' or declare a pipeline param named '{pname}'",
+        )
+
+
+def _annotation(p: inspect.Parameter) -> tuple[type, ...] | None:
+    ann = p.annotation
+    if isinstance(ann, str):  # from __future__ import annotations
+        ann = {
+            "int": int,
+            "float": float,
+            "str": str,
+            "bool": bool,
+            "list": list,
+            "dict": dict,
+        }.get(ann.split("[")[0].strip())
+    return _SIMPLE_TYPES.get(ann)
+
+
+def _check_type(
+    ctx: PassContext, step: str, key: str, p: inspect.Parameter, expr: Any, loc: Any
+) -> None:
+    want = _annotation(p)
+    if want is None:
+        return
+    got: type | None = None
+    if isinstance(expr, Lit) and expr.value is not None:
+        got = type(expr.value)
+    elif isinstance(expr, Ref) and expr.root == "params" and len(expr.path) == 1:
+        param = ctx.params.get(expr.path[0])
+        got = _PARAM_TYPES.get(param.type) if param is not None else None
+    if got is None:
+        return
+    if got not in want:
+        ctx.errors.error(
+            loc,
+            f"operator step '{step}': parameter '{key}' expects {want[-1].__name__}, "
+            f"got {got.__name__}",
+        )
+
+
+def _check_param_type(
+    ctx: PassContext, step: str, key: str, p: inspect.Parameter, loc: Any
+) -> None:
+    _check_type(ctx, step, key, p, Ref("params", (key,)), loc)
