@@ -1,0 +1,242 @@
+"""Airflow glue: what the tasks of a flowc-generated DAG call at run time.
+
+Imported only inside task callables (never while Airflow parses the DAG file); imports Airflow
+lazily too. Each task runs one step instance through :func:`flowc.runtime.step.execute`, the code
+``flowc run`` uses, with upstream outputs read from XCom, params from the DAG run (so a trigger
+with other values is honoured) and secrets from Airflow Variables/Connections (or the
+environment).
+
+XCom shapes: a ``run:`` task returns ``{output: value}``; a ``command:`` task's last stdout line
+is the JSON object its process wrote to ``$FLOWC_OUTPUTS``; a mapped task (``foreach`` or
+``replicas``) has one such value per map index and its outputs are lists in item order.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from flowc.runtime import exprs
+from flowc.runtime.step import MISSING, Inputs, StepError, env_secret_resolver, execute
+
+
+class _Skip(Exception):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets
+# ---------------------------------------------------------------------------------------------
+
+
+def secret_resolver(name: str, spec: Mapping[str, Any]) -> str | None:
+    """Airflow Variable / Connection named in ``spec["airflow"]``, else the environment. The value
+    is registered with Airflow's secrets masker so it never shows in task logs."""
+    source = spec.get("airflow") or {}
+    value: str | None = None
+    if "variable" in source:
+        from airflow.sdk import Variable
+
+        got = Variable.get(source["variable"], default=None)
+        value = None if got is None else str(got)
+    elif "connection" in source:
+        from airflow.exceptions import AirflowNotFoundException
+        from airflow.sdk import Connection
+
+        try:
+            conn = Connection.get(source["connection"])
+        except AirflowNotFoundException:
+            conn = None
+        if conn is not None:
+            value = conn.password if conn.password else conn.get_uri()
+    if value is None:
+        value = env_secret_resolver(name, spec)
+    if value:
+        try:
+            from airflow.sdk.log import mask_secret
+
+            mask_secret(value, name)
+        except ImportError:  # pragma: no cover - older task SDKs
+            pass
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+# Context -> execute() arguments
+# ---------------------------------------------------------------------------------------------
+
+
+def _is_mapped(data: Mapping[str, Any]) -> bool:
+    return data.get("foreach") is not None or int(data.get("replicas") or 1) > 1
+
+
+def _referenced_steps(data: Mapping[str, Any]) -> list[str]:
+    encs: list[Any] = [data.get("foreach"), data.get("when")]
+    encs += list((data.get("with") or {}).values())
+    encs += list((data.get("env") or {}).values())
+    encs += list(data.get("command") or [])
+    seen: list[str] = []
+    for enc in encs:
+        for path in exprs.refs(enc):
+            if path[0] == "steps" and len(path) > 1 and path[1] not in seen:
+                seen.append(path[1])
+    return seen
+
+
+def _outputs_of(plan: Mapping[str, Any], step: str, value: Any) -> dict[str, Any]:
+    """One instance's XCom value -> ``{output: value}``."""
+    data = plan["steps"][step]
+    if data.get("kind") == "command":
+        if not data.get("outputs"):
+            return {}
+        if not isinstance(value, str):
+            raise StepError(step, f"expected its outputs as JSON text in XCom, got {value!r}")
+        return dict(json.loads(value))
+    return dict(value or {})
+
+
+def upstream_values(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> dict:
+    """``{upstream step: {output: value}}`` for the steps ``step`` references, from XCom."""
+    ti = context["ti"]
+    out: dict[str, dict[str, Any]] = {}
+    for up in _referenced_steps(plan["steps"][step]):
+        up_data = plan["steps"][up]
+        if _is_mapped(up_data):
+            values = ti.xcom_pull(task_ids=[up]) or []
+            instances = [_outputs_of(plan, up, v) for v in values]
+            out[up] = {o: [i.get(o) for i in instances] for o in up_data.get("outputs") or []}
+        else:
+            out[up] = _outputs_of(plan, up, ti.xcom_pull(task_ids=up))
+    return out
+
+
+def _run_date(context: Mapping[str, Any]) -> str | None:
+    when = context.get("logical_date")
+    if when is None:
+        dag_run = context.get("dag_run")
+        when = getattr(dag_run, "run_after", None)
+    return None if when is None else when.isoformat()
+
+
+def _inputs(plan: Mapping[str, Any], step: str, context: Mapping[str, Any], item: Any = MISSING):
+    return Inputs(
+        plan,
+        step,
+        params=dict(context.get("params") or {}),
+        upstream=upstream_values(plan, step, context),
+        run_id=str(context.get("run_id")),
+        run_date=_run_date(context),
+        item=item,
+        secret_resolver=secret_resolver,
+    )
+
+
+def _items(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> list[Any]:
+    data = plan["steps"][step]
+    try:
+        items = _inputs(plan, step, context).eval(data["foreach"])
+    except exprs.ExprError as e:
+        raise StepError(step, str(e)) from None
+    if not isinstance(items, list):
+        raise StepError(step, f"foreach must evaluate to a list, got {type(items).__name__}")
+    return items
+
+
+# ---------------------------------------------------------------------------------------------
+# What the generated task callables call
+# ---------------------------------------------------------------------------------------------
+
+
+def run_step(
+    plan: Mapping[str, Any], step: str, context: Mapping[str, Any], index: int | None = None
+) -> dict[str, Any]:
+    """Run one instance of a ``run:`` step; the returned ``{output: value}`` becomes its XCom."""
+    data = plan["steps"][step]
+    item: Any = MISSING
+    replica: int | None = None
+    if data.get("foreach") is not None:
+        index = int(index if index is not None else context["ti"].map_index)
+        item = _items(plan, step, context)[index]
+    elif int(data.get("replicas") or 1) > 1:
+        replica = int(index if index is not None else context["ti"].map_index)
+    ti = context.get("ti")
+    return execute(
+        plan,
+        step,
+        params=dict(context.get("params") or {}),
+        upstream=upstream_values(plan, step, context),
+        run_id=str(context.get("run_id")),
+        run_date=_run_date(context),
+        item=item,
+        replica=replica,
+        ctx_extra={"ti": ti, "airflow_context": context},
+        secret_resolver=secret_resolver,
+        attempt=int(getattr(ti, "try_number", 1) or 1),
+        index=index if data.get("foreach") is not None else None,
+    )
+
+
+def foreach_items(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> list[dict]:
+    """The expansion list of a foreach step: ``[{"index": i}, ...]`` for a ``run:`` step,
+    ``[{"FLOWC_INDEX": "i", ...}, ...]`` (its ``env``) for a command step."""
+    data = plan["steps"][step]
+    n = len(_items(plan, step, context))
+    if data.get("kind") == "command":
+        run_id = str(context.get("run_id"))
+        return [
+            _command_env_base(plan, step, {"FLOWC_INDEX": str(i), "FLOWC_RUN_ID": run_id})
+            for i in range(n)
+        ]
+    return [{"index": i} for i in range(n)]
+
+
+def _command_env_base(plan: Mapping[str, Any], step: str, extra: dict[str, str]) -> dict:
+    """The env a mapped command task gets (BashOperator/KPO ``env`` is replaced, not merged,
+    by the expanded value, so it carries the step's static env too)."""
+    data = plan["steps"][step]
+    env = {k: v for k, v in (data.get("env") or {}).items() if isinstance(v, str)}
+    return {**env, "FLOWC_STEP": step, **extra}
+
+
+def evaluate_when(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> bool:
+    """The truth of ``step``'s ``when:`` for this run."""
+    enc = plan["steps"][step]["when"]
+    try:
+        return bool(_inputs(plan, step, context).eval(enc))
+    except exprs.ExprError as e:
+        raise StepError(step, f"when: {e}") from None
+
+
+def _current_context() -> Any:
+    from airflow.sdk import get_current_context
+
+    return get_current_context()
+
+
+def _instance_item(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> Any:
+    if plan["steps"][step].get("foreach") is None:
+        return MISSING
+    return _items(plan, step, context)[int(context["ti"].map_index)]
+
+
+def command_arg(plan: Mapping[str, Any], step: str, index: int, quote: bool = True) -> str:
+    """Macro: ``argv[index]`` of a command step, evaluated now (``quote``: shell-quoted)."""
+    context = _current_context()
+    inputs = _inputs(plan, step, context, _instance_item(plan, step, context))
+    try:
+        text = exprs.to_text(inputs.eval(plan["steps"][step]["command"][index]))
+    except exprs.ExprError as e:
+        raise StepError(step, str(e)) from None
+    return shlex.quote(text) if quote else text
+
+
+def command_env(plan: Mapping[str, Any], step: str, name: str) -> str:
+    """Macro: the value of a command step's ``env`` variable ``name``, evaluated now."""
+    context = _current_context()
+    inputs = _inputs(plan, step, context, _instance_item(plan, step, context))
+    try:
+        return exprs.to_text(inputs.eval(plan["steps"][step]["env"][name]))
+    except exprs.ExprError as e:
+        raise StepError(step, str(e)) from None

@@ -1,0 +1,476 @@
+"""The Airflow 3 target: one DAG file ``<name>.py`` per flow.
+
+The file imports only ``airflow.sdk`` and the providers' operators at parse time and embeds the
+plan (``Pipeline.to_data()``) as a Python literal; every task calls :mod:`flowc.runtime.airflow`
+(imported inside the task callable) which runs the step with :func:`flowc.runtime.step.execute`,
+the same code ``flowc run`` uses. Mapping:
+
+- ``run:`` step -> ``PythonOperator`` (outputs -> XCom ``return_value``, a dict by output name);
+- ``command:`` step -> ``BashOperator`` (shell-quoted argv; literal text Jinja-escaped, references
+  rendered at run time by the ``flowc_arg`` macro), or ``KubernetesPodOperator`` when the step has
+  an ``image`` and the stack's orchestrator sets ``pod_operator: true``;
+- ``foreach`` -> a ``<step>__items`` task + dynamic task mapping (``.expand``); ``replicas: N`` ->
+  N mapped copies; ``when`` -> a ``<step>__when`` ``ShortCircuitOperator`` gate;
+- params -> ``Param(default, type=...)``; schedule -> cron timetable / timedelta / ``@once``.
+
+Pure: no I/O, no clock, no Airflow import (see ``docs/airflow.md``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import keyword
+import shlex
+from collections import Counter
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from flowc.compiler.errors import FlowcError
+from flowc.compiler.ir import encode_expr
+from flowc.targets.base import BaseTarget, black_format, jinja_env, py_literal
+
+if TYPE_CHECKING:
+    from flowc.compiler.ir import Pipeline, Step
+
+PARAM_TYPES = {
+    "str": "string",
+    "int": "integer",
+    "float": "number",
+    "bool": "boolean",
+    "list": "array",
+    "dict": "object",
+}
+# Names the generated module defines itself; a step named like one gets a ``_`` suffix.
+RESERVED = {
+    "dag",
+    "datetime",
+    "pendulum",
+    "k8s",
+    "PLAN",
+    "DAG",
+    "Param",
+    "PythonOperator",
+    "ShortCircuitOperator",
+    "BashOperator",
+    "KubernetesPodOperator",
+    "CronTriggerTimetable",
+    "annotations",
+}
+POD_ORCHESTRATOR_TYPES = ("airflow",)
+
+
+# ---------------------------------------------------------------------------------------------
+# Escaping
+# ---------------------------------------------------------------------------------------------
+
+
+def jinja_literal(text: str) -> str:
+    """Template text that Airflow's Jinja renders back to exactly ``text``.
+
+    Every ``{`` becomes ``{{ '{' }}`` (so no ``{{``/``{%``/``{#`` can start a tag) and every
+    carriage return ``{{ '\\r' }}`` (Jinja would normalise it to a newline)."""
+    return text.replace("{", "{{ '{' }}").replace("\r", "{{ '\\r' }}")
+
+
+def is_plain(enc: Any) -> bool:
+    """An encoded expression that needs no run-time evaluation (a plain string/number)."""
+    return not isinstance(enc, dict)
+
+
+def plain_text(enc: Any) -> str:
+    """How a plain scalar is spelled in argv/env (JSON for non-strings, like the runtime)."""
+    if isinstance(enc, str):
+        return enc
+    import json
+
+    return json.dumps(enc, separators=(",", ":"), ensure_ascii=False)
+
+
+def _ident(name: str) -> str:
+    return f"{name}_" if keyword.iskeyword(name) or name in RESERVED else name
+
+
+def _timedelta(seconds: float) -> str:
+    if float(seconds).is_integer():
+        return f"datetime.timedelta(seconds={int(seconds)})"
+    return f"datetime.timedelta(seconds={seconds!r})"
+
+
+def _pendulum(iso: str, tz: str) -> str:
+    """``pendulum.datetime(...)`` for a naive local ISO date/time in ``tz``."""
+    d = _dt.datetime.fromisoformat(iso)
+    if d.tzinfo is not None:  # carries its own offset: keep the instant, show it in UTC
+        d = d.astimezone(_dt.UTC).replace(tzinfo=None)
+        tz = "UTC"
+    parts = [d.year, d.month, d.day]
+    if (d.hour, d.minute, d.second, d.microsecond) != (0, 0, 0, 0):
+        parts += [d.hour, d.minute, d.second]
+        if d.microsecond:
+            parts.append(d.microsecond)
+    return f"pendulum.datetime({', '.join(map(str, parts))}, tz={tz!r})"
+
+
+# ---------------------------------------------------------------------------------------------
+# The target
+# ---------------------------------------------------------------------------------------------
+
+
+class AirflowTarget(BaseTarget):
+    """IR -> ``{"<name>.py": DAG source}`` for Airflow 3."""
+
+    name: ClassVar[str] = "airflow"
+    description: ClassVar[str] = "Airflow 3 DAG file (airflow.sdk, standard provider)"
+
+    def emit(self, ir: Pipeline) -> dict[str, str]:
+        for s in ir.steps:
+            if s.operator:
+                raise FlowcError.at(
+                    s.loc,
+                    f"step '{s.name}' is a streaming operator, which the airflow target cannot run",
+                    "use the local or k8s target for flows with operator steps",
+                )
+        if ir.schedule is not None:
+            for p in ir.params:
+                if p.required and not p.has_default:
+                    raise FlowcError.at(
+                        p.loc,
+                        f"param '{p.name}' is required and has no default, but Airflow cannot "
+                        "schedule a DAG with such a param",
+                        "give it a default (e.g. in an environment overlay or with --param) or "
+                        "remove the schedule",
+                    )
+        names = {s.name for s in ir.steps}
+        for s in ir.steps:
+            for helper in (f"{s.name}__when", f"{s.name}__items"):
+                if helper in names:
+                    raise FlowcError.at(
+                        ir.step(helper).loc,
+                        f"step name '{helper}' collides with the Airflow helper task of step "
+                        f"'{s.name}'",
+                        "rename the step (the airflow target adds <step>__when and <step>__items)",
+                    )
+        builder = _Builder(ir, self.header_lines(ir))
+        source = jinja_env("airflow").get_template("dag.py.j2").render(**builder.context())
+        return {f"{ir.name}.py": black_format(source)}
+
+
+class _Builder:
+    """Turns the IR into the template's context (code snippets, in a fixed order)."""
+
+    def __init__(self, ir: Pipeline, header: list[str]):
+        self.ir = ir
+        self.header = header
+        self.imports: set[str] = set()
+        orch = ir.stack.orchestrator if ir.stack else None
+        self.pods = bool(
+            orch is not None
+            and orch.type in POD_ORCHESTRATOR_TYPES
+            and orch.setting("pod_operator", False)
+        )
+        self.namespace = orch.setting("namespace", "default") if orch is not None else "default"
+        self.vars = {s.name: _ident(s.name) for s in ir.steps}
+        self.needs_macros = False
+
+    # -- defaults --------------------------------------------------------------------------
+
+    def _common(self, attr: str) -> Any:
+        values = [getattr(s, attr) for s in self.ir.steps]
+        if not values:
+            return None
+        counts = Counter(values)
+        best = max(counts.values())
+        return next(v for v in values if counts[v] == best)
+
+    def default_args(self) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if self.ir.owner:
+            out.append(("owner", py_literal(self.ir.owner)))
+        self.d_retries = self._common("retries") or 0
+        self.d_delay = self._common("retry_delay") or 0.0
+        self.d_timeout = self._common("timeout")
+        out.append(("retries", repr(self.d_retries)))
+        if self.d_delay:
+            self.imports.add("datetime")
+            out.append(("retry_delay", _timedelta(self.d_delay)))
+        if self.d_timeout is not None:
+            self.imports.add("datetime")
+            out.append(("execution_timeout", _timedelta(self.d_timeout)))
+        return out
+
+    def task_policy(self, s: Step) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        if s.retries != self.d_retries:
+            out.append(("retries", repr(s.retries)))
+        if s.retry_delay != self.d_delay:
+            self.imports.add("datetime")
+            out.append(("retry_delay", _timedelta(s.retry_delay)))
+        if s.timeout != self.d_timeout:
+            if s.timeout is None:
+                out.append(("execution_timeout", "None"))
+            else:
+                self.imports.add("datetime")
+                out.append(("execution_timeout", _timedelta(s.timeout)))
+        if not s.resources.is_empty() and not self._is_pod(s):
+            out.append(("executor_config", self._executor_config(s)))
+        return out
+
+    def _executor_config(self, s: Step) -> str:
+        """Resources for the task's worker: a ``pod_override`` for the KubernetesExecutor."""
+        self.imports.add("k8s")
+        res = self._k8s_resources(s)
+        image = f", image={s.image!r}" if s.image and self.pods else ""
+        return (
+            '{"pod_override": k8s.V1Pod(spec=k8s.V1PodSpec(containers=[k8s.V1Container('
+            f'name="base"{image}, resources={res})]))}}'
+        )
+
+    def _k8s_resources(self, s: Step) -> str:
+        r = s.resources
+        req: dict[str, str] = {}
+        if r.cpu is not None:
+            req["cpu"] = r.cpu
+        if r.memory is not None:
+            req["memory"] = r.memory
+        lim = dict(req)
+        if r.gpu:
+            lim["nvidia.com/gpu"] = str(r.gpu)
+        return f"k8s.V1ResourceRequirements(requests={py_literal(req)}, limits={py_literal(lim)})"
+
+    # -- DAG arguments -----------------------------------------------------------------------
+
+    def schedule_args(self) -> list[tuple[str, str]]:
+        sch = self.ir.schedule
+        if sch is None:
+            return [("schedule", "None"), ("catchup", "False")]
+        out: list[tuple[str, str]] = []
+        tz = sch.timezone or "UTC"
+        if sch.kind == "cron":
+            self.imports.add("CronTriggerTimetable")
+            out.append(("schedule", f"CronTriggerTimetable({sch.cron!r}, timezone={tz!r})"))
+        elif sch.kind == "every":
+            self.imports.add("datetime")
+            out.append(("schedule", _timedelta(float(sch.every_seconds or 0))))
+        else:
+            out.append(("schedule", repr("@once")))
+        start = sch.at if sch.kind == "at" else sch.start
+        if start is not None:
+            self.imports.add("pendulum")
+            out.append(("start_date", _pendulum(start, tz)))
+        if sch.end is not None:
+            self.imports.add("pendulum")
+            out.append(("end_date", _pendulum(sch.end, tz)))
+        out.append(("catchup", repr(bool(sch.catchup))))
+        return out
+
+    def params(self) -> list[tuple[str, str]]:
+        out = []
+        for p in self.ir.params:
+            args: list[str] = []
+            jtype: Any = PARAM_TYPES[p.type]
+            if p.has_default:
+                args.append(py_literal(p.default))
+                if p.default is None:
+                    jtype = ["null", jtype]
+            elif not p.required:
+                args.append("None")
+                jtype = ["null", jtype]
+            args.append(f"type={py_literal(jtype)}")
+            if p.enum is not None:
+                args.append(f"enum={py_literal(list(p.enum))}")
+            if p.min is not None:
+                args.append(f"minimum={p.min!r}")
+            if p.max is not None:
+                args.append(f"maximum={p.max!r}")
+            if p.description is not None:
+                args.append(f"description={py_literal(p.description)}")
+            out.append((py_literal(p.name), f"Param({', '.join(args)})"))
+        return out
+
+    # -- tasks -----------------------------------------------------------------------------
+
+    def _is_pod(self, s: Step) -> bool:
+        return self.pods and s.kind == "command" and bool(s.image)
+
+    def tasks(self) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+        """Every task (gate, items helper, step) and every edge, in step order."""
+        tasks: list[dict[str, Any]] = []
+        edges: list[tuple[str, str]] = []
+        for s in self.ir.steps:
+            var = self.vars[s.name]
+            chain: list[str] = []  # helper tasks before the step itself
+            if s.when is not None:
+                self.imports.add("ShortCircuitOperator")
+                chain.append(f"{var}__when")
+                tasks.append(self._helper(s, "when", "ShortCircuitOperator", "_when"))
+            mapped: str | None = None
+            if s.foreach is not None:
+                self.imports.add("PythonOperator")
+                chain.append(f"{var}__items")
+                tasks.append(self._helper(s, "items", "PythonOperator", "_items"))
+                mapped = f"{var}__items.output"
+            elif s.replicas > 1:
+                if s.kind == "run":
+                    copies: list[Any] = [{"index": i} for i in range(s.replicas)]
+                else:  # the expanded env replaces the static one: carry it in every copy
+                    base = self._env(s)
+                    n = str(s.replicas)
+                    copies = [
+                        {**base, "FLOWC_REPLICA": str(i), "FLOWC_REPLICAS": n}
+                        for i in range(s.replicas)
+                    ]
+                mapped = py_literal(copies)
+            tasks.append(self._step_task(s, var, mapped))
+            chain.append(var)
+            for up in s.upstream:
+                edges.append((self.vars[up], chain[0]))
+            edges.extend(zip(chain, chain[1:], strict=False))
+        return tasks, edges
+
+    def _helper(self, s: Step, suffix: str, ctor: str, fn: str) -> dict[str, Any]:
+        kwargs = [
+            ("task_id", repr(f"{s.name}__{suffix}")),
+            ("python_callable", fn),
+            ("op_args", repr([s.name])),
+            ("retries", "0"),
+        ]
+        if ctor == "ShortCircuitOperator":
+            # skip the gated step only; its downstream tasks then skip by their trigger rule
+            kwargs.append(("ignore_downstream_trigger_rules", "False"))
+        return {
+            "var": f"{self.vars[s.name]}__{suffix}",
+            "ctor": ctor,
+            "kwargs": kwargs,
+            "mapped": None,
+        }
+
+    def _step_task(self, s: Step, var: str, mapped: str | None) -> dict[str, Any]:
+        policy = self.task_policy(s)
+        if s.kind == "run":
+            self.imports.add("PythonOperator")
+            kwargs = [
+                ("task_id", repr(s.name)),
+                ("python_callable", "_run"),
+                ("op_args", repr([s.name])),
+                *policy,
+            ]
+            return {
+                "var": var,
+                "ctor": "PythonOperator",
+                "kwargs": kwargs,
+                "mapped": ("op_kwargs", mapped) if mapped else None,
+            }
+        if self._is_pod(s):
+            return self._pod_task(s, var, mapped, policy)
+        self.imports.add("BashOperator")
+        kwargs = [
+            ("task_id", repr(s.name)),
+            ("bash_command", py_literal(self._bash_command(s))),
+            *([] if mapped else [("env", self._env_literal(s))]),
+            ("append_env", "True"),
+            ("skip_on_exit_code", "None"),
+            ("do_xcom_push", repr(bool(s.outputs))),
+            *policy,
+        ]
+        return {
+            "var": var,
+            "ctor": "BashOperator",
+            "kwargs": kwargs,
+            "mapped": ("env", mapped) if mapped else None,
+        }
+
+    def _arg(self, s: Step, index: int, enc: Any, *, quote: bool) -> str:
+        """Template text for argv[index]: inline when plain, else the ``flowc_arg`` macro."""
+        if is_plain(enc):
+            text = plain_text(enc)
+            return jinja_literal(shlex.quote(text) if quote else text)
+        self.needs_macros = True
+        return f"{{{{ flowc_arg({s.name!r}, {index}, {quote!r}) }}}}"
+
+    def _bash_command(self, s: Step) -> str:
+        encs = [encode_expr(a) for a in s.command or ()]
+        argv = " ".join(self._arg(s, i, a, quote=True) for i, a in enumerate(encs))
+        if s.outputs:
+            # $FLOWC_OUTPUTS: the command writes a JSON object there (as under `flowc run`); its
+            # newline-free copy is the last stdout line, which BashOperator pushes to XCom.
+            text = (
+                'export FLOWC_OUTPUTS="$(mktemp)" && '
+                f"{argv} && printf '\\n' && tr -d '\\r\\n' < \"$FLOWC_OUTPUTS\""
+            )
+        else:
+            text = argv
+        if text.endswith((".sh", ".bash")):
+            text += " "  # otherwise Airflow reads it as a template file name
+        return text
+
+    def _env_literal(self, s: Step) -> str:
+        return py_literal(self._env(s))
+
+    def _env(self, s: Step) -> dict[str, str]:
+        env: dict[str, str] = {}
+        for k, v in s.env:
+            enc = encode_expr(v)
+            if is_plain(enc):
+                env[k] = jinja_literal(plain_text(enc))
+            else:
+                self.needs_macros = True
+                env[k] = f"{{{{ flowc_env({s.name!r}, {k!r}) }}}}"
+        env["FLOWC_STEP"] = s.name
+        env["FLOWC_RUN_ID"] = "{{ run_id }}"
+        return env
+
+    def _pod_task(
+        self, s: Step, var: str, mapped: str | None, policy: list[tuple[str, str]]
+    ) -> dict[str, Any]:
+        self.imports.add("KubernetesPodOperator")
+        argv = [encode_expr(a) for a in s.command or ()]
+        cmds = [self._arg(s, 0, argv[0], quote=False)] if argv else []
+        args = [self._arg(s, i, a, quote=False) for i, a in enumerate(argv) if i > 0]
+        kwargs = [
+            ("task_id", repr(s.name)),
+            ("name", repr(s.name.replace("_", "-"))),
+            ("namespace", py_literal(self.namespace)),
+            ("image", py_literal(jinja_literal(s.image or ""))),
+            ("cmds", py_literal(cmds)),
+            ("arguments", py_literal(args)),
+            *([] if mapped else [("env_vars", self._env_literal(s))]),
+            *policy,
+        ]
+        if not s.resources.is_empty():
+            self.imports.add("k8s")
+            kwargs.append(("container_resources", self._k8s_resources(s)))
+        return {
+            "var": var,
+            "ctor": "KubernetesPodOperator",
+            "kwargs": kwargs,
+            "mapped": ("env_vars", mapped) if mapped else None,
+        }
+
+    # -- everything ----------------------------------------------------------------------
+
+    def context(self) -> dict[str, Any]:
+        ir = self.ir
+        dargs = self.default_args()
+        dag_args: list[tuple[str, str]] = [("dag_id", py_literal(ir.name))]
+        if ir.description:
+            dag_args.append(("description", py_literal(ir.description)))
+        dag_args += self.schedule_args()
+        if ir.tags:
+            dag_args.append(("tags", py_literal(list(ir.tags))))
+        dag_args.append(("default_args", "{" + ", ".join(f"{k!r}: {v}" for k, v in dargs) + "}"))
+        params = self.params()
+        if params:
+            dag_args.append(("params", "{" + ", ".join(f"{k}: {v}" for k, v in params) + "}"))
+        tasks, edges = self.tasks()
+        if self.needs_macros:
+            dag_args.append(("user_defined_macros", '{"flowc_arg": _arg, "flowc_env": _env}'))
+        return {
+            "header": self.header,
+            "imports": sorted(self.imports),
+            "plan": py_literal(ir.to_data()),
+            "dag_args": dag_args,
+            "tasks": tasks,
+            "edges": edges,
+            "macros": self.needs_macros,
+            "any_python": "PythonOperator" in self.imports,
+            "any_when": "ShortCircuitOperator" in self.imports,
+            "any_foreach": any(s.foreach is not None for s in ir.steps),
+        }
