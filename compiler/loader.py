@@ -115,10 +115,11 @@ def load_text(text: str, file: str = "<string>") -> Doc:
 
     if text.startswith("\ufeff"):
         text = text[1:]
-    loader = yaml.SafeLoader(text)
-    loader.name = file
+    loader = None
     try:
         try:
+            loader = yaml.SafeLoader(text)
+            loader.name = file
             if not loader.check_node():
                 raise FlowcError.at(
                     Loc(file, 1, 1), "empty file: expected a mapping with 'flowc: 1'"
@@ -138,16 +139,19 @@ def load_text(text: str, file: str = "<string>") -> Doc:
             raise FlowcError.at(loc, f"YAML syntax error: {msg}") from None
         except RecursionError:
             raise FlowcError.at(Loc(file, 1, 1), "YAML nesting is too deep") from None
-        except yaml.YAMLError as e:  # reader errors (control characters) and the like
-            mark = getattr(e, "position", None)
-            line, col = 1, 1
-            if mark is not None and isinstance(mark, int):
-                before = text[:mark]
-                line = before.count("\n") + 1
-                col = mark - (before.rfind("\n") + 1) + 1
-            raise FlowcError.at(Loc(file, line, col), f"YAML error: {_short(e)}") from None
+        except yaml.reader.ReaderError as e:  # control characters, bad encodings
+            before = text[: e.position]
+            line = before.count("\n") + 1
+            col = e.position - (before.rfind("\n") + 1) + 1
+            ch = f"#x{e.character:04x}" if isinstance(e.character, int) else repr(e.character)
+            raise FlowcError.at(
+                Loc(file, line, col), f"character {ch} is not allowed in YAML", "remove it"
+            ) from None
+        except yaml.YAMLError as e:  # pragma: no cover - anything else pyyaml may raise
+            raise FlowcError.at(Loc(file, 1, 1), f"YAML error: {_short(e)}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()
     if node is None:
         raise FlowcError.at(Loc(file, 1, 1), "empty file: expected a mapping with 'flowc: 1'")
     if not isinstance(node, yaml.MappingNode) or node.tag != _MAP:
