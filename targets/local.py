@@ -1,0 +1,36 @@
+"""The ``local`` target: one readable Python module ``<name>_flow.py`` that holds the plan as a
+Python literal and runs it with :mod:`flowc.runtime` (``python <name>_flow.py --param k=v`` or
+``from <name>_flow import run``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, ClassVar
+
+from flowc.targets.base import BaseTarget, black_format, jinja_env
+
+if TYPE_CHECKING:
+    from flowc.compiler.ir import Pipeline
+
+
+class LocalTarget(BaseTarget):
+    name: ClassVar[str] = "local"
+    description: ClassVar[str] = (
+        "a Python module that runs the flow on this machine (flowc.runtime)"
+    )
+
+    def emit(self, ir: Pipeline) -> dict[str, str]:
+        module = f"{ir.name}_flow"
+        header = [line.replace("\r", "\\r").replace("\n", "\\n") for line in self.header_lines(ir)]
+        text = (
+            jinja_env("local")
+            .get_template("flow.py.j2")
+            .render(
+                header=header,
+                module=module,
+                name=ir.name,
+                description=ir.description,
+                steps=[s.name for s in ir.steps],
+                plan=ir.to_data(),
+            )
+        )
+        return {f"{module}.py": black_format(text)}
