@@ -1,0 +1,1 @@
+"""FlowerPower keeps pipeline modules in ``pipelines/``; flowc imports them by module name."""
