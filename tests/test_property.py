@@ -60,11 +60,13 @@ def flows(draw: Any) -> dict[str, Any]:
         for key in draw(st.lists(NAMES, max_size=3, unique=True)):
             choices = [TEXT.map(lambda t: t), st.integers(0, 5)]
             if ps:
-                choices.append(st.sampled_from(sorted(ps)).map(lambda p: "${params.%s}" % p))
+                choices.append(st.sampled_from(sorted(ps)).map(lambda p: "${params." + p + "}"))
             earlier = [(s, o) for s in names[:i] for o in outputs[s]]
             if earlier:
                 choices.append(
-                    st.sampled_from(earlier).map(lambda so: "${steps.%s.outputs.%s}" % so)
+                    st.sampled_from(earlier).map(
+                        lambda so: "${steps." + so[0] + ".outputs." + so[1] + "}"
+                    )
                 )
             with_[key] = draw(st.one_of(*choices))
         if with_:
@@ -77,7 +79,7 @@ def flows(draw: Any) -> dict[str, Any]:
             step["timeout"] = draw(DURATIONS)
         lists = [p for p, v in ps.items() if v["type"] == "list"]
         if lists and draw(st.booleans()):
-            step["foreach"] = "${params.%s}" % draw(st.sampled_from(lists))
+            step["foreach"] = "${params." + draw(st.sampled_from(lists)) + "}"
             step.setdefault("with", {})["it"] = "${item}"
         if draw(st.booleans()):
             step["when"] = draw(
