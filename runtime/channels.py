@@ -161,6 +161,12 @@ def decode(parsed: Any, payload: bytes) -> Any:
 # ---------------------------------------------------------------------------------------------
 
 
+def env_prefix(channel: str) -> str:
+    """``records`` -> ``FLOWC_CHANNEL_RECORDS``: ``<prefix>_LOCATION`` in an operator's
+    environment overrides the channel's location (set by the k8s target)."""
+    return "FLOWC_CHANNEL_" + "".join(c if c.isalnum() else "_" for c in channel).upper()
+
+
 class ChannelSpec:
     """One channel as a port sees it: name, schema, transport, location (cascaded to every port
     on the channel), producer and consumer steps with their replica counts."""

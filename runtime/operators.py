@@ -250,7 +250,9 @@ def _open_ports(
     ):
         for name in names:
             loc_enc = plan["channels"][name].get("location")
-            location = None if loc_enc is None else inputs.eval(loc_enc)
+            location = os.environ.get(f"{ch.env_prefix(name)}_LOCATION") or (
+                None if loc_enc is None else inputs.eval(loc_enc)
+            )
             cspec = channel_spec(
                 plan, name, None if location is None else str(location), spec["run_id"]
             )
@@ -364,8 +366,45 @@ def _write_status(path: Path, data: dict[str, Any]) -> None:
 
 
 def child_main(argv: list[str] | None = None) -> int:
-    """``python -m flowc.runtime.operators SPEC.json STEP REPLICA``."""
+    """``python -m flowc.runtime.operators SPEC.json STEP REPLICA`` (a replica started by
+    :func:`run_operators`), or ``python -m flowc.runtime.operators --plan PLAN.json --step STEP
+    [--param k=v]... [--root DIR]`` (one replica on its own, e.g. a Kubernetes pod: replica from
+    ``FLOWC_REPLICA``, run id from ``FLOWC_RUN_ID``, params from the plan's defaults)."""
     args = sys.argv[1:] if argv is None else argv
+    if args and args[0].startswith("--"):
+        import argparse
+
+        ap = argparse.ArgumentParser(prog="python -m flowc.runtime.operators")
+        ap.add_argument("--plan", required=True)
+        ap.add_argument("--step", required=True)
+        ap.add_argument("--param", action="append", default=[], metavar="K=V")
+        ap.add_argument("--root", default=".flowc")
+        ns = ap.parse_args(args)
+        plan = json.loads(Path(ns.plan).read_text(encoding="utf-8"))
+        if ns.step not in plan.get("steps", {}) or not plan["steps"][ns.step].get("operator"):
+            print(f"flowc: '{ns.step}' is not an operator step of this plan", file=sys.stderr)
+            return 2
+        from flowc.runtime import params as params_mod
+
+        try:
+            params = params_mod.resolve(plan, params_mod.parse_cli(plan, ns.param))
+        except Exception as e:
+            print(f"flowc: {e}", file=sys.stderr)
+            return 1
+        run_id = os.environ.get("FLOWC_RUN_ID") or "run"
+        run_dir = Path(ns.root) / "runs" / run_id
+        spec = {
+            "plan": plan,
+            "params": params,
+            "run_id": run_id,
+            "run_date": None,
+            "upstream": {},
+            "db": str(run_dir / ch.DB_NAME),
+            "status_dir": str(run_dir / "operators"),
+            "capacity": int(os.environ.get("FLOWC_CHANNEL_CAPACITY") or ch.DEFAULT_CAPACITY),
+            "parent_pid": None,
+        }
+        return run_replica(spec, ns.step, int(os.environ.get("FLOWC_REPLICA") or 0))
     if len(args) != 3:
         print("usage: python -m flowc.runtime.operators SPEC.json STEP REPLICA", file=sys.stderr)
         return 2
