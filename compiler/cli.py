@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "compile": "flowc.compiler.commands.compile:compile_cmd",
     "run": "flowc.compiler.commands.run:run",
     "runs": "flowc.compiler.commands.runs:runs",
+    "components": "flowc.compiler.commands.components:components",
+    "plugins": "flowc.compiler.commands.plugins:plugins",
 }
 
 

@@ -38,11 +38,13 @@ ORCHESTRATOR_TARGETS: dict[str, str] = {
     "kubeflow": "kfp",
     "vertex": "vertex",
     "kubernetes": "k8s",
+    "kfp": "kfp",
+    "k8s": "k8s",
 }
 """Built-in orchestrator type -> the flowc target it compiles to."""
 
 
-class ComponentError(Exception):
+class ComponentError(ValueError):
     """A component cannot be found, loaded, built or validated. ``key`` names the offending
     setting when there is one; ``hint`` says how to fix it."""
 
@@ -627,6 +629,9 @@ class KubeflowOrchestrator(Orchestrator):
         return True
 
 
+_REGISTRY.register(KubeflowOrchestrator, "kfp", source="builtin (alias of kubeflow)")
+
+
 @_builtin
 class VertexOrchestrator(Orchestrator):
     """Vertex AI Pipelines (project, region, pipeline_root, service_account, network)."""
@@ -682,10 +687,16 @@ class KubernetesOrchestrator(Orchestrator):
         "namespace": setting(str, default="default"),
         "service_account": setting(str),
         "image": setting(str, help="image of the driver (default: the flow's default image)"),
+        "operator_image": setting(str, help="image of streaming operator pods (pypz)"),
         "image_pull_secrets": setting(list, default=[]),
         "node_selector": setting(dict, default={}),
         "tolerations": setting(list, default=[]),
         "ttl_seconds_after_finished": setting(int),
+        # used by flowc.targets.k8s (engineer E): see docs/k8s.md
+        "image_pull_policy": setting(str, help="Always | IfNotPresent (default) | Never"),
+        "artifact_pvc": setting(str, help="PersistentVolumeClaim shared by the driver and steps"),
+        "starting_deadline_seconds": setting(int, help="CronJob startingDeadlineSeconds"),
+        "poll_seconds": setting(float, help="how often the driver polls its step Jobs"),
     }
 
     def validate(self) -> bool:
@@ -712,6 +723,9 @@ class KubernetesOrchestrator(Orchestrator):
                 "ttl_seconds_after_finished must be >= 0", key="ttl_seconds_after_finished"
             )
         return True
+
+
+_REGISTRY.register(KubernetesOrchestrator, "k8s", source="builtin (alias of kubernetes)")
 
 
 @_builtin
@@ -865,12 +879,15 @@ class DockerRegistry(_UriRegistry):
 
 
 def _stack_components(stack: Any) -> dict[str, dict[str, Any]]:
-    """``{kind: {"type": ..., **settings}}`` from an IR Stack or plan data."""
+    """``{kind: {"type": ..., **settings}}`` from an IR Stack, an IR ComponentConfig (a stack of
+    one), the plan's ``stack`` data or its ``components`` mapping."""
     if stack is None:
         return {}
     if isinstance(stack, Mapping):
         comps = stack.get("components", stack)
         return {k: dict(v) for k, v in comps.items() if isinstance(v, Mapping)}
+    if hasattr(stack, "kind") and hasattr(stack, "to_data"):  # one ComponentConfig
+        return {stack.kind: stack.to_data()}
     return {c.kind: c.to_data() for c in stack.components}
 
 
@@ -888,7 +905,9 @@ def build_component(
 
 def target_for(stack: Any, registry: ComponentRegistry | None = None) -> str | None:
     """The flowc target a stack compiles to (its orchestrator's ``target``), or None when the
-    stack has no orchestrator. Accepts an IR ``Stack`` or the plan's ``stack`` data."""
+    stack has no orchestrator. Accepts an IR ``Stack``, its orchestrator ``ComponentConfig`` or
+    the plan's ``stack`` data. An unknown orchestrator type raises ComponentError (a
+    ValueError)."""
     orch = _stack_components(stack).get("orchestrator")
     if not orch:
         return None

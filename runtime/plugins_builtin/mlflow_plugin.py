@@ -53,7 +53,13 @@ class MLflowPlugin(MLOpsPlugin):
     # -- lifecycle ---------------------------------------------------------------------------
 
     def initialize(self) -> None:
+        import logging
+
         from mlflow.tracking import MlflowClient
+
+        # creating a SQLite store logs its schema migrations at INFO: keep step logs quiet
+        for name in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+            logging.getLogger(name).setLevel(logging.WARNING)
 
         self.client = MlflowClient(tracking_uri=self.tracking_uri)
 

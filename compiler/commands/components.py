@@ -1,0 +1,78 @@
+"""``flowc components list`` / ``flowc components load``: the registered stack component types
+(built-ins, ``flowc.components`` entry points, a flow's ``components:``, loaded modules/files)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import click
+
+from flowc.compiler.cli import user_errors
+from flowc.compiler.commands.common import flow_options, load_ir
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces (deterministic, no colour)."""
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+    lines = ["  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
+    for row in rows:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    return "\n".join(lines)
+
+
+def _rows(entries: Sequence[object]) -> list[list[str]]:
+    return [
+        [e.kind, e.name, e.source, f"{e.cls.__module__}:{e.cls.__qualname__}"]  # type: ignore[attr-defined]
+        for e in entries
+    ]
+
+
+@click.group("components")
+def components() -> None:
+    """Stack component types (orchestrators, artifact stores, metadata stores, registries)."""
+
+
+@components.command("list")
+@click.argument("flow", required=False)
+@flow_options
+@user_errors
+def list_cmd(
+    flow: str | None,
+    env: str | None,
+    params: dict[str, str],
+    sets: dict[str, str],
+    stack: str | None,
+) -> None:
+    """List component types as KIND NAME SOURCE CLASS. With FLOW, its `components:` are loaded
+    (and its active stack checked) first."""
+    from flowc.runtime.stack import get_component_registry
+
+    if flow:
+        load_ir(flow, env, params, sets, stack)
+    reg = get_component_registry()
+    click.echo(table(["kind", "name", "source", "class"], _rows(reg.entries())))
+    for err in reg.entry_point_errors:
+        click.echo(f"flowc: warning: entry point {err}", err=True)
+
+
+@components.command("load")
+@click.argument("source")
+@click.option("--name", default=None, help="Register the class under this type name.")
+@user_errors
+def load_cmd(source: str, name: str | None) -> None:
+    """Load components from MODULE, MODULE:Class, FILE.py or FILE.py:Class and list what was
+    registered (a check that a component package or file is usable)."""
+    from flowc.compiler.errors import FlowcError
+    from flowc.runtime.stack import ComponentError, get_component_registry
+
+    reg = get_component_registry()
+    try:
+        classes = reg.load(source, name)
+    except ComponentError as e:
+        raise FlowcError.at(
+            None, f"cannot load components from '{source}': {e.message}", e.hint
+        ) from None
+    loaded = [e for e in reg.entries() if e.cls in classes]
+    click.echo(table(["kind", "name", "source", "class"], _rows(loaded)))

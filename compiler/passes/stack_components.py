@@ -1,0 +1,84 @@
+"""Pass 52: stack components and plugin types checked against their registries.
+
+After pass 50 (``stack``) built the active stack, the custom ``components:`` and ``plugins:``:
+
+- every ``components:`` entry is loaded (``module:Class`` or ``path/to/file.py:Class``, a path
+  relative to the flow file) and registered under its key;
+- every component of the active stack is resolved by ``(kind, type)`` through
+  :mod:`flowc.runtime.stack`'s registry, built with its settings and ``validate()``-d; a
+  problem is a located error naming the stack, the component key and the setting;
+- a ``container_registry`` prefixes every step image (``trainer:1`` -> ``gcr.io/acme/trainer:1``);
+- every plugin ``type`` must be registered (looked up by name only: no plugin is imported).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from flowc.compiler.errors import Loc
+from flowc.compiler.passes import PassContext
+
+ORDER = 52
+
+
+def run(ctx: PassContext) -> None:
+    from flowc.runtime.plugins import PluginError, get_plugin_registry
+    from flowc.runtime.stack import ComponentError, ContainerRegistry, get_component_registry
+
+    registry = get_component_registry()
+    base_dir = Path(ctx.file).parent
+    custom_failed: set[str] = set()
+    for comp in ctx.components:
+        try:
+            registry.load(comp.class_ref, comp.name, kind=comp.kind, base_dir=base_dir)
+        except ComponentError as e:
+            custom_failed.add(comp.name)
+            where = "kind" if e.key == "kind" else "class"
+            ctx.errors.error(
+                ctx.loc("components", comp.name, where),
+                f"component '{comp.name}': {e.message}",
+                e.hint,
+            )
+
+    stack = ctx.stack
+    built: dict[str, object] = {}
+    if stack is not None:
+        for cfg in stack.components:
+            if cfg.type in custom_failed:
+                continue  # already reported where it is declared
+            try:
+                built[cfg.kind] = registry.create(cfg.kind, cfg.type, dict(cfg.settings))
+            except ComponentError as e:
+                ctx.errors.error(
+                    _setting_loc(ctx, stack.name, cfg.kind, e.key, cfg.loc),
+                    f"stack '{stack.name}' {cfg.kind} ({cfg.type}): {e.message}",
+                    e.hint,
+                )
+        ctx.extra["stack_components"] = built
+
+    reg = built.get("container_registry")
+    if isinstance(reg, ContainerRegistry):
+        for name, step in list(ctx.steps.items()):
+            if step.image:
+                image = reg.image_uri(step.image)
+                if image != step.image:
+                    ctx.steps[name] = dataclasses.replace(step, image=image)
+
+    plugins = get_plugin_registry()
+    for p in ctx.plugins:
+        try:
+            plugins.entry(p.type)
+        except PluginError as e:
+            ctx.errors.error(ctx.loc("plugins", p.name, "type"), f"plugin '{p.name}': {e}")
+
+
+def _setting_loc(
+    ctx: PassContext, stack: str, kind: str, key: str | None, fallback: Loc | None
+) -> Loc | None:
+    path = ("stacks", stack, kind)
+    if key and ctx.doc.has((*path, key)):
+        return ctx.key_loc(*path, key)
+    if ctx.doc.has(path):
+        return ctx.key_loc(*path)
+    return fallback
