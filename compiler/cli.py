@@ -26,6 +26,11 @@ COMMANDS: dict[str, str] = {
     "runs": "flowc.compiler.commands.runs:runs",
     "components": "flowc.compiler.commands.components:components",
     "plugins": "flowc.compiler.commands.plugins:plugins",
+    "deploy": "flowc.compiler.commands.k8s:deploy",
+    "status": "flowc.compiler.commands.k8s:status",
+    "attach": "flowc.compiler.commands.k8s:attach",
+    "destroy": "flowc.compiler.commands.k8s:destroy",
+    "retrieve": "flowc.compiler.commands.k8s:retrieve",
 }
 
 

@@ -47,6 +47,7 @@ OPTIONS = (
     "artifact_pvc",
     "starting_deadline_seconds",
     "poll_seconds",
+    "operator_image",  # used by flowc.targets.k8s_operators
 )
 BASE_MAX = 40  # flow name part: leaves room for "-driver-<11-digit CronJob suffix>"
 STEP_JOB_MAX = 44  # step Job name prefix: + "-<run id 8>" + "-<item index up to 9999>"
@@ -291,9 +292,13 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
     else:
         docs.append(driver_cronjob(ir, opts, driver, namespace, job_spec))
     if any(s.operator for s in ir.steps):
+        import importlib
+
         try:
-            from flowc.targets import k8s_operators  # type: ignore[attr-defined]
-        except ModuleNotFoundError:
+            k8s_operators = importlib.import_module("flowc.targets.k8s_operators")
+        except ModuleNotFoundError as e:
+            if e.name != "flowc.targets.k8s_operators":
+                raise
             first = next(s for s in ir.steps if s.operator)
             raise FlowcError.at(
                 first.loc,

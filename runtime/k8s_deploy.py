@@ -1,0 +1,278 @@
+"""The Kubernetes deployer (pypz's deployer, on the ``kubernetes`` client): apply a compiled
+``manifests.yaml``, report status, follow a run with its step logs, destroy everything a
+deployment created, read a deployed flow back from its ConfigMap.
+
+A deployment is found by its labels (``app.kubernetes.io/instance=<flow as DNS-1123>``,
+``app.kubernetes.io/managed-by=flowc``), so every command works from the flow name alone. Used by
+``flowc deploy/status/attach/destroy/retrieve`` (:mod:`flowc.compiler.commands.k8s`); never
+imports the compiler. The ``kubernetes`` client is imported lazily.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Callable
+from typing import Any
+
+from flowc.runtime.k8s import RUN_LABEL, STEP_LABEL, job_state
+
+INSTANCE = "app.kubernetes.io/instance"
+COMPONENT = "app.kubernetes.io/component"
+MANAGED = "app.kubernetes.io/managed-by=flowc"
+
+
+class DeployError(Exception):
+    """A deployment problem the user can fix (already deployed, not deployed, API refused)."""
+
+
+def instance_name(flow: str) -> str:
+    """The flow's DNS-1123 instance name (same rule as ``flowc.targets.base.dns1123``, 40 max)."""
+    out = re.sub(r"[^a-z0-9-]+", "-", flow.lower()).strip("-")
+    out = re.sub(r"-{2,}", "-", out)[:40].rstrip("-")
+    return out or "x"
+
+
+def _reason(e: Exception) -> str:
+    body = getattr(e, "body", None)
+    if body:
+        try:
+            return str(json.loads(body).get("message") or body)
+        except (ValueError, AttributeError):
+            return str(body)
+    return str(e)
+
+
+class Deployer:
+    """Operations on one namespace through an ``ApiClient``."""
+
+    def __init__(self, api: Any, namespace: str):
+        from kubernetes import client
+
+        self.api = api
+        self.namespace = namespace
+        self.core = client.CoreV1Api(api)
+        self.batch = client.BatchV1Api(api)
+        self.rbac = client.RbacAuthorizationV1Api(api)
+        self.apps = client.AppsV1Api(api)
+
+    def _selector(self, flow: str, extra: str = "") -> str:
+        sel = f"{INSTANCE}={instance_name(flow)},{MANAGED}"
+        return f"{sel},{extra}" if extra else sel
+
+    # -- deploy ---------------------------------------------------------------------------------
+
+    def deployed_plan_map(self, flow: str) -> Any | None:
+        items = self.core.list_namespaced_config_map(
+            self.namespace, label_selector=self._selector(flow, f"{COMPONENT}=plan")
+        ).items
+        return items[0] if items else None
+
+    def deploy(self, docs: list[dict[str, Any]], flow: str) -> list[str]:
+        """Create every document; refuse when the flow is already deployed here. On a failure,
+        what was created is deleted again and DeployError is raised."""
+        from kubernetes import utils
+
+        if self.deployed_plan_map(flow) is not None:
+            raise DeployError(
+                f"flow '{flow}' is already deployed in namespace '{self.namespace}'",
+            )
+        created: list[dict[str, Any]] = []
+        for doc in docs:
+            ns = (doc.get("metadata") or {}).get("namespace") or self.namespace
+            try:
+                utils.create_from_dict(self.api, doc, namespace=ns)
+            except Exception as e:
+                errors = getattr(e, "api_exceptions", None) or [e]
+                self._delete_docs(created)
+                kind, name = doc.get("kind"), doc["metadata"]["name"]
+                raise DeployError(
+                    f"cannot create {kind} {name}: " + "; ".join(_reason(x) for x in errors)
+                ) from None
+            created.append(doc)
+        return [f"{d['kind']}/{d['metadata']['name']}" for d in created]
+
+    def _delete_docs(self, docs: list[dict[str, Any]]) -> None:
+        for doc in reversed(docs):
+            try:
+                self._delete(doc["kind"], doc["metadata"]["name"])
+            except Exception:  # best effort rollback
+                pass
+
+    def _delete(self, kind: str, name: str) -> None:
+        ns = self.namespace
+        body = {"propagationPolicy": "Background"}
+        if kind == "Job":
+            self.batch.delete_namespaced_job(name, ns, body=body)
+        elif kind == "CronJob":
+            self.batch.delete_namespaced_cron_job(name, ns, body=body)
+        elif kind == "ConfigMap":
+            self.core.delete_namespaced_config_map(name, ns)
+        elif kind == "ServiceAccount":
+            self.core.delete_namespaced_service_account(name, ns)
+        elif kind == "Pod":
+            self.core.delete_namespaced_pod(name, ns)
+        elif kind == "Role":
+            self.rbac.delete_namespaced_role(name, ns)
+        elif kind == "RoleBinding":
+            self.rbac.delete_namespaced_role_binding(name, ns)
+        elif kind == "Deployment":
+            self.apps.delete_namespaced_deployment(name, ns, body=body)
+        else:  # pragma: no cover - flowc emits no other kind
+            raise DeployError(f"cannot delete a {kind}")
+
+    # -- read back ------------------------------------------------------------------------------
+
+    def _require(self, flow: str) -> Any:
+        cm = self.deployed_plan_map(flow)
+        if cm is None:
+            raise DeployError(f"flow '{flow}' is not deployed in namespace '{self.namespace}'")
+        return cm
+
+    def retrieve(self, flow: str) -> dict[str, Any]:
+        """The deployed plan (the ConfigMap's ``plan.json``)."""
+        return json.loads(self._require(flow).data["plan.json"])
+
+    def _jobs(self, flow: str, component: str) -> list[Any]:
+        items = self.batch.list_namespaced_job(
+            self.namespace, label_selector=self._selector(flow, f"{COMPONENT}={component}")
+        ).items
+        return sorted(items, key=lambda j: (str(j.metadata.creation_timestamp), j.metadata.name))
+
+    def status(self, flow: str) -> dict[str, Any]:
+        """``{"flow", "namespace", "schedule", "drivers": [{name, state}], "runs": {run id:
+        {step: [{job, state}]}}}``."""
+        plan = self.retrieve(flow)
+        drivers = [
+            {"job": j.metadata.name, "state": job_state(j)} for j in self._jobs(flow, "driver")
+        ]
+        runs: dict[str, dict[str, list[dict[str, str]]]] = {}
+        for j in self._jobs(flow, "step"):
+            labels = j.metadata.labels or {}
+            run = labels.get(RUN_LABEL, "?")
+            step = labels.get(STEP_LABEL, "?")
+            runs.setdefault(run, {}).setdefault(step, []).append(
+                {"job": j.metadata.name, "state": job_state(j)}
+            )
+        cron = self.batch.list_namespaced_cron_job(
+            self.namespace, label_selector=self._selector(flow)
+        ).items
+        return {
+            "flow": plan["name"],
+            "namespace": self.namespace,
+            "schedule": cron[0].spec.schedule if cron else None,
+            "steps": list(plan["order"]),
+            "drivers": drivers,
+            "runs": runs,
+        }
+
+    # -- attach ---------------------------------------------------------------------------------
+
+    def follow(
+        self,
+        flow: str,
+        write: Callable[[str], None],
+        *,
+        poll: float = 1.0,
+        timeout: float | None = None,
+    ) -> bool:
+        """Follow the newest driver run until it ends, writing each finished pod's log (steps
+        first, then the driver's own). True when the driver succeeded."""
+        self._require(flow)
+        start = time.monotonic()
+        shown: set[str] = set()
+        driver = None
+        while True:
+            drivers = self._jobs(flow, "driver")
+            if drivers:
+                driver = drivers[-1]
+            state = job_state(driver) if driver is not None else "waiting"
+            self._show_finished(flow, shown, write, final=state != "running" and driver is not None)
+            if driver is not None and state != "running":
+                write(f"=== driver {driver.metadata.name}: {state}\n")
+                return state == "succeeded"
+            if timeout is not None and time.monotonic() - start > timeout:
+                raise DeployError(f"flow '{flow}' still running after {timeout:g}s")
+            time.sleep(poll)
+
+    def _show_finished(
+        self, flow: str, shown: set[str], write: Callable[[str], None], final: bool
+    ) -> None:
+        pods = self.core.list_namespaced_pod(self.namespace, label_selector=self._selector(flow))
+        ordered = sorted(
+            pods.items,
+            key=lambda p: (
+                (p.metadata.labels or {}).get(COMPONENT) == "driver",
+                str(p.metadata.creation_timestamp),
+                p.metadata.name,
+            ),
+        )
+        for pod in ordered:
+            name = pod.metadata.name
+            phase = pod.status.phase if pod.status else None
+            if name in shown or phase not in ("Succeeded", "Failed"):
+                continue
+            labels = pod.metadata.labels or {}
+            if labels.get(COMPONENT) == "driver" and not final:
+                continue
+            shown.add(name)
+            what = labels.get(STEP_LABEL) or labels.get(COMPONENT, "pod")
+            try:
+                log = self.core.read_namespaced_pod_log(name, self.namespace)
+            except Exception as e:
+                log = f"(no log: {_reason(e)})\n"
+            write(f"--- {what} (pod {name}): {phase}\n")
+            if log:
+                write(log if log.endswith("\n") else log + "\n")
+
+    # -- destroy --------------------------------------------------------------------------------
+
+    def destroy(self, flow: str) -> list[str]:
+        """Delete everything the deployment created (and every run's Jobs and pods)."""
+        self._require(flow)
+        sel = self._selector(flow)
+        ns = self.namespace
+        found: list[tuple[str, str]] = []
+        found += [
+            ("CronJob", o.metadata.name)
+            for o in self.batch.list_namespaced_cron_job(ns, label_selector=sel).items
+        ]
+        found += [
+            ("Job", o.metadata.name)
+            for o in self.batch.list_namespaced_job(ns, label_selector=sel).items
+        ]
+        found += [
+            ("Deployment", o.metadata.name)
+            for o in self.apps.list_namespaced_deployment(ns, label_selector=sel).items
+        ]
+        found += [
+            ("RoleBinding", o.metadata.name)
+            for o in self.rbac.list_namespaced_role_binding(ns, label_selector=sel).items
+        ]
+        found += [
+            ("Role", o.metadata.name)
+            for o in self.rbac.list_namespaced_role(ns, label_selector=sel).items
+        ]
+        found += [
+            ("ServiceAccount", o.metadata.name)
+            for o in self.core.list_namespaced_service_account(ns, label_selector=sel).items
+        ]
+        found += [
+            ("ConfigMap", o.metadata.name)
+            for o in self.core.list_namespaced_config_map(ns, label_selector=sel).items
+        ]
+        deleted = []
+        for kind, name in found:
+            try:
+                self._delete(kind, name)
+                deleted.append(f"{kind}/{name}")
+            except Exception as e:
+                if getattr(e, "status", None) != 404:  # already garbage-collected
+                    raise DeployError(f"cannot delete {kind} {name}: {_reason(e)}") from None
+        for pod in self.core.list_namespaced_pod(ns, label_selector=sel).items:
+            try:  # pods of Jobs are garbage-collected; delete leftovers right away
+                self._delete("Pod", pod.metadata.name)
+            except Exception:
+                pass
+        return deleted

@@ -1,0 +1,286 @@
+"""The k8s target's manifests: every golden manifest passes the strict Kubernetes schemas of
+kubernetes-validate (1.30 and the newest shipped; every error reported) and flowc's own semantic
+checks; names, schedules, options and refusals are located errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flowc.compiler.api import load_text
+from flowc.compiler.errors import FlowcError
+from flowc.targets.k8s import K8sTarget, build_documents, every_to_cron
+from tests.k8s_schema import VERSIONS, all_schema_errors, schema_errors, semantic_errors
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
+MANIFESTS = sorted(GOLDEN.glob("*/k8s/manifests.yaml"))
+EXPECTED_CASES = {
+    "basic",
+    "foreach",
+    "when",
+    "replicas",
+    "schedule_cron",
+    "secrets",
+    "resources",
+    "retries_timeout",
+    "command",
+}
+
+
+def _docs(path: Path) -> list[dict]:
+    return [d for d in yaml.safe_load_all(path.read_text(encoding="utf-8")) if d]
+
+
+def step_jobs(docs: list[dict]) -> list[dict]:
+    """The step Jobs the driver would create, instantiated from the ConfigMap's templates."""
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    config = json.loads(cm["data"]["k8s.json"])
+    out = []
+    for tmpl in config["steps"].values():
+        job = copy.deepcopy(tmpl["job"])
+        job["metadata"]["name"] = f"{tmpl['name_prefix']}-0123abcd-12"
+        job["metadata"]["labels"]["flowc.dev/run"] = "0123abcd"
+        job["metadata"]["ownerReferences"] = [
+            {"apiVersion": "batch/v1", "kind": "Job", "name": "driver", "uid": "u-1"}
+        ]
+        job["spec"]["template"]["spec"]["containers"][0]["args"] += [
+            "--inputs",
+            "i",
+            "--outputs",
+            "o",
+        ]
+        out.append(job)
+    return out
+
+
+def test_golden_cases_cover_the_dsl_features() -> None:
+    cases = {p.parent.parent.name for p in MANIFESTS}
+    assert EXPECTED_CASES <= cases, sorted(EXPECTED_CASES - cases)
+    assert len(VERSIONS) == 2 and VERSIONS[0].startswith("1.30") and VERSIONS[1] > "1.30"
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.parent.parent.name)
+def test_golden_manifest_is_valid_for_every_version(path: Path) -> None:
+    docs = _docs(path)
+    kinds = [d["kind"] for d in docs]
+    assert kinds[-1] in ("Job", "CronJob") or "Deployment" in kinds, kinds
+    errors = [e for d in [*docs, *step_jobs(docs)] for e in all_schema_errors(d)]
+    errors += semantic_errors(docs)
+    for job in step_jobs(docs):
+        errors += semantic_errors([job])
+    external = {
+        s["name"]
+        for d in docs
+        if d["kind"] == "RoleBinding"
+        for s in d["subjects"]
+        if not any(x["kind"] == "ServiceAccount" for x in docs)
+    }
+    errors = [e for e in errors if not any(f"ServiceAccount {n!r}" in e for n in external)]
+    assert errors == []
+
+
+def test_strict_schemas_report_every_error_of_every_resource() -> None:
+    docs = _docs(GOLDEN / "basic" / "k8s" / "manifests.yaml")
+    job = copy.deepcopy(next(d for d in docs if d["kind"] == "Job"))
+    job["spec"]["backofLimit"] = 3  # misspelled: only a strict schema catches it
+    pod = job["spec"]["template"]["spec"]
+    pod["restartPolicy"] = "Always"
+    pod["containers"][0]["imagePulPolicy"] = "Always"  # misspelled, nested
+    pod["containers"][0]["resources"]["requests"]["cpu"] = "lots"
+    role = copy.deepcopy(next(d for d in docs if d["kind"] == "Role"))
+    role["rules"][0]["verb"] = ["get"]
+    for version in VERSIONS:
+        errs = schema_errors(job, version)
+        assert any("backofLimit" in e for e in errs), errs
+        assert any("imagePulPolicy" in e for e in errs), errs  # a second error, same resource
+        assert any("verb" in e for e in schema_errors(role, version))
+    sem = semantic_errors([job, role])
+    assert any("restartPolicy" in e for e in sem), sem
+    assert any("not a quantity" in e for e in sem), sem
+    assert any("roleRef" not in e for e in sem)
+    # without strict schemas, the misspelling passes: that is why --strict matters
+    import kubernetes_validate
+
+    kubernetes_validate.validate({k: v for k, v in job.items()}, VERSIONS[0], strict=False)
+
+
+def test_semantic_checks_catch_what_schemas_miss() -> None:
+    docs = _docs(GOLDEN / "schedule_cron" / "k8s" / "manifests.yaml")
+    bad = copy.deepcopy(docs)
+    cron = next(d for d in bad if d["kind"] == "CronJob")
+    cron["spec"]["schedule"] = "61 * * * *"
+    cron["metadata"]["name"] = "Bad_Name"
+    rb = next(d for d in bad if d["kind"] == "RoleBinding")
+    rb["roleRef"]["name"] = "nope"
+    rb["subjects"][0]["name"] = "ghost"
+    errs = semantic_errors(bad)
+    assert any("cron" in e for e in errs), errs
+    assert any("DNS-1123" in e for e in errs), errs
+    assert any("roleRef" in e for e in errs), errs
+    assert any("ghost" in e for e in errs), errs
+    assert all(all_schema_errors(d) == [] for d in bad)  # the schemas alone accept all of it
+
+
+FLOW = """\
+flowc: 1
+name: {name}
+{extra}
+steps:
+{steps}
+"""
+
+
+def _ir(steps: str, extra: str = "", name: str = "t", **kw: object):
+    return load_text(FLOW.format(name=name, extra=extra, steps=steps), "flow.yaml", **kw)
+
+
+def test_least_privilege_rbac_and_no_secret_values() -> None:
+    ir = _ir(
+        "  a: {run: flowc_demo.steps:echo, with: {value: '${secrets.tok}'}}",
+        "secrets:\n  tok: {env: TOK, k8s: {name: api, key: token}}",
+    )
+    docs = build_documents(ir)
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert role["rules"] == [
+        {
+            "apiGroups": ["batch"],
+            "resources": ["jobs"],
+            "verbs": ["create", "get", "list", "watch", "delete"],
+        },
+        {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
+    ]
+    assert not any(d["kind"].startswith("Cluster") for d in docs)
+    job = step_jobs(docs)[0]
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert {"name": "TOK", "valueFrom": {"secretKeyRef": {"name": "api", "key": "token"}}} in env
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_names_are_sanitized_and_collisions_are_located_errors() -> None:
+    ir = _ir(
+        "  load_data: {run: flowc_demo.steps:load}\n  load__data: {run: flowc_demo.steps:load}",
+        name="my_flow",
+    )
+    with pytest.raises(FlowcError) as e:
+        K8sTarget().emit(ir)
+    text = e.value.render()
+    assert text.startswith("flow.yaml:6:3: error:"), text
+    assert "'my-flow-load-data'" in text
+    long_a, long_b = "x" * 60 + "_a", "x" * 60 + "_b"
+    ir = _ir(
+        f"  {long_a}: {{run: flowc_demo.steps:load}}\n  {long_b}: {{run: flowc_demo.steps:load}}"
+    )
+    with pytest.raises(FlowcError, match="both become the Kubernetes name"):
+        K8sTarget().emit(ir)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "cron"),
+    [
+        (60, "* * * * *"),
+        (300, "*/5 * * * *"),
+        (3600, "0 * * * *"),
+        (6 * 3600, "0 */6 * * *"),
+        (86400, "0 0 * * *"),
+        (7 * 86400, "0 0 * * 0"),
+        (30, None),
+        (7 * 60, None),
+        (5 * 3600, None),
+        (2 * 86400, None),
+    ],
+)
+def test_every_to_cron(seconds: int, cron: str | None) -> None:
+    assert every_to_cron(seconds) == cron
+
+
+def test_schedule_refusals_are_located() -> None:
+    ir = _ir("  a: {run: flowc_demo.steps:load}", "schedule:\n  every: 7m")
+    with pytest.raises(FlowcError) as e:
+        K8sTarget().emit(ir)
+    assert e.value.render().startswith("flow.yaml:3:1: error: `every: 420s` cannot be expressed")
+    ir = _ir("  a: {run: flowc_demo.steps:load}", "schedule:\n  at: 2027-01-01T00:00:00Z")
+    with pytest.raises(FlowcError, match="one-off"):
+        K8sTarget().emit(ir)
+
+
+def test_cronjob_fields() -> None:
+    ir = _ir(
+        "  a: {run: flowc_demo.steps:load}",
+        "schedule:\n  cron: '*/10 * * * *'\n  timezone: America/New_York\n  catchup: true",
+    )
+    cron = build_documents(ir)[-1]
+    assert cron["kind"] == "CronJob"
+    spec = cron["spec"]
+    assert spec["schedule"] == "*/10 * * * *" and spec["timeZone"] == "America/New_York"
+    assert spec["concurrencyPolicy"] == "Forbid" and spec["startingDeadlineSeconds"] == 3600
+    assert spec["successfulJobsHistoryLimit"] == 3 and spec["failedJobsHistoryLimit"] == 3
+    assert (
+        spec["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "drive"
+    )
+
+
+STACK = """\
+stacks:
+  c:
+    orchestrator: {{type: kubernetes, {opts}}}
+    artifact_store: {{type: {store}}}
+"""
+
+
+def test_orchestrator_options_are_checked() -> None:
+    with pytest.raises(FlowcError) as e:
+        K8sTarget().emit(
+            _ir(
+                "  a: {run: flowc_demo.steps:load}",
+                STACK.format(opts="namespce: x", store="local, path: /a"),
+                stack="c",
+            )
+        )
+    assert e.value.render().startswith("flow.yaml:5:")  # located (front-end or target)
+    assert "'namespce'" in e.value.render() and "did you mean 'namespace'" in e.value.render()
+    with pytest.raises(FlowcError) as e:
+        K8sTarget().emit(
+            _ir(
+                "  a: {run: flowc_demo.steps:load}",
+                STACK.format(opts="namespace: x", store="gcs, bucket: my-bucket"),
+                stack="c",
+            )
+        )
+    assert e.value.render().startswith(
+        "flow.yaml:6:5: error: the k8s target cannot pass step outputs"
+    )
+
+
+def test_bad_quantity_is_a_located_error() -> None:
+    ir = _ir("  a: {run: flowc_demo.steps:load, resources: {cpu: lots, memory: 2Gigs}}")
+    with pytest.raises(FlowcError) as e:
+        K8sTarget().emit(ir)
+    assert e.value.render().count("is not a Kubernetes quantity") == 2
+
+
+def test_operator_steps_need_the_operator_module(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    ir = _ir(
+        "  w: {run: flowc_streaming.ops:DemoWriter, operator: true, produces: [r], with: {record_count: 1}}\n"
+        "  r2: {run: flowc_streaming.ops:DemoReader, operator: true, consumes: [r], with: {out_dir: o}}",
+        "channels:\n  r: {schema: {type: record, name: R, fields: []}, transport: kafka, location: 'k:9092'}",
+    )
+    monkeypatch.setitem(sys.modules, "flowc.targets.k8s_operators", None)
+    with pytest.raises(
+        FlowcError, match="streaming operator, which the k8s target does not support"
+    ):
+        K8sTarget().emit(ir)
+
+
+def test_output_is_deterministic() -> None:
+    from flowc.compiler.api import compile_flow
+
+    a = K8sTarget().emit(compile_flow(str(GOLDEN / "foreach" / "flow.yaml")))
+    b = K8sTarget().emit(compile_flow(str(GOLDEN / "foreach" / "flow.yaml")))
+    assert a == b
+    assert "/work/" not in a["manifests.yaml"]
