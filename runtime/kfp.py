@@ -1,0 +1,120 @@
+"""Runtime glue for KFP / Vertex executors (stdlib only; never imports kfp).
+
+The KFP target compiles every ``run:`` step to a lightweight Python component whose generated
+function is one line: ``return run_component(SPEC, locals())``. KFP's executor reads the executor
+input and hands the component's input parameters to that function; this module turns them into
+the ``params`` / ``upstream`` / ``item`` / ``replica`` of :func:`flowc.runtime.step.execute`, runs
+the step once, and returns its outputs encoded the way the component's output definitions say.
+
+``SPEC`` (written by ``flowc.targets.kfp``)::
+
+    {"plan": {...sub-plan holding this step...}, "step": "train",
+     "inputs": [[input name, ref path, decode], ...],
+     "outputs": [[output name, kfp output key, encoding], ...]}
+
+Ref paths: ``["params", X]``, ``["steps", S, "outputs", O]``, ``["item"]``, ``["replica"]``,
+``["run", "id"]``, ``["with", KEY]`` (a literal argument passed as a KFP constant). Decodes:
+``"raw"``, ``"int"``, ``["json", depth]`` (a JSON text, or lists nested ``depth`` deep of JSON
+texts). Encodings: ``"json"`` (STRING holding JSON), ``"json-list"`` (a LIST of JSON texts: foreach items),
+``"text"`` (STRING, strings verbatim and
+other values as compact JSON, as a command line sees them), or a KFP parameter type for values
+KFP itself must understand (numbers, strings, booleans compared in conditions).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from flowc.runtime import exprs
+from flowc.runtime.step import MISSING, StepError, execute
+
+
+def decode(value: Any, how: Any) -> Any:
+    """Turn a KFP input parameter value back into the flowc value it carries."""
+    if how == "int":
+        return int(value) if isinstance(value, float) and value.is_integer() else value
+    if isinstance(how, list) and how and how[0] == "json":
+        return _json_decode(value, int(how[1]))
+    return value
+
+
+def _json_decode(value: Any, depth: int) -> Any:
+    if depth > 0:
+        if not isinstance(value, list):
+            value = json.loads(value) if isinstance(value, str) else value
+        return [_json_decode(v, depth - 1) for v in value]
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def encode(step: str, name: str, value: Any, how: str) -> Any:
+    """A flowc output value as the KFP output parameter declared for it."""
+    if how == "json":
+        return json.dumps(value, ensure_ascii=False)
+    if how == "text":
+        return exprs.to_text(value)
+    if how == "json-list":
+        if not isinstance(value, list):
+            raise StepError(
+                step,
+                f"output '{name}' is foreach items and must be a list, got {type(value).__name__}",
+            )
+        return [json.dumps(v, ensure_ascii=False) for v in value]
+    ok = {
+        "LIST": lambda v: isinstance(v, list),
+        "STRUCT": lambda v: isinstance(v, dict),
+        "STRING": lambda v: isinstance(v, str),
+        "BOOLEAN": lambda v: isinstance(v, bool),
+        "NUMBER_INTEGER": lambda v: isinstance(v, int) and not isinstance(v, bool),
+        "NUMBER_DOUBLE": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    }[how]
+    if not ok(value):
+        raise StepError(
+            step,
+            f"output '{name}' must be {how} on KFP (it is used in a condition or as foreach "
+            f"items), got {type(value).__name__}",
+        )
+    return float(value) if how == "NUMBER_DOUBLE" else value
+
+
+def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
+    """Run one instance of ``spec["step"]`` with the component's input ``values``; return the
+    outputs as KFP's executor expects them (one value, or a tuple in declared order)."""
+    plan: Any = spec["plan"]
+    step = spec["step"]
+    params: dict[str, Any] = {}
+    upstream: dict[str, dict[str, Any]] = {}
+    item: Any = MISSING
+    replica: int | None = None
+    run_id = os.environ.get("FLOWC_RUN_ID") or "kfp"
+    overrides: dict[str, Any] = {}
+    for name, path, how in spec["inputs"]:
+        if name not in values:
+            continue
+        value = decode(values[name], how)
+        root = path[0]
+        if root == "params":
+            params[path[1]] = value
+        elif root == "steps":
+            upstream.setdefault(path[1], {})[path[3]] = value
+        elif root == "item":
+            item = value
+        elif root == "replica":
+            replica = int(value)
+        elif root == "run":
+            run_id = str(value)
+        elif root == "with":
+            overrides[path[1]] = value
+    if overrides:
+        data = dict(plan["steps"][step])
+        data["with"] = {**data.get("with", {}), **{k: {"$lit": v} for k, v in overrides.items()}}
+        plan = {**plan, "steps": {**plan["steps"], step: data}}
+    outs = execute(
+        plan, step, params=params, upstream=upstream, run_id=run_id, item=item, replica=replica
+    )
+    encoded = [encode(step, name, outs[name], how) for name, _key, how in spec["outputs"]]
+    if not encoded:
+        return None
+    return encoded[0] if len(encoded) == 1 else tuple(encoded)
