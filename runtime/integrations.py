@@ -173,18 +173,23 @@ def _instantiate(cls: type, key: str, layer: str) -> Any:
         ) from e
 
 
+Loader = Callable[[str, str, Sequence[str]], type]
+"""``loader(class_ref, layer, search_paths) -> class`` (default :func:`load_class`)."""
+
+
 class _Builder:
-    def __init__(self, fw: Mapping[str, Any]) -> None:
+    def __init__(self, fw: Mapping[str, Any], loader: Loader | None = None) -> None:
         self.global_config: Mapping[str, Any] = fw.get("config") or {}
         self.global_paths: list[str] = list(fw.get("search_paths") or ())
         self.classes: dict[tuple[str, str, tuple[str, ...]], type] = {}
         self.objects: list[Any] = []
+        self.loader = loader or load_class
 
     def cls(self, ref: str, layer: str, layer_paths: Sequence[str]) -> type:
         paths = tuple(dict.fromkeys([*layer_paths, *self.global_paths]))
         k = (ref, layer, paths)
         if k not in self.classes:
-            self.classes[k] = load_class(ref, layer, paths)
+            self.classes[k] = self.loader(ref, layer, paths)
         return self.classes[k]
 
     def attach(
@@ -298,15 +303,16 @@ class IntegrationTree:
         return f"<IntegrationTree root={self.root!r} objects={len(self.objects)}>"
 
 
-def build(fw: Mapping[str, Any] | None) -> IntegrationTree | None:
-    """Build the object tree of a plan's ``integrations`` section (None -> None)."""
+def build(fw: Mapping[str, Any] | None, loader: Loader | None = None) -> IntegrationTree | None:
+    """Build the object tree of a plan's ``integrations`` section (None -> None). ``loader``
+    replaces class lookup (the compiler wires placeholder classes to check steps statically)."""
     if not fw:
         return None
     root = fw.get("root")
     if not root or "layer" not in root:
         raise IntegrationError("integration framework has no root layer")
     layers: Mapping[str, Any] = fw.get("layers") or {}
-    b = _Builder(fw)
+    b = _Builder(fw, loader)
     root_layer = root["layer"]
     section = layers.get(root_layer) or {}
     integs = list(section.get("integrations") or ())
