@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from flowc.runtime import exprs
-from flowc.runtime.step import MISSING, StepError, execute
+from flowc.runtime.step import MISSING, StepError, env_secret_resolver, execute
 
 
 def decode(value: Any, how: Any) -> Any:
@@ -79,6 +79,22 @@ def encode(step: str, name: str, value: Any, how: str) -> Any:
     return float(value) if how == "NUMBER_DOUBLE" else value
 
 
+def secret_resolver(name: str, spec: Mapping[str, Any]) -> str | None:
+    """The environment first (KFP injects Kubernetes secrets as env vars); then, for a secret
+    with a ``vertex`` source, Google Secret Manager (``google-cloud-secret-manager``, imported
+    only then)."""
+    value = env_secret_resolver(name, spec)
+    if value is not None or not spec.get("vertex"):
+        return value
+    try:
+        from google.cloud import secretmanager  # type: ignore[import-not-found]
+    except ImportError:  # pragma: no cover - depends on the image
+        return None
+    client = secretmanager.SecretManagerServiceClient()
+    resp = client.access_secret_version(name=spec["vertex"]["secret"])
+    return str(resp.payload.data.decode("utf-8"))
+
+
 def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     """Run one instance of ``spec["step"]`` with the component's input ``values``; return the
     outputs as KFP's executor expects them (one value, or a tuple in declared order)."""
@@ -112,7 +128,14 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
         data["with"] = {**data.get("with", {}), **{k: {"$lit": v} for k, v in overrides.items()}}
         plan = {**plan, "steps": {**plan["steps"], step: data}}
     outs = execute(
-        plan, step, params=params, upstream=upstream, run_id=run_id, item=item, replica=replica
+        plan,
+        step,
+        params=params,
+        upstream=upstream,
+        run_id=run_id,
+        item=item,
+        replica=replica,
+        secret_resolver=secret_resolver,
     )
     encoded = [encode(step, name, outs[name], how) for name, _key, how in spec["outputs"]]
     if not encoded:
