@@ -225,8 +225,14 @@ class PluginRegistry:
             dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
             self._entries[ep.name] = PluginEntry(ep.name, ep.value, f"entry point ({dist})")
 
-    def register(self, cls: type, name: str | None = None, *, source: str | None = None) -> type:
-        """Register a plugin class under ``name`` (default: its lowercase class name)."""
+    def register(self, cls: Any, name: str | None = None, *, source: str | None = None) -> Any:
+        """Register a plugin class under ``name`` (default: its lowercase class name), or a
+        ``"module:Class"`` string (imported only when the type is used; ``name`` required)."""
+        if isinstance(cls, str):
+            if not name or ":" not in cls:
+                raise PluginError("register('module:Class', name) needs both")
+            self._entries[name] = PluginEntry(name, cls, source or "call")
+            return cls
         if not isinstance(cls, type):
             raise PluginError(f"{cls!r} is not a class")
         key = name or getattr(cls, "plugin_name", None) or cls.__name__.lower()
