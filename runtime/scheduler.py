@@ -373,6 +373,7 @@ class ScheduleStore:
         schedule = plan.get("schedule")
         if not schedule:
             raise ScheduleError(f"flow '{plan.get('name')}' has no schedule")
+        now = now.replace(microsecond=0)  # intervals anchored here fall on whole seconds
         name = name or str(plan["name"])
         sched_text = json.dumps(schedule, sort_keys=True)
         plan_text = json.dumps(plan, sort_keys=True)
@@ -552,14 +553,15 @@ def plan_runner(root: str | Path = ".flowc") -> Runner:
     metadata store exactly like ``flowc run`` (logical date = the slot)."""
 
     def run(entry: Entry, slot: datetime, run_id: str) -> tuple[str, str | None]:
-        import inspect
-
         from flowc.runtime.executor import run_plan  # lazy: the executor is big
 
-        kwargs: dict[str, Any] = {"root": str(root), "run_id": run_id}
-        if "run_date" in inspect.signature(run_plan).parameters:
-            kwargs["run_date"] = slot.astimezone(UTC).isoformat()
-        result = run_plan(entry.plan, dict(entry.params) or None, **kwargs)
+        result = run_plan(
+            entry.plan,
+            dict(entry.params) or None,
+            root=str(root),
+            run_id=run_id,
+            run_date=slot.astimezone(UTC).isoformat(),
+        )
         status = str(getattr(result, "status", "succeeded"))
         error = getattr(result, "error", None)
         return status, None if error is None else str(error)
