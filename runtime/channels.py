@@ -38,6 +38,10 @@ DEFAULT_BATCH = 100
 
 DB_NAME = "channels.sqlite"
 
+FETCH_SETTLE_SECONDS = 1.0
+"""Kafka: how long after every producer announced its end a consumer keeps fetching before it
+trusts the high watermarks (librdkafka fetches at least every ``fetch.wait.max.ms``, 500 ms)."""
+
 
 class ChannelError(Exception):
     """A channel could not be used (bad schema, violating record, missing library, broker)."""
@@ -717,7 +721,8 @@ class KafkaInputPort:
         self.batch = batch
         self.retrieved = 0
         self._consumer = ck.Consumer(kafka_consumer_config(spec, step, replica))
-        self._consumer.subscribe([kafka_topic(spec)])
+        self._joined = False
+        self._consumer.subscribe([kafka_topic(spec)], on_assign=self._on_assign)
         self._control = ck.Consumer(
             {
                 **kafka_common_config(spec),
@@ -728,6 +733,7 @@ class KafkaInputPort:
         )
         self._control.assign([ck.TopicPartition(kafka_control_topic(spec), 0, ck.OFFSET_BEGINNING)])
         self._finished: set[tuple[str, int]] = set()
+        self._finished_seen: float | None = None
         self._pending: list[Any] = []
 
     def retrieve(self) -> list[dict[str, Any]]:
@@ -764,22 +770,44 @@ class KafkaInputPort:
             data = json.loads(msg.value())
             self._finished.add((data["producer"], int(data["replica"])))
 
+    def _on_assign(self, _consumer: Any, _partitions: Any) -> None:
+        self._joined = True
+
     @property
     def done(self) -> bool:
+        """Every producer replica announced it finished, this replica joined its group, and every
+        partition assigned to it is read up to its end."""
         self._poll_control()
         expected = {(p, r) for p, n in self.spec.producers.items() for r in range(n)}
         if not expected <= self._finished:
             return False
+        if self._finished_seen is None:
+            self._finished_seen = time.monotonic()
+        if time.monotonic() - self._finished_seen < FETCH_SETTLE_SECONDS:
+            return False  # let a fetch response after the producers' last record arrive
+        if not self._joined:
+            self._consumer.poll(0)  # serve the group join
+            return False
         assignment = self._consumer.assignment()
         if not assignment:
             return True
+        committed = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in self._consumer.committed(assignment, timeout=10)
+        }
         for tp in self._consumer.position(assignment):
-            _low, high = self._consumer.get_watermark_offsets(tp, timeout=10)
-            if tp.offset < 0:  # nothing read yet on this partition
-                committed = self._consumer.committed([tp], timeout=10)[0].offset
-                if committed < high and high > 0 and not (committed < 0 and high == 0):
-                    return False
-            elif tp.offset < high:
+            # the high watermark of the last fetch response, or of a ListOffsets query, the
+            # larger (some Kafka-compatible brokers answer ListOffsets per batch, not record)
+            low, high = self._consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            cached = self._consumer.get_watermark_offsets(tp, cached=True)
+            if cached and cached[1] >= 0:
+                high = max(high, cached[1])
+            pos = tp.offset
+            if pos < 0:
+                pos = committed.get((tp.topic, tp.partition), -1)
+            if pos < 0:
+                pos = low
+            if pos < high:
                 return False
         return True
 

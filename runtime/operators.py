@@ -257,6 +257,7 @@ def _open_ports(
                 plan, name, None if location is None else str(location), spec["run_id"]
             )
             if cspec.transport == "kafka":
+                ch.ensure_kafka_topics(cspec)  # idempotent: pods may start in any order
                 port: Any = (
                     ch.KafkaOutputPort(cspec, step, replica)
                     if direction == "out"
