@@ -139,7 +139,7 @@ class Driver:
         self.run_date = run_date
         self.out = out or sys.stdout
         self.root = Path(config.get("artifact_root") or ".flowc/artifacts")
-        self.poll = float(config.get("poll_seconds") or 2.0)
+        self.poll = float(os.environ.get("FLOWC_K8S_POLL") or config.get("poll_seconds") or 2.0)
         self.steps = {
             name: StepRun(name) for name in plan["order"] if not plan["steps"][name].get("operator")
         }

@@ -1,0 +1,304 @@
+"""The Kubernetes driver and deployer, end to end, through the real ``kubernetes`` client against
+the fake API server of ``tests/k8s_fake_api.py`` (no real cluster: none can be installed here).
+
+The server validates every object it receives with the strict schemas and runs each Job's
+container command locally; the driver itself runs as the driver Job's pod (a subprocess)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flowc.compiler.api import compile_flow
+from flowc.compiler.cli import cli
+from flowc.runtime.store import LocalArtifactStore
+from tests.k8s_fake_api import FakeCluster
+
+NS = "default"
+
+E2E = """\
+flowc: 1
+name: k8s_e2e
+params:
+  shards: {type: list, default: [a, bb, ccc]}
+  full: {type: bool, default: false}
+steps:
+  load:
+    run: flowc_demo.steps:load
+    with: {rows: 4}
+    outputs: [frame]
+  flaky:
+    run: flowc_k8sdemo:flaky
+    with: {marker: markers/flaky, value: 3}
+    retries: 2
+    outputs: [value]
+  train:
+    run: flowc_demo.steps:train
+    with: {frame: "${steps.load.outputs.frame}", epochs: "${steps.flaky.outputs.value}"}
+    outputs: [model, auc]
+  shard_eval:
+    run: flowc_demo.steps:score
+    foreach: "${params.shards}"
+    with: {model: "${steps.train.outputs.model}", shard: "${item}"}
+    outputs: [score]
+  publish:
+    run: flowc_demo.steps:publish
+    when: "${steps.train.outputs.auc} >= 0.8 and not ${params.full}"
+    with: {scores: "${steps.shard_eval.outputs.score}"}
+    replicas: 2
+    outputs: [msg]
+  fanout:
+    run: flowc_k8sdemo:replica_info
+    replicas: 3
+    outputs: [info]
+  never:
+    run: flowc_demo.steps:echo
+    when: "${params.full}"
+    with: {value: 1}
+  after_never:
+    run: flowc_demo.steps:echo
+    after: [never]
+    with: {value: 2}
+"""
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("FLOWC_K8S_POLL", "0.2")  # the driver's poll interval (default 2s)
+    with FakeCluster(tmp_path / "cluster") as fc:
+        yield fc
+    assert fc.rejected == [], fc.rejected  # every object flowc sent passed the strict schemas
+
+
+def flowc(cluster: FakeCluster, *args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(
+        cli, [*args, "--kubeconfig", str(cluster.kubeconfig)], catch_exceptions=False
+    )
+    return res.exit_code, res.output
+
+
+def write_flow(tmp_path: Path, text: str, name: str = "flow.yaml") -> Path:
+    p = tmp_path / name
+    p.write_text(text, encoding="utf-8")
+    return p
+
+
+def run_id_of(cluster: FakeCluster) -> str:
+    runs = {
+        j["metadata"]["labels"]["flowc.dev/run"]
+        for j in cluster.items("jobs", NS, "app.kubernetes.io/component=step")
+    }
+    assert len(runs) == 1, runs
+    return runs.pop()
+
+
+def test_flow_runs_on_the_cluster_to_the_same_outputs_as_flowc_run(
+    tmp_path: Path, cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    flow = write_flow(tmp_path, E2E)
+    code, out = flowc(cluster, "deploy", str(flow))
+    assert code == 0, out
+    assert "created Job/k8s-e2e-driver" in out
+    code, out = flowc(cluster, "attach", "k8s_e2e", "--timeout", "180", "--poll", "0.2")
+    assert code == 0, out
+    assert "flaky: first attempt fails" in out  # the failed attempt's log, streamed
+    assert "=== driver k8s-e2e-driver: succeeded" in out
+    run_id = run_id_of(cluster)
+
+    # the same plan through the local executor (`flowc run`), in its own folder
+    from flowc.runtime.executor import run_plan
+
+    local = tmp_path / "local"
+    local.mkdir()
+    monkeypatch.chdir(local)
+    plan = compile_flow(str(flow)).to_data()
+    result = run_plan(plan, root=local / ".flowc")
+    assert result.ok, result.error
+    store = LocalArtifactStore({"path": str(cluster.workdir / ".flowc" / "artifacts")})
+    on_cluster = {
+        step: {o: store.get(run_id, step, o) for o in plan["steps"][step]["outputs"]}
+        for step, outs in result.outputs.items()
+    }
+    assert on_cluster == result.outputs
+    assert result.states["never"] == "skipped" and result.states["after_never"] == "skipped"
+    assert on_cluster["fanout"]["info"] == [{"replica": r, "of": 3} for r in range(3)]
+
+    jobs = {j["metadata"]["name"]: j for j in cluster.items("jobs", NS)}
+    driver = jobs["k8s-e2e-driver"]
+    steps = {n: j for n, j in jobs.items() if n != "k8s-e2e-driver"}
+    assert sorted(steps) == sorted(
+        [f"k8s-e2e-{s}-{run_id}" for s in ("load", "flaky", "train", "publish", "fanout")]
+        + [f"k8s-e2e-shard-eval-{run_id}-{i}" for i in range(3)]
+    )
+    for job in steps.values():  # owned by the driver: deleting it garbage-collects them
+        assert job["metadata"]["ownerReferences"][0]["uid"] == driver["metadata"]["uid"]
+    assert steps[f"k8s-e2e-fanout-{run_id}"]["spec"]["completionMode"] == "Indexed"
+    assert steps[f"k8s-e2e-fanout-{run_id}"]["spec"]["parallelism"] == 3
+    pods = cluster.items("pods", NS, f"job-name=k8s-e2e-flaky-{run_id}")
+    assert sorted(p["status"]["phase"] for p in pods) == ["Failed", "Succeeded"]  # retried
+
+    code, out = flowc(cluster, "status", "k8s_e2e")
+    assert code == 0, out
+    assert f"run {run_id}:" in out and "driver k8s-e2e-driver: succeeded" in out
+    assert "never" in out and "not started/skipped" in out
+
+    from kubernetes import client
+
+    from flowc.runtime.k8s import api_client
+
+    client.BatchV1Api(api_client(str(cluster.kubeconfig))).delete_namespaced_job(
+        "k8s-e2e-driver", NS, propagation_policy="Background"
+    )
+    assert cluster.items("jobs", NS) == [] and cluster.items("pods", NS) == []
+
+
+def test_step_failure_fails_the_driver(tmp_path: Path, cluster: FakeCluster) -> None:
+    flow = write_flow(
+        tmp_path,
+        """\
+flowc: 1
+name: failing
+steps:
+  ok: {run: flowc_demo.steps:load, outputs: [frame]}
+  bad: {run: flowc_k8sdemo:fail, with: {message: kaputt}, retries: 1, after: [ok]}
+  later: {run: flowc_demo.steps:echo, with: {value: 1}, after: [bad]}
+""",
+    )
+    assert flowc(cluster, "deploy", str(flow))[0] == 0
+    code, out = flowc(cluster, "attach", "failing", "--timeout", "120", "--poll", "0.2")
+    assert code == 1, out
+    assert "step bad failed" in out and "BackoffLimitExceeded" in out and "kaputt" in out
+    assert "flowc: error: flow 'failing' failed on the cluster" in out
+    names = {j["metadata"]["name"] for j in cluster.items("jobs", NS)}
+    assert not any(n.startswith("failing-later") for n in names), names  # never started
+    run_id = run_id_of(cluster)
+    assert len(cluster.items("pods", NS, f"job-name=failing-bad-{run_id}")) == 2  # 1 + 1 retry
+
+
+def test_timeout_is_enforced_per_attempt(tmp_path: Path, cluster: FakeCluster) -> None:
+    flow = write_flow(
+        tmp_path,
+        """\
+flowc: 1
+name: slow
+steps:
+  nap: {run: flowc_k8sdemo:sleep, with: {seconds: 30}, timeout: 1s, outputs: [s]}
+""",
+    )
+    assert flowc(cluster, "deploy", str(flow))[0] == 0
+    assert cluster.wait_job(NS, "slow-driver", timeout=120) == "failed"
+    log = next(v for (ns, name), v in cluster.logs.items() if name.startswith("slow-driver"))
+    assert "step nap failed" in log and "DeadlineExceeded" in log
+
+
+def test_deploy_twice_refused_retrieve_and_destroy_leaves_nothing(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    flow = write_flow(
+        tmp_path,
+        """\
+flowc: 1
+name: tidy
+secrets:
+  tok: {env: TOK, k8s: {name: api, key: token}}
+  pw: {env: DB_PASSWORD}
+steps:
+  a: {run: flowc_demo.steps:count, with: {frame: "${secrets.tok}"}, outputs: [n]}
+  b: {run: flowc_demo.steps:count, with: {frame: "${secrets.pw}"}, outputs: [n]}
+""",
+    )
+    cluster.create_secret(NS, "api", {"token": "s3cr3t-value"})
+    cluster.create_secret(NS, "tidy-secrets", {"DB_PASSWORD": "hunter22"})
+    before = set(cluster.all_objects())
+    code, out = flowc(cluster, "deploy", str(flow))
+    assert code == 0, out
+    code, out = flowc(cluster, "deploy", str(flow))
+    assert (
+        code == 1 and "flowc: error: flow 'tidy' is already deployed in namespace 'default'" in out
+    )
+    assert cluster.wait_job(NS, "tidy-driver", timeout=120) == "succeeded"
+    run_id = run_id_of(cluster)
+    store = LocalArtifactStore({"path": str(cluster.workdir / ".flowc" / "artifacts")})
+    assert store.get(run_id, "a", "n") == len("s3cr3t-value")
+    assert store.get(run_id, "b", "n") == len("hunter22")
+    seen = [json.dumps(cluster.get(*k)) for k in cluster.all_objects() if k[0] != "secrets"]
+    seen += list(cluster.logs.values())
+    assert not any("s3cr3t-value" in t or "hunter22" in t for t in seen)  # references only
+
+    code, out = flowc(cluster, "retrieve", "tidy")
+    assert code == 0 and json.loads(out) == compile_flow(str(flow)).to_data()
+    code, out = flowc(cluster, "destroy", "tidy")
+    assert code == 0, out
+    assert "deleted Job/tidy-driver" in out and "deleted ConfigMap/tidy-flowc-plan" in out
+    assert set(cluster.all_objects()) == before  # only the user's Secrets remain
+    code, out = flowc(cluster, "status", "tidy")
+    assert code == 1 and "is not deployed" in out
+    code, out = flowc(cluster, "destroy", "tidy")
+    assert code == 1 and "is not deployed" in out
+
+
+def test_scheduled_flow_deploys_a_cronjob_whose_driver_runs(
+    tmp_path: Path, cluster: FakeCluster
+) -> None:
+    flow = write_flow(
+        tmp_path,
+        """\
+flowc: 1
+name: nightly
+schedule: {every: 1d, timezone: Europe/Berlin}
+steps:
+  a: {run: flowc_demo.steps:add, with: {a: 2, b: 3}, outputs: [sum]}
+""",
+    )
+    code, out = flowc(cluster, "deploy", str(flow))
+    assert code == 0 and "created CronJob/nightly-driver" in out, out
+    assert cluster.items("jobs", NS) == []  # nothing runs before the schedule fires
+    cron = cluster.get("cronjobs", NS, "nightly-driver")
+    assert cron["spec"]["schedule"] == "0 0 * * *" and cron["spec"]["timeZone"] == "Europe/Berlin"
+    job = cluster.trigger_cronjob(NS, "nightly-driver", "29000000")
+    code, out = flowc(cluster, "attach", "nightly", "--timeout", "120", "--poll", "0.2")
+    assert code == 0, out
+    assert f"=== driver {job}: succeeded" in out
+    code, out = flowc(cluster, "status", "nightly")
+    assert "schedule '0 0 * * *'" in out
+    assert flowc(cluster, "destroy", "nightly")[0] == 0
+    assert cluster.all_objects() == []
+
+
+def test_driver_outside_the_schedule_window_runs_nothing() -> None:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from flowc.runtime.k8s import in_window
+
+    s = {"timezone": "Europe/Berlin", "start": "2026-01-01T00:00:00", "end": "2027-01-01T00:00:00"}
+    tz = ZoneInfo("Europe/Berlin")
+    assert in_window(s, datetime(2026, 6, 1, tzinfo=tz))
+    assert not in_window(s, datetime(2025, 12, 31, 23, 0, tzinfo=tz))
+    assert not in_window(s, datetime(2027, 1, 1, 0, 0, tzinfo=tz))
+    assert in_window(None) and in_window({"timezone": "UTC"})
+
+
+def test_commands_without_a_cluster_are_user_errors(tmp_path: Path) -> None:
+    cfg = tmp_path / "kubeconfig"
+    cfg.write_text(
+        json.dumps(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "c",
+            }
+        )
+    )
+    env = {**os.environ}
+    res = CliRunner(env=env).invoke(cli, ["status", "x", "--kubeconfig", str(cfg)])
+    assert res.exit_code == 1 and res.output.startswith(
+        "flowc: error: Kubernetes API error"
+    ), res.output
