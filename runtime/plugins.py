@@ -7,8 +7,9 @@ registered plugin ``type`` with ``enabled`` and ``config``. This module owns:
   dict)``) and the typed families :class:`MLOpsPlugin` (params/metrics/artifacts, runs),
   :class:`DataStreamPlugin` (publish/subscribe) and :class:`TaskQueuePlugin` (submit/result);
 - the registry: built-in types (``mlflow``, ``rabbitmq``, ``celery``, ``local``, imported only
-  when used), the ``flowc.plugins`` entry point group, ``@register_plugin`` and
-  ``get_plugin_registry().register(cls, name)``;
+  when used), the ``flowc.plugins`` entry point group, ``@register_plugin``,
+  ``get_plugin_registry().register(cls_or_"module:Class", name)``, and a ``type`` written as
+  ``"module:Class"`` in the flow itself;
 - the run service (``services.SERVICES["plugins"]``): enabled plugins are built and initialized
   once per run (and process) before the first step, handed to steps as ``ctx.plugins``, and shut
   down after the last step (in reverse order) even when the run fails. Plugins with
@@ -241,6 +242,10 @@ class PluginRegistry:
         return cls
 
     def entry(self, name: str) -> PluginEntry:
+        """The registration of type ``name`` (nothing is imported). A ``"module:Class"`` type
+        names its class directly."""
+        if name not in self._entries and _is_ref(name):
+            return PluginEntry(name, name, "reference")
         if name not in self._entries:
             self._read_entry_points()
         if name not in self._entries:
@@ -284,6 +289,13 @@ class PluginRegistry:
             return cls(**dict(config or {}))
         except TypeError as e:
             raise PluginError(f"plugin type '{type_name}': bad config: {e}") from e
+
+
+def _is_ref(name: str) -> bool:
+    module, sep, attr = name.partition(":")
+    return bool(sep and module and attr) and all(
+        part.isidentifier() for part in (*module.split("."), *attr.split("."))
+    )
 
 
 _REGISTRY = PluginRegistry()

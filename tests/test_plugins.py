@@ -1,0 +1,319 @@
+"""Plugins: registry paths, the run lifecycle (initialize -> steps -> shutdown, also when the run
+fails), ctx.plugins, disabled plugins never imported, health output, the CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from flowc.compiler.api import compile_flow
+from flowc.compiler.cli import cli
+from flowc.compiler.errors import FlowcError
+from flowc.runtime import plugins as pl
+from flowc.runtime.executor import run_plan
+
+RECORDER = "flowc_stackfix.plugins:RecorderPlugin"
+EXPLODING = "flowc_stackfix.exploding_plugin:Whatever"
+
+
+def write_flow(tmp_path: Path, plugins: str, steps: str) -> Path:
+    text = f"""
+flowc: 1
+name: plugged
+plugins:
+{textwrap.indent(textwrap.dedent(plugins).strip(), "  ")}
+steps:
+{textwrap.indent(textwrap.dedent(steps).strip(), "  ")}
+"""
+    path = tmp_path / "flow.yaml"
+    path.write_text(text.lstrip())
+    return path
+
+
+def events(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def short(evs: list[dict]) -> list[str]:
+    out = []
+    for e in evs:
+        if e["event"] == "step":
+            out.append(f"step:{e['step']}")
+        elif e["event"] == "log_metrics":
+            out.append(f"{e['plugin']}.log:{','.join(e['metrics'])}")
+        else:
+            out.append(f"{e['plugin']}.{e['event']}")
+    return out
+
+
+def test_lifecycle_order_and_ctx_plugins(tmp_path: Path) -> None:
+    ev = tmp_path / "events.jsonl"
+    f = write_flow(
+        tmp_path,
+        f"""
+        tracker: {{type: "{RECORDER}", config: {{events: "{ev}", label: first}}}}
+        second: {{type: "{RECORDER}", config: {{events: "{ev}", label: second}}}}
+        """,
+        f"""
+        a: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: a}}, outputs: [n]}}
+        b: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: b}}, after: [a], outputs: [n]}}
+        """,
+    )
+    result = run_plan(compile_flow(f).to_data(), root=str(tmp_path / ".flowc"))
+    assert result.ok, result.error
+    got = events(ev)
+    assert short(got) == [
+        "first.initialize",
+        "first.run_start",
+        "second.initialize",
+        "second.run_start",
+        "step:a",
+        "first.log:a",
+        "step:b",
+        "first.log:b",
+        "second.run_end",
+        "second.shutdown",
+        "first.run_end",
+        "first.shutdown",
+    ]
+    assert {e["run_id"] for e in got if e["event"] == "run_start"} == {result.run_id}
+    assert [e["plugins"] for e in got if e["event"] == "step"] == [["second", "tracker"]] * 2
+
+
+def test_shutdown_happens_when_the_run_fails(tmp_path: Path) -> None:
+    ev = tmp_path / "events.jsonl"
+    f = write_flow(
+        tmp_path,
+        f'tracker: {{type: "{RECORDER}", config: {{events: "{ev}"}}}}',
+        f"""
+        a: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: a}}, outputs: [n]}}
+        boom: {{run: "flowc_stackfix.steps:boom", with: {{events: "{ev}"}}, after: [a]}}
+        never: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: never}}, after: [boom]}}
+        """,
+    )
+    result = run_plan(compile_flow(f).to_data(), root=str(tmp_path / ".flowc"))
+    assert not result.ok and "boom" in result.error.render()
+    assert short(events(ev)) == [
+        "rec.initialize",
+        "rec.run_start",
+        "step:a",
+        "rec.log:a",
+        "step:boom",
+        "rec.run_end",
+        "rec.shutdown",
+    ]
+
+
+def test_failing_initialize_shuts_down_the_started_ones(tmp_path: Path) -> None:
+    ev = tmp_path / "events.jsonl"
+    f = write_flow(
+        tmp_path,
+        f"""
+        tracker: {{type: "{RECORDER}", config: {{events: "{ev}", label: ok}}}}
+        broken: {{type: "{RECORDER}", config: {{events: "{ev}", label: bad, fail_on: initialize}}}}
+        """,
+        f'a: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: a}}}}',
+    )
+    result = run_plan(compile_flow(f).to_data(), root=str(tmp_path / ".flowc"))
+    assert not result.ok
+    assert (
+        "plugin 'broken'" in result.error.render()
+        and "failed to initialize" in result.error.render()
+    )
+    assert short(events(ev)) == [
+        "ok.initialize",
+        "ok.run_start",
+        "bad.initialize",
+        "ok.run_end",
+        "ok.shutdown",
+    ]
+
+
+def test_lifecycle_through_flowc_run(tmp_path: Path) -> None:
+    """The same order from the command line (a fresh process: the plugin type is a
+    module:Class reference, nothing registered in advance)."""
+    ev = tmp_path / "events.jsonl"
+    f = write_flow(
+        tmp_path,
+        f'tracker: {{type: "{RECORDER}", config: {{events: "{ev}"}}}}',
+        f"""
+        a: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: a}}}}
+        boom: {{run: "flowc_stackfix.steps:boom", with: {{events: "{ev}"}}, after: [a]}}
+        """,
+    )
+    res = subprocess.run(
+        [sys.executable, "-m", "flowc", "run", str(f), "--root", str(tmp_path / ".flowc")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 1, res.stderr
+    assert "ValueError: boom" in res.stderr
+    assert short(events(ev))[-2:] == ["rec.run_end", "rec.shutdown"]
+    assert short(events(ev))[:2] == ["rec.initialize", "rec.run_start"]
+
+
+def test_disabled_plugin_is_never_imported(tmp_path: Path) -> None:
+    ev = tmp_path / "events.jsonl"
+    f = write_flow(
+        tmp_path,
+        f"""
+        tracker: {{type: "{RECORDER}", config: {{events: "{ev}"}}}}
+        exploding: {{type: "{EXPLODING}", enabled: false, config: {{anything: 1}}}}
+        """,
+        f'a: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: a}}}}',
+    )
+    ir = compile_flow(f)
+    assert [(p.name, p.enabled) for p in ir.plugins] == [("tracker", True), ("exploding", False)]
+    result = run_plan(ir.to_data(), root=str(tmp_path / ".flowc"))
+    assert result.ok, result.error
+    assert "flowc_stackfix.exploding_plugin" not in sys.modules
+    # health: reported as disabled, still not imported
+    res = CliRunner().invoke(cli, ["plugins", "list", str(f), "--health"])
+    assert res.exit_code == 0, res.output
+    row = [ln for ln in res.output.splitlines() if ln.startswith("exploding")]
+    assert row and "disabled" in row[0]
+    assert "flowc_stackfix.exploding_plugin" not in sys.modules
+    # and the same module does explode when enabled (the check above can fail)
+    f.write_text(f.read_text().replace("enabled: false", "enabled: true"))
+    result = run_plan(compile_flow(f).to_data(), root=str(tmp_path / ".flowc"))
+    assert not result.ok and "exploding_plugin was imported" in result.error.render()
+    sys.modules.pop("flowc_stackfix.exploding_plugin", None)
+
+
+def test_disabled_registered_type_not_imported_in_a_fresh_process(tmp_path: Path) -> None:
+    """Registered through an entry point whose module explodes on import: `flowc run` with the
+    plugin disabled succeeds."""
+    site = tmp_path / "site"
+    d = site / "flowc_test_plugins-1.0.dist-info"
+    d.mkdir(parents=True)
+    (d / "METADATA").write_text("Metadata-Version: 2.1\nName: flowc-test-plugins\nVersion: 1.0\n")
+    (d / "entry_points.txt").write_text(f"[flowc.plugins]\nexploding = {EXPLODING}\n")
+    f = write_flow(
+        tmp_path,
+        "stream: {type: exploding, enabled: false}",
+        'a: {run: "flowc_demo.steps:echo", with: {value: 1}, outputs: [v]}',
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ["PYTHONPATH"]])}
+    flowc = [sys.executable, "-m", "flowc"]
+    res = subprocess.run(
+        [*flowc, "run", str(f)], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert res.returncode == 0, res.stderr
+    out = subprocess.run(
+        [*flowc, "plugins", "list"], capture_output=True, text=True, env=env
+    ).stdout
+    assert any(
+        ln.split()[:2] == ["exploding", "entry"] and "(flowc-test-plugins)" in ln
+        for ln in out.splitlines()
+    ), out
+    # enabled, it is imported (and fails the run with a clear message)
+    f.write_text(f.read_text().replace("enabled: false", "enabled: true"))
+    res = subprocess.run(
+        [*flowc, "run", str(f)], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert res.returncode == 1 and "exploding_plugin was imported" in res.stderr
+
+
+def test_unknown_plugin_type_is_a_located_error(tmp_path: Path) -> None:
+    f = write_flow(
+        tmp_path,
+        "mlops: {type: mlfow, config: {tracking_uri: 'sqlite:///x.db'}}",
+        'a: {run: "flowc_demo.steps:echo"}',
+    )
+    with pytest.raises(FlowcError) as ei:
+        compile_flow(f)
+    (d,) = ei.value.diagnostics
+    assert (d.loc.line, d.loc.col) == (4, 17)
+    assert "unknown plugin type 'mlfow'" in d.message and "did you mean 'mlflow'" in d.message
+
+
+def test_registry_by_decorator_call_and_entry_point(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import flowc_stackfix.plugins as fx
+
+    reg = pl.get_plugin_registry()
+    assert reg.get("recorder") is fx.RecorderPlugin
+    assert reg.entry("recorder").source == "decorator (flowc_stackfix.plugins)"
+
+    class Inline(pl.DataStreamPlugin):
+        pass
+
+    reg.register(Inline, "inline")
+    assert reg.get("inline") is Inline and reg.entry("inline").source.startswith("call")
+    reg.register("flowc_stackfix.plugins:RecorderPlugin", "lazy_rec")
+    assert reg.entry("lazy_rec").cls is None  # not imported until used
+    assert reg.get("lazy_rec") is fx.RecorderPlugin
+
+    site = tmp_path / "site"
+    d = site / "flowc_test_plugins-1.0.dist-info"
+    d.mkdir(parents=True)
+    (d / "METADATA").write_text("Metadata-Version: 2.1\nName: flowc-test-plugins\nVersion: 1.0\n")
+    (d / "entry_points.txt").write_text(f"[flowc.plugins]\nep_rec = {RECORDER}\n")
+    monkeypatch.syspath_prepend(str(site))
+    fresh = pl.PluginRegistry()
+    assert fresh.entry("ep_rec").source == "entry point (flowc-test-plugins)"
+    assert fresh.get("ep_rec") is fx.RecorderPlugin
+    assert isinstance(fresh.get("ep_rec")(events=str(tmp_path / "e")), pl.Plugin)
+
+
+def test_plugins_list_and_health_table(tmp_path: Path) -> None:
+    ev = tmp_path / "events.jsonl"
+    f = write_flow(
+        tmp_path,
+        f"""
+        good: {{type: "{RECORDER}", config: {{events: "{ev}", label: good}}}}
+        sick: {{type: "{RECORDER}", config: {{events: "{ev}", label: sick, fail_on: health}}}}
+        stream: {{type: rabbitmq, enabled: false}}
+        """,
+        'a: {run: "flowc_demo.steps:echo"}',
+    )
+    runner = CliRunner()
+    res = runner.invoke(cli, ["plugins", "list"])
+    assert res.exit_code == 0
+    names = [ln.split()[0] for ln in res.output.splitlines()[1:]]
+    assert {"mlflow", "rabbitmq", "celery", "local"} <= set(names)
+    res = runner.invoke(cli, ["plugins", "list", str(f)])
+    assert res.exit_code == 0
+    assert [ln.split() for ln in res.output.splitlines()] == [
+        ["NAME", "TYPE", "ENABLED"],
+        ["good", RECORDER, "yes"],
+        ["sick", RECORDER, "yes"],
+        ["stream", "rabbitmq", "no"],
+    ]
+    res = runner.invoke(cli, ["plugins", "list", str(f), "--health"])
+    assert res.exit_code == 1  # one plugin is unhealthy
+    rows = {ln.split()[0]: ln for ln in res.output.splitlines()}
+    assert rows["NAME"].split() == ["NAME", "TYPE", "FAMILY", "HEALTH", "DETAILS"]
+    assert rows["good"].split()[2:4] == ["mlops", "healthy"]
+    assert '{"label": "good", "status": "ok"}' in rows["good"]
+    assert rows["sick"].split()[2:4] == ["mlops", "UNHEALTHY"]
+    assert rows["stream"].split()[2:4] == ["-", "disabled"]
+    # every enabled plugin was initialized and shut down by the health check
+    assert short(events(ev)) == [
+        "good.initialize",
+        "good.shutdown",
+        "sick.initialize",
+        "sick.shutdown",
+    ]
+    res = runner.invoke(cli, ["plugins", "list", "--health"])
+    assert res.exit_code == 2
+
+
+def test_ctx_plugins_namespace() -> None:
+    class P(pl.MLOpsPlugin):
+        pass
+
+    ns = pl.Plugins({"mlops": P(), "queue": pl.BasePlugin()})
+    assert isinstance(ns.mlops, P) and ns["mlops"] is ns.mlops and "queue" in ns
+    assert ns.family("mlops") is ns.mlops and ns.family("taskqueue") is None
+    with pytest.raises(AttributeError, match="no enabled plugin 'datastream'"):
+        _ = ns.datastream
