@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 import pickle
+import queue
 import secrets as _secrets
 import subprocess
 import sys
@@ -155,6 +156,109 @@ class _ChildError(Exception):
         super().__init__(message)
 
 
+class _Writer:
+    """Writes artifacts, cache entries and metadata in submission order on its own thread, so
+    the scheduler never waits for the disk. Metadata writes queued together are committed in
+    one transaction, after the artifact files they refer to exist: a step is "completed" (for
+    ``resume``) once its metadata row says so, and then its outputs are on disk."""
+
+    def __init__(self, meta: MetadataStore, store: ArtifactStore, cache: Cache, run_id: str):
+        self.meta = meta
+        self.store = store
+        self.cache = cache
+        self.run_id = run_id
+        self.error: tuple[str, BaseException] | None = None
+        self._pool: cf.ThreadPoolExecutor | None = None
+        self.q: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._loop, name="flowc-writer", daemon=True)
+        self.thread.start()
+
+    def meta_op(self, op: str, *args: Any, **kw: Any) -> None:
+        self.q.put(("meta", op, args, kw))
+
+    def outputs(
+        self,
+        step: str,
+        outputs: dict[str, Any],
+        encoded: dict[str, tuple[str, bytes]],
+        cache_key: str | None,
+        **finished: Any,
+    ) -> None:
+        self.q.put(("outputs", step, (outputs, encoded, cache_key), finished))
+
+    def close(self) -> None:
+        self.q.put(None)
+        self.thread.join()
+
+    def _loop(self) -> None:
+        stop = False
+        while not stop:
+            batch = [self.q.get()]
+            while True:
+                try:
+                    batch.append(self.q.get_nowait())
+                except queue.Empty:
+                    break
+            if batch[-1] is None:
+                stop = True
+                batch.pop()
+            files = [item for item in batch if item[0] == "outputs"]
+            if len(files) > 1:  # disk latency: write a batch's files in parallel
+                if self._pool is None:
+                    self._pool = cf.ThreadPoolExecutor(4, thread_name_prefix="flowc-io")
+                done = dict(
+                    zip(map(id, files), self._pool.map(self._try_write, files), strict=True)
+                )
+            else:
+                done = {id(item): self._try_write(item) for item in files}
+            calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
+            for item in batch:
+                kind, name, args, kw = item
+                if kind == "meta":
+                    calls.append((name, args, kw))
+                elif done[id(item)] is not None:
+                    calls.append(done[id(item)])
+            try:
+                self.meta.batch(calls)
+            except Exception as e:
+                if self.error is None:
+                    self.error = ("<metadata>", e)
+        if self._pool is not None:
+            self._pool.shutdown()
+
+    def _try_write(self, item: Any) -> Any:
+        _, name, args, kw = item
+        try:
+            return self._write_outputs(name, *args, **dict(kw))
+        except Exception as e:
+            if self.error is None:
+                self.error = (name, e)
+            return None
+
+    def _write_outputs(
+        self,
+        step: str,
+        outputs: dict[str, Any],
+        encoded: dict[str, tuple[str, bytes]],
+        cache_key: str | None,
+        **finished: Any,
+    ) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        put_encoded = getattr(self.store, "put_encoded", None)
+        uris = {}
+        for o, value in outputs.items():
+            if put_encoded is not None:
+                uris[o] = put_encoded(self.run_id, step, o, *encoded[o])
+            else:
+                uris[o] = self.store.put(self.run_id, step, o, value)
+        if cache_key is not None:
+            self.cache.put(cache_key, outputs)
+        return (
+            "step_finished",
+            (self.run_id, step, finished.pop("status")),
+            {**finished, "outputs": uris},
+        )
+
+
 class _Runner:
     def __init__(
         self,
@@ -223,6 +327,7 @@ class _Runner:
             root=str(self.root),
         )
         self.ctx_values: dict[str, Any] = {}
+        self._run_dir = os.path.join(str(self.root), "runs", self.run_id)
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -273,12 +378,14 @@ class _Runner:
     def run(self) -> RunResult:
         t0 = time.time()
         self.meta.start_run(self.run_id, self.flow, self.params, self.plan)
+        self.writer = _Writer(self.meta, self.store, self.cache, self.run_id)
         self._emit(None, "running")
         try:
             with services.running(self.plan, self.run_info) as values:
                 self.ctx_values = values
                 self._schedule()
         except KeyboardInterrupt:
+            self.writer.close()
             self.meta.end_run(self.run_id, "interrupted", "interrupted by the user")
             self.meta.close()
             raise
@@ -290,6 +397,12 @@ class _Runner:
                     error=self._mask(f"{type(e).__name__}: {e}"),
                     traceback=self._mask(traceback.format_exc()),
                 )
+        self.writer.close()
+        if self.writer.error is not None and self.first_error is None:
+            where, exc = self.writer.error
+            self.first_error = StepFailure(
+                where, 0, self._mask(f"cannot store outputs: {type(exc).__name__}: {exc}")
+            )
         status = "success" if self.first_error is None else "failed"
         error = self.first_error.render() if self.first_error else None
         self.meta.end_run(self.run_id, status, error)
@@ -415,13 +528,24 @@ class _Runner:
             err, tb = self._describe(e)
             self._fail(name, StepFailure(name, 0, err, traceback=tb), now, [])
             return
-        self.meta.step_started(self.run_id, name, now)
+        self.writer.meta_op("steps_started", self.run_id, [(name, now)])
         self._emit(name, "running")
         instances = [(None, step_mod.MISSING)] if items is None else list(enumerate(items))
         run = _StepRun(name, now, len(instances), cache_key=key, foreach=items is not None)
         self.step_runs[name] = run
         if not instances:  # foreach over an empty list
             self._succeed(run, {o: [] for o in data.get("outputs") or ()})
+            return
+        if len(instances) == 1 and not self.running and not self.ready:
+            # Nothing else can run until this step ends: run it here, saving two thread
+            # hand-offs (the hot path of long chains).
+            index, item = instances[0]
+            fut: cf.Future[Any] = cf.Future()
+            try:
+                fut.set_result(self._attempts(name, data, index, item))
+            except _Failed as f:
+                fut.set_exception(f)
+            self._collect(name, -1 if index is None else index, fut)
             return
         for index, item in instances:
             fut = self.pool.submit(self._attempts, name, data, index, item)
@@ -450,34 +574,37 @@ class _Runner:
             outputs = run.results[-1]
         self._succeed(run, outputs)
 
-    def _succeed(self, run: _StepRun, outputs: dict[str, Any], status: str = "success") -> None:
+    def _succeed(
+        self, run: _StepRun, outputs: dict[str, Any], status: str = "success", finish: bool = True
+    ) -> None:
         name = run.name
-        try:
-            uris = {o: self.store.put(self.run_id, name, o, v) for o, v in outputs.items()}
-            if run.cache_key is not None:
-                self.cache.put(run.cache_key, outputs)
+        try:  # serialize now: an output that cannot be stored fails its step, here
+            encoded = {o: encode(v) for o, v in outputs.items()}
         except Exception as e:
             err, tb = self._describe(e)
-            self._fail(name, StepFailure(name, 0, f"cannot store outputs: {err}"), run.started, [])
+            failure = StepFailure(name, 0, f"cannot store outputs: {err}", traceback=tb)
+            self._fail(name, failure, run.started, run.attempts)
             return
         ended = time.time()
-        self.meta.step_finished(
-            self.run_id,
+        self.writer.outputs(
             name,
-            status,
+            outputs,
+            encoded,
+            run.cache_key,
+            status=status,
             started=run.started,
             ended=ended,
             attempts=run.attempts,
-            outputs=uris,
         )
         self.outputs[name] = outputs
         self.states[name] = status
         self._emit(name, status, duration=ended - run.started)
-        self._finish_node(name)
+        if finish:
+            self._finish_node(name)
 
     def _skip(self, name: str, status: str) -> None:
         now = time.time()
-        self.meta.step_finished(self.run_id, name, status, started=None, ended=now)
+        self.writer.meta_op("step_finished", self.run_id, name, status, started=None, ended=now)
         self.states[name] = status
         self._emit(name, status)
         self._finish_node(name)
@@ -489,7 +616,8 @@ class _Runner:
         failure.error = self._mask(failure.error)
         if failure.traceback:
             failure.traceback = self._mask(failure.traceback)
-        self.meta.step_finished(
+        self.writer.meta_op(
+            "step_finished",
             self.run_id,
             name,
             "failed",
@@ -514,7 +642,8 @@ class _Runner:
         if bad:
             failed = any(self.states[u] in ("failed", "upstream_failed") for u in bad)
             for s in names:
-                self.meta.step_finished(
+                self.writer.meta_op(
+                    "step_finished",
                     self.run_id,
                     s,
                     "upstream_failed" if failed else "skipped",
@@ -526,8 +655,8 @@ class _Runner:
             self._finish_node(OPERATORS)
             return
         started = time.time()
+        self.writer.meta_op("steps_started", self.run_id, [(s, started) for s in names])
         for s in names:
-            self.meta.step_started(self.run_id, s, started)
             self._emit(s, "running")
 
         def call() -> Any:
@@ -550,21 +679,16 @@ class _Runner:
                 self._fail_quiet(s, StepFailure(s, 1, err, traceback=tb), started)
             self._finish_node(OPERATORS)
             return
-        ended = time.time()
         for s in names:
+            run = _StepRun(s, started, 1)
             outs = dict(result.get(s) or {})
-            uris = {o: self.store.put(self.run_id, s, o, v) for o, v in outs.items()}
-            self.meta.step_finished(
-                self.run_id, s, "success", started=started, ended=ended, outputs=uris
-            )
-            self.outputs[s] = outs
-            self.states[s] = "success"
-            self._emit(s, "success", duration=ended - started)
+            self._succeed(run, outs, finish=False)
         self._finish_node(OPERATORS)
 
     def _fail_quiet(self, name: str, failure: StepFailure, started: float) -> None:
         failure.error = self._mask(failure.error)
-        self.meta.step_finished(
+        self.writer.meta_op(
+            "step_finished",
             self.run_id,
             name,
             "failed",
@@ -602,7 +726,7 @@ class _Runner:
                         "started": started,
                         "ended": time.time(),
                         "error": err,
-                        "log": str(log),
+                        "log": log,
                     }
                 )
                 if attempt <= retries:
@@ -610,7 +734,7 @@ class _Runner:
                     if delay:
                         time.sleep(delay)
                     continue
-                failure = StepFailure(name, attempt, err, str(log), instance, tb)
+                failure = StepFailure(name, attempt, err, log, instance, tb)
                 raise _Failed(failure, records) from None
             records.append(
                 {
@@ -619,7 +743,7 @@ class _Runner:
                     "status": "success",
                     "started": started,
                     "ended": time.time(),
-                    "log": str(log) if log.exists() else None,
+                    "log": log if self._log_written(data) else None,
                 }
             )
             return outs, records
@@ -632,7 +756,7 @@ class _Runner:
         index: int | None,
         item: Any,
         attempt: int,
-        log: Path,
+        log: str,
     ) -> dict[str, Any]:
         replicas = int(data.get("replicas") or 1)
         command = data.get("kind") == "command"
@@ -648,7 +772,7 @@ class _Runner:
                 run_id=self.run_id,
                 run_date=self.run_date,
                 item=item,
-                ctx_extra={**self.ctx_values, "artifact_dir": self._step_dir(name)},
+                ctx_extra={**self.ctx_values, "artifact_dir": os.path.join(self._run_dir, name)},
                 secret_resolver=self.secret_resolver,
                 log_path=log,
                 timeout=data.get("timeout"),
@@ -664,7 +788,7 @@ class _Runner:
         index: int | None,
         item: Any,
         attempt: int,
-        log: Path,
+        log: str,
         replicas: int,
     ) -> dict[str, Any]:
         """Run the attempt as ``replicas`` child processes; kill them all on timeout."""
@@ -695,7 +819,7 @@ class _Runner:
                 payload["item"] = item
             atomic_write(inp, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
             out.unlink(missing_ok=True)
-            rlog = log if replica is None else log.with_name(f"{log.stem}.r{replica}.log")
+            rlog = Path(log if replica is None else log.replace(".log", f".r{replica}.log"))
             rlog.parent.mkdir(parents=True, exist_ok=True)
             with open(rlog, "ab") as fh:
                 argv = [sys.executable, "-m", "flowc.runtime", "step", "--plan", str(plan_path)]
@@ -742,9 +866,9 @@ class _Runner:
     def _step_dir(self, name: str) -> Path:
         return self.root / "runs" / self.run_id / name
 
-    def _log_path(self, name: str, index: int | None, attempt: int) -> Path:
+    def _log_path(self, name: str, index: int | None, attempt: int) -> str:
         prefix = "" if index is None else f"item-{index}."
-        return self._step_dir(name) / f"{prefix}attempt-{attempt}.log"
+        return os.path.join(self._run_dir, name, f"{prefix}attempt-{attempt}.log")
 
     def _write_plan(self) -> Path:
         with self._plan_lock:
@@ -788,8 +912,13 @@ class _Runner:
             if masked != text:
                 path.write_text(masked, encoding="utf-8")
 
-    def _append_log(self, log: Path, text: str) -> None:
-        log.parent.mkdir(parents=True, exist_ok=True)
+    @staticmethod
+    def _log_written(data: Mapping[str, Any]) -> bool:
+        isolated = int(data.get("replicas") or 1) > 1 or data.get("timeout") is not None
+        return isolated or bool(data.get("env")) or step_mod.log_was_written()
+
+    def _append_log(self, log: str, text: str) -> None:
+        os.makedirs(os.path.dirname(log), exist_ok=True)
         with open(log, "a", encoding="utf-8") as fh:
             fh.write(text)
 

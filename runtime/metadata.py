@@ -103,15 +103,50 @@ class MetadataStore:
         )
 
     def step_started(self, run_id: str, step: str, started: float) -> None:
-        self._write(
+        self.batch([("steps_started", (run_id, [(step, started)]), {})])
+
+    def steps_started(self, run_id: str, steps: list[tuple[str, float]]) -> None:
+        """Mark steps as running (one transaction)."""
+        self.batch([("steps_started", (run_id, steps), {})])
+
+    def step_finished(self, run_id: str, step: str, status: str, **kw: Any) -> None:
+        """Record a step's end and its attempts (see :meth:`_op_step_finished`)."""
+        self.batch([("step_finished", (run_id, step, status), kw)])
+
+    def batch(self, calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> None:
+        """Apply several writes (``(op name, args, kwargs)``, ops ``steps_started`` and
+        ``step_finished``) in ONE transaction: the executor's writer thread batches this way."""
+        if not calls:
+            return
+
+        def tx() -> None:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for name, args, kw in calls:
+                    getattr(self, f"_op_{name}")(db, *args, **kw)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        with self._lock:
+            self._retry(tx)
+
+    @staticmethod
+    def _op_steps_started(
+        db: sqlite3.Connection, run_id: str, steps: list[tuple[str, float]]
+    ) -> None:
+        db.executemany(
             "INSERT INTO steps (run_id, step, status, started) VALUES (?, ?, 'running', ?) "
-            "ON CONFLICT(run_id, step) DO UPDATE SET status='running', started=excluded.started, "
-            "ended=NULL, duration=NULL, error=NULL",
-            (run_id, step, started),
+            "ON CONFLICT(run_id, step) DO UPDATE SET status='running', "
+            "started=excluded.started, ended=NULL, duration=NULL, error=NULL",
+            [(run_id, name, t) for name, t in steps],
         )
 
-    def step_finished(
-        self,
+    @staticmethod
+    def _op_step_finished(
+        db: sqlite3.Connection,
         run_id: str,
         step: str,
         status: str,
@@ -123,57 +158,47 @@ class MetadataStore:
         error: str | None = None,
         log: str | None = None,
     ) -> None:
-        """Record a step's end (and its attempts) in one transaction."""
         duration = None if started is None else ended - started
-
-        def tx() -> None:
-            db = self.db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                for a in attempts:
-                    db.execute(
-                        "INSERT INTO attempts (run_id, step, instance, attempt, status, started, "
-                        "ended, duration, error, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (
-                            run_id,
-                            step,
-                            a.get("instance"),
-                            a.get("attempt"),
-                            a["status"],
-                            a.get("started"),
-                            a.get("ended"),
-                            (a["ended"] - a["started"]) if a.get("started") else None,
-                            a.get("error"),
-                            a.get("log"),
-                        ),
-                    )
-                db.execute(
-                    "INSERT INTO steps (run_id, step, status, started, ended, duration, attempts, "
-                    "outputs, error, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-                    "ON CONFLICT(run_id, step) DO UPDATE SET status=excluded.status, "
-                    "started=excluded.started, ended=excluded.ended, duration=excluded.duration, "
-                    "attempts=steps.attempts+excluded.attempts, outputs=excluded.outputs, "
-                    "error=excluded.error, log=excluded.log",
+        if attempts:
+            db.executemany(
+                "INSERT INTO attempts (run_id, step, instance, attempt, status, started, "
+                "ended, duration, error, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
                     (
                         run_id,
                         step,
-                        status,
-                        started,
-                        ended,
-                        duration,
-                        len(attempts),
-                        json.dumps(dict(outputs)) if outputs is not None else None,
-                        error,
-                        log,
-                    ),
-                )
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-
-        with self._lock:
-            self._retry(tx)
+                        a.get("instance"),
+                        a.get("attempt"),
+                        a["status"],
+                        a.get("started"),
+                        a.get("ended"),
+                        (a["ended"] - a["started"]) if a.get("started") else None,
+                        a.get("error"),
+                        a.get("log"),
+                    )
+                    for a in attempts
+                ],
+            )
+        db.execute(
+            "INSERT INTO steps (run_id, step, status, started, ended, duration, attempts, "
+            "outputs, error, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT(run_id, step) DO UPDATE SET status=excluded.status, "
+            "started=excluded.started, ended=excluded.ended, duration=excluded.duration, "
+            "attempts=steps.attempts+excluded.attempts, outputs=excluded.outputs, "
+            "error=excluded.error, log=excluded.log",
+            (
+                run_id,
+                step,
+                status,
+                started,
+                ended,
+                duration,
+                len(attempts),
+                json.dumps(dict(outputs)) if outputs is not None else None,
+                error,
+                log,
+            ),
+        )
 
     # -- reads ---------------------------------------------------------------------------------
 

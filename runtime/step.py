@@ -98,11 +98,13 @@ class _LazyLog:
         self.path = path
         self.secrets = secrets
         self._fh: io.TextIOBase | None = None
+        self.opened = False
 
     def write(self, text: str) -> int:
         if self._fh is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            self.opened = True
         self._fh.write(mask(text, self.secrets) if self.secrets else text)
         self._fh.flush()
         return len(text)
@@ -169,7 +171,13 @@ def capture(log_path: Path | None, secrets: list[str]) -> Iterator[_LazyLog | No
         yield sink
     finally:
         _local.sink = previous
+        _local.log_written = sink.opened
         sink.close()
+
+
+def log_was_written() -> bool:
+    """Whether the last :func:`capture` (or command) in this thread wrote its log file."""
+    return bool(getattr(_local, "log_written", False))
 
 
 def _make_logger(step: str, run_id: str) -> Any:
@@ -512,6 +520,7 @@ def _run_command(
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
             fh: Any = open(log, "ab")  # noqa: SIM115
+            _local.log_written = True
         else:
             fh = None
         try:

@@ -16,7 +16,7 @@ import json
 import os
 import pickle
 import re
-import tempfile
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -53,14 +53,24 @@ def decode(fmt: str, data: bytes) -> Any:
     raise StoreError(f"unknown artifact format {fmt!r}")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so readers see the old file or the whole new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` so readers see the old file or the whole new one (a
+    temporary file unique to this process and thread, then ``os.replace``). Safe against the
+    process being killed; not fsync'ed (a power loss may lose the latest writes)."""
+    target = os.fspath(path)
+    parent = os.path.dirname(target)
+    tmp = os.path.join(
+        parent, f".{os.path.basename(target)}.{os.getpid()}.{threading.get_ident()}.tmp"
+    )
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    except FileNotFoundError:
+        os.makedirs(parent, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        os.replace(tmp, path)
+        os.replace(tmp, target)
     except BaseException:
         try:
             os.unlink(tmp)
@@ -100,22 +110,37 @@ class LocalArtifactStore(ArtifactStore):
     def __init__(self, settings: Mapping[str, Any] | None = None, root: str | Path = ".flowc"):
         path = (settings or {}).get("path")
         self.root = Path(path if path else root).absolute()
+        self._root = str(self.root)
+        self._made: set[str] = set()
 
     def step_dir(self, run_id: str, step: str) -> Path:
-        return self.root / "runs" / safe_name(run_id) / safe_name(step)
+        return Path(self._dir(run_id, step))
+
+    def _dir(self, run_id: str, step: str) -> str:
+        return os.path.join(self._root, "runs", safe_name(run_id), safe_name(step))
 
     def _path(self, run_id: str, step: str, output: str, fmt: str) -> Path:
+        return Path(self._file(run_id, step, output, fmt))
+
+    def _file(self, run_id: str, step: str, output: str, fmt: str) -> str:
         suffix = ".json" if fmt == "json" else ".pkl"
-        return self.step_dir(run_id, step) / (safe_name(output) + suffix)
+        return os.path.join(self._dir(run_id, step), safe_name(output) + suffix)
 
     def put(self, run_id: str, step: str, output: str, value: Any) -> str:
-        fmt, data = encode(value)
-        path = self._path(run_id, step, output, fmt)
+        return self.put_encoded(run_id, step, output, *encode(value))
+
+    def put_encoded(self, run_id: str, step: str, output: str, fmt: str, data: bytes) -> str:
+        """``put`` for a value already serialized by :func:`encode` (optional fast path)."""
+        path = self._file(run_id, step, output, fmt)
+        folder = os.path.dirname(path)
+        if folder not in self._made:
+            os.makedirs(folder, exist_ok=True)
+            self._made.add(folder)
         atomic_write(path, data)
-        other = self._path(run_id, step, output, "pickle" if fmt == "json" else "json")
-        if other.exists():  # a re-run changed the format
-            other.unlink()
-        return path.as_uri()
+        other = self._file(run_id, step, output, "pickle" if fmt == "json" else "json")
+        if os.path.exists(other):  # a re-run changed the format
+            os.unlink(other)
+        return "file://" + path
 
     def get(self, run_id: str, step: str, output: str) -> Any:
         for fmt in ("json", "pickle"):
