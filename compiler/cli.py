@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "compile": "flowc.compiler.commands.compile:compile_cmd",
     "run": "flowc.compiler.commands.run:run",
     "runs": "flowc.compiler.commands.runs:runs",
+    "sniff": "flowc.compiler.commands.sniff:sniff",
     "schedule": "flowc.compiler.commands.schedule:schedule",
     "worker": "flowc.compiler.commands.schedule:worker",
     "schedules": "flowc.compiler.commands.schedule:schedules",

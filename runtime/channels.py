@@ -547,6 +547,54 @@ def local_stats(db_path: str | os.PathLike[str]) -> dict[str, Any]:
         con.close()
 
 
+def bump_port_stats(
+    db_path: str | os.PathLike[str], step: str, counts: Mapping[tuple[str, str], int], replica: int
+) -> None:
+    """Add ``{(channel, "out"|"in"): n}`` to the sniffer's counters (used for kafka ports; the
+    local transport counts inside its own transactions)."""
+    counts = {k: n for k, n in counts.items() if n}
+    if not counts:
+        return
+    con = connect(db_path)
+    try:
+        with _Tx(con):
+            for (channel, direction), n in sorted(counts.items()):
+                _bump(con, step, channel, replica, direction, n)
+    finally:
+        con.close()
+
+
+def format_stats(stats: Mapping[str, Any], title: str = "") -> str:
+    """The sniffer's text: per channel, records produced / consumed per port and replica, each
+    consumer group's progress, then the state of every operator replica."""
+    lines = [title] if title else []
+    channels = sorted(
+        {p["channel"] for p in stats["ports"]}
+        | set(stats["produced"])
+        | {g["channel"] for g in stats["groups"]}
+    )
+    for c in channels:
+        lines.append(f"channel {c}: {stats['produced'].get(c, 0)} record(s) in the channel")
+        for p in stats["ports"]:
+            if p["channel"] == c:
+                arrow = "produced" if p["direction"] == "out" else "consumed"
+                who = f"{p['step']}[{p['replica']}]"
+                lines.append(f"  {who:<24} {arrow:<9} {p['count']:>8}")
+        for g in stats["groups"]:
+            if g["channel"] == c:
+                lines.append(
+                    f"  group {g['consumer']}: acknowledged {g['acked']}, "
+                    f"in flight {g['in_flight']}, lag {g['lag']}"
+                )
+    if stats["instances"]:
+        states = ", ".join(f"{i['step']}[{i['replica']}] {i['state']}" for i in stats["instances"])
+        lines.append(f"operators: {states}")
+        for i in stats["instances"]:
+            if i.get("error"):
+                lines.append(f"  {i['step']}[{i['replica']}] error: {i['error']}")
+    return "\n".join(lines)
+
+
 def read_local(db_path: str | os.PathLike[str], channel: str, schema: Any) -> list[dict[str, Any]]:
     """Every record ever sent on ``channel`` (decoded), in order: for tests and debugging."""
     parsed = parse_schema(channel, schema)

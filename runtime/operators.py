@@ -299,11 +299,13 @@ def run_replica(spec: Mapping[str, Any], step: str, replica: int) -> int:
         while _call_hook(obj, "on_init") is False:
             time.sleep(0.05)
         idle = 0.002
+        counter = _KafkaCounter(db, step, replica, {**outputs, **ins})
         while True:
             before = sum(p.retrieved for p in ins.values())
             result = _call_hook(obj, "on_running")
             for p in ins.values():
-                p.ack()
+                counter.acked(p.name, p.ack())
+            counter.flush()
             if result is True:
                 break
             got = sum(p.retrieved for p in ins.values()) - before
@@ -319,6 +321,7 @@ def run_replica(spec: Mapping[str, Any], step: str, replica: int) -> int:
             p.close()
         for p in ins.values():
             p.close()
+        counter.flush(force=True)
         ch.set_instance_state(db, step, replica, "finished")
         _write_status(status_path, {"state": "finished"})
         return 0
@@ -344,6 +347,33 @@ def run_replica(spec: Mapping[str, Any], step: str, replica: int) -> int:
         ch.set_instance_state(db, step, replica, "failed", message)
         _write_status(status_path, {"state": "failed", "error": message})
         return 1
+
+
+class _KafkaCounter:
+    """The sniffer's counters for kafka ports, written to the run's database at most twice a
+    second (the local transport counts in its own transactions)."""
+
+    def __init__(self, db: str, step: str, replica: int, ports: Mapping[str, Any]):
+        self.db, self.step, self.replica = db, step, replica
+        self.kafka = {n: p for n, p in ports.items() if getattr(p, "transport", "") == "kafka"}
+        self.sent = {n: 0 for n in self.kafka}
+        self.pending: dict[tuple[str, str], int] = {}
+        self.last = time.monotonic()
+
+    def acked(self, channel: str, n: int) -> None:
+        if channel in self.kafka and n:
+            self.pending[(channel, "in")] = self.pending.get((channel, "in"), 0) + n
+
+    def flush(self, force: bool = False) -> None:
+        if not self.kafka or (not force and time.monotonic() - self.last < 0.5):
+            return
+        for n, p in self.kafka.items():
+            if hasattr(p, "sent") and p.sent > self.sent[n]:
+                self.pending[(n, "out")] = p.sent - self.sent[n]
+                self.sent[n] = p.sent
+        ch.bump_port_stats(self.db, self.step, self.pending, self.replica)
+        self.pending = {}
+        self.last = time.monotonic()
 
 
 def _die_with_parent(parent_pid: int | None) -> None:
@@ -469,6 +499,7 @@ def run_operators(
             status = status_dir / f"{step}.{r}.json"
             status.unlink(missing_ok=True)
             env = dict(os.environ)
+            env["PYTHONPATH"] = _child_pythonpath()
             env.update(_step_env(spec, step))
             env["FLOWC_REPLICA"] = str(r)
             env["FLOWC_REPLICAS"] = str(n)
@@ -492,6 +523,23 @@ def run_operators(
     if interrupted:
         raise KeyboardInterrupt
     return {s: {} for s in steps}
+
+
+def _child_pythonpath() -> str:
+    """The replicas import what this process can: its ``sys.path`` entries outside the Python
+    installation (e.g. the flow file's folder ``flowc run`` adds) go before ``$PYTHONPATH``."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    extra = []
+    for p in sys.path:
+        if not p or not os.path.isdir(p):
+            continue
+        real = os.path.realpath(p)
+        if any(real == q or real.startswith(q + os.sep) for q in prefixes):
+            continue
+        if p not in extra:
+            extra.append(os.path.abspath(p))
+    current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return os.pathsep.join(dict.fromkeys([*extra, *current]))
 
 
 def _step_env(spec: Mapping[str, Any], step: str) -> dict[str, str]:

@@ -1,0 +1,89 @@
+"""``flowc run`` on the pypz hello world (example folder, its module next to the flow) and
+``flowc sniff`` on the finished run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+HELLO = REPO / "examples" / "streaming_hello" / "flow.yaml"
+
+
+def flowc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what flowc adds
+    return subprocess.run(
+        [sys.executable, "-m", "flowc", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_flowc_run_hello_world_then_sniff(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    r = flowc(
+        "run",
+        str(HELLO),
+        "--param",
+        f"out_dir={out}",
+        "--param",
+        "record_count=25",
+        "--root",
+        str(tmp_path / ".flowc"),
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    texts = []
+    for f in sorted(out.glob("reader.*.jsonl")):
+        texts.extend(json.loads(line)["text"] for line in f.read_text().splitlines())
+    assert sorted(texts) == sorted(f"HelloWorld_{w}_{i}" for w in range(3) for i in range(25))
+
+    s = flowc("sniff", "--root", str(tmp_path / ".flowc"), cwd=tmp_path)
+    assert s.returncode == 0, s.stderr
+    text = s.stdout
+    assert "channel records: 75 record(s) in the channel" in text, text
+    for w in range(3):
+        assert f"writer[{w}]" in text
+    assert "group reader: acknowledged 75, in flight 0, lag 0" in text
+    assert "reader[0] finished" in text and "reader[1] finished" in text
+
+    j = flowc("sniff", "--root", str(tmp_path / ".flowc"), "--json", cwd=tmp_path)
+    data = json.loads(j.stdout)
+    produced = {p["replica"]: p["count"] for p in data["ports"] if p["direction"] == "out"}
+    consumed = [p["count"] for p in data["ports"] if p["direction"] == "in"]
+    assert produced == {0: 25, 1: 25, 2: 25} and sum(consumed) == 75
+
+
+def test_flowc_run_schema_violation_exits_1_with_channel_and_field(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "flowc: 1\nname: bad\nchannels:\n"
+        "  records: {schema: {type: record, name: DemoRecord, fields: [{name: text, type: string}]}}\n"
+        "steps:\n"
+        "  writer: {run: 'flowc_streaming.ops:BadWriter', operator: true, produces: [records]}\n"
+        f"  reader: {{run: 'flowc_streaming.ops:DemoReader', operator: true, consumes: [records],"
+        f" with: {{out_dir: '{tmp_path}/out'}}}}\n"
+    )
+    env_pp = str(REPO / "tests" / "fixtures" / "pkgs")
+    r = subprocess.run(
+        [sys.executable, "-m", "flowc", "run", str(flow), "--root", str(tmp_path / ".f")],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": env_pp},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 1
+    assert "channel 'records'" in r.stderr and "field 'text'" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr, r.stderr
+
+
+def test_sniff_unknown_run_is_a_user_error(tmp_path: Path) -> None:
+    r = flowc("sniff", "nope", "--root", str(tmp_path), cwd=tmp_path)
+    assert r.returncode == 1 and "has no channels" in r.stderr
