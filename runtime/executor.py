@@ -19,6 +19,7 @@ downstream (data and ``after`` edges alike); a failed upstream marks it ``upstre
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import hashlib
 import json
 import os
@@ -659,10 +660,15 @@ class _Runner:
         for s in names:
             self._emit(s, "running")
 
+        ups_out = {u: self.outputs[u] for u in sorted(ups) if u in self.outputs}
+
         def call() -> Any:
             from flowc.runtime.operators import run_operators  # lazy: optional part
 
-            return run_operators(self.plan, list(names), self.run_info)
+            info = dataclasses.replace(
+                self.run_info, extra={**self.run_info.extra, "upstream": ups_out}
+            )
+            return run_operators(self.plan, list(names), info)
 
         fut = self.pool.submit(call)
         self._op_future = (fut, names, started)
