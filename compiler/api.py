@@ -83,6 +83,29 @@ def _compile_text(
     stack: str | None,
     environ: Mapping[str, str] | None,
 ) -> Pipeline:
+    import gc
+
+    # The front-end allocates many small objects that all live until the IR is built; the cyclic
+    # GC rescanning them makes big flows superlinear, so it is paused while compiling.
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _compile_doc(text, file, source, environment, params, sets, stack, environ)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _compile_doc(
+    text: str,
+    file: str,
+    source: Source,
+    environment: str | None,
+    params: Any,
+    sets: Any,
+    stack: str | None,
+    environ: Mapping[str, str] | None,
+) -> Pipeline:
     from flowc.compiler import loader, schema
     from flowc.compiler.passes import PassContext, build, run_passes
 

@@ -10,8 +10,9 @@ and checking the shape of every reference.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 from flowc.compiler.errors import FlowcError, Loc
@@ -31,6 +32,19 @@ def parser() -> Any:
 
     grammar = files("flowc.grammar").joinpath("expr.lark").read_text(encoding="utf-8")
     return Lark(grammar, parser="lalr", maybe_placeholders=False, propagate_positions=False)
+
+
+# A lone reference (the common case) is recognised without running the LALR parser; the result
+# is identical to what the grammar's ``ref`` rule builds (tests/test_expr.py checks both ways).
+_SIMPLE = re.compile(
+    r"[ \t\r\n]*([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*)(:-[^}]*)?[ \t\r\n]*\Z"
+)
+_KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false", "null"})
+
+
+@lru_cache(maxsize=4096)
+def _tree(src: str) -> Any:
+    return parser().parse(src)
 
 
 def _no_loc(_: int) -> Loc | None:
@@ -124,10 +138,15 @@ def _show(text: str, limit: int = 60) -> str:
 
 def _parse(src: str, whole: str, at: int, base: int, locate: Locate) -> Expr:
     """Parse ``src`` (which starts at offset ``base`` of ``whole``); errors point at ``at``."""
+    m = _SIMPLE.match(src)
+    if m is not None and not _KEYWORDS.intersection(m.group(1).split(".")):
+        names = m.group(1).split(".")
+        default = m.group(2)[2:] if m.group(2) is not None else None
+        return _Build(whole, base, locate).make_ref(names, default, m.start(1))
     from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
 
     try:
-        tree = parser().parse(src)
+        tree = _tree(src)
     except UnexpectedEOF:
         raise FlowcError.at(
             locate(at), f"invalid expression {_show(whole)}: unexpected end"
@@ -202,8 +221,10 @@ class _Build:
         if ch and ch[-1].type == "ENV_DEFAULT":
             default = str(ch[-1])[2:]
             ch = ch[:-1]
-        names = [str(c) for c in ch]
-        pos = self.base + (ch[0].start_pos or 0)
+        return self.make_ref([str(c) for c in ch], default, ch[0].start_pos or 0)
+
+    def make_ref(self, names: list[str], default: str | None, start: int) -> Ref:
+        pos = self.base + start
         if self.whole[max(0, pos - 2) : pos] == "${":
             pos -= 2
         loc = self.locate(pos)

@@ -9,6 +9,7 @@ the strings the user wrote. :class:`Doc` maps a path of keys/indices (``("steps"
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,10 +116,13 @@ def load_text(text: str, file: str = "<string>") -> Doc:
 
     if text.startswith("\ufeff"):
         text = text[1:]
+    global _LOADER
+    if _LOADER is None:
+        _LOADER = _pick_loader()
     loader = None
     try:
         try:
-            loader = yaml.SafeLoader(text)
+            loader = _LOADER(text)
             loader.name = file
             if not loader.check_node():
                 raise FlowcError.at(
@@ -126,9 +130,13 @@ def load_text(text: str, file: str = "<string>") -> Doc:
                 )
             node = loader.get_node()
             if loader.check_node():
-                nxt = loader.peek_event()
+                nxt = _loc(file, loader.peek_event().start_mark)
+                sep = re.compile(r"^(---|\.\.\.)", re.M).search(text, node.end_mark.index)
+                if sep is not None and sep.start() < len(text):
+                    line = text.count("\n", 0, sep.start()) + 1
+                    nxt = Loc(file, line, 1) if line <= nxt.line else nxt
                 raise FlowcError.at(
-                    _loc(file, nxt.start_mark),
+                    nxt,
                     "more than one YAML document in the file",
                     "a flow file holds exactly one document; remove the extra '---'",
                 )
@@ -293,7 +301,7 @@ class _Walker:
             sm, em = node.start_mark, node.end_mark
             if sm.line == em.line and "${" in value:
                 raw = self.text[sm.index : em.index] if self.text else None
-                if node.style is None and raw == value:
+                if not node.style and raw == value:
                     self.scalar_cols[path] = loc.col
                 elif node.style in ("'", '"') and raw == f"{node.style}{value}{node.style}":
                     self.scalar_cols[path] = loc.col + 1
@@ -307,6 +315,15 @@ class _Walker:
 
 
 _CONSTRUCTOR: Any = None
+
+
+def _pick_loader() -> Any:
+    import yaml
+
+    return getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
+
+
+_LOADER: Any = None
 
 
 def _init() -> None:

