@@ -37,7 +37,7 @@ def chain_flow(tmp_path: Path, seconds: float) -> tuple[Path, Path]:
     }
     body = ["flowc: 1", "name: chain", "steps:"]
     for name, ups in steps.items():
-        value = "\"${steps." + ups[0] + ".outputs.v}\"" if ups else "0"
+        value = '"${steps.' + ups[0] + '.outputs.v}"' if ups else "0"
         after = f", after: [{', '.join(ups[1:])}]" if len(ups) > 1 else ""
         body.append(
             f'  {name}: {{run: "flowc_rt.steps:record", with: {{log: "{log}", name: {name}, '
@@ -237,3 +237,38 @@ def test_local_target_module_runs_with_params_and_import(tmp_path: Path) -> None
         text=True,
     )
     assert bad.returncode == 1 and "not a valid int" in bad.stderr
+
+
+def test_quickstart_example_runs_from_the_repo_root(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    root = tmp_path / ".flowc"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # nothing but the example
+    out = subprocess.run(
+        [*FLOWC, "run", "examples/quickstart/flow.yaml", "--root", str(root)],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "report: success" in out.stdout
+    report = next(root.glob("runs/*/report/report.md")).read_text()
+    assert "| north | 27 | 319.00 |" in report
+    result = json.loads(next(root.glob("runs/*/report/result.json")).read_text())
+    assert result["total"] == 928.75
+    out = subprocess.run(
+        [
+            *FLOWC,
+            "run",
+            "examples/quickstart/flow.yaml",
+            "--root",
+            str(root),
+            "--param",
+            "min_rows=100",
+        ],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=env,
+    )
+    assert out.returncode == 0 and "report: skipped" in out.stdout
