@@ -39,6 +39,7 @@ def parser() -> Any:
 _SIMPLE = re.compile(
     r"[ \t\r\n]*([A-Za-z_][A-Za-z0-9_-]*(?:\.[A-Za-z_][A-Za-z0-9_-]*)*)(:-[^}]*)?[ \t\r\n]*\Z"
 )
+_TRICKY = re.compile(r"['\"{]")
 _KEYWORDS = frozenset({"and", "or", "not", "in", "true", "false", "null"})
 
 
@@ -110,6 +111,11 @@ def parse_condition(text: str, locate: Locate | None = None) -> Expr:
 
 def _closing(text: str, i: int) -> int:
     """Index of the '}' closing an expression starting at ``i`` (quotes and braces aware)."""
+    end = text.find("}", i)
+    if end < 0:
+        return -1
+    if not _TRICKY.search(text, i, end):
+        return end
     depth = 0
     quote = ""
     n = len(text)
@@ -235,28 +241,39 @@ class _Build:
         return ref
 
 
+_SHAPES = {
+    "params": "${params.NAME}",
+    "secrets": "${secrets.NAME}",
+    "env": "${env.NAME} or ${env.NAME:-default}",
+    "steps": "${steps.STEP.outputs.NAME}",
+    "run": "${run.id} or ${run.date}",
+    "flow": "${flow.name}",
+    "item": "${item} or ${item.key}",
+}
+
+
 def ref_problem(ref: Ref) -> tuple[str, str | None] | None:
     """A (message, hint) when a reference has the wrong shape, else None."""
-    from flowc.compiler.errors import did_you_mean
+    r, p = ref.root, ref.path
+    if r in ("params", "secrets", "env"):
+        ok = len(p) == 1
+    elif r == "steps":
+        ok = len(p) == 3 and p[1] == "outputs"
+    elif r == "item":
+        ok = True
+    elif r == "run":
+        ok = len(p) == 1 and p[0] in ("id", "date")
+    elif r == "flow":
+        ok = p == ("name",)
+    else:
+        from flowc.compiler.errors import did_you_mean
 
-    r, p, text = ref.root, ref.path, "${" + ref.dotted + "}"
-    if r not in ROOTS:
         hint = did_you_mean(r, ROOTS) or "references start with " + ", ".join(ROOTS)
-        return f"unknown reference root '{r}' in {text}", hint
+        return f"unknown reference root '{r}' in ${{{ref.dotted}}}", hint
     if ref.default is not None and r != "env":
-        return f"':-default' is only allowed for ${{env.X}}, not in {text}", None
-    shapes = {
-        "params": (len(p) == 1, "${params.NAME}"),
-        "secrets": (len(p) == 1, "${secrets.NAME}"),
-        "env": (len(p) == 1, "${env.NAME} or ${env.NAME:-default}"),
-        "steps": (len(p) == 3 and p[1] == "outputs", "${steps.STEP.outputs.NAME}"),
-        "run": (len(p) == 1 and p[0] in ("id", "date"), "${run.id} or ${run.date}"),
-        "flow": (p == ("name",), "${flow.name}"),
-        "item": (True, "${item} or ${item.key}"),
-    }
-    ok, form = shapes[r]
+        return f"':-default' is only allowed for ${{env.X}}, not in ${{{ref.dotted}}}", None
     if not ok:
-        return f"malformed reference {text}", f"write {form}"
+        return f"malformed reference ${{{ref.dotted}}}", f"write {_SHAPES[r]}"
     return None
 
 

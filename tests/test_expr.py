@@ -183,3 +183,15 @@ def test_value_expr_nests() -> None:
 
 def test_parser_is_built_once() -> None:
     assert parser() is parser()
+
+
+@pytest.mark.parametrize(
+    "src", ["params.x", " env.A:-d e ", "item", "item.a-b", "steps.a.outputs.b", "run.id"]
+)
+def test_lone_reference_fast_path_matches_the_grammar(src: str) -> None:
+    from flowc.compiler.expr import _Build, _tree
+
+    fast = parse_template("${" + src + "}", loc)
+    slow = _Build("${" + src + "}", 2, loc).build(_tree(src))
+    assert fast == slow
+    assert isinstance(fast, Ref) and isinstance(slow, Ref) and fast.loc == slow.loc
