@@ -457,7 +457,7 @@ def _context(
         run_date=inputs.run_date,
         logger=_make_logger(step, inputs.run_id),
         plugins=extra.pop("plugins", None),
-        integrations=extra.pop("integrations", None),
+        integrations=extra.pop("integrations", None) or _integrations(plan, inputs.run_id),
         artifact_dir=Path(artifact_dir) if artifact_dir else None,
         log_path=log,
         replica=replica,
@@ -467,6 +467,16 @@ def _context(
         attempt=attempt,
         extra=extra,
     )
+
+
+def _integrations(plan: Mapping[str, Any], run_id: str) -> Any:
+    """The integration tree when no run service provided one (a task process on a remote
+    target: built once per run id in this process)."""
+    if not plan.get("integrations"):
+        return None
+    from flowc.runtime import integrations  # lazy: optional part
+
+    return integrations.for_run(plan, run_id)
 
 
 @contextmanager
