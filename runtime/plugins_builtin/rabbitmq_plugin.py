@@ -76,6 +76,7 @@ class RabbitMQPlugin(DataStreamPlugin):
                 return
             self.connection = pika.BlockingConnection(self._parameters())
             self.channel = self.connection.channel()
+            self.channel.confirm_delivery()  # publish returns once the broker has the message
             self._declared.clear()
 
     def disconnect(self) -> None:
