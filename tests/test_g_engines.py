@@ -1,6 +1,7 @@
-"""The function-module and integration-framework golden cases on a real engine: Airflow 3's
-``dag.test()`` runs the generated DAGs and their XCom outputs equal what ``flowc run``'s runtime
-produces (the integration tree is built inside the task processes from the plan)."""
+"""The function-module and integration-framework golden cases on real engines: Airflow 3's
+``dag.test()`` and ``kfp.local`` run the generated DAG / PipelineSpec and their outputs equal
+what ``flowc run``'s runtime produces (the integration tree is built inside each task process
+from the plan)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from pathlib import Path
 
 from tests import test_airflow_dags as af
 from tests.test_airflow_dags import _compile, _local, _run_dag, airflow_outputs
+from tests.test_kfp import _run_both
+
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
 airflow_home = af.airflow_home  # the Airflow target's session fixture (one migrated home)
 
@@ -35,3 +39,20 @@ def test_integration_case_on_airflow_matches_local(airflow_home: Path, tmp_path:
     assert got["fit"] == {"model": "xgb-3", "epochs": 2, "lr": 0.05}
     assert got["wiring"]["facts"]["process.train"] is False
     assert got["wiring"]["facts"]["metadata_tracker.metrics_tracker"] is True
+
+
+def test_functions_case_on_kfp_local_matches_local(tmp_path: Path) -> None:
+    kfp_out, flowc_out, result = _run_both(GOLDEN / "functions" / "flow.yaml", tmp_path)
+    assert set(result.states.values()) == {"success"}
+    assert kfp_out == flowc_out
+    assert kfp_out["total"] == {"total": 6 + 3 * 14}
+
+
+def test_integration_case_on_kfp_local_matches_local(tmp_path: Path) -> None:
+    # every KFP task runs in its own process: each builds the tree from the plan
+    kfp_out, flowc_out, result = _run_both(GOLDEN / "integration_framework" / "flow.yaml", tmp_path)
+    assert set(result.states.values()) == {"success"}
+    for out in (kfp_out, flowc_out):
+        out["wiring"]["facts"].pop("tree_id")
+    assert kfp_out == flowc_out
+    assert kfp_out["log"] == {"logged": "logged xgb-3 to file:///tmp/mlruns"}
