@@ -288,8 +288,11 @@ class _Runner:
         self.max_workers = max(
             1, int(max_workers or orch.get("max_workers") or os.cpu_count() or 1)
         )
-        self.store: ArtifactStore = open_artifact_store(stack.get("artifact_store"), self.root)
-        self.meta: MetadataStore = open_metadata_store(stack.get("metadata_store"), self.root)
+        try:
+            self.store: ArtifactStore = open_artifact_store(stack.get("artifact_store"), self.root)
+            self.meta: MetadataStore = open_metadata_store(stack.get("metadata_store"), self.root)
+        except (ValueError, OSError, ImportError) as e:  # StoreError is a ValueError
+            raise RunError(f"cannot open the stack's stores: {e}") from None
         self.cache = Cache(self.root)
         self.states: dict[str, str] = {}
         self.outputs: dict[str, dict[str, Any]] = {}
@@ -467,6 +470,9 @@ class _Runner:
                         else:
                             self._collect(name, index, fut)
             except BaseException:
+                ops = sys.modules.get("flowc.runtime.operators")
+                if ops is not None:  # streaming operators run in a pool thread: stop them
+                    ops.interrupt_all()
                 pool.shutdown(wait=False, cancel_futures=True)
                 raise
 

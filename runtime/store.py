@@ -29,7 +29,7 @@ ARTIFACT_STORES: dict[str, str] = {
 _SAFE = re.compile(r"^[A-Za-z0-9_.\-]+$")
 
 
-class StoreError(Exception):
+class StoreError(ValueError):
     """An artifact is missing, unreadable, or a name would escape the store."""
 
 
@@ -187,10 +187,21 @@ class Cache:
 def open_artifact_store(
     settings: Mapping[str, Any] | None, root: str | Path = ".flowc"
 ) -> ArtifactStore:
-    """Build the store named by a stack ``artifact_store`` component (``None``: local)."""
+    """Build the store named by a stack ``artifact_store`` component (``None``: local). Types
+    in :data:`ARTIFACT_STORES` first, then the stack component registry
+    (:mod:`flowc.runtime.stack`: ``gcs``, ``components:`` and entry-point types)."""
     kind = (settings or {}).get("type", "local")
     target = ARTIFACT_STORES.get(kind)
     if target is None:
+        try:
+            from flowc.runtime import stack as stack_mod
+        except ImportError:  # pragma: no cover - the registry is part of the package
+            stack_mod = None
+        if stack_mod is not None:
+            try:
+                return stack_mod.open_artifact_store({"artifact_store": dict(settings or {})}, root)
+            except stack_mod.ComponentError as e:
+                raise StoreError(f"artifact store {kind!r}: {e}") from None
         raise StoreError(
             f"unknown artifact store type {kind!r} (known: {', '.join(sorted(ARTIFACT_STORES))})"
         )
