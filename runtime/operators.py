@@ -30,6 +30,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import uuid
@@ -513,11 +514,15 @@ def run_operators(
         on_start({k: p.pid for k, p in procs.items()})
     failure: tuple[str, int, str] | None = None
     interrupted = False
+    stop = threading.Event()
+    _ACTIVE.add(stop)
     try:
-        failure = _supervise(procs, status_dir)
+        failure = _supervise(procs, status_dir, stop)
     except KeyboardInterrupt:
         interrupted = True
         _stop(procs)
+    finally:
+        _ACTIVE.discard(stop)
     if failure is not None:
         raise OperatorError(*failure)
     if interrupted:
@@ -540,6 +545,17 @@ def _child_pythonpath() -> str:
             extra.append(os.path.abspath(p))
     current = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     return os.pathsep.join(dict.fromkeys([*extra, *current]))
+
+
+_ACTIVE: set[threading.Event] = set()
+
+
+def interrupt_all() -> None:
+    """Interrupt every replica of every :func:`run_operators` call in this process (SIGTERM:
+    ``on_interrupt``, then ``on_shutdown``); those calls then raise :class:`OperatorError`. For a
+    caller whose main thread catches Ctrl-C while run_operators runs in a worker thread."""
+    for event in list(_ACTIVE):
+        event.set()
 
 
 def _step_env(spec: Mapping[str, Any], step: str) -> dict[str, str]:
@@ -579,11 +595,18 @@ def _failure_of(status_dir: Path, step: str, r: int, rc: int) -> tuple[str, int,
 
 
 def _supervise(
-    procs: dict[tuple[str, int], subprocess.Popen[bytes]], status_dir: Path
+    procs: dict[tuple[str, int], subprocess.Popen[bytes]],
+    status_dir: Path,
+    stop: threading.Event,
 ) -> tuple[str, int, str] | None:
     live = dict(procs)
     failure: tuple[str, int, str] | None = None
+    in_worker = threading.current_thread() is not threading.main_thread()
     while live:
+        if stop.is_set() or (in_worker and not threading.main_thread().is_alive()):
+            # interrupt_all() (e.g. Ctrl-C in `flowc run`) or the caller's main thread ended
+            _stop(live)
+            return failure or ("<operators>", 0, "interrupted")
         for key, p in list(live.items()):
             rc = p.poll()
             if rc is None:

@@ -87,3 +87,41 @@ def test_flowc_run_schema_violation_exits_1_with_channel_and_field(tmp_path: Pat
 def test_sniff_unknown_run_is_a_user_error(tmp_path: Path) -> None:
     r = flowc("sniff", "nope", "--root", str(tmp_path), cwd=tmp_path)
     assert r.returncode == 1 and "has no channels" in r.stderr
+
+
+def test_ctrl_c_on_flowc_run_interrupts_every_replica(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    out = tmp_path / "out"
+    out.mkdir()
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "flowc: 1\nname: forever\nsteps:\n"
+        f"  spin: {{run: 'flowc_streaming.ops:Forever', operator: true, replicas: 2,"
+        f" with: {{out_dir: '{out}'}}}}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "fixtures" / "pkgs")}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "flowc", "run", str(flow), "--root", str(tmp_path / ".f")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    db = tmp_path / ".f" / "runs"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        from flowc.runtime import channels as ch
+
+        dbs = list(db.glob("*/channels.sqlite"))
+        if dbs and sum(i["state"] == "running" for i in ch.local_stats(dbs[0])["instances"]) == 2:
+            break
+        time.sleep(0.1)
+    p.send_signal(signal.SIGINT)
+    p.communicate(timeout=60)  # returns: nothing keeps the interpreter alive
+    assert p.returncode != 0
+    assert sorted(f.name for f in out.glob("interrupted.*")) == ["interrupted.0", "interrupted.1"]
+    states = {i["state"] for i in ch.local_stats(dbs[0])["instances"]}
+    assert states == {"interrupted"}
