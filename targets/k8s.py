@@ -98,21 +98,52 @@ def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str_representer)
 
 
+class Block(str):
+    """Multi-line ASCII text (the ConfigMap's JSON) written as a YAML literal block directly:
+    PyYAML's scalar analysis is quadratic-ish on large strings and dominated the compile time."""
+
+    def __new__(cls, text: str) -> Block:
+        if not (text.isascii() and text.endswith("\n") and not text.endswith("\n\n")):
+            raise ValueError("a Block is ASCII text ending with exactly one newline")
+        if text[:1] in (" ", "\t", "\n") or "\t" in text or "\r" in text:
+            raise ValueError("a Block may not start with whitespace or hold tabs/CR")
+        return super().__new__(cls, text)
+
+
+_BLOCK = re.compile(r"^( *)(.*?)'?__flowc_block_(\d+)__'?$", re.M)
+
+
 def dump_documents(docs: list[dict[str, Any]], header: list[str]) -> str:
     """A deterministic multi-document YAML stream."""
+    blocks: list[Block] = []
+
+    def swap(v: Any) -> Any:
+        if isinstance(v, Block):
+            blocks.append(v)
+            return f"__flowc_block_{len(blocks) - 1}__"
+        if isinstance(v, dict):
+            return {k: swap(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [swap(x) for x in v]
+        return v
+
+    def unswap(m: re.Match[str]) -> str:
+        indent = m.group(1) + "  "
+        body = "".join(indent + line for line in blocks[int(m.group(3))].splitlines(True))
+        return f"{m.group(1)}{m.group(2)}|\n{body}".rstrip("\n")
+
     out = [f"# {line}" for line in header]
     for doc in docs:
         out.append("---")
-        out.append(
-            yaml.dump(
-                doc,
-                Dumper=_Dumper,
-                sort_keys=False,
-                default_flow_style=False,
-                allow_unicode=True,
-                width=100000,
-            ).rstrip("\n")
-        )
+        text = yaml.dump(
+            swap(doc),
+            Dumper=_Dumper,
+            sort_keys=False,
+            default_flow_style=False,
+            allow_unicode=True,
+            width=100000,
+        ).rstrip("\n")
+        out.append(_BLOCK.sub(unswap, text))
     return "\n".join(out) + "\n"
 
 
@@ -274,8 +305,8 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
             "kind": "ConfigMap",
             "metadata": _metadata(configmap, common_labels(ir, "plan"), namespace),
             "data": {
-                "k8s.json": json.dumps(settings, indent=2, ensure_ascii=False) + "\n",
-                "plan.json": json.dumps(ir.to_data(), indent=2, ensure_ascii=False) + "\n",
+                "k8s.json": Block(json.dumps(settings, indent=2) + "\n"),
+                "plan.json": Block(json.dumps(ir.to_data(), indent=2) + "\n"),
             },
         }
     )

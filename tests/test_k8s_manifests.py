@@ -288,3 +288,23 @@ def test_output_is_deterministic() -> None:
     b = K8sTarget().emit(compile_flow(str(GOLDEN / "foreach" / "flow.yaml")))
     assert a == b
     assert "/work/" not in a["manifests.yaml"]
+
+
+def test_plan_round_trips_through_the_manifest_with_any_text() -> None:
+    value = "\u00fcn\u2028c\u00f8d\u00e9 \"q\" 'a' #x: - |y $${ds} {{ ds }} %s \t\nline\r\x85 \U0001f600"
+
+    def quoted(v: str) -> str:  # a YAML double-quoted scalar (JSON, line separators escaped)
+        return (
+            json.dumps(v, ensure_ascii=False).replace("\u2028", "\\u2028").replace("\x85", "\\x85")
+        )
+
+    ir = _ir(
+        f"  a: {{run: flowc_demo.steps:echo, with: {{value: '${{params.s}}', other: {quoted(value)}}}}}",
+        f"params:\n  s: {{type: str, default: {quoted(value)}}}\ndescription: {quoted(value)}",
+        name="rt",
+    )
+    text = K8sTarget().emit(ir)["manifests.yaml"]
+    docs = [d for d in yaml.safe_load_all(text) if d]
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert json.loads(cm["data"]["plan.json"]) == ir.to_data()
+    assert all(all_schema_errors(d) == [] for d in docs)
