@@ -25,6 +25,19 @@ fi
 export FLOWC_AIRFLOW_PYTHON="$PWD/.venv-airflow/bin/python"
 # --- end airflow
 
+# --- stacks & plugins (engineer F): tests/test_plugin_rabbitmq.py starts its own RabbitMQ broker
+# (free ports, private epmd, temp folder) from Debian's rabbitmq-server; install it when missing
+# (~35 s). The package's own service is not started (no systemd here; tests stop what they start).
+if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    rabbitmq-server >/dev/null
+  # stop a broker/epmd the package's post-install may have started: tests bring their own
+  $SUDO service rabbitmq-server stop >/dev/null 2>&1 || true
+fi
+# --- end stacks & plugins
+
 set +e
 .venv/bin/python -m pytest -n "${FLOWC_TEST_WORKERS:-2}" "$@"
 rc=$?
