@@ -1,0 +1,105 @@
+"""Operator steps on Kubernetes (targets/k8s_operators.py): Indexed Jobs with replicas, the
+channel configuration in the environment, operator_image, strict schema validity, determinism."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from flowc.compiler.api import compile_flow, emit
+from flowc.compiler.errors import FlowcError
+from flowc.targets.k8s_operators import operator_documents
+from tests.k8s_schema import all_schema_errors, semantic_errors
+
+REPO = Path(__file__).resolve().parent.parent
+GOLDEN_FLOW = REPO / "golden" / "streaming" / "flow.yaml"
+
+
+def _ir(**kw: object) -> object:
+    return compile_flow(GOLDEN_FLOW, stack="cluster", **kw)
+
+
+def _env(doc: dict) -> dict:
+    c = doc["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+
+
+def test_operator_jobs() -> None:
+    docs = operator_documents(_ir())
+    assert [d["metadata"]["name"] for d in docs] == [
+        "streaming-demo-writer",
+        "streaming-demo-reader",
+    ]
+    writer, reader = docs
+    for doc, n in ((writer, 3), (reader, 2)):
+        spec = doc["spec"]
+        assert doc["kind"] == "Job" and spec["completionMode"] == "Indexed"
+        assert spec["completions"] == spec["parallelism"] == n
+        env = _env(doc)
+        assert env["FLOWC_REPLICAS"] == str(n)
+        assert "job-completion-index" in env["FLOWC_REPLICA"]["fieldRef"]["fieldPath"]
+        assert env["FLOWC_CHANNEL_RECORDS_TRANSPORT"] == "kafka"
+        # the channel location cascades to every port: the param's default here
+        assert env["FLOWC_CHANNEL_RECORDS_LOCATION"] == "kafka.streaming.svc:9092"
+        assert json.loads(env["FLOWC_CHANNEL_RECORDS_SCHEMA"])["name"] == "DemoRecord"
+        c = doc["spec"]["template"]["spec"]["containers"][0]
+        assert c["image"] == "registry.example.com/acme/demo-operators:1.0"  # operator_image
+        assert c["command"] == ["python", "-m", "flowc.runtime.operators"]
+        assert c["args"][-2:] == ["--step", doc["metadata"]["labels"]["flowc.dev/step"]]
+        assert doc["metadata"]["namespace"] == "streaming"
+        assert doc["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
+    assert _env(reader)["LOG_LEVEL"] == "debug"
+    assert writer["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {
+        "cpu": "500m",
+        "memory": "256Mi",
+    }
+
+
+def test_param_override_reaches_the_location() -> None:
+    docs = operator_documents(_ir(params={"kafka": "b1:9092,b2:9092"}))
+    assert {_env(d)["FLOWC_CHANNEL_RECORDS_LOCATION"] for d in docs} == {"b1:9092,b2:9092"}
+
+
+def test_manifests_are_strictly_valid_and_deterministic() -> None:
+    first = emit(_ir(), "k8s")["manifests.yaml"]
+    assert first == emit(_ir(), "k8s")["manifests.yaml"]
+    docs = list(yaml.safe_load_all(first))
+    jobs = [
+        d for d in docs if d["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
+    ]
+    assert len(jobs) == 2
+    errors = [e for d in jobs for e in all_schema_errors(d)] + semantic_errors(jobs)
+    assert errors == []
+
+
+def test_image_fallbacks(tmp_path: Path) -> None:
+    text = GOLDEN_FLOW.read_text().replace(
+        "      operator_image: registry.example.com/acme/demo-operators:1.0\n", ""
+    )
+    f = tmp_path / "flow.yaml"
+    f.write_text(text)
+    docs = operator_documents(compile_flow(f, stack="cluster"))
+    images = {d["spec"]["template"]["spec"]["containers"][0]["image"] for d in docs}
+    assert images == {"registry.example.com/acme/flowc:1.0"}  # the orchestrator image
+
+
+def test_local_transport_is_refused_on_kubernetes(tmp_path: Path) -> None:
+    f = tmp_path / "flow.yaml"
+    f.write_text(textwrap.dedent("""\
+        flowc: 1
+        name: loc
+        channels:
+          records: {schema: string}
+        steps:
+          writer: {run: "flowc_streaming.ops:DemoWriter", operator: true, produces: [records],
+                   with: {record_count: 1}}
+        """))
+    with pytest.raises(FlowcError) as e:
+        emit(compile_flow(f), "k8s")
+    text = e.value.render()
+    assert "flow.yaml:4:3: error: channel 'records' uses the local transport" in text
+    assert "transport: kafka" in text
