@@ -601,6 +601,14 @@ class Worker:
             nxt = next_slot(entry.schedule, entry.anchor, slot)
             skipped = 0
             if not entry.schedule.get("catchup"):
+                if entry.schedule.get("kind") == "every" and nxt is not None and nxt <= now:
+                    # jump straight to the last interval slot before now (long downtimes)
+                    step = float(entry.schedule["every_seconds"])
+                    k = max(0, int((now - nxt).total_seconds() // step) - 1)
+                    if k:
+                        skipped += k
+                        jumped = nxt + timedelta(seconds=k * step)
+                        slot, nxt = jumped - timedelta(seconds=step), jumped
                 while nxt is not None and nxt <= now:
                     skipped += 1
                     slot, nxt = nxt, next_slot(entry.schedule, entry.anchor, nxt)

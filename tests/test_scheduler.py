@@ -322,3 +322,15 @@ def test_list_remove_and_errors(store: ScheduleStore) -> None:
         store.register(plan(kind="cron", cron="0 3 * * *", timezone="Mars/Olympus"), now=T0)
     with pytest.raises(ScheduleError, match="has no schedule"):
         store.register({"name": "x", "schedule": None}, now=T0)
+
+
+def test_interval_without_catchup_after_a_long_downtime(store: ScheduleStore) -> None:
+    clock = ManualClock(T0)
+    store.register(plan(kind="every", every_seconds=1.0, end="2026-03-09T00:00:00"), now=T0)
+    rec = Recorder()
+    assert len(worker(store, clock, rec).tick()) == 1
+    clock.set(T0 + timedelta(days=3, seconds=0.5))  # three days down: 259200 missed slots
+    (fire,) = worker(store, clock, rec).tick()
+    assert fire.slot == T0 + timedelta(days=3)
+    assert fire.skipped == 3 * 86400 - 1
+    assert store.get("nightly").next_fire == T0 + timedelta(days=3, seconds=1)
