@@ -23,6 +23,7 @@ from typing import Any
 
 ARTIFACT_STORES: dict[str, str] = {
     "local": "flowc.runtime.store:LocalArtifactStore",
+    "gcs": "flowc.runtime.gcs_store:GcsArtifactStore",  # google-cloud-storage (extra gcp)
 }
 """Stack ``artifact_store.type`` -> ``"module:Class"``; ``Class(settings: dict, root: Path)``."""
 
