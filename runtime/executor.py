@@ -42,7 +42,14 @@ from flowc.runtime import params as params_mod
 from flowc.runtime import services
 from flowc.runtime import step as step_mod
 from flowc.runtime.metadata import MetadataStore, open_metadata_store
-from flowc.runtime.store import ArtifactStore, Cache, atomic_write, encode, open_artifact_store
+from flowc.runtime.store import (
+    ArtifactStore,
+    Cache,
+    atomic_write,
+    encode,
+    open_artifact_store,
+    safe_name,
+)
 
 OK = ("success", "cached")
 OPERATORS = "<operators>"
@@ -321,6 +328,12 @@ class _Runner:
             except params_mod.ParamError as e:
                 raise RunError(str(e)) from None
             self.run_id = run_id or new_run_id()
+            try:
+                safe_name(self.run_id)
+            except ValueError:
+                raise RunError(
+                    f"run id {self.run_id!r}: use letters, digits, '.', '_', '-'"
+                ) from None
             self.run_date = run_date or datetime.now(UTC).isoformat(timespec="seconds")
         self.secret_values = self._known_secret_values()
         self.run_info = services.RunInfo(

@@ -127,6 +127,13 @@ class LocalArtifactStore(ArtifactStore):
         suffix = ".json" if fmt == "json" else ".pkl"
         return os.path.join(self._dir(run_id, step), safe_name(output) + suffix)
 
+    def _check_inside(self, folder: str) -> None:
+        """Refuse a folder that resolves outside the store's root (a symlink planted in it)."""
+        real_root = os.path.realpath(self._root)
+        real = os.path.realpath(folder)
+        if os.path.commonpath([real_root, real]) != real_root:
+            raise StoreError(f"artifact folder {folder} resolves outside {real_root} (symlink?)")
+
     def put(self, run_id: str, step: str, output: str, value: Any) -> str:
         return self.put_encoded(run_id, step, output, *encode(value))
 
@@ -136,6 +143,7 @@ class LocalArtifactStore(ArtifactStore):
         folder = os.path.dirname(path)
         if folder not in self._made:
             os.makedirs(folder, exist_ok=True)
+            self._check_inside(folder)
             self._made.add(folder)
         atomic_write(path, data)
         other = self._file(run_id, step, output, "pickle" if fmt == "json" else "json")

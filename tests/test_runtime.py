@@ -413,3 +413,51 @@ def test_entry_module_runs_one_step(tmp_path: Path) -> None:
     assert out.returncode == 1
     err = json.loads((tmp_path / "out.json").read_text())["$error"]
     assert err["type"] == "StepError" and "train" in err["message"]
+
+
+def test_unsafe_run_id_and_symlinked_artifact_dir_are_refused(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, DEMO)
+    root = tmp_path / ".flowc"
+    with pytest.raises(RunError, match="run id"):
+        run_plan(plan, root=root, run_id="../evil")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (root / "runs" / "r1").mkdir(parents=True)
+    (root / "runs" / "r1" / "load").symlink_to(outside)
+    r = run_plan(plan, root=root, run_id="r1", only=["load"])
+    assert not r.ok and "resolves outside" in r.error.error
+    assert list(outside.iterdir()) == []
+
+
+def test_stack_max_workers_and_store_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    plan = plan_of(
+        tmp_path,
+        """
+        flowc: 1
+        name: stacked
+        stacks:
+          local:
+            orchestrator: {type: local, max_workers: 1}
+            artifact_store: {type: local, path: store}
+            metadata_store: {type: sqlite, path: meta/history.db}
+        environments:
+          dev: {stack: local}
+        steps:
+          a: {run: "flowc_rt.steps:span", with: {seconds: 0.4}, outputs: [s]}
+          b: {run: "flowc_rt.steps:span", with: {seconds: 0.4}, outputs: [s]}
+        """,
+        environment="dev",
+    )
+
+    def overlap(r) -> bool:  # noqa: ANN001
+        (a0, a1), (b0, b1) = r.outputs["a"]["s"], r.outputs["b"]["s"]
+        return a0 < b1 and b0 < a1
+
+    r = run_plan(plan, root=".flowc")
+    assert r.ok, r.error
+    assert not overlap(r)  # max_workers 1 from the stack: one at a time
+    assert (tmp_path / "store" / "runs" / r.run_id / "a" / "s.json").exists()
+    assert (tmp_path / "meta" / "history.db").exists()
+    r = run_plan(plan, root=".flowc", max_workers=2)  # the argument wins
+    assert r.ok and overlap(r)

@@ -117,17 +117,17 @@ def test_concurrent_runs_share_one_store(tmp_path: Path) -> None:
             stderr=subprocess.STDOUT,
             text=True,
         )
-        for _ in range(6)
+        for _ in range(8)
     ]
     outs = [p.communicate(timeout=120)[0] for p in procs]
-    assert [p.returncode for p in procs] == [0] * 6, outs
+    assert [p.returncode for p in procs] == [0] * 8, outs
     con = sqlite3.connect(root / "metadata.db")
     runs = con.execute("SELECT run_id, status FROM runs").fetchall()
-    assert len(runs) == 6 and {s for _, s in runs} == {"success"}
+    assert len(runs) == 8 and {s for _, s in runs} == {"success"}
     per_run = con.execute("SELECT run_id, count(*) FROM steps GROUP BY run_id").fetchall()
-    assert sorted(n for _, n in per_run) == [7] * 6
-    assert len(log.read_text().splitlines()) == 42
-    assert len(list((root / "runs").iterdir())) == 6
+    assert sorted(n for _, n in per_run) == [7] * 8
+    assert len(log.read_text().splitlines()) == 56
+    assert len(list((root / "runs").iterdir())) == 8
 
 
 def test_flowc_run_cli_success_failure_and_runs_commands(tmp_path: Path) -> None:
