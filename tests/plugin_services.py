@@ -143,3 +143,27 @@ def celery_worker(base: Path, broker: str, backend: str) -> Iterator[subprocess.
         yield proc
     finally:
         stop(proc)
+
+
+@contextmanager
+def gcs_emulator(base: Path, bucket: str) -> Iterator[str]:
+    """A local GCS (the ``gcp-storage-emulator`` package, in memory) with ``bucket`` created;
+    yields the value for ``STORAGE_EMULATOR_HOST``."""
+    base.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    log = base / "gcs.log"
+    exe = Path(sys.executable).parent / "gcp-storage-emulator"
+    cmd = [str(exe), "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [*cmd, "--default-bucket", bucket],
+            cwd=base,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_port(port, proc, 60, log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop(proc, grace=5)
