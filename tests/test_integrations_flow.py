@@ -192,6 +192,13 @@ LOL = (
             HEAD + "component: {_x: flowc_lolpop.component:PlainComponent}\n" + STEP,
             "flow.yaml:3:13: error: invalid integration name '_x'",
         ),
+        (  # an unknown layer section (the layer names come from integration_framework)
+            HEAD
+            + "integration_framework:\n  runner:\n    widget:\n"
+            + "widgit: {w: flowc_lolpop.widget:MyWidget}\n"
+            + STEP,
+            "flow.yaml:6:1: error: unknown key 'widgit'\n  hint: did you mean 'widget'?",
+        ),
     ],
 )
 def test_located_errors(tmp_path: Path, text: str, expected: str) -> None:
