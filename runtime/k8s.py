@@ -138,7 +138,8 @@ class Driver:
         self.params = params_mod.resolve(plan, params or {})
         self.run_date = run_date
         self.out = out or sys.stdout
-        self.root = Path(config.get("artifact_root") or ".flowc/artifacts")
+        root = os.environ.get("FLOWC_ARTIFACT_ROOT") or config.get("artifact_root")
+        self.root = Path(root or ".flowc/artifacts")
         self.poll = float(os.environ.get("FLOWC_K8S_POLL") or config.get("poll_seconds") or 2.0)
         self.steps = {
             name: StepRun(name) for name in plan["order"] if not plan["steps"][name].get("operator")

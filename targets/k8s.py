@@ -533,6 +533,8 @@ def driver_job_spec(
         },
         "volumeMounts": mounts,
     }
+    if opts.get("artifact_pvc"):  # the driver writes step inputs on the shared volume
+        container["env"].append({"name": "FLOWC_ARTIFACT_ROOT", "value": artifact_root})
     pod: dict[str, Any] = {"restartPolicy": "Never", "serviceAccountName": sa}
     pod.update(_pod_common(opts))
     pod["containers"] = [container]

@@ -496,8 +496,12 @@ class FakeCluster:
                 else:
                     raise KeyError(f"unsupported valueFrom {src}")
             defined[e["name"]] = value
-        env.update(defined)
         mounts = self._mounts(ns, pod, c)
+        for k, v in defined.items():  # paths under a mount point refer to the local folder
+            for mount_path, local in mounts:
+                if v == mount_path or v.startswith(mount_path + "/"):
+                    defined[k] = str(local) + v[len(mount_path) :]
+        env.update(defined)
 
         def expand(arg: str) -> str:
             arg = _VAR.sub(lambda m: defined.get(m.group(1), m.group(0)), arg)

@@ -302,3 +302,74 @@ def test_commands_without_a_cluster_are_user_errors(tmp_path: Path) -> None:
     assert res.exit_code == 1 and res.output.startswith(
         "flowc: error: Kubernetes API error"
     ), res.output
+
+
+def test_stack_options_reach_the_cluster(tmp_path: Path, cluster: FakeCluster) -> None:
+    flow = Path(__file__).resolve().parent.parent / "golden" / "k8s_stack" / "flow.yaml"
+    code, out = flowc(cluster, "deploy", str(flow), "--stack", "cluster", "-n", "elsewhere")
+    assert code == 1 and "deploys to namespace 'ml-jobs', not 'elsewhere'" in out, out
+    code, out = flowc(cluster, "deploy", str(flow), "--stack", "cluster")
+    assert code == 0 and "to namespace 'ml-jobs'" in out, out
+    assert not any(k[0] == "serviceaccounts" for k in cluster.all_objects())  # an existing one
+    assert cluster.wait_job("ml-jobs", "k8s-stack-driver", timeout=120) == "succeeded"
+    run_id = run_id_of_ns(cluster, "ml-jobs")
+    for job in cluster.items("jobs", "ml-jobs"):
+        assert job["spec"]["ttlSecondsAfterFinished"] == 86400
+        pod = job["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == "pipeline-runner"
+        assert pod["nodeSelector"] == {"pool": "batch"}
+        assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+        assert pod["tolerations"][0]["key"] == "dedicated"
+        c = pod["containers"][0]
+        assert (
+            c["image"] == "registry.example.com/acme/flowc:1.0" and c["imagePullPolicy"] == "Always"
+        )
+        assert {"name": "flowc-artifacts", "mountPath": "/flowc/artifacts"} in c["volumeMounts"]
+    pvc = cluster.workdir / ".fake-k8s" / "pvc" / "flowc-artifacts"  # the claim's volume
+    assert LocalArtifactStore({"path": str(pvc)}).get(run_id, "count", "n") == 3
+    code, out = flowc(cluster, "destroy", "k8s_stack", "-n", "ml-jobs")
+    assert code == 0, out
+    assert cluster.all_objects() == []
+
+
+def run_id_of_ns(cluster: FakeCluster, ns: str) -> str:
+    runs = {
+        j["metadata"]["labels"]["flowc.dev/run"]
+        for j in cluster.items("jobs", ns, "app.kubernetes.io/component=step")
+    }
+    assert len(runs) == 1, runs
+    return runs.pop()
+
+
+def test_driver_runs_from_outside_the_cluster_reading_the_configmap(
+    tmp_path: Path, cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import yaml
+    from kubernetes import utils
+
+    from flowc.runtime.k8s import api_client, drive
+    from flowc.targets.k8s import K8sTarget
+
+    flow = write_flow(tmp_path, E2E.replace("name: k8s_e2e", "name: outside"))
+    docs = list(yaml.safe_load_all(K8sTarget().emit(compile_flow(str(flow)))["manifests.yaml"]))
+    api = api_client(str(cluster.kubeconfig))
+    for d in docs:
+        if d and d["kind"] == "ConfigMap":
+            utils.create_from_dict(api, d, namespace=NS)
+    monkeypatch.chdir(cluster.workdir)  # the step pods' working directory (shared artifact root)
+    monkeypatch.delenv("FLOWC_DRIVER_JOB", raising=False)
+    args = [
+        "--configmap",
+        "outside-flowc-plan",
+        "--kubeconfig",
+        str(cluster.kubeconfig),
+        "--run-id",
+        "r1",
+    ]
+    assert drive([*args, "--namespace", NS, "--param", "full=true"]) == 0
+    store = LocalArtifactStore({"path": str(cluster.workdir / ".flowc" / "artifacts")})
+    assert store.get("r1", "shard_eval", "score") == [11.0, 12.0, 13.0]
+    assert not store.exists("r1", "publish", "msg")  # when: ... and not full -> skipped
+    names = {j["metadata"]["name"] for j in cluster.items("jobs", NS)}
+    assert "outside-never-r1" in names and "outside-after-never-r1" in names  # full=true
+    assert drive([*args, "--namespace", NS, "--param", "nope=1"]) == 1  # unknown param
