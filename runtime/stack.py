@@ -19,6 +19,7 @@ artifact and metadata stores) use this module: it is stdlib only and imports opt
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 import importlib
 import importlib.util
@@ -417,15 +418,17 @@ class ComponentRegistry:
         return classes
 
 
-def _mro_dicts(cls: type) -> set[str]:
+@functools.cache
+def _mro_dicts(cls: type) -> frozenset[str]:
     keys: set[str] = set()
     for k in cls.__mro__:
         if k is StackComponent:
             break
         keys.update(k.__dict__)
-    return keys
+    return frozenset(keys)
 
 
+@functools.cache
 def _custom_init(cls: type) -> bool:
     for k in cls.__mro__:
         if k is StackComponent:
