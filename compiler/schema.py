@@ -301,40 +301,50 @@ def _data_path(doc: Doc, loc: tuple[Any, ...]) -> tuple[Any, ...]:
 
 def _allowed_keys(model_loc: tuple[Any, ...], data_path: tuple[Any, ...]) -> list[str]:
     """Field names (aliases) of the model at a pydantic error location."""
-    model: Any = FlowModel
+    import typing
+
+    ann: Any = FlowModel
     for part in model_loc:
-        if isinstance(part, int):
-            continue
-        if model is None:
+        ann = _strip_optional(ann)
+        origin = typing.get_origin(ann)
+        if origin is dict:
+            ann = typing.get_args(ann)[1]  # ``part`` is a mapping key
+        elif origin is list:
+            ann = typing.get_args(ann)[0]
+        elif isinstance(ann, type) and issubclass(ann, BaseModel):
+            field = _field(ann, part)
+            if field is None:
+                return []
+            ann = field.annotation
+        else:
             return []
-        field = _field(model, part)
-        if field is None:
-            continue  # a dict key or a union tag
-        model = _model_of(field.annotation)
-    if model is None or not isinstance(model, type) or not issubclass(model, BaseModel):
+    model = _strip_optional(ann)
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return []
     return [f.alias or n for n, f in model.model_fields.items() if n != "layers"]
 
 
+def _strip_optional(ann: Any) -> Any:
+    """``X | None`` -> ``X`` (the first non-None member that is a model, dict or list)."""
+    import typing
+
+    args = typing.get_args(ann)
+    if args and typing.get_origin(ann) not in (dict, list):
+        for a in args:
+            if a is type(None):
+                continue
+            if (isinstance(a, type) and issubclass(a, BaseModel)) or typing.get_origin(a) in (
+                dict,
+                list,
+            ):
+                return a
+    return ann
+
+
 def _field(model: Any, part: Any) -> Any:
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        return None
     for n, f in model.model_fields.items():
         if part in (n, f.alias):
             return f
-    return None
-
-
-def _model_of(ann: Any) -> Any:
-    """The pydantic model inside an annotation such as ``dict[str, StepModel] | None``."""
-    import typing
-
-    if isinstance(ann, type) and issubclass(ann, BaseModel):
-        return ann
-    for a in typing.get_args(ann):
-        m = _model_of(a)
-        if m is not None:
-            return m
     return None
 
 
