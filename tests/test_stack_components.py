@@ -487,3 +487,41 @@ def test_gcs_component_opens_the_gcs_store() -> None:
 
     assert isinstance(store, GcsArtifactStore)
     assert store._name("r1", "train", "model", "json") == "p/runs/r1/train/model.json"
+
+
+def test_custom_artifact_store_from_a_file_used_by_flowc_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `components:` artifact store (file path) is what `flowc run` stores outputs with."""
+    write(
+        tmp_path / "stores.py",
+        """
+        from flowc.runtime.stack import ArtifactStore, setting
+        from flowc.runtime.store import LocalArtifactStore
+
+        class TaggedStore(ArtifactStore):
+            SETTINGS = {"folder": setting(str, default="tagged")}
+
+            def open(self, root=".flowc"):
+                return LocalArtifactStore({"path": self.settings["folder"] + "/by-tagged-store"}, root)
+        """,
+    )
+    write(
+        tmp_path / "flow.yaml",
+        """
+        flowc: 1
+        name: custom_store
+        stacks:
+          mine:
+            artifact_store: {type: tagged, folder: out}
+        components:
+          tagged: {kind: artifact_store, class: "stores.py:TaggedStore"}
+        steps:
+          a: {run: "flowc_demo.steps:square", with: {x: 5}, outputs: [y]}
+        """,
+    )
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["run", "flow.yaml", "--stack", "mine"])
+    assert res.exit_code == 0, res.output
+    (out,) = (tmp_path / "out" / "by-tagged-store" / "runs").glob("*/a/y.json")
+    assert json.loads(out.read_text()) == 25
