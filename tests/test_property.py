@@ -127,3 +127,29 @@ def test_compiling_is_deterministic_and_spelling_independent(flow: dict[str, Any
     for name, step in first["steps"].items():
         for up in step["upstream"]:
             assert order.index(up) < order.index(name)
+
+
+def test_plan_is_identical_across_hash_seeds_and_cwd(tmp_path: Any) -> None:
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    flow = Path(__file__).parent / "fixtures" / "spec" / "churn_training.yaml"
+    code = (
+        "import json, sys; from flowc.compiler.api import compile_flow; "
+        "print(json.dumps(compile_flow(sys.argv[1], environment='dev').to_data()))"
+    )
+    outs = set()
+    for seed, cwd in (("0", tmp_path), ("12345", flow.parent)):
+        env = {**__import__("os").environ, "PYTHONHASHSEED": seed}
+        res = subprocess.run(
+            [sys.executable, "-c", code, str(flow)],
+            capture_output=True,
+            text=True,
+            cwd=cwd,
+            env=env,
+            check=True,
+        )
+        outs.add(res.stdout)
+    assert len(outs) == 1
+    assert '"path": "tests/fixtures/spec/churn_training.yaml"' in outs.pop()
