@@ -218,7 +218,7 @@ class MetadataStore:
         return row
 
     def runs(self, limit: int = 50, flow: str | None = None) -> list[dict[str, Any]]:
-        sql = "SELECT run_id, flow, status, started, ended, duration, error FROM runs"
+        sql = "SELECT run_id, flow, status, started, ended, duration, error, pid FROM runs"
         args: tuple[Any, ...] = ()
         if flow:
             sql += " WHERE flow=?"

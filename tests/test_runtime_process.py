@@ -86,6 +86,11 @@ def test_sigkill_mid_run_then_resume(tmp_path: Path, kill_after: int) -> None:
     run_id, states = db_states(root)
     completed = {s for s, st in states.items() if st == "success"}
     assert run_id and len(completed) >= kill_after and len(completed) < 7, states
+    if kill_after == 1:
+        listing = subprocess.run(
+            [*FLOWC, "runs", "list", "--root", str(root)], capture_output=True, text=True
+        )
+        assert run_id in listing.stdout and "killed" in listing.stdout, listing.stdout
 
     out = subprocess.run(
         [*FLOWC, "run", str(flow), "--root", str(root), "--resume", run_id],

@@ -104,6 +104,7 @@ class _Reporter:
         self.states: dict[str, tuple[str, str]] = {}
         self.started: dict[str, float] = {}
         self.live: Any = None
+        self.run_id: str | None = None
 
     def __enter__(self) -> _Reporter:
         if self.tty:
@@ -121,7 +122,10 @@ class _Reporter:
     def _table(self) -> Any:
         from rich.table import Table
 
-        table = Table(box=None, show_header=False, pad_edge=False)
+        title = f"run {self.run_id}" if self.run_id else None
+        table = Table(
+            box=None, show_header=False, pad_edge=False, title=title, title_justify="left"
+        )
         for name in self.steps:
             status, info = self.states.get(name, ("pending", ""))
             style = STATUS_STYLE.get(status, "dim")
@@ -131,6 +135,7 @@ class _Reporter:
     def event(self, ev: dict[str, Any]) -> None:
         step, status = ev.get("step"), ev["status"]
         if step is None:
+            self.run_id = ev["run_id"]
             if status == "running" and not self.tty:
                 click.echo(f"run {ev['run_id']} started")
             return

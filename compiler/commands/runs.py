@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,19 @@ def _when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
+def _status(row: dict[str, Any]) -> str:
+    """``running`` runs whose process is gone (killed) show as ``killed``: resume them."""
+    if row.get("status") != "running" or not row.get("pid"):
+        return str(row.get("status"))
+    try:
+        os.kill(int(row["pid"]), 0)
+    except ProcessLookupError:
+        return "killed"
+    except (PermissionError, OSError):
+        pass
+    return "running"
+
+
 def _dur(d: float | None) -> str:
     return "-" if d is None else f"{d:.2f}s"
 
@@ -58,7 +72,7 @@ def list_runs(root: str, flow: str | None, limit: int) -> None:
     click.echo(f"{'RUN ID':<24} {'FLOW':<20} {'STATUS':<12} {'STARTED (UTC)':<20} DURATION")
     for r in rows:
         click.echo(
-            f"{r['run_id']:<24} {r['flow']:<20} {r['status']:<12} {_when(r['started']):<20} "
+            f"{r['run_id']:<24} {r['flow']:<20} {_status(r):<12} {_when(r['started']):<20} "
             f"{_dur(r['duration'])}"
         )
 
@@ -82,7 +96,9 @@ def show_run(run_id: str, root: str, as_json: bool) -> None:
         run.pop("plan", None)
         click.echo(json.dumps({"run": run, "steps": steps, "attempts": attempts}, indent=2))
         return
-    click.echo(f"run {run['run_id']}  flow {run['flow']}  {run['status']}")
+    click.echo(f"run {run['run_id']}  flow {run['flow']}  {_status(run)}")
+    if _status(run) == "killed":
+        click.echo(f"  its process is gone: continue it with `flowc run FLOW --resume {run_id}`")
     click.echo(f"  started {_when(run['started'])} UTC, duration {_dur(run['duration'])}")
     click.echo(f"  params {json.dumps(run['params'])}")
     if run.get("error"):
