@@ -740,7 +740,7 @@ class _Runner:
             log = self._log_path(name, index, attempt)
             try:
                 outs = self._attempt(name, data, index, item, attempt, log)
-            except Exception as e:
+            except (Exception, SystemExit) as e:  # sys.exit() in a step fails the step only
                 err, tb = self._describe(e)
                 self._append_log(log, tb)
                 records.append(

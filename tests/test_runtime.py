@@ -461,3 +461,31 @@ def test_stack_max_workers_and_store_paths(tmp_path: Path, monkeypatch: pytest.M
     assert (tmp_path / "meta" / "history.db").exists()
     r = run_plan(plan, root=".flowc", max_workers=2)  # the argument wins
     assert r.ok and overlap(r)
+
+
+def test_run_and_flow_refs_and_sys_exit_in_a_step(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        """
+        flowc: 1
+        name: refs
+        steps:
+          r:
+            run: flowc_demo.steps:echo
+            with: {value: "${run.id}", flow: "${flow.name}", date: "${run.date}", tag: "${flow.name}-${run.id}"}
+            outputs: [v]
+          x: {run: "flowc_rt.steps:exits", with: {code: 4}}
+          y: {run: "flowc_demo.steps:add", with: {a: 1, b: 1}, outputs: [s]}
+        """,
+    )
+    r = run_plan(
+        plan, root=tmp_path / ".flowc", run_id="run-7", run_date="2026-01-02T03:04:05+00:00"
+    )
+    assert r.outputs["r"]["v"] == {
+        "value": "run-7",
+        "flow": "refs",
+        "date": "2026-01-02T03:04:05+00:00",
+        "tag": "refs-run-7",
+    }
+    assert r.states["x"] == "failed" and "SystemExit: 4" in r.error.error
+    assert r.states["y"] == "success"
