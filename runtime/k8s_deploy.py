@@ -177,54 +177,74 @@ class Deployer:
         poll: float = 1.0,
         timeout: float | None = None,
     ) -> bool:
-        """Follow the newest driver run until it ends, writing each finished pod's log (steps
-        first, then the driver's own). True when the driver succeeded."""
+        """Follow the newest driver run until it ends, streaming its pods' logs as they grow
+        (each line prefixed with ``[step]``, ``[driver]``). True when the driver succeeded."""
         self._require(flow)
         start = time.monotonic()
-        shown: set[str] = set()
+        offsets: dict[str, int] = {}
+        done: set[str] = set()
         driver = None
         while True:
             drivers = self._jobs(flow, "driver")
             if drivers:
                 driver = drivers[-1]
             state = job_state(driver) if driver is not None else "waiting"
-            self._show_finished(flow, shown, write, final=state != "running" and driver is not None)
+            if driver is not None:
+                self._stream(flow, driver, offsets, done, write)
             if driver is not None and state != "running":
+                self._stream(flow, driver, offsets, done, write, final=True)
                 write(f"=== driver {driver.metadata.name}: {state}\n")
                 return state == "succeeded"
             if timeout is not None and time.monotonic() - start > timeout:
                 raise DeployError(f"flow '{flow}' still running after {timeout:g}s")
             time.sleep(poll)
 
-    def _show_finished(
-        self, flow: str, shown: set[str], write: Callable[[str], None], final: bool
+    def _stream(
+        self,
+        flow: str,
+        driver: Any,
+        offsets: dict[str, int],
+        done: set[str],
+        write: Callable[[str], None],
+        final: bool = False,
     ) -> None:
+        """Write what each pod of this driver's run logged since the last call."""
+        run_id = str(driver.metadata.uid or "").replace("-", "")[:8]
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=self._selector(flow))
-        ordered = sorted(
-            pods.items,
-            key=lambda p: (
-                (p.metadata.labels or {}).get(COMPONENT) == "driver",
-                str(p.metadata.creation_timestamp),
-                p.metadata.name,
-            ),
-        )
-        for pod in ordered:
+        mine = []
+        for p in pods.items:
+            labels = p.metadata.labels or {}
+            if labels.get(COMPONENT) == "driver":
+                if labels.get("job-name") != driver.metadata.name:
+                    continue
+            elif labels.get(COMPONENT) == "step" and labels.get(RUN_LABEL) != run_id:
+                continue
+            mine.append(p)
+        mine.sort(key=lambda p: (str(p.metadata.creation_timestamp), p.metadata.name))
+        for pod in mine:
             name = pod.metadata.name
             phase = pod.status.phase if pod.status else None
-            if name in shown or phase not in ("Succeeded", "Failed"):
+            if name in done or phase not in ("Running", "Succeeded", "Failed"):
                 continue
             labels = pod.metadata.labels or {}
-            if labels.get(COMPONENT) == "driver" and not final:
-                continue
-            shown.add(name)
             what = labels.get(STEP_LABEL) or labels.get(COMPONENT, "pod")
+            if name not in offsets:
+                write(f"--- {what} (pod {name}) started\n")
+                offsets[name] = 0
+            ended = phase in ("Succeeded", "Failed")
             try:
-                log = self.core.read_namespaced_pod_log(name, self.namespace)
+                log = self.core.read_namespaced_pod_log(name, self.namespace) or ""
             except Exception as e:
-                log = f"(no log: {_reason(e)})\n"
-            write(f"--- {what} (pod {name}): {phase}\n")
-            if log:
-                write(log if log.endswith("\n") else log + "\n")
+                log = f"(no log: {_reason(e)})\n" if ended or final else ""
+            new = log[offsets[name] :]
+            if not (ended or final):  # only whole lines while the pod is running
+                new = new[: new.rfind("\n") + 1]
+            for line in new.splitlines():
+                write(f"[{what}] {line}\n")
+            offsets[name] += len(new)
+            if ended:
+                write(f"--- {what} (pod {name}): {phase}\n")
+                done.add(name)
 
     # -- destroy --------------------------------------------------------------------------------
 

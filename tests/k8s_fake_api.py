@@ -438,6 +438,13 @@ class FakeCluster:
         self._finish_pod(ns, pod_name, log_path, rc, "DeadlineExceeded" if timed_out else None)
         return rc, timed_out
 
+    def read_log(self, ns: str, pod: str) -> str:
+        """The pod's log so far (a running pod's log grows)."""
+        if (ns, pod) in self.logs:
+            return self.logs[(ns, pod)]
+        live = self.workdir / ".fake-k8s" / "logs" / f"{pod}.log"
+        return live.read_text(errors="replace") if live.exists() else ""
+
     def _set_pod(self, ns: str, name: str, status: dict[str, Any]) -> None:
         with self.lock:
             o = self.objects.get(("pods", ns, name))
@@ -595,7 +602,7 @@ class FakeCluster:
                 if obj is None:
                     return self._send(404, _status(404, "NotFound", f'{plural} "{name}" not found'))
                 if sub == "log":
-                    return self._send(200, cluster.logs.get((ns, name), ""), "text/plain")
+                    return self._send(200, cluster.read_log(ns, name), "text/plain")
                 return self._send(200, obj)
 
             def do_POST(self) -> None:  # noqa: N802
