@@ -25,13 +25,44 @@ ROOTS = ("params", "steps", "secrets", "env", "item", "run", "flow")
 
 @cache
 def parser() -> Any:
-    """The LALR parser for ``grammar/expr.lark`` (built once per process)."""
+    """The LALR parser for ``grammar/expr.lark``, built once per process. The built tables are
+    cached by lark in a private per-user folder (``$XDG_CACHE_HOME/flowc``, mode 0700; never a
+    shared temp dir, since the cache is a pickle), keyed by the grammar's hash; set
+    ``FLOWC_NO_PARSER_CACHE=1`` to build from scratch."""
     from importlib.resources import files
 
     from lark import Lark
 
     grammar = files("flowc.grammar").joinpath("expr.lark").read_text(encoding="utf-8")
-    return Lark(grammar, parser="lalr", maybe_placeholders=False, propagate_positions=False)
+    opts: dict[str, Any] = {"parser": "lalr", "maybe_placeholders": False}
+    cache_file = _cache_file(grammar)
+    if cache_file:
+        opts["cache"] = cache_file
+    return Lark(grammar, **opts)
+
+
+def _cache_file(grammar: str) -> str | None:
+    import hashlib
+    import os
+    import sys
+
+    if os.environ.get("FLOWC_NO_PARSER_CACHE"):
+        return None
+    try:
+        import lark
+
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+        folder = os.path.join(base, "flowc")
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.stat(folder)
+        if hasattr(os, "getuid") and (st.st_uid != os.getuid() or st.st_mode & 0o022):
+            return None  # not ours or writable by others: do not load pickles from it
+        key = hashlib.sha256(
+            f"{grammar}|{lark.__version__}|{sys.version_info[:2]}".encode()
+        ).hexdigest()[:24]
+        return os.path.join(folder, f"expr-{key}.lark-cache")
+    except OSError:
+        return None
 
 
 # A lone reference (the common case) is recognised without running the LALR parser; the result
