@@ -81,6 +81,11 @@ def test_golden_manifest_is_valid_for_every_version(path: Path) -> None:
     }
     errors = [e for e in errors if not any(f"ServiceAccount {n!r}" in e for n in external)]
     assert errors == []
+    import kubernetes_validate
+
+    for doc in [*docs, *step_jobs(docs)]:  # and kubernetes-validate's own entry point agrees
+        for version in VERSIONS:
+            kubernetes_validate.validate(doc, version, strict=True)
 
 
 def test_strict_schemas_report_every_error_of_every_resource() -> None:
