@@ -45,7 +45,9 @@ def project(tmp_path: Path) -> Path:
 
 
 def snapshot(d: Path) -> dict[str, bytes]:
-    return {p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(d).as_posix(): p.read_bytes() for p in sorted(d.rglob("*")) if p.is_file()
+    }
 
 
 def test_check_fresh_then_stale_after_one_character_edit(project: Path) -> None:
@@ -71,7 +73,9 @@ def test_check_missing_output_and_no_dir_written(project: Path) -> None:
 
 
 def test_check_names_files_no_longer_produced(project: Path) -> None:
-    assert flowc("compile", "flow.yaml", "--target", "local", "-o", "out", cwd=project).returncode == 0
+    assert (
+        flowc("compile", "flow.yaml", "--target", "local", "-o", "out", cwd=project).returncode == 0
+    )
     produced = next((project / "out").glob("*.py"))
     leftover = project / "out" / "old_name_flow.py"
     leftover.write_text(produced.read_text())
@@ -82,8 +86,12 @@ def test_check_names_files_no_longer_produced(project: Path) -> None:
 
 def test_all_targets_with_manifest_and_several_flows(project: Path) -> None:
     (project / "other.yaml").write_text(FLOW.replace("name: tiny", "name: other"))
-    (project / "broken.yaml").write_text(FLOW.replace("name: tiny", "name: broken").replace("${params.n}", "${params.nope}"))
-    res = flowc("compile", "flow.yaml", "broken.yaml", "other.yaml", "--all", "-o", "dist", cwd=project)
+    (project / "broken.yaml").write_text(
+        FLOW.replace("name: tiny", "name: broken").replace("${params.n}", "${params.nope}")
+    )
+    res = flowc(
+        "compile", "flow.yaml", "broken.yaml", "other.yaml", "--all", "-o", "dist", cwd=project
+    )
     assert res.returncode == 1
     assert "broken.yaml:" in res.stderr and ": error: " in res.stderr
     manifest = json.loads((project / "dist" / "manifest.json").read_text())
@@ -132,8 +140,7 @@ def test_relative_paths_with_dotdot_are_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "x.py").exists()
 
 
-KILL_WRITER = textwrap.dedent(
-    """
+KILL_WRITER = textwrap.dedent("""
     import sys
     from pathlib import Path
     from flowc.compiler.output import write_outputs
@@ -141,8 +148,7 @@ KILL_WRITER = textwrap.dedent(
     files = {f"f{i:03d}.txt": (gen * 200_000) + "\\n" for i in range(60)}
     print("go", flush=True)
     write_outputs(root, files)
-    """
-)
+    """)
 
 
 def test_sigkill_while_writing_leaves_old_outputs_whole(tmp_path: Path) -> None:

@@ -29,7 +29,11 @@ def _digest(golden_root: Path, cwd: Path, seed: str) -> str:
     env = {**os.environ, "PYTHONHASHSEED": seed}
     out = subprocess.run(
         [sys.executable, "-c", DIGEST_SCRIPT, str(REPO), str(golden_root)],
-        cwd=cwd, env=env, capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert out.returncode == 0, out.stderr
     return out.stdout.strip()

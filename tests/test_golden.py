@@ -11,7 +11,14 @@ import os
 
 import pytest
 
-from tests.golden_harness import GOLDEN, cases, compile_case, expected_files, target_names, write_expected
+from tests.golden_harness import (
+    GOLDEN,
+    cases,
+    compile_case,
+    expected_files,
+    target_names,
+    write_expected,
+)
 
 UPDATE = os.environ.get("FLOWC_UPDATE_GOLDEN") == "1"
 CASES = cases()
@@ -33,15 +40,20 @@ def test_golden(case: str, target: str, monkeypatch: pytest.MonkeyPatch) -> None
         write_expected(case_dir, target, got)
         return
     want = expected_files(case_dir, target)
-    assert want is not None, (
-        f"no golden output for {case}/{target}: run FLOWC_UPDATE_GOLDEN=1 pytest tests/test_golden.py"
-    )
-    assert sorted(got) == sorted(want), f"{case}/{target}: files differ: {sorted(got)} vs {sorted(want)}"
+    assert (
+        want is not None
+    ), f"no golden output for {case}/{target}: run FLOWC_UPDATE_GOLDEN=1 pytest tests/test_golden.py"
+    assert sorted(got) == sorted(
+        want
+    ), f"{case}/{target}: files differ: {sorted(got)} vs {sorted(want)}"
     for rel in sorted(want):
         if got[rel] != want[rel]:
             diff = "".join(
                 difflib.unified_diff(
-                    want[rel].splitlines(True), got[rel].splitlines(True), f"golden/{case}/{target}/{rel}", "compiled"
+                    want[rel].splitlines(True),
+                    got[rel].splitlines(True),
+                    f"golden/{case}/{target}/{rel}",
+                    "compiled",
                 )
             )
             pytest.fail(f"{case}/{target}/{rel} is stale:\n{diff}")

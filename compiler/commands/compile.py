@@ -65,9 +65,15 @@ def default_output_dir(ir, target: str) -> Path:  # noqa: ANN001
 
 @click.command("compile")
 @click.argument("flows", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("-t", "--target", help="Target: airflow, kfp, vertex, k8s, local (see `flowc targets`).")
-@click.option("--all", "all_targets", is_flag=True, help="Every target, under DIR/<flow>/<target>/.")
-@click.option("-o", "--output", "output_dir", type=click.Path(file_okay=False), help="Output directory.")
+@click.option(
+    "-t", "--target", help="Target: airflow, kfp, vertex, k8s, local (see `flowc targets`)."
+)
+@click.option(
+    "--all", "all_targets", is_flag=True, help="Every target, under DIR/<flow>/<target>/."
+)
+@click.option(
+    "-o", "--output", "output_dir", type=click.Path(file_okay=False), help="Output directory."
+)
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if DIR is stale.")
 @flow_options
 @user_errors
@@ -86,7 +92,9 @@ def compile_cmd(
     if target and all_targets:
         raise click.UsageError("use either --target or --all, not both")
     if target and target not in known:
-        raise click.BadParameter(f"unknown target '{target}' (known: {', '.join(known)})", param_hint="--target")
+        raise click.BadParameter(
+            f"unknown target '{target}' (known: {', '.join(known)})", param_hint="--target"
+        )
     if all_targets and not output_dir:
         raise click.UsageError("--all needs -o DIR")
 
@@ -105,9 +113,14 @@ def compile_cmd(
             else:
                 chosen = target or target_from_stack(ir)
                 if chosen is None:
-                    raise click.UsageError("no --target given and the flow's stack names no orchestrator")
+                    raise click.UsageError(
+                        "no --target given and the flow's stack names no orchestrator"
+                    )
                 if chosen not in known:
-                    raise FlowcError.at(ir.stack.loc if ir.stack else None, f"the stack's orchestrator asks for target '{chosen}', which is not installed")
+                    raise FlowcError.at(
+                        ir.stack.loc if ir.stack else None,
+                        f"the stack's orchestrator asks for target '{chosen}', which is not installed",
+                    )
                 targets = [chosen]
             per_flow: list[tuple[Path, str, dict[str, str]]] = []
             for t in targets:
@@ -119,7 +132,9 @@ def compile_cmd(
                     for rel, text in files.items():
                         from flowc.compiler.output import sha256_text
 
-                        manifest_entries.append({"flow": ir.name, "target": t, "path": rel, "sha256": sha256_text(text)})
+                        manifest_entries.append(
+                            {"flow": ir.name, "target": t, "path": rel, "sha256": sha256_text(text)}
+                        )
                 else:
                     base = Path(output_dir) if output_dir else default_output_dir(ir, t)
                 per_flow.append((base, t, files))
@@ -128,7 +143,11 @@ def compile_cmd(
                 for rel, text in files.items():
                     other = owners.get((base, rel))
                     if other is not None and other != flow:
-                        raise FlowcError.at(None, f"{flow}: '{rel}' is also produced by {other}", "compile them to separate -o directories, or use --all")
+                        raise FlowcError.at(
+                            None,
+                            f"{flow}: '{rel}' is also produced by {other}",
+                            "compile them to separate -o directories, or use --all",
+                        )
                     owners[(base, rel)] = flow
                     bucket[rel] = text
                 sources.setdefault(base, []).append(ir.source.path)
@@ -159,5 +178,8 @@ def compile_cmd(
     if failed:
         sys.exit(1)
     if stale:
-        click.echo("flowc: outputs are stale; run the same command without --check to update them", err=True)
+        click.echo(
+            "flowc: outputs are stale; run the same command without --check to update them",
+            err=True,
+        )
         sys.exit(1)
