@@ -28,12 +28,13 @@ def flowc(cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedPr
 
 
 def test_schedule_list_worker_once_and_remove(tmp_path: Path) -> None:
-    (tmp_path / "flow.yaml").write_text(FLOW, encoding="utf-8")
+    # hourly: the first slot is due at once (registration), the next one an hour later
+    (tmp_path / "flow.yaml").write_text(FLOW.replace("every: 1s", "every: 1h"), encoding="utf-8")
     done = flowc(tmp_path, "schedule", "flow.yaml", "--param", "n=5")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("scheduled 'ticker': every 1s UTC\n  next run ")
+    assert done.stdout.startswith("scheduled 'ticker': every 1h UTC\n  next run ")
     listed = flowc(tmp_path, "schedules", "list")
-    assert listed.returncode == 0 and "ticker" in listed.stdout and "every 1s UTC" in listed.stdout
+    assert listed.returncode == 0 and "ticker" in listed.stdout and "every 1h UTC" in listed.stdout
     ran = flowc(tmp_path, "worker", "--once")
     assert ran.returncode == 0, ran.stderr
     assert "worker stopped after 1 run(s)" in ran.stdout
