@@ -39,6 +39,11 @@ BUILTIN_PLUGINS: dict[str, str] = {
 class PluginError(Exception):
     """A plugin type is unknown, cannot be loaded or built, or failed to initialize."""
 
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message if hint is None else f"{message} ({hint})")
+        self.message = message
+        self.hint = hint
+
 
 @runtime_checkable
 class Plugin(Protocol):
@@ -252,8 +257,12 @@ class PluginRegistry:
             import difflib
 
             close = difflib.get_close_matches(name, sorted(self._entries), n=1, cutoff=0.6)
-            hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(self.names())}"
-            raise PluginError(f"unknown plugin type '{name}' ({hint})")
+            hint = (
+                f"did you mean '{close[0]}'?"
+                if close
+                else f"known types: {', '.join(self.names())}, or write 'module:Class'"
+            )
+            raise PluginError(f"unknown plugin type '{name}'", hint)
         return self._entries[name]
 
     def get(self, name: str) -> type:

@@ -8,7 +8,8 @@ After pass 50 (``stack``) built the active stack, the custom ``components:`` and
   :mod:`flowc.runtime.stack`'s registry, built with its settings and ``validate()``-d; a
   problem is a located error naming the stack, the component key and the setting;
 - a ``container_registry`` prefixes every step image (``trainer:1`` -> ``gcr.io/acme/trainer:1``);
-- every plugin ``type`` must be registered (looked up by name only: no plugin is imported).
+- every enabled plugin's ``type`` must be registered (looked up by name only: no plugin is
+  imported; a disabled plugin is not checked).
 """
 
 from __future__ import annotations
@@ -67,10 +68,14 @@ def run(ctx: PassContext) -> None:
 
     plugins = get_plugin_registry()
     for p in ctx.plugins:
+        if not p.enabled:
+            continue  # may come from a package this machine does not have; never loaded
         try:
             plugins.entry(p.type)
         except PluginError as e:
-            ctx.errors.error(ctx.loc("plugins", p.name, "type"), f"plugin '{p.name}': {e}")
+            ctx.errors.error(
+                ctx.loc("plugins", p.name, "type"), f"plugin '{p.name}': {e.message}", e.hint
+            )
 
 
 def _setting_loc(
