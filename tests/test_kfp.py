@@ -438,8 +438,14 @@ def test_kfp_local_runs_when(tmp_path: Path) -> None:
     assert kfp_out["publish"] == {"message": "published 1"}
 
 
+def test_kfp_local_runs_replicas(tmp_path: Path) -> None:
+    kfp_out, flowc_out, result = _run_both(Path("golden/replicas/flow.yaml"), tmp_path)
+    assert set(result.states.values()) == {"success"}
+    assert kfp_out == flowc_out == {"square": {"y": [49, 49, 49]}, "total": {"sum": 147}}
+
+
 # ---------------------------------------------------------------------------------------------
-# Errors and the runtime glue
+# Errors, the YAML emitter and the runtime glue
 # ---------------------------------------------------------------------------------------------
 
 
@@ -499,3 +505,65 @@ def test_glue_runs_a_step_like_kfps_executor() -> None:
     ns: dict[str, Any] = {}
     exec(compile(src, "count", "exec"), ns)
     assert ns["count"](frame=json.dumps([{"id": 0}, {"id": 1}])) == "2"
+
+
+TRICKY = [
+    "",
+    " x",
+    "a: b",
+    "yes",
+    "No",
+    "ON",
+    "1.0",
+    "12",
+    "-x",
+    "a #b",
+    "multi\nline\n",
+    "multi\nline",
+    "x\n\n",
+    "tab\there",
+    "\x7f",
+    "é",
+    "😀",
+    "\ufeff",
+    "'q'",
+    '"q"',
+    "{{$}}",
+    "null",
+    "~",
+    "a\r\nb",
+    "trailing \nx",
+    "2026-01-01",
+    "0x1f",
+    "1e5",
+    ".inf",
+    "=",
+    "<<",
+    "a:b",
+    "@x",
+    "%x",
+    "!x",
+    "&x",
+    "*x",
+    "|x",
+    ">x",
+    "\n lead",
+    "  two\nlines",
+]
+
+
+def test_yaml_emitter_round_trips() -> None:
+    from flowc.targets.kfp import dump_yaml
+
+    doc = {
+        "strings": TRICKY,
+        "floats": [0.1, 1e-05, 1e20, 3.0, -0.0],
+        "scalars": [None, True, False, 3, -4],
+        "empty": {"d": {}, "l": []},
+        "nested": [[1, [2]], {"a": {"b": [{}]}}, [{"x": 1, "y": [1, 2]}]],
+        **{k: k for k in TRICKY if k},
+    }
+    assert yaml.safe_load(dump_yaml(doc)) == doc
+    for path in KFP_GOLDENS:
+        for d in _docs(path):
+            assert yaml.safe_load(dump_yaml(d)) == d
