@@ -69,8 +69,27 @@ def write_data(path: str | Path, value: Any) -> None:
         atomic_write(p, text.encode("utf-8"))
 
 
+def _die_with_parent() -> None:
+    """Linux: when started by the local executor (``FLOWC_PARENT_PID``), get SIGKILL if it
+    dies, even by SIGKILL, so no attempt outlives its run."""
+    parent = os.environ.get("FLOWC_PARENT_PID")
+    if not parent:
+        return
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            import signal
+
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except Exception:  # pragma: no cover - best effort
+            pass
+    if str(os.getppid()) != parent:  # it died before prctl took effect
+        os._exit(137)
+
+
 def run_step(plan_path: str, step: str, inputs_path: str, outputs_path: str) -> int:
     """Run the step; write outputs (or the error); return the exit code."""
+    _die_with_parent()
     try:
         plan = read_data(plan_path)
         inputs = read_data(inputs_path)

@@ -345,6 +345,7 @@ class _Runner:
         )
         self.ctx_values: dict[str, Any] = {}
         self._run_dir = os.path.join(str(self.root), "runs", self.run_id)
+        self._children: set[subprocess.Popen[bytes]] = set()
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -409,7 +410,7 @@ class _Runner:
         except Exception as e:  # a run service failed to start or stop
             if self.first_error is None:
                 self.first_error = StepFailure(
-                    step="<run services>",
+                    step="<run services>" if not hasattr(self, "running") else "<run>",
                     attempt=1,
                     error=self._mask(f"{type(e).__name__}: {e}"),
                     traceback=self._mask(traceback.format_exc()),
@@ -467,27 +468,30 @@ class _Runner:
         )
         self.running: dict[cf.Future[Any], tuple[str, int]] = {}
         self.step_runs: dict[str, _StepRun] = {}
-        with cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="flowc") as pool:
-            self.pool = pool
-            try:
-                while self.ready or self.running:
-                    while self.ready:
-                        self._start(self.ready.popleft())
-                    if not self.running:
-                        break
-                    done, _ = cf.wait(self.running, return_when=cf.FIRST_COMPLETED)
-                    for fut in done:
-                        name, index = self.running.pop(fut)
-                        if name == OPERATORS:
-                            self._collect_operators(fut)
-                        else:
-                            self._collect(name, index, fut)
-            except BaseException:
-                ops = sys.modules.get("flowc.runtime.operators")
-                if ops is not None:  # streaming operators run in a pool thread: stop them
-                    ops.interrupt_all()
-                pool.shutdown(wait=False, cancel_futures=True)
-                raise
+        pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="flowc")
+        self.pool = pool
+        try:
+            while self.ready or self.running:
+                while self.ready:
+                    self._start(self.ready.popleft())
+                if not self.running:
+                    break
+                done, _ = cf.wait(self.running, return_when=cf.FIRST_COMPLETED)
+                for fut in done:
+                    name, index = self.running.pop(fut)
+                    if name == OPERATORS:
+                        self._collect_operators(fut)
+                    else:
+                        self._collect(name, index, fut)
+        except BaseException:
+            ops = sys.modules.get("flowc.runtime.operators")
+            if ops is not None:  # streaming operators run in a pool thread: stop them
+                ops.interrupt_all()
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in list(self._children):  # isolated attempts: stop them too
+                step_mod._kill_group(proc)
+            raise
+        pool.shutdown(wait=True)
 
     def _finish_node(self, node: str) -> None:
         for d in self.dependents.get(node, ()):
@@ -820,7 +824,11 @@ class _Runner:
         plan_path = self._write_plan()
         step_dir = self._step_dir(name)
         step_dir.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, "PYTHONPATH": _child_pythonpath()}
+        env = {
+            **os.environ,
+            "PYTHONPATH": _child_pythonpath(),
+            "FLOWC_PARENT_PID": str(os.getpid()),
+        }
         timeout = data.get("timeout")
         procs = []
         tag = ("" if index is None else f"{index}-") + f"a{attempt}"
@@ -852,6 +860,7 @@ class _Runner:
                 proc = subprocess.Popen(  # noqa: S603
                     argv, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
                 )
+            self._children.add(proc)
             procs.append((proc, inp, out, rlog))
         deadline = None if timeout is None else time.monotonic() + float(timeout)
         results: list[dict[str, Any]] = []
@@ -879,6 +888,7 @@ class _Runner:
             for proc, inp, out, _rlog in procs:
                 if proc.poll() is None:
                     step_mod._kill_group(proc)
+                self._children.discard(proc)
                 inp.unlink(missing_ok=True)
                 out.unlink(missing_ok=True)
         if replicas == 1:

@@ -277,3 +277,50 @@ def test_quickstart_example_runs_from_the_repo_root(tmp_path: Path) -> None:
         env=env,
     )
     assert out.returncode == 0 and "report: skipped" in out.stdout
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in state  # a zombie waiting for its reaper is dead
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_stopping_flowc_run_stops_isolated_attempts(tmp_path: Path, sig: int) -> None:
+    pidfile = tmp_path / "pid.txt"
+    flow = write_flow(
+        tmp_path,
+        f"""
+        flowc: 1
+        name: stoppable
+        steps:
+          slow: {{run: "flowc_rt.steps:pid_then_sleep", with: {{path: "{pidfile}"}}, timeout: 1h}}
+        """,
+    )
+    root = tmp_path / ".flowc"
+    proc = subprocess.Popen(
+        [*FLOWC, "run", str(flow), "--root", str(root)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not pidfile.exists() or not pidfile.read_text():
+        assert time.monotonic() < deadline and proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    child = int(pidfile.read_text())
+    assert _alive(child)
+    os.kill(proc.pid, sig)
+    proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    deadline = time.monotonic() + 30
+    while _alive(child):
+        assert time.monotonic() < deadline, "the step's process outlived flowc run"
+        time.sleep(0.05)
+    if sig == signal.SIGINT:
+        _, states = db_states(root)
+        con = sqlite3.connect(root / "metadata.db")
+        assert con.execute("SELECT status FROM runs").fetchone()[0] == "interrupted"
