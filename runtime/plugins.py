@@ -68,7 +68,8 @@ class BasePlugin:
     """Convenience base: keeps ``config``; no-op lifecycle; optional run hooks.
 
     ``on_run_start(run)`` is called after ``initialize()`` with the run's
-    :class:`flowc.runtime.services.RunInfo`; ``on_run_end()`` before ``shutdown()``.
+    :class:`flowc.runtime.services.RunInfo`; ``on_run_end(status=None)`` before ``shutdown()``
+    (``status`` is ``"success"``/``"failed"`` when the runtime passes it, else None).
     """
 
     plugin_type: ClassVar[str] = ""
@@ -88,7 +89,7 @@ class BasePlugin:
     def on_run_start(self, run: Any) -> None:
         return None
 
-    def on_run_end(self) -> None:
+    def on_run_end(self, status: str | None = None) -> None:
         return None
 
 
@@ -414,7 +415,9 @@ class PluginService:
             raise
         return Plugins(dict(self.started))
 
-    def stop(self) -> None:
+    def stop(self, status: str | None = None) -> None:
+        """Shut every started plugin down (reverse order). ``status`` (``success``/``failed``,
+        when the caller knows it) goes to ``on_run_end(status)`` of plugins that take it."""
         errors: list[BaseException] = []
         while self.started:
             name, plugin = self.started.pop()
@@ -423,11 +426,26 @@ class PluginService:
                 if fn is None:
                     continue
                 try:
-                    fn()
+                    if method == "on_run_end" and status is not None and _takes_arg(fn):
+                        fn(status)
+                    else:
+                        fn()
                 except Exception as e:  # keep shutting the others down
                     errors.append(PluginError(f"plugin '{name}' {method}() failed: {e}"))
         if errors:
             raise errors[0]
+
+
+def _takes_arg(fn: Any) -> bool:
+    import inspect
+
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(
+        p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL) for p in params
+    )
 
 
 def service(plan: Mapping[str, Any]) -> PluginService | None:

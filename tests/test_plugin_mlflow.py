@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from mlflow.tracking import MlflowClient
 
 from flowc.compiler.cli import cli
+from flowc.runtime import plugins as pl
 from flowc.runtime.plugins_builtin.mlflow_plugin import RUN_TAG, MLflowPlugin
 
 REPO = Path(__file__).resolve().parent.parent
@@ -103,6 +104,13 @@ def test_plugin_api_and_health(tmp_path: Path, empty_db: Path) -> None:
     assert run.data.metrics == {"m": 2.5, "n": 1.0}
     assert run.data.params == {"lr": "0.1", "shards": '["a", "b"]', "extra": '{"k": 1}'}
     assert run.info.status == "FINISHED"
+
+    # a run service told the run failed marks the MLflow run FAILED
+    svc = pl.PluginService({"mlops": {"type": "mlflow", "config": {"tracking_uri": uri}}})
+    plugins = svc.start({}, RunInfo(run_id="r-2", flow="f", params={}))
+    failed_id = plugins.mlops.run_id
+    svc.stop("failed")
+    assert client.get_run(failed_id).info.status == "FAILED"
 
     bad = MLflowPlugin(tracking_uri=unusable_uri(tmp_path))
     ok, details = bad.health_check()

@@ -86,9 +86,9 @@ class MLflowPlugin(MLOpsPlugin):
         if self.auto_log_params and run.params:
             self.log_params(run.params)
 
-    def on_run_end(self) -> None:
+    def on_run_end(self, status: str | None = None) -> None:
         if self.run_id and self._owns_run:
-            self.client.set_terminated(self.run_id, "FINISHED")
+            self.client.set_terminated(self.run_id, "FAILED" if status == "failed" else "FINISHED")
 
     def shutdown(self) -> None:
         self.client = None
