@@ -358,11 +358,13 @@ def _api_reason(e: Exception) -> str:
 
 
 def in_window(schedule: Mapping[str, Any] | None, now: Any = None) -> bool:
-    """False when a scheduled run falls outside the schedule's ``start``/``end`` (read in the
-    schedule's timezone): a CronJob has no such bounds, so the driver enforces them."""
-    if not schedule or not (schedule.get("start") or schedule.get("end")):
+    """False when a scheduled firing must not run: outside the schedule's ``start``/``end``
+    (read in the schedule's timezone; a CronJob has no such bounds), or, for a one-off ``at``
+    (compiled to the yearly cron of its minute), in any firing but the one at that instant
+    (within a day after it)."""
+    if not schedule:
         return True
-    from datetime import datetime
+    from datetime import datetime, timedelta
     from zoneinfo import ZoneInfo
 
     tz = ZoneInfo(schedule.get("timezone") or "UTC")
@@ -372,6 +374,10 @@ def in_window(schedule: Mapping[str, Any] | None, now: Any = None) -> bool:
         d = datetime.fromisoformat(text)
         return d if d.tzinfo else d.replace(tzinfo=tz)
 
+    if schedule.get("kind") == "at" and schedule.get("at"):
+        at = parse(schedule["at"]).replace(second=0, microsecond=0)
+        if not at - timedelta(minutes=1) <= now < at + timedelta(days=1):
+            return False
     if schedule.get("start") and now < parse(schedule["start"]):
         return False
     return not (schedule.get("end") and now >= parse(schedule["end"]))

@@ -82,6 +82,19 @@ def every_to_cron(seconds: float) -> str | None:
     return None
 
 
+def at_to_cron(at: str, timezone: str) -> str:
+    """The yearly cron expression of the minute of ``at`` in ``timezone`` (``at`` with an offset
+    is converted; a naive one is read in ``timezone``). A CronJob only repeats, so the driver
+    checks the year and exits without running in any other (``flowc.runtime.k8s.in_window``)."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    when = datetime.fromisoformat(at)
+    if when.tzinfo is not None:
+        when = when.astimezone(ZoneInfo(timezone))
+    return f"{when.minute} {when.hour} {when.day} {when.month} *"
+
+
 class _Dumper(yaml.SafeDumper):
     """Block style, multi-line strings as ``|`` literals, never aliases."""
 
@@ -549,19 +562,18 @@ def driver_job_spec(
 def driver_cronjob(
     ir: Pipeline, opts: dict[str, Any], name: str, namespace: str | None, job_spec: dict[str, Any]
 ) -> dict[str, Any]:
-    """A CronJob wrapping the driver. ``every`` becomes cron when cron can say it exactly; a
-    one-off ``at`` and other periods are located errors. ``start``/``end`` are enforced by the
-    driver (it exits without running outside the window)."""
+    """A CronJob wrapping the driver. ``every`` becomes cron when cron can say it exactly (other
+    periods are located errors); ``at`` becomes the yearly cron of that minute, and the driver
+    runs only in that year's slot (see :func:`at_to_cron`). ``start``/``end`` are enforced by
+    the driver (it exits without running outside the window)."""
     sched = ir.schedule
     assert sched is not None
     if sched.kind == "at":
-        raise FlowcError.at(
-            sched.loc,
-            "the k8s target cannot schedule a one-off run (`schedule: at`): a Kubernetes "
-            "CronJob only repeats",
-            "deploy it at that time with `flowc deploy` (a Job runs once), or use `cron:`",
-        )
-    if sched.kind == "every":
+        try:
+            cron = at_to_cron(str(sched.at), sched.timezone)
+        except ValueError as e:
+            raise FlowcError.at(sched.loc, f"schedule at: {e}") from None
+    elif sched.kind == "every":
         cron = every_to_cron(float(sched.every_seconds or 0))
         if cron is None:
             raise FlowcError.at(

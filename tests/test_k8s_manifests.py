@@ -211,9 +211,24 @@ def test_schedule_refusals_are_located() -> None:
     with pytest.raises(FlowcError) as e:
         K8sTarget().emit(ir)
     assert e.value.render().startswith("flow.yaml:3:1: error: `every: 420s` cannot be expressed")
-    ir = _ir("  a: {run: flowc_demo.steps:load}", "schedule:\n  at: 2027-01-01T00:00:00Z")
-    with pytest.raises(FlowcError, match="one-off"):
-        K8sTarget().emit(ir)
+
+
+def test_at_becomes_the_yearly_cron_of_its_minute_guarded_by_the_driver() -> None:
+    from datetime import UTC, datetime
+
+    from flowc.runtime.k8s import in_window
+
+    ir = _ir(
+        "  a: {run: flowc_demo.steps:load}",
+        "schedule:\n  at: 2027-01-01T00:00:00Z\n  timezone: Europe/Berlin",
+    )
+    cron = build_documents(ir)[-1]
+    assert cron["kind"] == "CronJob" and cron["spec"]["schedule"] == "0 1 1 1 *"
+    assert cron["spec"]["timeZone"] == "Europe/Berlin"
+    sched = ir.schedule.to_data()
+    assert in_window(sched, datetime(2027, 1, 1, 0, 0, 5, tzinfo=UTC))
+    assert not in_window(sched, datetime(2028, 1, 1, 0, 0, 5, tzinfo=UTC))  # next year's firing
+    assert not in_window(sched, datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC))
 
 
 def test_cronjob_fields() -> None:
