@@ -157,6 +157,8 @@ class _Builder:
         self.enc: dict[tuple[str, str], str] = {}
         self.conds: dict[str, list[Expr]] = {}
         self.plan = ir.to_data()
+        self._leaf_outputs: dict[str, str] = {}  # output -> KFP key of the last leaf built
+        self._items_src: _Chan | None = None  # the foreach items channel of the step being built
 
     # -- names -----------------------------------------------------------------------------
 
@@ -297,13 +299,11 @@ class _Builder:
     def _param_chan(self, name: str) -> _Chan:
         p = self.ir.param(name)
         t = PARAM_TYPES[p.type]
-        item = "raw"
         return _Chan(
             f"pipelinechannel--{name}",
             t,
             {"componentInputParameter": name},
             decode="int" if t == "NUMBER_INTEGER" else "raw",
-            item_decode=item,
         )
 
     def _chan(self, ref: Ref, loc: Loc | None) -> _Chan:
@@ -648,6 +648,7 @@ class _Builder:
         if item_chan is not None and items_spec is not None:
             extra = {}
             if "inputParameter" in items_spec:
+                assert self._items_src is not None
                 extra[self._items_src.name] = self._items_src
             node = self._wrap(node, f"for-loop-{task}", extra=extra, loop=True, local=item_chan)
             node.spec["parameterIterator"] = {"itemInput": item_chan.name, "items": items_spec}
