@@ -462,7 +462,13 @@ class _Builder:
         tasks, edges = self.tasks()
         if self.needs_macros:
             dag_args.append(("user_defined_macros", '{"flowc_arg": _arg, "flowc_env": _env}'))
+        sdk_names = ["DAG"]
+        if "CronTriggerTimetable" in self.imports:
+            sdk_names.append("CronTriggerTimetable")
+        if params:
+            sdk_names.append("Param")
         return {
+            "sdk_names": sdk_names,
             "header": self.header,
             "imports": sorted(self.imports),
             "plan": py_literal(ir.to_data()),

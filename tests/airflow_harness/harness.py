@@ -4,9 +4,10 @@
 its import errors and every DAG's tasks (operator, upstream ids, mapped or not), params and
 schedule facts.
 
-``harness.py test FILE [--conf JSON] [--variables FILE]``: ``dag.test()`` the file's DAG (needs
-``airflow db migrate`` done in ``$AIRFLOW_HOME``) and print the run's state, every task
-instance's state and every ``return_value`` XCom (read from the SQLite metadata database).
+``harness.py test JOBS.json``: for each job ``{"file", "confs", "variables"}``, ``dag.test()`` the
+file's DAG once per conf (creating the SQLite metadata database in ``$AIRFLOW_HOME`` first if
+needed) and print each run's state, every task instance's state and every ``return_value`` XCom
+(read from the metadata database). One process for many runs: Airflow's start-up is the cost.
 """
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def describe(dag) -> dict:
     for k in dag.params:
         p = dag.params.get_param(k)
         params[k] = {"default": None if not p.has_value else p.value, "schema": p.schema}
+        if p.description:
+            params[k]["description"] = p.description
     return {
         "tasks": tasks,
         "params": params,
@@ -53,9 +56,7 @@ def describe(dag) -> dict:
         "owner": dag.owner,
         "catchup": dag.catchup,
         "timetable": type(dag.timetable).__name__,
-        "timetable_summary": getattr(dag.timetable, "summary", None)
-        or getattr(dag.timetable, "_expression", None)
-        or repr(getattr(dag.timetable, "_delta", "")),
+        "timetable_repr": repr(dag.timetable),
         "start_date": dag.start_date.isoformat() if dag.start_date else None,
         "end_date": dag.end_date.isoformat() if dag.end_date else None,
         "timezone": str(dag.timezone),
@@ -73,13 +74,29 @@ def cmd_import(files: list[str]) -> dict:
     return out
 
 
-def cmd_test(path: str, conf: dict | None, variables: str | None) -> dict:
-    # dag.test() serializes the DAG through the "dags-folder" bundle: it must hold the file
-    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = os.path.dirname(os.path.abspath(path))
-    bag = _bag(path)
-    if bag.import_errors:
-        return {"errors": {k: str(v) for k, v in bag.import_errors.items()}}
-    (dag,) = bag.dags.values()
+def cmd_test(jobs: list[dict]) -> list[dict]:
+    """Run each job ``{"file", "confs": [conf...], "variables": path|null}`` with dag.test()."""
+    # dag.test() serializes the DAG through the "dags-folder" bundle: it must hold the files
+    folders = {os.path.dirname(os.path.abspath(j["file"])) for j in jobs}
+    assert len(folders) == 1, folders
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = folders.pop()
+    if not os.path.exists(os.path.join(os.environ["AIRFLOW_HOME"], "airflow.db")):
+        from airflow.utils import db
+
+        db.initdb()  # a fresh SQLite metadata database (what `airflow db migrate` does)
+    out = []
+    for job in jobs:
+        bag = _bag(job["file"])
+        if bag.import_errors:
+            out.append({"errors": {k: str(v) for k, v in bag.import_errors.items()}})
+            continue
+        (dag,) = bag.dags.values()
+        runs = [_one_run(dag, conf, job.get("variables")) for conf in job.get("confs") or [None]]
+        out.append({"runs": runs})
+    return out
+
+
+def _one_run(dag, conf: dict | None, variables: str | None) -> dict:
     dr = dag.test(run_conf=conf, variable_file_path=variables)
     db = os.path.join(os.environ["AIRFLOW_HOME"], "airflow.db")
     con = sqlite3.connect(db)
@@ -102,7 +119,8 @@ def cmd_test(path: str, conf: dict | None, variables: str | None) -> dict:
         except (TypeError, ValueError):
             pass
         xcom[f"{task_id}[{map_index}]" if map_index >= 0 else task_id] = value
-    return {"state": str(dr.state), "tis": tis, "xcom": xcom}
+    con.close()
+    return {"state": str(dr.state), "run_id": dr.run_id, "tis": tis, "xcom": xcom}
 
 
 def main() -> None:
@@ -111,14 +129,13 @@ def main() -> None:
     imp = sub.add_parser("import")
     imp.add_argument("files", nargs="+")
     tst = sub.add_parser("test")
-    tst.add_argument("file")
-    tst.add_argument("--conf", default=None)
-    tst.add_argument("--variables", default=None)
+    tst.add_argument("jobs", help="JSON file: a list of {file, confs, variables}")
     a = ap.parse_args()
     if a.cmd == "import":
-        result = cmd_import(a.files)
+        result: object = cmd_import(a.files)
     else:
-        result = cmd_test(a.file, json.loads(a.conf) if a.conf else None, a.variables)
+        with open(a.jobs, encoding="utf-8") as fh:
+            result = cmd_test(json.load(fh))
     sys.stdout.flush()
     print("FLOWC_HARNESS_RESULT " + json.dumps(result, sort_keys=True, default=str))
 
