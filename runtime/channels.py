@@ -33,7 +33,7 @@ from typing import Any
 DEFAULT_CAPACITY = 1000
 """Local back-pressure bound: records sent but not yet acked by the slowest consumer group."""
 
-DEFAULT_BATCH = 100
+DEFAULT_BATCH = 500
 """Most records one ``retrieve()`` returns."""
 
 DB_NAME = "channels.sqlite"
@@ -61,7 +61,13 @@ class SchemaViolation(ChannelError):
 # ---------------------------------------------------------------------------------------------
 
 
+_FASTAVRO: Any = None
+
+
 def _fastavro() -> Any:
+    global _FASTAVRO
+    if _FASTAVRO is not None:
+        return _FASTAVRO
     try:
         import fastavro
         import fastavro.validation  # noqa: F401
@@ -69,6 +75,7 @@ def _fastavro() -> Any:
         raise ChannelError(
             "streaming channels need fastavro: pip install 'flowc[streaming]'"
         ) from e
+    _FASTAVRO = fastavro
     return fastavro
 
 
@@ -196,10 +203,33 @@ class ChannelSpec:
         self.flow = flow
         self.run_id = run_id
         self.parsed = parse_schema(name, schema)
+        fields = _record_fields(self.parsed)
+        self._known = None if fields is None else {f["name"] for f in fields}
+        self._required = (
+            []
+            if fields is None
+            else [f["name"] for f in fields if "default" not in f and not _nullable(f["type"])]
+        )
 
     def validate(self, records: Sequence[Any]) -> None:
-        for i, r in enumerate(records):
-            validate_record(self.name, self.parsed, r, i)
+        """Raise :class:`SchemaViolation` for the first record that does not match (fast path:
+        one ``validate_many`` call for the batch; the detailed check only on failure)."""
+        known, required = self._known, self._required
+        if known is not None:
+            for i, r in enumerate(records):
+                if (
+                    not isinstance(r, Mapping)
+                    or not known.issuperset(r)
+                    or any(f not in r for f in required)
+                ):
+                    validate_record(self.name, self.parsed, r, i)
+        fastavro = _fastavro()
+        try:
+            fastavro.validation.validate_many(records, self.parsed, raise_errors=True)
+        except fastavro.validation.ValidationError:
+            for i, r in enumerate(records):
+                validate_record(self.name, self.parsed, r, i)
+            raise
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,7 +238,7 @@ class ChannelSpec:
 
 _SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS records (
-  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  id INTEGER PRIMARY KEY,  -- never deleted: ids only grow
   channel TEXT NOT NULL, producer TEXT NOT NULL, replica INTEGER NOT NULL, payload BLOB NOT NULL);
 CREATE INDEX IF NOT EXISTS records_channel ON records(channel, id);
 CREATE TABLE IF NOT EXISTS cursors (
@@ -218,7 +248,7 @@ CREATE TABLE IF NOT EXISTS claims (
   channel TEXT NOT NULL, consumer TEXT NOT NULL, record_id INTEGER NOT NULL,
   replica INTEGER, owner TEXT, acked INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (channel, consumer, record_id));
-CREATE INDEX IF NOT EXISTS claims_owner ON claims(owner, acked);
+CREATE INDEX IF NOT EXISTS claims_open ON claims(channel, consumer, acked, owner, record_id);
 CREATE TABLE IF NOT EXISTS groups (
   channel TEXT NOT NULL, consumer TEXT NOT NULL, acked INTEGER NOT NULL DEFAULT 0,
   PRIMARY KEY (channel, consumer));
@@ -359,7 +389,7 @@ class LocalOutputPort:
                     _bump(con, self.step, self.name, self.replica, "out", len(payloads))
                     break
             time.sleep(delay)  # back-pressure: the slowest consumer group lags
-            delay = min(delay * 2, 0.05)
+            delay = min(delay * 2, 0.01)
         self.sent += len(payloads)
 
     def close(self) -> None:
@@ -408,7 +438,7 @@ class LocalInputPort:
             redo = [
                 r[0]
                 for r in con.execute(
-                    "SELECT record_id FROM claims WHERE channel=? AND consumer=? AND owner IS NULL"
+                    "SELECT record_id FROM claims INDEXED BY claims_open WHERE channel=? AND consumer=? AND owner IS NULL"
                     " AND acked=0 ORDER BY record_id LIMIT ?",
                     (ch, me, self.batch),
                 )
@@ -453,23 +483,24 @@ class LocalInputPort:
         return [decode(self.spec.parsed, bytes(p)) for _, p in rows]
 
     def ack(self) -> int:
-        """Acknowledge everything retrieved so far; returns how many records."""
+        """Acknowledge everything this replica retrieved and did not acknowledge yet; returns
+        how many records."""
         if not self._claimed:
             return 0
-        ids, self._claimed = self._claimed, []
+        self._claimed = []
         with _Tx(self._con) as con:
-            con.executemany(
-                "UPDATE claims SET acked=1 WHERE channel=? AND consumer=? AND record_id=?"
-                " AND owner=?",
-                [(self.name, self.step, rid, self.owner) for rid in ids],
-            )
+            n = con.execute(
+                "UPDATE claims INDEXED BY claims_open SET acked=1 WHERE channel=? AND consumer=?"
+                " AND acked=0 AND owner=?",
+                (self.name, self.step, self.owner),
+            ).rowcount
             con.execute(
                 "INSERT INTO groups(channel, consumer, acked) VALUES (?,?,?)"
                 " ON CONFLICT(channel, consumer) DO UPDATE SET acked = acked + excluded.acked",
-                (self.name, self.step, len(ids)),
+                (self.name, self.step, n),
             )
-            _bump(con, self.step, self.name, self.replica, "in", len(ids))
-        return len(ids)
+            _bump(con, self.step, self.name, self.replica, "in", n)
+        return n
 
     def _producers_finished(self) -> bool:
         states = dict(
@@ -497,7 +528,7 @@ class LocalInputPort:
             "SELECT 1 FROM records WHERE channel=? AND id>=? LIMIT 1", (ch, cur[0] if cur else 0)
         ).fetchone()
         redo = self._con.execute(
-            "SELECT 1 FROM claims WHERE channel=? AND consumer=? AND owner IS NULL AND acked=0"
+            "SELECT 1 FROM claims INDEXED BY claims_open WHERE channel=? AND consumer=? AND owner IS NULL AND acked=0"
             " LIMIT 1",
             (ch, me),
         ).fetchone()

@@ -314,7 +314,7 @@ def run_replica(spec: Mapping[str, Any], step: str, replica: int) -> int:
                 break
             if got == 0 and ins:
                 time.sleep(idle)  # nothing arrived: do not spin
-                idle = min(idle * 2, 0.05)
+                idle = min(idle * 2, 0.01)
             else:
                 idle = 0.002
         _call_hook(obj, "on_shutdown")

@@ -110,18 +110,21 @@ def test_ctrl_c_on_flowc_run_interrupts_every_replica(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    db = tmp_path / ".f" / "runs"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        from flowc.runtime import channels as ch
-
-        dbs = list(db.glob("*/channels.sqlite"))
-        if dbs and sum(i["state"] == "running" for i in ch.local_stats(dbs[0])["instances"]) == 2:
-            break
-        time.sleep(0.1)
+    while time.monotonic() < deadline and len(list(out.glob("started.*"))) < 2:
+        time.sleep(0.1)  # both replicas are in their on_running loop
     p.send_signal(signal.SIGINT)
-    p.communicate(timeout=60)  # returns: nothing keeps the interpreter alive
+    try:
+        stdout, stderr = p.communicate(timeout=60)  # returns: nothing keeps the interpreter alive
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    print(stdout, stderr)
     assert p.returncode != 0
     assert sorted(f.name for f in out.glob("interrupted.*")) == ["interrupted.0", "interrupted.1"]
+    from flowc.runtime import channels as ch
+
+    dbs = list((tmp_path / ".f" / "runs").glob("*/channels.sqlite"))
     states = {i["state"] for i in ch.local_stats(dbs[0])["instances"]}
     assert states == {"interrupted"}
