@@ -245,12 +245,17 @@ class _Walker:
                 continue
             self._budget(knode)
             kloc = _loc(self.file, knode.start_mark)
-            if not isinstance(knode, yaml.ScalarNode) or knode.tag != _STR:
-                shown = knode.value if isinstance(knode, yaml.ScalarNode) else "a collection"
+            # Keys are names: a plain key is its text (``on:``, ``yes:``, ``1:`` stay strings,
+            # unlike YAML 1.1's booleans); collections and explicitly tagged keys are errors.
+            if not isinstance(knode, yaml.ScalarNode):
+                raise FlowcError.at(
+                    kloc, "a mapping key must be a string, not a collection", _KEY_HINT
+                )
+            if knode.tag != _STR and not self._plain_key(knode):
                 raise FlowcError.at(
                     kloc,
-                    f"mapping key '{shown!s}' is not a string",
-                    "quote it (YAML reads yes/no/on/off/numbers as other types)",
+                    f"mapping key '{knode.value}' must be a string, not '{_tag(knode.tag)}'",
+                    _KEY_HINT,
                 )
             key = knode.value
             if key in written:
@@ -281,6 +286,13 @@ class _Walker:
                     if k not in out:
                         out[k] = v
                         self._relocate(path + ("\0merge", k), (*path, k))
+
+    def _plain_key(self, knode: Any) -> bool:
+        """True when the key was written without an explicit tag (``yes``, ``1``, ``null``)."""
+        if knode.tag not in _SCALARS or knode.style or not self.text:
+            return False
+        raw = self.text[knode.start_mark.index : knode.end_mark.index]
+        return _TAGGED.match(raw) is None
 
     def _relocate(self, old: Path, new: Path) -> None:
         n = len(old)
@@ -315,6 +327,8 @@ class _Walker:
 
 
 _CONSTRUCTOR: Any = None
+_TAGGED = re.compile(r"(&\S+\s+)?!")
+_KEY_HINT = "mapping keys are names: write a plain or quoted string"
 
 
 def _pick_loader() -> Any:

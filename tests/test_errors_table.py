@@ -296,9 +296,9 @@ CASES = [
     ),
     (
         "non_string_key",
-        H + "steps:\n  a: {run: m:f}\n  yes: {run: m:g}\n",
+        H + "steps:\n  a: {run: m:f}\n  !!bool yes: {run: m:g}\n",
         {},
-        "flow.yaml:5:3: error: mapping key 'yes' is not a string",
+        "flow.yaml:5:3: error: mapping key 'yes' must be a string, not '!!bool'",
     ),
     (
         "alias_bomb",

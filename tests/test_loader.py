@@ -50,6 +50,11 @@ def test_timestamps_stay_text_and_scalars_typed() -> None:
     }
 
 
+def test_plain_keys_are_names_not_yaml11_booleans() -> None:
+    doc = load_text("on: 1\nyes: 2\n1: 3\nnull: 4\n", "f.yaml")
+    assert doc.data == {"on": 1, "yes": 2, "1": 3, "null": 4}
+
+
 def test_merge_keys_work_and_local_keys_win() -> None:
     doc = load_text("base: &b {x: 1, y: 2}\nother:\n  <<: *b\n  y: 3\n", "f.yaml")
     assert doc.data["other"] == {"y": 3, "x": 1}
@@ -79,12 +84,16 @@ def test_merge_keys_work_and_local_keys_win() -> None:
         ("a: !!binary aGVsbG8=\n", "f.yaml:1:4: error: unsupported YAML tag '!!binary'"),
         ("a: !!set {x}\n", "f.yaml:1:4: error: unsupported YAML tag '!!set'"),
         ("a: &a [*a]\n", "f.yaml:1:4: error: recursive YAML alias"),
-        ("1: x\n", "f.yaml:1:1: error: mapping key '1' is not a string"),
+        ("!!int 1: x\n", "f.yaml:1:1: error: mapping key '1' must be a string, not '!!int'"),
+        ("[a]: x\n", "f.yaml:1:1: error: a mapping key must be a string, not a collection"),
         (
             "a: [1, 2\n",
             "f.yaml:2:1: error: YAML syntax error: did not find expected ',' or ']'",
         ),
-        ("a: b: c\n", "f.yaml:1:5: error: YAML syntax error: mapping values are not allowed in this context"),
+        (
+            "a: b: c\n",
+            "f.yaml:1:5: error: YAML syntax error: mapping values are not allowed in this context",
+        ),
         ("a: \x07\n", "f.yaml:1:4: error: character #x0007 is not allowed in YAML"),
     ],
 )

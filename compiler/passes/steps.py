@@ -1,5 +1,6 @@
 """Pass 30: steps with ``defaults`` cascaded in (``resources``/``env`` merged per key, the step
-wins), names and shapes checked, durations converted, every expression parsed. Steps of a flow
+wins), names and shapes checked, durations converted, every expression parsed (``${env.X}`` in
+``image`` resolved here, before the stack's registry prefixes it). Steps of a flow
 with ``functions:`` that have neither ``run`` nor ``command`` are set aside in
 ``ctx.function_steps`` for the function-modules pass."""
 
@@ -13,7 +14,7 @@ from flowc.compiler.errors import FlowcError
 from flowc.compiler.expr import parse_condition, parse_template, value_expr
 from flowc.compiler.ir import Expr, Lit, Resources, Step
 from flowc.compiler.passes import PassContext
-from flowc.compiler.passes._util import IDENT_RE, check_name, duration
+from flowc.compiler.passes._util import IDENT_RE, check_name, duration, resolve_config
 
 ORDER = 30
 
@@ -53,7 +54,6 @@ def _expr(ctx: PassContext, value: Any, path: tuple[Any, ...]) -> Expr:
 
 
 def _build(ctx: PassContext, name: str, m: Any, path: tuple[Any, ...], d: Any) -> Step:
-    errors_before = len(ctx.errors.diagnostics)
     loc = ctx.key_loc(*path)
     if m.run is not None and not RUN_RE.match(m.run):
         ctx.errors.error(
@@ -132,8 +132,10 @@ def _build(ctx: PassContext, name: str, m: Any, path: tuple[Any, ...], d: Any) -
                 ctx.errors.extend(e)
         else:
             env.append((k, Lit("" if v is None else _str_scalar(v))))
-    if len(ctx.errors.diagnostics) > errors_before:
-        raise FlowcError([])
+    image = m.image if m.image is not None else d.image
+    if image is not None and "$" in image:
+        ipath = (*path, "image") if m.image is not None else ("defaults", "image")
+        image = resolve_config(ctx, image, ipath, "an image")
     return Step(
         name=name,
         kind="run" if m.run is not None else "command",
@@ -149,7 +151,7 @@ def _build(ctx: PassContext, name: str, m: Any, path: tuple[Any, ...], d: Any) -
         timeout=timeout,
         cache=bool(m.cache if m.cache is not None else d.cache),
         replicas=replicas,
-        image=m.image if m.image is not None else d.image,
+        image=image,
         env=tuple(env),
         resources=Resources(**res),
         description=m.description,
