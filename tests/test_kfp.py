@@ -567,3 +567,32 @@ def test_yaml_emitter_round_trips() -> None:
     for path in KFP_GOLDENS:
         for d in _docs(path):
             assert yaml.safe_load(dump_yaml(d)) == d
+
+
+def test_step_settings_map_to_kfp_fields() -> None:
+    rt = _docs(GOLDEN / "retries_timeout" / "kfp" / "pipeline.yaml")
+    tasks = rt[0]["root"]["dag"]["tasks"]
+    assert tasks["train"]["retryPolicy"] == {
+        "backoffDuration": "30s",
+        "backoffFactor": 1.0,
+        "backoffMaxDuration": "30s",
+        "maxRetryCount": 5,
+    }
+    k8s = rt[1]["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert k8s["exec-train"]["activeDeadlineSeconds"] == 90
+    cache = _docs(GOLDEN / "cache" / "kfp" / "pipeline.yaml")[0]["root"]["dag"]["tasks"]
+    assert cache["load"]["cachingOptions"] == {"enableCache": True}
+    assert cache["count"]["cachingOptions"] == {}
+    res = _docs(GOLDEN / "resources" / "kfp" / "pipeline.yaml")[0]["deploymentSpec"]["executors"]
+    gpu = [
+        e["container"]["resources"]
+        for e in res.values()
+        if "accelerator" in e["container"].get("resources", {})
+    ]
+    assert gpu and gpu[0]["accelerator"]["resourceCount"] == "1"
+    sec = _docs(GOLDEN / "secrets" / "kfp" / "pipeline.yaml")[1]
+    env = sec["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-call"]["secretAsEnv"]
+    assert [(e["secretName"], e["keyToEnv"][0]["envVar"]) for e in env] == [
+        ("api", "API_TOKEN"),
+        ("secrets-secrets", "DB_PASSWORD"),
+    ]
