@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flowc.runtime import services
-from flowc.runtime.step import MISSING, execute
+from flowc.runtime.step import MISSING, env_secret_resolver, execute, mask
 from flowc.runtime.store import atomic_write, encode
 
 PICKLE_KEY = "$flowc_pickle"
@@ -87,11 +87,44 @@ def _die_with_parent() -> None:
         os._exit(137)
 
 
+_SECRETS: list[str] = []
+
+
+class _Masked:
+    """A text stream that replaces secret values with ``***`` before writing."""
+
+    def __init__(self, stream: Any, secrets: list[str]):
+        self._stream = stream
+        self._secrets = secrets
+
+    def write(self, text: str) -> int:
+        self._stream.write(mask(text, self._secrets))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def _mask_streams(plan: Any) -> None:
+    """Mask the values of the plan's secrets (those set in this environment) in everything
+    this process prints."""
+    values = []
+    for name, spec in (plan.get("secrets") or {}).items():
+        value = env_secret_resolver(name, spec)
+        if value:
+            values.append(value)
+    _SECRETS[:] = values
+    if values:
+        sys.stdout = _Masked(sys.stdout, values)  # type: ignore[assignment]
+        sys.stderr = _Masked(sys.stderr, values)  # type: ignore[assignment]
+
+
 def run_step(plan_path: str, step: str, inputs_path: str, outputs_path: str) -> int:
     """Run the step; write outputs (or the error); return the exit code."""
     _die_with_parent()
     try:
         plan = read_data(plan_path)
+        _mask_streams(plan)
         inputs = read_data(inputs_path)
         replica = inputs.get("replica")
         if replica is None and os.environ.get("FLOWC_REPLICA") is not None:
@@ -124,12 +157,13 @@ def run_step(plan_path: str, step: str, inputs_path: str, outputs_path: str) -> 
     except BaseException as e:  # report everything, including SystemExit from user code
         if isinstance(e, KeyboardInterrupt):
             raise
-        tb = traceback.format_exc()
+        tb = mask(traceback.format_exc(), _SECRETS)
         sys.stderr.write(tb)
         try:
+            message = mask(str(e), _SECRETS)
             write_data(
                 outputs_path,
-                {"$error": {"type": type(e).__name__, "message": str(e), "traceback": tb}},
+                {"$error": {"type": type(e).__name__, "message": message, "traceback": tb}},
             )
         except Exception:  # pragma: no cover - nothing more we can do
             pass
