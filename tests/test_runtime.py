@@ -292,6 +292,7 @@ steps:
   use: {run: "flowc_rt.steps:use_secret", with: {token: "${secrets.token}"}, outputs: [n]}
   use_iso: {run: "flowc_rt.steps:use_secret", with: {token: "${secrets.token}"}, timeout: 30s, outputs: [n]}
   fail: {run: "flowc_rt.steps:boom", with: {message: "${secrets.token}"}}
+  fail_iso: {run: "flowc_rt.steps:boom", with: {message: "${secrets.token}"}, timeout: 30s}
 """
 
 
@@ -302,8 +303,10 @@ def test_secrets_from_env_never_persisted(tmp_path: Path, monkeypatch: pytest.Mo
     assert value not in json.dumps(plan)
     r = run_plan(plan, root=tmp_path / ".flowc")
     assert r.outputs["use"]["n"] == len(value) and r.outputs["use_iso"]["n"] == len(value)
-    assert r.states["fail"] == "failed"
+    assert r.states["fail"] == "failed" and r.states["fail_iso"] == "failed"
     assert value not in r.error.render()
+    attempts = MetadataStore(root=tmp_path / ".flowc").attempts(r.run_id, "fail_iso")
+    assert attempts[0]["error"] == "ValueError: ***"
     found = [
         p
         for p in (tmp_path / ".flowc").rglob("*")
@@ -321,7 +324,7 @@ def test_missing_secret_fails_clearly(tmp_path: Path, monkeypatch: pytest.Monkey
     monkeypatch.delenv("FLOWC_TEST_TOKEN", raising=False)
     plan = plan_of(tmp_path, SECRET_FLOW)
     r = run_plan(plan, only=["use"], root=tmp_path / ".flowc")
-    assert not r.ok
+    assert not r.ok and r.error.step == "use"
     assert (
         "secret 'token' is missing at run time: set environment variable FLOWC_TEST_TOKEN"
         in r.error.error
