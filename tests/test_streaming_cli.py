@@ -128,3 +128,77 @@ def test_ctrl_c_on_flowc_run_interrupts_every_replica(tmp_path: Path) -> None:
     dbs = list((tmp_path / ".f" / "runs").glob("*/channels.sqlite"))
     states = {i["state"] for i in ch.local_stats(dbs[0])["instances"]}
     assert states == {"interrupted"}
+
+
+def test_sigkill_flowc_run_then_resume_loses_no_acknowledged_record(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    from flowc.runtime import channels as ch
+
+    out = tmp_path / "out"
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "flowc: 1\nname: crashy\nchannels:\n"
+        "  records: {schema: {type: record, name: DemoRecord, fields: [{name: text, type: string}]}}\n"
+        "steps:\n"
+        "  writer: {run: 'flowc_streaming.ops:DemoWriter', operator: true, produces: [records],"
+        " replicas: 2, with: {record_count: 150, batch: 5, delay: 0.05}}\n"
+        "  reader: {run: 'flowc_streaming.ops:DemoReader', operator: true, consumes: [records],"
+        f" replicas: 2, with: {{out_dir: '{out}', delay: 0.02}}}}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "fixtures" / "pkgs")}
+    cmd = [sys.executable, "-m", "flowc", "run", str(flow), "--root", str(tmp_path / ".f")]
+    p = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+    try:
+        first = p.stdout.readline()  # "run <id> started"
+        run_id = first.split()[1]
+        db = tmp_path / ".f" / "runs" / run_id / ch.DB_NAME
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            groups = ch.local_stats(db)["groups"] if db.exists() else []
+            if groups and groups[0]["acked"] >= 60:
+                break
+            time.sleep(0.05)
+        p.send_signal(signal.SIGKILL)  # no cleanup at all
+        p.wait(30)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+    time.sleep(1.0)  # the replicas got SIGTERM from the kernel when their parent died
+    stats = ch.local_stats(db)
+    acked = stats["groups"][0]["acked"]
+    assert 60 <= acked < 300, "the kill must land mid-stream"
+    assert {i["state"] for i in stats["instances"]} & {"interrupted", "crashed", "running"}
+    con = ch.connect(db)
+    parsed = ch.parse_schema(
+        "records",
+        {"type": "record", "name": "DemoRecord", "fields": [{"name": "text", "type": "string"}]},
+    )
+    acked_texts = {
+        ch.decode(parsed, bytes(pl))["text"]
+        for (pl,) in con.execute(
+            "SELECT r.payload FROM claims c JOIN records r ON r.id = c.record_id WHERE c.acked = 1"
+        )
+    }
+    con.close()
+    assert len(acked_texts) == acked
+
+    r = subprocess.run(
+        [*cmd, "--resume", run_id],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = []
+    for f in sorted(out.glob("*.jsonl")):
+        got.extend(json.loads(line)["text"] for line in f.read_text().splitlines())
+    assert acked_texts <= set(got)  # nothing acknowledged was lost
+    assert set(got) == {f"HelloWorld_{w}_{i}" for w in range(2) for i in range(150)}
+    final = ch.local_stats(db)
+    assert final["groups"][0]["lag"] == 0
+    assert {i["state"] for i in final["instances"]} == {"finished"}
