@@ -232,9 +232,19 @@ def test_pass_integration_to_siblings_false_from_yaml(tmp_path: Path) -> None:
     assert ok.integrations.layer("component").pass_integration_to_siblings is True
 
 
+VERTEX_STACK = """
+stacks:
+  gcp:
+    orchestrator: {type: vertex, project: acme-ml, region: europe-west4, pipeline_root: gs://b/r}
+"""
+
+
 @pytest.mark.parametrize("target", target_names())
-def test_integration_flow_compiles_to_every_target(target: str) -> None:
-    files = emit(compile_flow(GOLDEN), target)
+def test_integration_flow_compiles_to_every_target(target: str, tmp_path: Path) -> None:
+    flow, stack = GOLDEN, None
+    if target == "vertex":  # Vertex needs a stack whose orchestrator is vertex
+        flow, stack = write(tmp_path, GOLDEN.read_text() + VERTEX_STACK), "gcp"
+    files = emit(compile_flow(flow, stack=stack), target)
     text = "\n".join(files.values())
     assert "integration:train.fit" in text
     assert "MyTrainingPipeline" in text  # the framework travels with the plan
