@@ -276,9 +276,19 @@ class Driver:
         return Instance(step, index, name, folder, replicas)
 
     def _observe(self) -> None:
-        jobs = self.batch.list_namespaced_job(
-            self.namespace, label_selector=f"{RUN_LABEL}={self.run_id}"
-        )
+        jobs = None
+        for attempt in range(5):  # ride out a transient API error (apiserver restart...)
+            try:
+                jobs = self.batch.list_namespaced_job(
+                    self.namespace, label_selector=f"{RUN_LABEL}={self.run_id}"
+                )
+                break
+            except Exception as e:
+                status = getattr(e, "status", None)
+                if attempt == 4 or (isinstance(status, int) and 400 <= status < 500):
+                    raise DriverError(f"cannot list the run's Jobs: {_api_reason(e)}") from None
+                time.sleep(self.poll * (attempt + 1))
+        assert jobs is not None
         by_name = {j.metadata.name: j for j in jobs.items}
         for sr in self.steps.values():
             if sr.state != "running":

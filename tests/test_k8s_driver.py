@@ -284,13 +284,18 @@ def test_driver_outside_the_schedule_window_runs_nothing() -> None:
 
 
 def test_commands_without_a_cluster_are_user_errors(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a free loopback port with nothing listening on it
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     cfg = tmp_path / "kubeconfig"
     cfg.write_text(
         json.dumps(
             {
                 "apiVersion": "v1",
                 "kind": "Config",
-                "clusters": [{"name": "c", "cluster": {"server": "http://127.0.0.1:9"}}],
+                "clusters": [{"name": "c", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
                 "users": [{"name": "u", "user": {"token": "t"}}],
                 "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
                 "current-context": "c",
