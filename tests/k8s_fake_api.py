@@ -100,6 +100,7 @@ class FakeCluster:
         self.logs: dict[tuple[str, str], str] = {}
         self.rejected: list[str] = []
         self.requests: list[tuple[str, str]] = []
+        self.inject: dict[tuple[str, str], int] = {}  # (method, plural) -> 503s still to answer
         self.lock = threading.RLock()
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.threads: list[threading.Thread] = []
@@ -586,6 +587,9 @@ class FakeCluster:
                 if "watch" in q and q["watch"][0] in ("1", "true"):
                     return self._send(400, _status(400, "BadRequest", "watch is not supported"))
                 plural, ns, name, sub = r["plural"], r["ns"], r["name"], r["sub"]
+                if cluster.inject.get(("GET", plural)):
+                    cluster.inject[("GET", plural)] -= 1
+                    return self._send(503, _status(503, "ServiceUnavailable", "injected"))
                 if name is None:
                     items = cluster.items(plural, ns, (q.get("labelSelector") or [None])[0])
                     api_version, kind = KINDS[plural]

@@ -371,7 +371,9 @@ def test_driver_runs_from_outside_the_cluster_reading_the_configmap(
         "--run-id",
         "r1",
     ]
+    cluster.inject[("GET", "jobs")] = 2  # the driver rides out transient API errors
     assert drive([*args, "--namespace", NS, "--param", "full=true"]) == 0
+    assert cluster.inject[("GET", "jobs")] == 0
     store = LocalArtifactStore({"path": str(cluster.workdir / ".flowc" / "artifacts")})
     assert store.get("r1", "shard_eval", "score") == [11.0, 12.0, 13.0]
     assert not store.exists("r1", "publish", "msg")  # when: ... and not full -> skipped
