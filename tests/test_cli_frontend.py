@@ -155,3 +155,21 @@ def test_real_process_exit_codes_and_no_traceback(tmp_path: Path) -> None:
         text=True,
     )
     assert p.returncode == 1 and "cannot read" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_validate_keeps_the_import_graph_lean() -> None:
+    flow = SPEC / "churn_training.yaml"
+    code = (
+        "import sys\n"
+        "from flowc.compiler.cli import main\n"
+        "try:\n"
+        f"    main(['validate', '-q', {str(flow)!r}])\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in\n"
+        "               {'jinja2', 'black', 'rich', 'airflow', 'kfp', 'kubernetes'})\n"
+        "print(heavy)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip().splitlines()[-1] == "[]"

@@ -285,3 +285,32 @@ steps:
         "flow.yaml:6:43",
         "flow.yaml:7:28",
     ]
+
+
+HOSTILE = [
+    "'\"\"\"'''",
+    "back\\slash\\n",
+    "line\nbreak",
+    "nul\x00byte",
+    "{{ ds }} {% if %}",
+    "$(touch /tmp/x) `id` ; rm -rf /",
+    "%(x)s %s",
+    "\u202eRTL 😀",
+    "${params.n}",
+    "$${",
+    "x" * 10_000,
+]
+
+
+@pytest.mark.parametrize("value", HOSTILE, ids=range(len(HOSTILE)))
+def test_str_params_and_sets_take_hostile_values_verbatim(value: str) -> None:
+    ir = load_text(FLOW, params={"code": value}, environ={})
+    assert ir.param("code").default == value
+    # --set reads its value as YAML: a plain string comes through unchanged, anything else is
+    # either a value of another type (a schema error, located at the key) or the text itself
+    try:
+        ir = load_text(FLOW, sets={"description": value}, environ={})
+    except FlowcError as e:
+        assert "'description' must be a string" in e.render()
+    else:
+        assert ir.description is not None
