@@ -3,9 +3,13 @@ line (and hint where it matters). None may raise anything but FlowcError."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from click.testing import CliRunner
 
 from flowc.compiler.api import load_text
+from flowc.compiler.cli import cli
 from flowc.compiler.errors import FlowcError
 
 H = "flowc: 1\nname: demo\n"
@@ -332,6 +336,27 @@ def test_invalid_flow_reports_located_error(name: str, text: str, kw: dict, expe
     with pytest.raises(FlowcError) as info:
         load_text(text, "flow.yaml", environ={}, **kw)
     assert info.value.render().splitlines()[0] == expected
+
+
+@pytest.mark.parametrize("name,text,kw,expected", CASES, ids=[c[0] for c in CASES])
+def test_cli_validate_prints_the_same_line_and_exits_1(
+    name: str, text: str, kw: dict, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    Path("flow.yaml").write_text(text, encoding="utf-8")
+    args = ["validate", "flow.yaml"]
+    if "environment" in kw:
+        args += ["-e", kw["environment"]]
+    for k, v in kw.get("params", {}).items():
+        args += ["--param", f"{k}={v}"]
+    res = CliRunner().invoke(cli, args, env={"FLOWC_TEST_UNSET_VAR": None})
+    assert res.exit_code == 1
+    assert res.stderr.splitlines()[0] == expected
+    assert (
+        "Traceback" not in res.output
+        and res.exception is None
+        or isinstance(res.exception, SystemExit)
+    )
 
 
 def test_table_is_large_enough() -> None:
