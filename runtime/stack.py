@@ -562,7 +562,8 @@ def load_component(
 # ---------------------------------------------------------------------------------------------
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_GCP_PROJECT = re.compile(r"^[a-z][-a-z0-9]{4,28}[a-z0-9]$")
+# lowercase letters, digits, hyphens; starts with a letter; optional legacy "domain.com:" scope
+_GCP_PROJECT = re.compile(r"^([a-z0-9][-a-z0-9.]*[a-z0-9]:)?[a-z]([-a-z0-9]{0,28}[a-z0-9])?$")
 _GCP_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
 _BUCKET = re.compile(r"^[a-z0-9][-a-z0-9_.]{1,220}[a-z0-9]$")
 
@@ -655,7 +656,7 @@ class VertexOrchestrator(Orchestrator):
             raise ComponentError(
                 f"project '{self.project}' is not a valid GCP project id",
                 key="project",
-                hint="6-30 characters: lowercase letters, digits, hyphens; starts with a letter",
+                hint="lowercase letters, digits and hyphens (at most 30), starting with a letter",
             )
         if not _GCP_REGION.match(self.region):
             raise ComponentError(

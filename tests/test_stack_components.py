@@ -273,7 +273,7 @@ def test_failing_validate_is_a_located_error(tmp_path: Path) -> None:
     assert errs[0].startswith(
         at(f, "Bad_Project", "project") + ": error: stack 'gcp' orchestrator (vertex): project "
     )
-    assert "hint: 6-30 characters" in errs[0]
+    assert "hint: lowercase letters, digits and hyphens" in errs[0]
     assert errs[1].startswith(
         at(f, "gs://churn", "bucket") + ": error: stack 'gcp' artifact_store (gcs): bucket "
     )
