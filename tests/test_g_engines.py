@@ -7,32 +7,29 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tests import test_airflow_dags as af
-from tests.test_airflow_dags import _compile, _local, _run_dag, airflow_outputs
+from tests.test_airflow_dags import _compile, _local, _run_dags, airflow_outputs
 from tests.test_kfp import _run_both
 
 GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 
-airflow_home = af.airflow_home  # the Airflow target's session fixture (one migrated home)
 
-
-def test_functions_case_on_airflow_matches_local(airflow_home: Path, tmp_path: Path) -> None:
+def test_functions_and_integration_cases_on_airflow_match_local(tmp_path: Path) -> None:
+    runs = _run_dags(tmp_path, {"functions": [None], "integration_framework": [None]})
+    # function modules: final: [total] pruned `report`; the values equal the local runtime's
     ir, text = _compile("functions")
     assert "flowc_functions.features:add_int_col" in text
-    (run,) = _run_dag(airflow_home, "functions", [None])
+    (run,) = runs["functions"]
     assert run["state"] == "success", run
     got = airflow_outputs(ir, run)
-    assert got == _local(ir, tmp_path).outputs
+    assert got == _local(ir, tmp_path / "l1").outputs
     assert got["total"]["total"] == 6 + 3 * 14
-    assert set(run["tis"]) == {"raw_rows", "add_int_col", "doubled", "total"}  # final: pruned
-
-
-def test_integration_case_on_airflow_matches_local(airflow_home: Path, tmp_path: Path) -> None:
+    assert set(run["tis"]) == {"raw_rows", "add_int_col", "doubled", "total"}
+    # integration framework: every task process builds the tree from the plan
     ir, _ = _compile("integration_framework")
-    (run,) = _run_dag(airflow_home, "integration_framework", [None])
+    (run,) = runs["integration_framework"]
     assert run["state"] == "success", run
     got = airflow_outputs(ir, run)
-    want = _local(ir, tmp_path).outputs
+    want = _local(ir, tmp_path / "l2").outputs
     for out in (got, want):
         out["wiring"]["facts"].pop("tree_id")  # an object id: differs between processes
     assert got == want
