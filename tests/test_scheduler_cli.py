@@ -100,3 +100,38 @@ def test_worker_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
     statuses = {r[0] for r in con.execute("SELECT status FROM schedule_fires")}
     assert statuses == {"success"}  # nothing left running or interrupted
     assert len(slots) == len(set(slots))
+
+
+def test_worker_killed_mid_run_is_not_rerun_after_restart(tmp_path: Path) -> None:
+    marker = tmp_path / "starts.txt"
+    flow = (
+        "flowc: 1\nname: slowpoke\nschedule: {every: 1h}\nsteps:\n"
+        f"  nap: {{run: 'flowc_sched:slow', with: {{marker: '{marker}', seconds: 60}}}}\n"
+    )
+    (tmp_path / "flow.yaml").write_text(flow, encoding="utf-8")
+    assert flowc(tmp_path, "schedule", "flow.yaml").returncode == 0
+    proc = subprocess.Popen(
+        [*FLOWC, "worker", "--poll", "0.2"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not marker.exists():
+            time.sleep(0.1)
+        assert marker.exists(), "the worker did not start the run within 60 s"
+    finally:
+        proc.kill()  # SIGKILL: no chance to clean up
+        proc.wait(timeout=30)
+    db = tmp_path / ".flowc" / "metadata.db"
+    con = sqlite3.connect(db, timeout=30)
+    assert con.execute("SELECT status FROM schedule_fires").fetchall() == [("running",)]
+    con.close()
+    # a new worker: the slot was taken by a dead worker -> interrupted, never run twice
+    again = flowc(tmp_path, "worker", "--once")
+    assert again.returncode == 0, again.stderr
+    assert "worker stopped after 0 run(s)" in again.stdout
+    assert marker.read_text() == "started\n"
+    con = sqlite3.connect(db, timeout=30)
+    assert con.execute("SELECT status FROM schedule_fires").fetchall() == [("interrupted",)]
