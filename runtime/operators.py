@@ -517,7 +517,10 @@ def run_operators(
     stop = threading.Event()
     _ACTIVE.add(stop)
     try:
-        failure = _supervise(procs, status_dir, stop)
+        timeouts = {
+            s: float(plan["steps"][s]["timeout"]) for s in steps if plan["steps"][s].get("timeout")
+        }
+        failure = _supervise(procs, status_dir, stop, timeouts)
     except KeyboardInterrupt:
         interrupted = True
         _stop(procs)
@@ -598,15 +601,23 @@ def _supervise(
     procs: dict[tuple[str, int], subprocess.Popen[bytes]],
     status_dir: Path,
     stop: threading.Event,
+    timeouts: Mapping[str, float] | None = None,
 ) -> tuple[str, int, str] | None:
     live = dict(procs)
     failure: tuple[str, int, str] | None = None
     in_worker = threading.current_thread() is not threading.main_thread()
+    started = time.monotonic()
     while live:
         if stop.is_set() or (in_worker and not threading.main_thread().is_alive()):
             # interrupt_all() (e.g. Ctrl-C in `flowc run`) or the caller's main thread ended
             _stop(live)
             return failure or ("<operators>", 0, "interrupted")
+        elapsed = time.monotonic() - started
+        late = [k for k in live if (timeouts or {}).get(k[0]) and elapsed > timeouts[k[0]]]
+        if late and failure is None:  # a step's `timeout:` bounds its replicas' whole life
+            step, replica = late[0]
+            failure = (step, replica, f"timed out after {timeouts[step]:g}s")  # type: ignore[index]
+            _stop(live)
         for key, p in list(live.items()):
             rc = p.poll()
             if rc is None:

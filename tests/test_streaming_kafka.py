@@ -108,9 +108,9 @@ channels:
     location: "${params.kafka}"
 steps:
   writer: {run: "flowc_streaming.ops:DemoWriter", operator: true, produces: [records],
-           replicas: 3, with: {batch: 5}}
+           replicas: 3, with: {batch: 5}, timeout: 2m}
   reader: {run: "flowc_streaming.ops:DemoReader", operator: true, consumes: [records],
-           replicas: 2, with: {out_dir: "${params.out_dir}"}}
+           replicas: 2, with: {out_dir: "${params.out_dir}"}, timeout: 2m}
 """
 
 
@@ -163,7 +163,13 @@ def test_kafka_pods_entry_with_channel_env(tmp_path: Path, broker: str) -> None:
                     cwd=tmp_path,
                 )
             )
-    codes = [p.wait(120) for p in procs]
+    try:
+        codes = [p.wait(120) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
     assert codes == [0] * 5
     got = read_sink(tmp_path / "out")
     assert sorted(got) == sorted(f"HelloWorld_{r}_{i}" for r in range(3) for i in range(20))

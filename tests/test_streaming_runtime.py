@@ -356,3 +356,24 @@ def test_run_operators_raises_operator_error(tmp_path: Path) -> None:
         )
     assert e.value.step == "writer"
     assert "channel 'records'" in e.value.message and "field 'text'" in e.value.message
+
+
+def test_step_timeout_bounds_an_operator(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    f = flow(
+        tmp_path,
+        f"""
+        flowc: 1
+        name: slow
+        steps:
+          spin: {{run: "flowc_streaming.ops:Forever", operator: true, timeout: 2s,
+                 with: {{out_dir: "{out}"}}}}
+        """,
+    )
+    t0 = time.monotonic()
+    result = run_plan(compile_flow(f).to_data(), root=tmp_path / ".flowc")
+    assert result.status == "failed"
+    assert "timed out after 2s" in result.error.render()
+    assert (out / "interrupted.0").exists()
+    assert time.monotonic() - t0 < 30
