@@ -346,6 +346,7 @@ class _Runner:
         self.ctx_values: dict[str, Any] = {}
         self._run_dir = os.path.join(str(self.root), "runs", self.run_id)
         self._children: set[subprocess.Popen[bytes]] = set()
+        self._stopping = threading.Event()
 
     # -- setup -----------------------------------------------------------------------------------
 
@@ -487,6 +488,7 @@ class _Runner:
             ops = sys.modules.get("flowc.runtime.operators")
             if ops is not None:  # streaming operators run in a pool thread: stop them
                 ops.interrupt_all()
+            self._stopping.set()
             pool.shutdown(wait=False, cancel_futures=True)
             for proc in list(self._children):  # isolated attempts: stop them too
                 step_mod._kill_group(proc)
@@ -758,11 +760,10 @@ class _Runner:
                         "log": log,
                     }
                 )
-                if attempt <= retries:
+                if attempt <= retries and not self._stopping.is_set():
                     self._emit(name, "retry", attempt=attempt, error=err)
-                    if delay:
-                        time.sleep(delay)
-                    continue
+                    if not (delay and self._stopping.wait(delay)):
+                        continue
                 failure = StepFailure(name, attempt, err, log, instance, tb)
                 raise _Failed(failure, records) from None
             records.append(
@@ -821,6 +822,8 @@ class _Runner:
         replicas: int,
     ) -> dict[str, Any]:
         """Run the attempt as ``replicas`` child processes; kill them all on timeout."""
+        if self._stopping.is_set():
+            raise step_mod.StepError(name, "the run was interrupted")
         plan_path = self._write_plan()
         step_dir = self._step_dir(name)
         step_dir.mkdir(parents=True, exist_ok=True)
