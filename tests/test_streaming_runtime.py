@@ -377,3 +377,25 @@ def test_step_timeout_bounds_an_operator(tmp_path: Path) -> None:
     assert "timed out after 2s" in result.error.render()
     assert (out / "interrupted.0").exists()
     assert time.monotonic() - t0 < 30
+
+
+def test_operator_with_refers_to_an_upstream_step_output(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    f = flow(
+        tmp_path,
+        f"""
+        flowc: 1
+        name: mixed
+        channels:
+          records: {{schema: {json.dumps(SCHEMA)}}}
+        steps:
+          size: {{run: "flowc_demo.steps:add", with: {{a: 4, b: 3}}, outputs: [n]}}
+          writer: {{run: "flowc_streaming.ops:DemoWriter", operator: true, produces: [records],
+                   with: {{record_count: "${{steps.size.outputs.n}}"}}}}
+          reader: {{run: "flowc_streaming.ops:DemoReader", operator: true, consumes: [records],
+                   with: {{out_dir: "{out}"}}}}
+        """,
+    )
+    result = run_plan(compile_flow(f).to_data(), root=tmp_path / ".flowc")
+    assert result.status == "success", result.error
+    assert sorted(read_sink(out)) == sorted(f"HelloWorld_0_{i}" for i in range(7))
