@@ -49,10 +49,24 @@ OPTIONS = (
     "poll_seconds",
     "operator_image",  # used by flowc.targets.k8s_operators
 )
+CONFIGMAP_MAX = 1_000_000  # a ConfigMap holds 1 MiB; leave room for its metadata
 BASE_MAX = 40  # flow name part: leaves room for "-driver-<11-digit CronJob suffix>"
 STEP_JOB_MAX = 44  # step Job name prefix: + "-<run id 8>" + "-<item index up to 9999>"
 _QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?\d+))?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+
+
+def settings_json(settings: dict[str, Any]) -> str:
+    """``k8s.json``: readable head, then one compact line per step template (a ConfigMap holds
+    1 MiB: the indented form would limit a flow to a few hundred steps)."""
+    steps = settings["steps"]
+    head = json.dumps({k: v for k, v in settings.items() if k != "steps"}, indent=2)
+    lines = [
+        f"    {json.dumps(name)}: {json.dumps(tmpl, separators=(',', ':'))}"
+        for name, tmpl in steps.items()
+    ]
+    body = "{\n" + ",\n".join(lines) + "\n  }" if lines else "{}"
+    return head[:-2] + f',\n  "steps": {body}\n}}\n'
 
 
 def label_value(text: str) -> str:
@@ -318,11 +332,19 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
             "kind": "ConfigMap",
             "metadata": _metadata(configmap, common_labels(ir, "plan"), namespace),
             "data": {
-                "k8s.json": Block(json.dumps(settings, indent=2) + "\n"),
+                "k8s.json": Block(settings_json(settings)),
                 "plan.json": Block(json.dumps(ir.to_data(), indent=2) + "\n"),
             },
         }
     )
+    size = sum(len(v) for v in docs[-1]["data"].values())
+    if size > CONFIGMAP_MAX:
+        raise FlowcError.at(
+            ir.loc,
+            f"the compiled plan of '{ir.name}' needs {size} bytes, more than a Kubernetes "
+            f"ConfigMap holds ({CONFIGMAP_MAX})",
+            "split the flow, or run it with another target",
+        )
     job_spec = driver_job_spec(ir, opts, sa_name, configmap, artifact_root)
     if ir.schedule is None:
         docs.append(

@@ -328,3 +328,14 @@ def test_plan_round_trips_through_the_manifest_with_any_text() -> None:
     cm = next(d for d in docs if d["kind"] == "ConfigMap")
     assert json.loads(cm["data"]["plan.json"]) == ir.to_data()
     assert all(all_schema_errors(d) == [] for d in docs)
+
+
+def test_a_plan_too_big_for_a_configmap_is_a_located_error() -> None:
+    big = "x" * 30_000
+    steps = "\n".join(
+        f"  s{i}: {{run: flowc_demo.steps:echo, with: {{value: {big}}}}}" for i in range(40)
+    )
+    with pytest.raises(FlowcError) as e:
+        K8sTarget().emit(_ir(steps, name="huge"))
+    assert e.value.render().startswith("flow.yaml:1:1: error: the compiled plan of 'huge' needs")
+    assert "more than a Kubernetes ConfigMap holds" in e.value.render()
