@@ -202,3 +202,62 @@ def test_sigkill_flowc_run_then_resume_loses_no_acknowledged_record(tmp_path: Pa
     final = ch.local_stats(db)
     assert final["groups"][0]["lag"] == 0
     assert {i["state"] for i in final["instances"]} == {"finished"}
+
+
+def test_sniff_follow_watches_a_running_stream(tmp_path: Path) -> None:
+    import time
+
+    out = tmp_path / "out"
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "flowc: 1\nname: watched\nchannels:\n"
+        "  records: {schema: {type: record, name: DemoRecord, fields: [{name: text, type: string}]}}\n"
+        "steps:\n"
+        "  writer: {run: 'flowc_streaming.ops:DemoWriter', operator: true, produces: [records],"
+        " with: {record_count: 40, batch: 2, delay: 0.05}}\n"
+        "  reader: {run: 'flowc_streaming.ops:DemoReader', operator: true, consumes: [records],"
+        f" with: {{out_dir: '{out}'}}}}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "fixtures" / "pkgs")}
+    root = tmp_path / ".f"
+    run = subprocess.Popen(
+        [sys.executable, "-m", "flowc", "run", str(flow), "--root", str(root)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not list(root.glob("runs/*/channels.sqlite")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        s = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "flowc",
+                "sniff",
+                "--root",
+                str(root),
+                "--follow",
+                "--interval",
+                "0.2",
+                "--json",
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert run.wait(120) == 0
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    snaps = [json.loads(line) for line in s.stdout.splitlines()]
+    assert len(snaps) >= 3  # it refreshed while records were flowing
+    produced = [snap["produced"].get("records", 0) for snap in snaps]
+    assert produced == sorted(produced) and produced[-1] == 40
+    assert any(0 < p < 40 for p in produced)  # seen mid-stream
+    assert {i["state"] for i in snaps[-1]["instances"]} == {"finished"}
