@@ -808,6 +808,7 @@ class _Runner:
                 timeout=data.get("timeout"),
                 attempt=attempt,
                 index=index,
+                mask_values=self.secret_values,
             )
         return self._isolated(name, data, index, item, attempt, log, replicas)
 

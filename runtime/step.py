@@ -372,6 +372,7 @@ def execute(
     timeout: float | None = None,
     attempt: int = 1,
     index: int | None = None,
+    mask_values: tuple[str, ...] | list[str] = (),
 ) -> dict[str, Any]:
     """Run one attempt of one instance of ``step``; return ``{output name: value}``.
 
@@ -381,7 +382,8 @@ def execute(
     secret values masked; otherwise they go to the process' stdout/stderr. ``timeout`` applies
     to ``command`` steps only (a callable in this process cannot be stopped: the executor runs
     callables with a timeout in a child process). ``ctx_extra`` keys become ``ctx`` attributes
-    (``plugins``/``integrations`` fill those fields).
+    (``plugins``/``integrations`` fill those fields). ``mask_values``: more strings to mask in
+    the log (the executor passes every declared secret it can read).
     """
     data = plan["steps"][step]
     inputs = Inputs(
@@ -427,11 +429,17 @@ def execute(
         try:
             fn, wants_ctx = load_callable(ref)
         except (ImportError, AttributeError, ValueError, TypeError) as e:
-            raise StepError(step, f"cannot load callable '{ref}': {e}") from None
+            hint = ""
+            if isinstance(e, ModuleNotFoundError) and e.name == ref.partition(":")[0].split(".")[0]:
+                hint = (
+                    " (put its folder on PYTHONPATH, or run from it, or keep it next to the flow)"
+                )
+            raise StepError(step, f"cannot load callable '{ref}': {e}{hint}") from None
         ctx = ctx_factory() if wants_ctx else None
     if wants_ctx:
         kwargs["ctx"] = ctx
-    with _applied_env(env, replica, replicas), capture(log, inputs.secrets):
+    secrets = inputs.secrets + [v for v in mask_values if v not in inputs.secret_values.values()]
+    with _applied_env(env, replica, replicas), capture(log, secrets):
         value = fn(**kwargs)
     return map_outputs(step, list(data.get("outputs") or []), value)
 

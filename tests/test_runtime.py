@@ -293,6 +293,7 @@ steps:
   use_iso: {run: "flowc_rt.steps:use_secret", with: {token: "${secrets.token}"}, timeout: 30s, outputs: [n]}
   fail: {run: "flowc_rt.steps:boom", with: {message: "${secrets.token}"}}
   fail_iso: {run: "flowc_rt.steps:boom", with: {message: "${secrets.token}"}, timeout: 30s}
+  direct: {run: "flowc_rt.steps:print_env", with: {name: FLOWC_TEST_TOKEN}, outputs: [n]}
 """
 
 
@@ -315,6 +316,7 @@ def test_secrets_from_env_never_persisted(tmp_path: Path, monkeypatch: pytest.Mo
     assert found == []
     logs = list((tmp_path / ".flowc").rglob("*.log"))
     assert any("token is ***" in p.read_text() for p in logs)
+    assert any("env FLOWC_TEST_TOKEN = ***" in p.read_text() for p in logs)
     db = sqlite3.connect(tmp_path / ".flowc" / "metadata.db")
     dump = "\n".join(db.iterdump())
     assert value not in dump and "***" in dump
@@ -492,3 +494,18 @@ def test_run_and_flow_refs_and_sys_exit_in_a_step(tmp_path: Path) -> None:
     }
     assert r.states["x"] == "failed" and "SystemExit: 4" in r.error.error
     assert r.states["y"] == "success"
+
+
+def test_unimportable_callable_is_a_clear_error(tmp_path: Path) -> None:
+    plan = plan_of(
+        tmp_path,
+        """
+        flowc: 1
+        name: missing
+        steps:
+          m: {run: "no_such_module_xyz:fn"}
+        """,
+    )
+    r = run_plan(plan, root=tmp_path / ".flowc")
+    assert "cannot load callable 'no_such_module_xyz:fn'" in r.error.error
+    assert "PYTHONPATH" in r.error.error
