@@ -777,7 +777,12 @@ class KafkaOutputPort:
                 + (f": {self._errors[0]}" if self._errors else "")
             )
         if finished:
-            marker = {"producer": self.step, "replica": self.replica, "sent": self.sent}
+            marker = {
+                "run": self.spec.run_id,
+                "producer": self.step,
+                "replica": self.replica,
+                "sent": self.sent,
+            }
             self._producer.produce(kafka_control_topic(self.spec), value=json.dumps(marker))
             self._producer.flush(60)
 
@@ -847,7 +852,8 @@ class KafkaInputPort:
             if msg.error():
                 continue
             data = json.loads(msg.value())
-            self._finished.add((data["producer"], int(data["replica"])))
+            if data.get("run") == self.spec.run_id:  # markers of earlier runs do not count
+                self._finished.add((data["producer"], int(data["replica"])))
 
     def _on_assign(self, _consumer: Any, _partitions: Any) -> None:
         self._joined = True

@@ -19,6 +19,7 @@ deterministic: no I/O, no clock.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from typing import TYPE_CHECKING, Any
@@ -105,6 +106,10 @@ def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
     base = k8s.flow_base(ir)
     configmap = f"{base}-flowc-plan"
     sa = opts.get("service_account") or f"{base}-flowc"
+    # one id shared by every operator pod of this compiled plan: it scopes the kafka
+    # end-of-stream markers, so a changed flow or param value starts a fresh stream
+    digest = hashlib.sha256(json.dumps(ir.to_data(), sort_keys=True).encode()).hexdigest()
+    run_id = f"{base}-{digest[:12]}"
     docs: list[dict[str, Any]] = []
     for step in ir.steps:
         if not step.operator:
@@ -124,6 +129,7 @@ def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
                 },
             },
             {"name": "FLOWC_REPLICAS", "value": str(step.replicas)},
+            {"name": "FLOWC_RUN_ID", "value": run_id},
         ]
         for cname in (*step.produces, *step.consumes):
             env.extend(channel_env(ir, ir.channel(cname)))
