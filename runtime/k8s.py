@@ -72,6 +72,46 @@ def current_namespace(kubeconfig: str | None = None, context: str | None = None)
         return "default"
 
 
+def step_job(
+    config: Mapping[str, Any],
+    step: str,
+    *,
+    name: str,
+    namespace: str | None = None,
+    run_id: str | None = None,
+    owner: dict[str, Any] | None = None,
+    args: list[str] | tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """The Job manifest for one instance of ``step``: the shared ``config["job"]`` with the
+    step's own fields (``config["steps"][step]``: spec, pod, container) merged in, named, labelled
+    (step, run), owned by the driver, and the step's command line completed with ``args``."""
+    patch = config["steps"][step]
+    job = copy.deepcopy(config["job"])
+    labels = {**job["metadata"].get("labels", {}), STEP_LABEL: patch["label"]}
+    if run_id:
+        labels[RUN_LABEL] = run_id
+    md: dict[str, Any] = {"name": name}
+    if namespace:
+        md["namespace"] = namespace
+    md["labels"] = labels
+    if owner:
+        md["ownerReferences"] = [owner]
+    job["metadata"] = md
+    spec = job["spec"]
+    template = spec.pop("template")
+    spec.update(copy.deepcopy(patch.get("spec") or {}))
+    spec["template"] = template
+    template["metadata"] = {"labels": dict(labels)}
+    pod = template["spec"]
+    for key, value in (patch.get("pod") or {}).items():
+        pod[key] = copy.deepcopy(value)
+    container = pod["containers"][0]
+    for key, value in (patch.get("container") or {}).items():
+        container[key] = copy.deepcopy(value)
+    container["args"] = [*container.get("args", []), "--step", step, *args]
+    return job
+
+
 def job_state(job: Any) -> str:
     """``running`` | ``succeeded`` | ``failed`` from a V1Job (or its dict)."""
     status = job.status if not isinstance(job, dict) else _Obj(job.get("status") or {})
@@ -235,7 +275,6 @@ class Driver:
 
     def _create(self, step: str, index: int | None, item: Any) -> Instance:
         data = self.plan["steps"][step]
-        tmpl = self.config["steps"][step]
         folder = self.root / "k8s" / self.run_id / step / ("0" if index is None else str(index))
         upstream = {u: self.steps[u].outputs for u in self._upstream_of(step)}
         inputs: dict[str, Any] = {
@@ -249,25 +288,19 @@ class Driver:
             inputs["index"] = index
         write_data(folder / "inputs.json", inputs)
         replicas = int(data.get("replicas") or 1)
-        suffix = f"-{self.run_id}" + ("" if index is None else f"-{index}")
-        name = tmpl["name_prefix"] + suffix
-        job = copy.deepcopy(tmpl["job"])
-        md = job["metadata"]
-        md["name"] = name
-        md["namespace"] = self.namespace
-        md["labels"][RUN_LABEL] = self.run_id
-        job["spec"]["template"]["metadata"]["labels"][RUN_LABEL] = self.run_id
-        if self.owner:
-            md["ownerReferences"] = [self.owner]
+        name = self.config["steps"][step]["name_prefix"] + f"-{self.run_id}"
+        if index is not None:
+            name += f"-{index}"
         out_file = "outputs-$(FLOWC_REPLICA).json" if replicas > 1 else "outputs.json"
-        container = job["spec"]["template"]["spec"]["containers"][0]
-        container["args"] = [
-            *container["args"],
-            "--inputs",
-            str(folder / "inputs.json"),
-            "--outputs",
-            str(folder / out_file),
-        ]
+        job = step_job(
+            self.config,
+            step,
+            name=name,
+            namespace=self.namespace,
+            run_id=self.run_id,
+            owner=self.owner,
+            args=["--inputs", str(folder / "inputs.json"), "--outputs", str(folder / out_file)],
+        )
         try:
             self.batch.create_namespaced_job(self.namespace, job)
         except Exception as e:  # kubernetes.client.ApiException and transport errors

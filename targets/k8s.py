@@ -319,9 +319,9 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
         "configmap": configmap,
         "artifact_root": artifact_root,
         "poll_seconds": float(opts.get("poll_seconds", 2.0)),
-        "labels": common_labels(ir, "step"),
+        "job": step_job_base(ir, opts, sa_name, configmap),
         "steps": {
-            s.name: step_job_template(ir, s, prefixes[s.name], opts, sa_name, configmap)
+            s.name: step_job_patch(ir, s, prefixes[s.name], opts)
             for s in ir.steps
             if not s.operator
         },
@@ -451,11 +451,38 @@ def _secret_env(ir: Pipeline, name: str) -> dict[str, Any]:
     return {"name": var, "valueFrom": {"secretKeyRef": key_ref}}
 
 
-def step_job_template(
-    ir: Pipeline, step: Step, prefix: str, opts: dict[str, Any], sa: str, configmap: str
-) -> dict[str, Any]:
-    """The Job the driver creates for one instance of ``step`` (it adds the name, run labels,
-    owner reference, ``--inputs``/``--outputs`` and, for replicas, Indexed completions)."""
+def step_job_base(ir: Pipeline, opts: dict[str, Any], sa: str, configmap: str) -> dict[str, Any]:
+    """What every step Job shares (``k8s.json["job"]``); :func:`step_job_patch` holds each
+    step's own fields and ``flowc.runtime.k8s.step_job`` merges both (stored once: a ConfigMap
+    holds 1 MiB)."""
+    volumes, mounts = _volumes(configmap, opts)
+    container: dict[str, Any] = {
+        "name": "step",
+        "image": _image(opts),
+        "imagePullPolicy": opts.get("image_pull_policy", "IfNotPresent"),
+        "command": ["python", "-m", "flowc.runtime", "step"],
+        "args": ["--plan", f"{PLAN_MOUNT}/plan.json"],
+        "volumeMounts": mounts,
+    }
+    pod: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": sa,
+        "automountServiceAccountToken": False,
+    }
+    pod.update(_pod_common(opts))
+    pod["containers"] = [container]
+    pod["volumes"] = volumes
+    spec: dict[str, Any] = {"backoffLimit": 0}
+    if opts.get("ttl_seconds_after_finished") is not None:
+        spec["ttlSecondsAfterFinished"] = int(opts["ttl_seconds_after_finished"])
+    labels = common_labels(ir, "step")
+    spec["template"] = {"metadata": {"labels": labels}, "spec": pod}
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"labels": labels}, "spec": spec}
+
+
+def step_job_patch(ir: Pipeline, step: Step, prefix: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """One step's own Job fields: name prefix, step label, retries, timeout, Indexed completions
+    for replicas, image, env (literal values, secrets as ``secretKeyRef``), resources."""
     from flowc.compiler.ir import Lit
 
     env: list[dict[str, Any]] = []
@@ -477,48 +504,28 @@ def step_job_template(
             }
         )
         env.append({"name": "FLOWC_REPLICAS", "value": str(step.replicas)})
-    container: dict[str, Any] = {
-        "name": "step",
-        "image": step.image or _image(opts),
-        "imagePullPolicy": opts.get("image_pull_policy", "IfNotPresent"),
-        "command": ["python", "-m", "flowc.runtime", "step"],
-        "args": ["--plan", f"{PLAN_MOUNT}/plan.json", "--step", step.name],
-    }
+    spec: dict[str, Any] = {"backoffLimit": step.retries}
+    if step.replicas > 1:
+        spec["completionMode"] = "Indexed"
+        spec["completions"] = step.replicas
+        spec["parallelism"] = step.replicas
+    pod: dict[str, Any] = {}
+    if step.timeout is not None:
+        pod["activeDeadlineSeconds"] = max(1, math.ceil(step.timeout))
+    container: dict[str, Any] = {}
+    if step.image and step.image != _image(opts):
+        container["image"] = step.image
     if env:
         container["env"] = env
     res = _resources(step)
     if res:
         container["resources"] = res
-    volumes, mounts = _volumes(configmap, opts)
-    container["volumeMounts"] = mounts
-    labels = {**common_labels(ir, "step"), "flowc.dev/step": label_value(step.name)}
-    pod: dict[str, Any] = {
-        "restartPolicy": "Never",
-        "serviceAccountName": sa,
-        "automountServiceAccountToken": False,
-    }
-    if step.timeout is not None:
-        pod["activeDeadlineSeconds"] = max(1, math.ceil(step.timeout))
-    pod.update(_pod_common(opts))
-    pod["containers"] = [container]
-    pod["volumes"] = volumes
-    spec: dict[str, Any] = {"backoffLimit": step.retries}
-    if opts.get("ttl_seconds_after_finished") is not None:
-        spec["ttlSecondsAfterFinished"] = int(opts["ttl_seconds_after_finished"])
-    if step.replicas > 1:
-        spec["completionMode"] = "Indexed"
-        spec["completions"] = step.replicas
-        spec["parallelism"] = step.replicas
-    spec["template"] = {"metadata": {"labels": labels}, "spec": pod}
-    return {
-        "name_prefix": prefix,
-        "job": {
-            "apiVersion": "batch/v1",
-            "kind": "Job",
-            "metadata": {"labels": labels},
-            "spec": spec,
-        },
-    }
+    patch: dict[str, Any] = {"name_prefix": prefix, "label": label_value(step.name), "spec": spec}
+    if pod:
+        patch["pod"] = pod
+    if container:
+        patch["container"] = container
+    return patch
 
 
 def _resources(step: Step) -> dict[str, Any]:

@@ -36,25 +36,23 @@ def _docs(path: Path) -> list[dict]:
 
 
 def step_jobs(docs: list[dict]) -> list[dict]:
-    """The step Jobs the driver would create, instantiated from the ConfigMap's templates."""
+    """The step Jobs the driver would create, built from the ConfigMap by the driver's code."""
+    from flowc.runtime.k8s import step_job
+
     cm = next(d for d in docs if d["kind"] == "ConfigMap")
     config = json.loads(cm["data"]["k8s.json"])
-    out = []
-    for tmpl in config["steps"].values():
-        job = copy.deepcopy(tmpl["job"])
-        job["metadata"]["name"] = f"{tmpl['name_prefix']}-0123abcd-12"
-        job["metadata"]["labels"]["flowc.dev/run"] = "0123abcd"
-        job["metadata"]["ownerReferences"] = [
-            {"apiVersion": "batch/v1", "kind": "Job", "name": "driver", "uid": "u-1"}
-        ]
-        job["spec"]["template"]["spec"]["containers"][0]["args"] += [
-            "--inputs",
-            "i",
-            "--outputs",
-            "o",
-        ]
-        out.append(job)
-    return out
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": "driver", "uid": "u-1"}
+    return [
+        step_job(
+            config,
+            step,
+            name=f"{patch['name_prefix']}-0123abcd-12",
+            run_id="0123abcd",
+            owner=owner,
+            args=["--inputs", "i", "--outputs", "o"],
+        )
+        for step, patch in config["steps"].items()
+    ]
 
 
 def test_golden_cases_cover_the_dsl_features() -> None:
