@@ -42,7 +42,7 @@ def flow_yaml(steps: int, chains: int) -> str:
 
 def dsl_module(steps: int, chains: int) -> str:
     per = steps // chains
-    return f'''
+    return f"""
 from kfp import dsl
 
 
@@ -59,7 +59,7 @@ def pipeline(k: int = 1):
             t = add(a="1" if prev is None else prev.output, b=k)
             t.set_display_name(f"s{{c}}_{{i}}")
             prev = t
-'''
+"""
 
 
 def time_flowc(flow: Path, out: Path) -> float:

@@ -384,7 +384,7 @@ def _run_both(flow: Path, tmp_path: Path) -> tuple[dict[str, Any], dict[str, Any
 
 
 def test_kfp_local_passes_outputs_between_steps(tmp_path: Path) -> None:
-    kfp_out, flowc_out, result = _run_both(Path("golden/basic/flow.yaml"), tmp_path)
+    kfp_out, flowc_out, result = _run_both(GOLDEN / "basic" / "flow.yaml", tmp_path)
     assert set(result.states.values()) == {"success"}
     assert kfp_out == flowc_out
     assert kfp_out["count"] == {"n": 3}
@@ -431,7 +431,7 @@ def test_kfp_local_runs_foreach(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
 
 
 def test_kfp_local_runs_when(tmp_path: Path) -> None:
-    kfp_out, flowc_out, result = _run_both(Path("golden/when/flow.yaml"), tmp_path)
+    kfp_out, flowc_out, result = _run_both(GOLDEN / "when" / "flow.yaml", tmp_path)
     assert result.states == {"train": "success", "publish": "success", "full_eval": "skipped"}
     assert kfp_out == flowc_out
     assert "full_eval" not in kfp_out
@@ -439,7 +439,7 @@ def test_kfp_local_runs_when(tmp_path: Path) -> None:
 
 
 def test_kfp_local_runs_replicas(tmp_path: Path) -> None:
-    kfp_out, flowc_out, result = _run_both(Path("golden/replicas/flow.yaml"), tmp_path)
+    kfp_out, flowc_out, result = _run_both(GOLDEN / "replicas" / "flow.yaml", tmp_path)
     assert set(result.states.values()) == {"success"}
     assert kfp_out == flowc_out == {"square": {"y": [49, 49, 49]}, "total": {"sum": 147}}
 
