@@ -11,6 +11,7 @@ Usage: python bench/run_bench.py [--steps 1000] [--repeat 3]
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -81,6 +82,13 @@ def timed(fn) -> float:  # noqa: ANN001
     return time.perf_counter() - t0
 
 
+def cpu_timed(fn) -> tuple[float, float]:  # noqa: ANN001
+    """(wall, CPU of this process: all threads) seconds."""
+    c0, t0 = time.process_time(), time.perf_counter()
+    fn()
+    return time.perf_counter() - t0, time.process_time() - c0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=1000)
@@ -94,7 +102,7 @@ def main() -> None:
             x = bench_steps.noop(x)
 
     p = chain_plan(n)
-    runtime_times, base_times = [], []
+    runtime_times, base_times, cpu_times = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(args.repeat):
             base_times.append(timed(baseline))
@@ -104,7 +112,9 @@ def main() -> None:
                 nonlocal r
                 r = run_plan(p, root=Path(tmp) / f"r{i}", max_workers=4)
 
-            runtime_times.append(timed(through_runtime))
+            wall, cpu = cpu_timed(through_runtime)
+            runtime_times.append(wall)
+            cpu_times.append(cpu)
             assert r is not None and r.ok, r.error if r else None
         rt, bt = min(runtime_times), min(base_times)
         per_step_ms = (rt - bt) / n * 1000
@@ -116,6 +126,11 @@ def main() -> None:
             f"{'OK' if per_step_ms <= 1 else 'MISSED'}"
         )
         print(f"  ratio runtime/loop: {rt / bt:10.0f}x")
+        cpu_ms = min(cpu_times) / n * 1000
+        print(f"  CPU per step      : {cpu_ms:10.3f} ms   (all threads; wall minus this = waiting")
+        print("                                         for a core on a loaded machine / the disk)")
+        load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+        print(f"  load average      : {load:10.2f}    on {os.cpu_count()} CPUs")
 
         sp = sleep_plan(8, 0.5)
         walls = []

@@ -94,7 +94,7 @@ _local = threading.local()
 class _LazyLog:
     """A log file opened on first write (most fast steps print nothing)."""
 
-    def __init__(self, path: Path, secrets: list[str]):
+    def __init__(self, path: str | Path, secrets: list[str]):
         self.path = path
         self.secrets = secrets
         self._fh: io.TextIOBase | None = None
@@ -102,7 +102,7 @@ class _LazyLog:
 
     def write(self, text: str) -> int:
         if self._fh is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(os.path.dirname(os.fspath(self.path)) or ".", exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
             self.opened = True
         self._fh.write(mask(text, self.secrets) if self.secrets else text)
@@ -150,6 +150,8 @@ _install_lock = threading.Lock()
 
 
 def _install_streams() -> None:
+    if isinstance(sys.stdout, _ThreadStream) and isinstance(sys.stderr, _ThreadStream):
+        return
     with _install_lock:
         if not isinstance(sys.stdout, _ThreadStream):
             sys.stdout = _ThreadStream(sys.stdout)
@@ -158,7 +160,7 @@ def _install_streams() -> None:
 
 
 @contextmanager
-def capture(log_path: Path | None, secrets: list[str]) -> Iterator[_LazyLog | None]:
+def capture(log_path: str | Path | None, secrets: list[str]) -> Iterator[_LazyLog | None]:
     """While active, this thread's prints go to ``log_path`` (secret values masked)."""
     if log_path is None:
         yield None
@@ -397,11 +399,11 @@ def execute(
         secret_resolver=secret_resolver,
     )
     replicas = int(data.get("replicas") or 1)
-    log = Path(log_path) if log_path is not None else None
     try:
         env = inputs.env(data)
         if data.get("kind") == "command":
             argv = inputs.argv(data)
+            log = Path(log_path) if log_path is not None else None
             return _run_command(step, data, argv, env, inputs, replica, replicas, log, timeout)
         kwargs = inputs.kwargs(data)
     except exprs.ExprError as e:
@@ -409,7 +411,7 @@ def execute(
 
     ref = data.get("run") or ""
     ctx_factory = lambda: _context(  # noqa: E731
-        plan, step, inputs, replica, replicas, ctx_extra, log, attempt, index
+        plan, step, inputs, replica, replicas, ctx_extra, log_path, attempt, index
     )
     if ref.startswith("integration:"):
         ctx = ctx_factory()
@@ -438,8 +440,10 @@ def execute(
         ctx = ctx_factory() if wants_ctx else None
     if wants_ctx:
         kwargs["ctx"] = ctx
-    secrets = inputs.secrets + [v for v in mask_values if v not in inputs.secret_values.values()]
-    with _applied_env(env, replica, replicas), capture(log, secrets):
+    secrets = inputs.secrets
+    if mask_values:
+        secrets += [v for v in mask_values if v not in secrets]
+    with _applied_env(env, replica, replicas), capture(log_path, secrets):
         value = fn(**kwargs)
     return map_outputs(step, list(data.get("outputs") or []), value)
 
@@ -451,7 +455,7 @@ def _context(
     replica: int | None,
     replicas: int,
     ctx_extra: Mapping[str, Any] | None,
-    log: Path | None,
+    log: str | Path | None,
     attempt: int,
     index: int | None,
 ) -> Context:
@@ -467,7 +471,7 @@ def _context(
         plugins=extra.pop("plugins", None),
         integrations=extra.pop("integrations", None) or _integrations(plan, inputs.run_id),
         artifact_dir=Path(artifact_dir) if artifact_dir else None,
-        log_path=log,
+        log_path=Path(log) if log is not None else None,
         replica=replica,
         replicas=replicas,
         item=None if inputs.item is MISSING else inputs.item,
