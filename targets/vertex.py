@@ -1,7 +1,8 @@
 """The Vertex AI target: the IR -> ``pipeline_job.json`` (a ``PipelineJob`` request body for
 ``projects.locations.pipelineJobs.create``) and, for a scheduled flow, ``schedule.json`` (a
 ``Schedule`` body for ``projects.locations.schedules.create``), built from the active stack's
-vertex orchestrator (project, region, pipeline_root, service_account, network).
+vertex orchestrator (project, region, pipeline_root, service_account, network). Without a vertex
+stack the bodies leave those out (they are then given at submission).
 
 The pipeline spec inside is the KFP target's (:func:`flowc.targets.kfp.build_pipeline_spec`)
 without the kfp-kubernetes platform spec: on Vertex, secrets come from Secret Manager (the step's
@@ -35,19 +36,12 @@ def dump_json(doc: Any) -> str:
 
 
 def _vertex_settings(ir: Pipeline) -> dict[str, Any]:
+    """The active stack's vertex orchestrator settings; empty when the active stack (if any) does
+    not run on Vertex: the bodies then leave out what only the stack knows (project, region,
+    pipeline root, service account, network), to be given when the job is submitted."""
     orch = ir.stack.orchestrator if ir.stack is not None else None
     if orch is None or orch.type != "vertex":
-        have = (
-            f"stack '{ir.stack.name}' has orchestrator '{orch.type}'"
-            if ir.stack and orch
-            else ("no stack is active")
-        )
-        raise FlowcError.at(
-            (orch.loc if orch else None) or (ir.stack.loc if ir.stack else None) or ir.loc,
-            f"the vertex target needs a stack whose orchestrator is vertex ({have})",
-            "add a stack with orchestrator {type: vertex, project: ..., region: ..., "
-            "pipeline_root: gs://...} and select it with --stack or an environment",
-        )
+        return {}
     settings = dict(orch.settings)
     root = settings.get("pipeline_root")
     if not root:
@@ -84,7 +78,9 @@ def pipeline_job(ir: Pipeline) -> dict[str, Any]:
     settings = _vertex_settings(ir)
     _check_secrets(ir)
     spec, _ = build_pipeline_spec(ir, platform=False)
-    runtime: dict[str, Any] = {"gcsOutputDirectory": settings["pipeline_root"]}
+    runtime: dict[str, Any] = {}
+    if settings.get("pipeline_root"):
+        runtime["gcsOutputDirectory"] = settings["pipeline_root"]
     values = {p.name: p.default for p in ir.params if p.has_default}
     if values:
         runtime["parameterValues"] = values
@@ -97,8 +93,9 @@ def pipeline_job(ir: Pipeline) -> dict[str, Any]:
         "displayName": ir.name,
         "labels": labels,
         "pipelineSpec": spec,
-        "runtimeConfig": runtime,
     }
+    if runtime:
+        job["runtimeConfig"] = runtime
     if settings.get("service_account"):
         job["serviceAccount"] = settings["service_account"]
     if settings.get("network"):
@@ -180,8 +177,10 @@ def schedule_body(
         body["startTime"] = _utc(sched.start, sched.timezone)
     if sched.end:
         body["endTime"] = _utc(sched.end, sched.timezone)
-    parent = f"projects/{settings['project']}/locations/{settings['region']}"
-    body["createPipelineJobRequest"] = {"parent": parent, "pipelineJob": job}
+    request: dict[str, Any] = {"pipelineJob": job}
+    if settings.get("project"):
+        request["parent"] = f"projects/{settings['project']}/locations/{settings['region']}"
+    body["createPipelineJobRequest"] = request
     return body
 
 
