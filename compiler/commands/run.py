@@ -70,6 +70,9 @@ def run(
 
     from flowc.runtime.executor import RunError, run_plan
 
+    if resume and params:
+        click.echo("warning: --param is ignored with --resume: the run keeps its params", err=True)
+
     reporter = _Reporter(plan)
     try:
         with reporter:
