@@ -562,6 +562,7 @@ def load_component(
 # ---------------------------------------------------------------------------------------------
 
 _DNS1123 = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+_DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 # lowercase letters, digits, hyphens; starts with a letter; optional legacy "domain.com:" scope
 _GCP_PROJECT = re.compile(r"^([a-z0-9][-a-z0-9.]*[a-z0-9]:)?[a-z]([-a-z0-9]{0,28}[a-z0-9])?$")
 _GCP_REGION = re.compile(r"^[a-z]+-[a-z]+[0-9]+$")
@@ -704,10 +705,13 @@ class KubernetesOrchestrator(Orchestrator):
     }
 
     def validate(self) -> bool:
-        for key in ("namespace", "service_account"):
-            v = getattr(self, key)
-            if v is not None and not (_DNS1123.match(v) and len(v) <= 63):
-                raise ComponentError(f"{key} '{v}' is not a DNS-1123 label", key=key)
+        ns, sa = self.namespace, self.service_account
+        if ns is not None and not (_DNS1123.match(ns) and len(ns) <= 63):
+            raise ComponentError(f"namespace '{ns}' is not a DNS-1123 label", key="namespace")
+        if sa is not None and not (_DNS1123_SUBDOMAIN.match(sa) and len(sa) <= 253):
+            raise ComponentError(
+                f"service_account '{sa}' is not a DNS-1123 subdomain", key="service_account"
+            )
         for s in self.image_pull_secrets:
             if not isinstance(s, str):
                 raise ComponentError(

@@ -353,6 +353,8 @@ def test_container_registry_prefixes_step_images(tmp_path: Path) -> None:
 
 
 def test_target_for_accepts_ir_stack_component_and_plan() -> None:
+    import flowc_stackfix.components  # noqa: F401 - registers the "decorated" orchestrator
+
     from flowc.compiler.ir import ComponentConfig, Stack
 
     orch = ComponentConfig(kind="orchestrator", type="kubernetes", settings=(("namespace", "ml"),))
