@@ -324,3 +324,21 @@ def test_stopping_flowc_run_stops_isolated_attempts(tmp_path: Path, sig: int) ->
         _, states = db_states(root)
         con = sqlite3.connect(root / "metadata.db")
         assert con.execute("SELECT status FROM runs").fetchone()[0] == "interrupted"
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["basic", "foreach", "when", "replicas", "cache", "retries_timeout", "command", "escaping"],
+)
+def test_golden_local_modules_run(tmp_path: Path, case: str) -> None:
+    repo = Path(__file__).resolve().parent.parent
+    (module,) = (repo / "golden" / case / "local").glob("*_flow.py")
+    out = subprocess.run(
+        [sys.executable, str(module), "--root", str(tmp_path / ".flowc")],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert " success in " in out.stdout.splitlines()[-1]
