@@ -39,7 +39,7 @@ def test_pipeline_job_parses_strictly(path: Path) -> None:
     body = json.loads(path.read_text())
     job = json_format.ParseDict(body, PipelineJob.pb()())  # an unknown field fails
     root = job.runtime_config.gcs_output_directory
-    assert root.startswith("gs://") or "runtimeConfig" not in body
+    assert root.startswith("gs://") or "gcsOutputDirectory" not in body.get("runtimeConfig", {})
     json_format.ParseDict(body["pipelineSpec"], pipeline_spec_pb2.PipelineSpec())
     assert "platforms" not in body["pipelineSpec"]
 
