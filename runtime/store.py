@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
 import pickle
 import re
@@ -37,6 +38,9 @@ class StoreError(ValueError):
 def encode(value: Any) -> tuple[str, bytes]:
     """``("json", bytes)`` when ``value`` survives a JSON round trip unchanged, else
     ``("pickle", bytes)``."""
+    t = type(value)
+    if t is str or t is int or t is bool or value is None or (t is float and math.isfinite(value)):
+        return "json", json.dumps(value, ensure_ascii=False).encode("utf-8")  # the hot path
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
         if json.loads(text) == value:
