@@ -314,3 +314,15 @@ def test_str_params_and_sets_take_hostile_values_verbatim(value: str) -> None:
         assert "'description' must be a string" in e.render()
     else:
         assert ir.description is not None
+
+
+def test_hand_written_steps_may_use_function_module_steps(tmp_path: Path) -> None:
+    f = tmp_path / "flow.yaml"
+    f.write_text(
+        "flowc: 1\nname: features\nfunctions: [flowc_spec_features]\nsteps:\n"
+        "  add_int_col: {with: {col_name: foo, values: bar}}\n"
+        '  report: {run: m:r, with: {df: "${steps.final_df.outputs.final_df}"}, after: [base_df]}\n'
+    )
+    ir = compile_flow(f)
+    assert ir.step("report").upstream == ("base_df", "final_df")
+    assert [s.name for s in ir.steps][-1] == "report"

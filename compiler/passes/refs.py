@@ -46,8 +46,8 @@ def check_ref(ctx: PassContext, r: Ref, step: Step | None, where: str) -> str | 
             return None
     elif r.root == "steps":
         sname, out = r.path[0], r.path[2]
-        if sname not in ctx.model.steps:
-            hint = did_you_mean(sname, ctx.model.steps)
+        if sname not in ctx.steps and sname not in ctx.model.steps:
+            hint = did_you_mean(sname, [*ctx.steps, *ctx.model.steps])
             ctx.errors.error(r.loc, f"unknown step '{sname}' in {text}", hint)
             return None
         if step is not None and sname == step.name:
@@ -124,11 +124,11 @@ def run(ctx: PassContext) -> None:
             edges.append(Edge(src, name, "when", out))
             ups.add(src)
         for i, a in enumerate(s.after):
-            if a not in ctx.model.steps:
+            if a not in ctx.steps and a not in ctx.model.steps:
                 ctx.errors.error(
                     ctx.loc("steps", name, "after", i),
                     f"unknown step '{a}' in 'after' of step '{name}'",
-                    did_you_mean(a, ctx.model.steps),
+                    did_you_mean(a, [*ctx.steps, *ctx.model.steps]),
                 )
             elif a == name:
                 ctx.errors.error(
