@@ -13,6 +13,7 @@ is the JSON object its process wrote to ``$FLOWC_OUTPUTS``; a mapped task (``for
 
 from __future__ import annotations
 
+import functools
 import json
 import shlex
 from collections.abc import Mapping
@@ -21,9 +22,19 @@ from typing import Any
 from flowc.runtime import exprs
 from flowc.runtime.step import MISSING, Inputs, StepError, env_secret_resolver, execute
 
+NO_ITEMS: dict[str, Any] = {"$flowc": "no items"}
+"""XCom of the one placeholder instance a foreach over an empty list maps to (Airflow would skip
+a task mapped over nothing, and everything downstream; flowc gives downstream an empty list)."""
 
-class _Skip(Exception):
-    pass
+
+@functools.lru_cache(maxsize=4)
+def _parse_plan(text: str) -> dict[str, Any]:
+    return json.loads(text)
+
+
+def load_plan(plan: str | Mapping[str, Any]) -> Mapping[str, Any]:
+    """The plan a generated DAG embeds: JSON text (parsed once per process) or data."""
+    return _parse_plan(plan) if isinstance(plan, str) else plan
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,7 +115,7 @@ def upstream_values(plan: Mapping[str, Any], step: str, context: Mapping[str, An
     for up in _referenced_steps(plan["steps"][step]):
         up_data = plan["steps"][up]
         if _is_mapped(up_data):
-            values = ti.xcom_pull(task_ids=[up]) or []
+            values = [v for v in ti.xcom_pull(task_ids=[up]) or [] if v not in (NO_ITEMS, "", None)]
             instances = [_outputs_of(plan, up, v) for v in values]
             out[up] = {o: [i.get(o) for i in instances] for o in up_data.get("outputs") or []}
         else:
@@ -150,14 +161,20 @@ def _items(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> li
 
 
 def run_step(
-    plan: Mapping[str, Any], step: str, context: Mapping[str, Any], index: int | None = None
+    plan_in: str | Mapping[str, Any],
+    step: str,
+    context: Mapping[str, Any],
+    index: int | None = None,
 ) -> dict[str, Any]:
     """Run one instance of a ``run:`` step; the returned ``{output: value}`` becomes its XCom."""
+    plan = load_plan(plan_in)
     data = plan["steps"][step]
     item: Any = MISSING
     replica: int | None = None
     if data.get("foreach") is not None:
         index = int(index if index is not None else context["ti"].map_index)
+        if index < 0:
+            return NO_ITEMS
         item = _items(plan, step, context)[index]
     elif int(data.get("replicas") or 1) > 1:
         replica = int(index if index is not None else context["ti"].map_index)
@@ -178,18 +195,21 @@ def run_step(
     )
 
 
-def foreach_items(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> list[dict]:
+def foreach_items(
+    plan_in: str | Mapping[str, Any], step: str, context: Mapping[str, Any]
+) -> list[dict]:
     """The expansion list of a foreach step: ``[{"index": i}, ...]`` for a ``run:`` step,
     ``[{"FLOWC_INDEX": "i", ...}, ...]`` (its ``env``) for a command step."""
+    plan = load_plan(plan_in)
     data = plan["steps"][step]
-    n = len(_items(plan, step, context))
+    indexes = list(range(len(_items(plan, step, context)))) or [-1]  # -1: the no-items placeholder
     if data.get("kind") == "command":
         run_id = str(context.get("run_id"))
         return [
             _command_env_base(plan, step, {"FLOWC_INDEX": str(i), "FLOWC_RUN_ID": run_id})
-            for i in range(n)
+            for i in indexes
         ]
-    return [{"index": i} for i in range(n)]
+    return [{"index": i} for i in indexes]
 
 
 def _command_env_base(plan: Mapping[str, Any], step: str, extra: dict[str, str]) -> dict:
@@ -200,8 +220,9 @@ def _command_env_base(plan: Mapping[str, Any], step: str, extra: dict[str, str])
     return {**env, "FLOWC_STEP": step, **extra}
 
 
-def evaluate_when(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> bool:
+def evaluate_when(plan_in: str | Mapping[str, Any], step: str, context: Mapping[str, Any]) -> bool:
     """The truth of ``step``'s ``when:`` for this run."""
+    plan = load_plan(plan_in)
     enc = plan["steps"][step]["when"]
     try:
         return bool(_inputs(plan, step, context).eval(enc))
@@ -218,11 +239,14 @@ def _current_context() -> Any:
 def _instance_item(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> Any:
     if plan["steps"][step].get("foreach") is None:
         return MISSING
-    return _items(plan, step, context)[int(context["ti"].map_index)]
+    items = _items(plan, step, context)
+    index = int(context["ti"].map_index)
+    return items[index] if 0 <= index < len(items) else None  # None: the no-items placeholder
 
 
-def command_arg(plan: Mapping[str, Any], step: str, index: int, quote: bool = True) -> str:
+def command_arg(plan_in: str | Mapping[str, Any], step: str, index: int, quote: bool = True) -> str:
     """Macro: ``argv[index]`` of a command step, evaluated now (``quote``: shell-quoted)."""
+    plan = load_plan(plan_in)
     context = _current_context()
     inputs = _inputs(plan, step, context, _instance_item(plan, step, context))
     try:
@@ -232,8 +256,9 @@ def command_arg(plan: Mapping[str, Any], step: str, index: int, quote: bool = Tr
     return shlex.quote(text) if quote else text
 
 
-def command_env(plan: Mapping[str, Any], step: str, name: str) -> str:
+def command_env(plan_in: str | Mapping[str, Any], step: str, name: str) -> str:
     """Macro: the value of a command step's ``env`` variable ``name``, evaluated now."""
+    plan = load_plan(plan_in)
     context = _current_context()
     inputs = _inputs(plan, step, context, _instance_item(plan, step, context))
     try:

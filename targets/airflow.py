@@ -1,7 +1,9 @@
 """The Airflow 3 target: one DAG file ``<name>.py`` per flow.
 
 The file imports only ``airflow.sdk`` and the providers' operators at parse time and embeds the
-plan (``Pipeline.to_data()``) as a Python literal; every task calls :mod:`flowc.runtime.airflow`
+plan (``Pipeline.to_data()``) as JSON text in a Python string literal (one line per step: Airflow
+recompiles DAG files on every parse, and a string literal compiles in no time where a nested
+dict literal of a 1,000-step plan costs most of a second); every task calls :mod:`flowc.runtime.airflow`
 (imported inside the task callable) which runs the step with :func:`flowc.runtime.step.execute`,
 the same code ``flowc run`` uses. Mapping:
 
@@ -46,6 +48,7 @@ RESERVED = {
     "pendulum",
     "k8s",
     "PLAN",
+    "PLAN_JSON",
     "DAG",
     "Param",
     "PythonOperator",
@@ -83,6 +86,30 @@ def plain_text(enc: Any) -> str:
     import json
 
     return json.dumps(enc, separators=(",", ":"), ensure_ascii=False)
+
+
+def plan_json_lines(plan: dict[str, Any]) -> list[str]:
+    """The plan as compact JSON, cut into Python string literals: the head, one per step, the
+    tail (their concatenation is ``json.dumps(plan)`` with compact separators)."""
+    import json
+
+    def dump(v: Any) -> str:
+        return json.dumps(v, ensure_ascii=False, separators=(",", ":"))
+
+    head: list[str] = []
+    tail: list[str] = []
+    steps = list(plan["steps"].items())
+    seen_steps = False
+    for k, v in plan.items():
+        if k == "steps":
+            seen_steps = True
+            continue
+        (tail if seen_steps else head).append(f"{dump(k)}:{dump(v)}")
+    texts = ["{" + "".join(f"{h}," for h in head) + '"steps":{']
+    for i, (name, data) in enumerate(steps):
+        texts.append(f"{dump(name)}:{dump(data)}" + ("," if i < len(steps) - 1 else ""))
+    texts.append("}" + "".join(f",{t}" for t in tail) + "}")
+    return [repr(t) for t in texts]
 
 
 def _ident(name: str) -> str:
@@ -397,6 +424,8 @@ class _Builder:
             )
         else:
             text = argv
+        if s.foreach is not None:  # the placeholder instance of a foreach over no items
+            text = 'if [ "$FLOWC_INDEX" = "-1" ]; then exit 0; fi; ' + text
         if text.endswith((".sh", ".bash")):
             text += " "  # otherwise Airflow reads it as a template file name
         return text
@@ -471,7 +500,7 @@ class _Builder:
             "sdk_names": sdk_names,
             "header": self.header,
             "imports": sorted(self.imports),
-            "plan": py_literal(ir.to_data()),
+            "plan_lines": plan_json_lines(ir.to_data()),
             "dag_args": dag_args,
             "tasks": tasks,
             "edges": edges,

@@ -195,7 +195,7 @@ def airflow_outputs(ir: Pipeline, run: dict) -> dict[str, dict[str, Any]]:
                 (k for k in xcom if k.startswith(f"{s.name}[")),
                 key=lambda k: int(k[len(s.name) + 1 : -1]),
             )
-            insts = [decode(xcom[k]) for k in keys]
+            insts = [decode(xcom[k]) for k in keys if xcom[k] != {"$flowc": "no items"}]
             out[s.name] = {o: [i[o] for i in insts] for o in s.outputs}
         elif s.outputs:
             out[s.name] = decode(xcom[s.name])
@@ -248,11 +248,15 @@ def test_dag_test_foreach_when_params(tmp_path: Path) -> None:
     }
     runs = _run_dags(
         tmp_path,
-        {"foreach": [None], "when": [None, {"full": True}], "params": [params_conf]},
+        {
+            "foreach": [None, {"shards": []}],
+            "when": [None, {"full": True}],
+            "params": [params_conf],
+        },
     )
     # foreach -> dynamic task mapping, outputs gathered in item order
     ir, _ = _compile("foreach")
-    (run,) = runs["foreach"]
+    run, empty = runs["foreach"]
     assert run["state"] == "success", run
     got = airflow_outputs(ir, run)
     assert got == _local(ir, tmp_path / "l1").outputs
@@ -263,6 +267,10 @@ def test_dag_test_foreach_when_params(tmp_path: Path) -> None:
         "shard_eval[1]",
         "shard_eval[2]",
     }
+    # foreach over nothing: downstream still runs, with an empty list (as under flowc run)
+    assert empty["state"] == "success", empty
+    assert airflow_outputs(ir, empty) == _local(ir, tmp_path / "l0", {"shards": []}).outputs
+    assert empty["xcom"]["publish"] == {"message": "published 0"}
     # when -> gates skip exactly what the local runtime skips
     ir, _ = _compile("when")
     for n, (run, params) in enumerate(zip(runs["when"], [None, {"full": True}], strict=True)):

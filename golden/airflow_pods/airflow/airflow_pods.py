@@ -14,97 +14,35 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 from kubernetes.client import models as k8s
 
-PLAN = {
-    "plan_version": 1,
-    "name": "airflow_pods",
-    "description": "Command steps with an image run as KubernetesPodOperator pods.",
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/airflow_pods/flow.yaml",
-        "sha256": "bd5b18d734c38a07017228f1cce526868b234ef92d6ae64ae6301db0fda418d5",
-    },
-    "environment": None,
-    "params": {},
-    "secrets": {},
-    "steps": {
-        "prep": {
-            "kind": "run",
-            "run": "flowc_demo.steps:load",
-            "with": {},
-            "outputs": ["frame"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "report": {
-            "kind": "command",
-            "command": [
-                "python",
-                "-c",
-                "import sys; print('rows', sys.argv[1])",
-                {"$ref": ["steps", "prep", "outputs", "frame"]},
-            ],
-            "with": {},
-            "outputs": [],
-            "upstream": ["prep"],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": "python:3.12-slim",
-            "env": {"MODE": "{{ not templated }}"},
-            "resources": {"cpu": "2", "memory": "4Gi", "gpu": 1},
-            "secrets": [],
-        },
-    },
-    "order": ["prep", "report"],
-    "schedule": None,
-    "stack": {
-        "name": "pods",
-        "components": {
-            "orchestrator": {"type": "airflow", "pod_operator": True, "namespace": "ml"}
-        },
-    },
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"airflow_pods","description":"Command steps with an image run as KubernetesPodOperator pods.","tags":[],"owner":null,"source":{"path":"golden/airflow_pods/flow.yaml","sha256":"bd5b18d734c38a07017228f1cce526868b234ef92d6ae64ae6301db0fda418d5"},"environment":null,"params":{},"secrets":{},"steps":{'
+    '"prep":{"kind":"run","run":"flowc_demo.steps:load","with":{},"outputs":["frame"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"report":{"kind":"command","command":["python","-c","import sys; print(\'rows\', sys.argv[1])",{"$ref":["steps","prep","outputs","frame"]}],"with":{},"outputs":[],"upstream":["prep"],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":"python:3.12-slim","env":{"MODE":"{{ not templated }}"},"resources":{"cpu":"2","memory":"4Gi","gpu":1},"secrets":[]}'
+    '},"order":["prep","report"],"schedule":null,"stack":{"name":"pods","components":{"orchestrator":{"type":"airflow","pod_operator":true,"namespace":"ml"}}},"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 def _arg(step, index, quote):
     """Macro: argv[index] of a command step, evaluated at run time."""
     from flowc.runtime.airflow import command_arg
 
-    return command_arg(PLAN, step, index, quote)
+    return command_arg(PLAN_JSON, step, index, quote)
 
 
 def _env(step, name):
     """Macro: the value of a command step's env variable, evaluated at run time."""
     from flowc.runtime.airflow import command_env
 
-    return command_env(PLAN, step, name)
+    return command_env(PLAN_JSON, step, name)
 
 
 with DAG(

@@ -12,73 +12,21 @@ from __future__ import annotations
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param
 
-PLAN = {
-    "plan_version": 1,
-    "name": "cache",
-    "description": "An expensive step whose result is reused while its inputs and code are unchanged.",
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/cache/flow.yaml",
-        "sha256": "bbbd6d2d6cb4fe6d7eccc9b2f90cfc9467749978fdadd7ecf36b2cc828c0023a",
-    },
-    "environment": None,
-    "params": {"rows": {"type": "int", "required": False, "default": 5}},
-    "secrets": {},
-    "steps": {
-        "load": {
-            "kind": "run",
-            "run": "flowc_demo.steps:load",
-            "with": {"rows": {"$ref": ["params", "rows"]}},
-            "outputs": ["frame"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": True,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "count": {
-            "kind": "run",
-            "run": "flowc_demo.steps:count",
-            "with": {"frame": {"$ref": ["steps", "load", "outputs", "frame"]}},
-            "outputs": ["n"],
-            "upstream": ["load"],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-    },
-    "order": ["load", "count"],
-    "schedule": None,
-    "stack": None,
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"cache","description":"An expensive step whose result is reused while its inputs and code are unchanged.","tags":[],"owner":null,"source":{"path":"golden/cache/flow.yaml","sha256":"bbbd6d2d6cb4fe6d7eccc9b2f90cfc9467749978fdadd7ecf36b2cc828c0023a"},"environment":null,"params":{"rows":{"type":"int","required":false,"default":5}},"secrets":{},"steps":{'
+    '"load":{"kind":"run","run":"flowc_demo.steps:load","with":{"rows":{"$ref":["params","rows"]}},"outputs":["frame"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":true,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"count":{"kind":"run","run":"flowc_demo.steps:count","with":{"frame":{"$ref":["steps","load","outputs","frame"]}},"outputs":["n"],"upstream":["load"],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]}'
+    '},"order":["load","count"],"schedule":null,"stack":null,"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 with DAG(

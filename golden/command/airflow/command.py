@@ -13,92 +13,35 @@ from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param
 
-PLAN = {
-    "plan_version": 1,
-    "name": "command",
-    "description": None,
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/command/flow.yaml",
-        "sha256": "07f3eaf6cc9ce06fa3bdc35a77eeb43192e52fbcc363e2e81682e8601249e879",
-    },
-    "environment": None,
-    "params": {"greeting": {"type": "str", "required": False, "default": "hello"}},
-    "secrets": {},
-    "steps": {
-        "load": {
-            "kind": "run",
-            "run": "flowc_demo.steps:load",
-            "with": {},
-            "outputs": ["frame"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "shout": {
-            "kind": "command",
-            "command": [
-                "python",
-                "-c",
-                "import sys; print(sys.argv[1].upper())",
-                {"$ref": ["params", "greeting"]},
-            ],
-            "with": {},
-            "outputs": [],
-            "upstream": ["load"],
-            "after": ["load"],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": "python:3.12-slim",
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-    },
-    "order": ["load", "shout"],
-    "schedule": None,
-    "stack": None,
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"command","description":null,"tags":[],"owner":null,"source":{"path":"golden/command/flow.yaml","sha256":"07f3eaf6cc9ce06fa3bdc35a77eeb43192e52fbcc363e2e81682e8601249e879"},"environment":null,"params":{"greeting":{"type":"str","required":false,"default":"hello"}},"secrets":{},"steps":{'
+    '"load":{"kind":"run","run":"flowc_demo.steps:load","with":{},"outputs":["frame"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"shout":{"kind":"command","command":["python","-c","import sys; print(sys.argv[1].upper())",{"$ref":["params","greeting"]}],"with":{},"outputs":[],"upstream":["load"],"after":["load"],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":"python:3.12-slim","env":{},"resources":{},"secrets":[]}'
+    '},"order":["load","shout"],"schedule":null,"stack":null,"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 def _arg(step, index, quote):
     """Macro: argv[index] of a command step, evaluated at run time."""
     from flowc.runtime.airflow import command_arg
 
-    return command_arg(PLAN, step, index, quote)
+    return command_arg(PLAN_JSON, step, index, quote)
 
 
 def _env(step, name):
     """Macro: the value of a command step's env variable, evaluated at run time."""
     from flowc.runtime.airflow import command_env
 
-    return command_env(PLAN, step, name)
+    return command_env(PLAN_JSON, step, name)
 
 
 with DAG(

@@ -13,126 +13,36 @@ from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param
 
-PLAN = {
-    "plan_version": 1,
-    "name": "escaping",
-    "description": "Quotes ''' \"\"\" {{ ds }} {% if x %} {# c #} \\ $HOME `id` %s",
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/escaping/flow.yaml",
-        "sha256": "ca22f01d0a396afa668e299d62b702deab95f0335c20487c5efa307b2c7c2737",
-    },
-    "environment": None,
-    "params": {
-        "text": {
-            "type": "str",
-            "required": False,
-            "default": "p ''' \"\"\" {{ ds }} {% if x %}y{% endif %} {# c #} \\ \\n \"q\" 'q' $HOME `id` %s $${x}\nsecond line",
-        }
-    },
-    "secrets": {},
-    "steps": {
-        "echo": {
-            "kind": "run",
-            "run": "flowc_demo.steps:echo",
-            "with": {
-                "value": "v ''' \"\"\" {{ ds }} {% raw %} {# c #} \\ \\n \"q\" 'q' $HOME `id` %s ${x}\nnext line",
-                "param": {"$ref": ["params", "text"]},
-            },
-            "outputs": ["value", "param"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "shell": {
-            "kind": "command",
-            "command": [
-                "python",
-                "-c",
-                "import json, os, sys; open(os.environ['FLOWC_OUTPUTS'], 'w').write(json.dumps({'argv': sys.argv[1:], 'env': os.environ['ODD']}))",
-                "a ''' {{ ds }} {% if x %} {# c #} \\ 'q' \"d\" $HOME `id`\nb",
-                {"$ref": ["params", "text"]},
-                {"$ref": ["steps", "echo", "outputs", "value"]},
-                "run.sh",
-            ],
-            "with": {},
-            "outputs": ["argv", "env"],
-            "upstream": ["echo"],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {"ODD": "e {{ ds }} {% if %} ''' \\ $HOME"},
-            "resources": {},
-            "secrets": [],
-        },
-        "check": {
-            "kind": "run",
-            "run": "flowc_demo.steps:echo",
-            "with": {
-                "value": {"$ref": ["steps", "shell", "outputs", "argv"]},
-                "env": {"$ref": ["steps", "shell", "outputs", "env"]},
-            },
-            "outputs": ["value", "env"],
-            "upstream": ["shell"],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-    },
-    "order": ["echo", "shell", "check"],
-    "schedule": None,
-    "stack": None,
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"escaping","description":"Quotes \'\'\' \\"\\"\\" {{ ds }} {% if x %} {# c #} \\\\ $HOME `id` %s","tags":[],"owner":null,"source":{"path":"golden/escaping/flow.yaml","sha256":"ca22f01d0a396afa668e299d62b702deab95f0335c20487c5efa307b2c7c2737"},"environment":null,"params":{"text":{"type":"str","required":false,"default":"p \'\'\' \\"\\"\\" {{ ds }} {% if x %}y{% endif %} {# c #} \\\\ \\\\n \\"q\\" \'q\' $HOME `id` %s $${x}\\nsecond line"}},"secrets":{},"steps":{'
+    '"echo":{"kind":"run","run":"flowc_demo.steps:echo","with":{"value":"v \'\'\' \\"\\"\\" {{ ds }} {% raw %} {# c #} \\\\ \\\\n \\"q\\" \'q\' $HOME `id` %s ${x}\\nnext line","param":{"$ref":["params","text"]}},"outputs":["value","param"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"shell":{"kind":"command","command":["python","-c","import json, os, sys; open(os.environ[\'FLOWC_OUTPUTS\'], \'w\').write(json.dumps({\'argv\': sys.argv[1:], \'env\': os.environ[\'ODD\']}))","a \'\'\' {{ ds }} {% if x %} {# c #} \\\\ \'q\' \\"d\\" $HOME `id`\\nb",{"$ref":["params","text"]},{"$ref":["steps","echo","outputs","value"]},"run.sh"],"with":{},"outputs":["argv","env"],"upstream":["echo"],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{"ODD":"e {{ ds }} {% if %} \'\'\' \\\\ $HOME"},"resources":{},"secrets":[]},'
+    '"check":{"kind":"run","run":"flowc_demo.steps:echo","with":{"value":{"$ref":["steps","shell","outputs","argv"]},"env":{"$ref":["steps","shell","outputs","env"]}},"outputs":["value","env"],"upstream":["shell"],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]}'
+    '},"order":["echo","shell","check"],"schedule":null,"stack":null,"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 def _arg(step, index, quote):
     """Macro: argv[index] of a command step, evaluated at run time."""
     from flowc.runtime.airflow import command_arg
 
-    return command_arg(PLAN, step, index, quote)
+    return command_arg(PLAN_JSON, step, index, quote)
 
 
 def _env(step, name):
     """Macro: the value of a command step's env variable, evaluated at run time."""
     from flowc.runtime.airflow import command_env
 
-    return command_env(PLAN, step, name)
+    return command_env(PLAN_JSON, step, name)
 
 
 with DAG(

@@ -12,118 +12,23 @@ from __future__ import annotations
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param
 
-PLAN = {
-    "plan_version": 1,
-    "name": "functions",
-    "description": "Steps generated from a module of plain functions (FlowerPower / Hamilton)",
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/functions/flow.yaml",
-        "sha256": "9e0a3b26c8db3d947ac28696b6dc8565b7a7e8f783a47516b7799f6fc73fe7ca",
-    },
-    "environment": None,
-    "params": {"n_rows": {"type": "int", "required": False, "default": 3}},
-    "secrets": {},
-    "steps": {
-        "raw_rows": {
-            "kind": "run",
-            "run": "flowc_functions.features:raw_rows",
-            "with": {"n_rows": {"$ref": ["params", "n_rows"]}},
-            "outputs": ["raw_rows"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "add_int_col": {
-            "kind": "run",
-            "run": "flowc_functions.features:add_int_col",
-            "with": {
-                "raw_rows": {"$ref": ["steps", "raw_rows", "outputs", "raw_rows"]},
-                "col_name": "bar",
-                "values": 7,
-            },
-            "outputs": ["add_int_col"],
-            "upstream": ["raw_rows"],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "doubled": {
-            "kind": "run",
-            "run": "flowc_functions.features:doubled",
-            "with": {
-                "add_int_col": {"$ref": ["steps", "add_int_col", "outputs", "add_int_col"]},
-                "factor": 2,
-            },
-            "outputs": ["doubled"],
-            "upstream": ["add_int_col"],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 1,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "total": {
-            "kind": "run",
-            "run": "flowc_functions.features:total",
-            "with": {"doubled": {"$ref": ["steps", "doubled", "outputs", "doubled"]}},
-            "outputs": ["total"],
-            "upstream": ["doubled"],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-    },
-    "order": ["raw_rows", "add_int_col", "doubled", "total"],
-    "schedule": None,
-    "stack": None,
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"functions","description":"Steps generated from a module of plain functions (FlowerPower / Hamilton)","tags":[],"owner":null,"source":{"path":"golden/functions/flow.yaml","sha256":"9e0a3b26c8db3d947ac28696b6dc8565b7a7e8f783a47516b7799f6fc73fe7ca"},"environment":null,"params":{"n_rows":{"type":"int","required":false,"default":3}},"secrets":{},"steps":{'
+    '"raw_rows":{"kind":"run","run":"flowc_functions.features:raw_rows","with":{"n_rows":{"$ref":["params","n_rows"]}},"outputs":["raw_rows"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"add_int_col":{"kind":"run","run":"flowc_functions.features:add_int_col","with":{"raw_rows":{"$ref":["steps","raw_rows","outputs","raw_rows"]},"col_name":"bar","values":7},"outputs":["add_int_col"],"upstream":["raw_rows"],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"doubled":{"kind":"run","run":"flowc_functions.features:doubled","with":{"add_int_col":{"$ref":["steps","add_int_col","outputs","add_int_col"]},"factor":2},"outputs":["doubled"],"upstream":["add_int_col"],"after":[],"foreach":null,"when":null,"retries":1,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"total":{"kind":"run","run":"flowc_functions.features:total","with":{"doubled":{"$ref":["steps","doubled","outputs","doubled"]}},"outputs":["total"],"upstream":["doubled"],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]}'
+    '},"order":["raw_rows","add_int_col","doubled","total"],"schedule":null,"stack":null,"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 with DAG(

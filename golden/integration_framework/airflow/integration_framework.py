@@ -12,171 +12,23 @@ from __future__ import annotations
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param
 
-PLAN = {
-    "plan_version": 1,
-    "name": "integration_framework",
-    "description": "lolpop integration framework: layers of classes wired into one object tree",
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/integration_framework/flow.yaml",
-        "sha256": "824f493caf5feba15b107299529ea67a2ff6468123b3f760823c4e6bb28128c0",
-    },
-    "environment": None,
-    "params": {"epochs": {"type": "int", "required": False, "default": 2}},
-    "secrets": {},
-    "steps": {
-        "process": {
-            "kind": "run",
-            "run": "integration:main.run",
-            "with": {"path": "data/train.csv"},
-            "outputs": ["processed"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "fit": {
-            "kind": "run",
-            "run": "integration:train.fit",
-            "with": {"frame": {"$lit": [1, 2, 3]}, "epochs": {"$ref": ["params", "epochs"]}},
-            "outputs": ["model", "epochs", "lr"],
-            "upstream": ["process"],
-            "after": ["process"],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "log": {
-            "kind": "run",
-            "run": "integration:train.metadata_tracker.log",
-            "with": {"name": {"$ref": ["steps", "fit", "outputs", "model"]}},
-            "outputs": ["logged"],
-            "upstream": ["fit"],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "wiring": {
-            "kind": "run",
-            "run": "flowc_lolpop.steps:wiring",
-            "with": {},
-            "outputs": ["facts"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-    },
-    "order": ["process", "fit", "log", "wiring"],
-    "schedule": None,
-    "stack": None,
-    "plugins": {},
-    "integrations": {
-        "root": {
-            "layer": "runner",
-            "children": [
-                {"layer": "component", "children": []},
-                {"layer": "pipeline", "children": [{"layer": "component", "children": []}]},
-            ],
-        },
-        "layers": {
-            "runner": {
-                "integrations": [
-                    {"key": "main", "class": "flowc_lolpop.runner:ChurnRunner", "config": {}}
-                ],
-                "config": {},
-                "pass_integration_to_siblings": True,
-                "update_peer_integrations": None,
-                "search_paths": [],
-            },
-            "component": {
-                "integrations": [
-                    {"key": "metadata_tracker", "class": "MLFlowMetadataTracker", "config": {}},
-                    {"key": "metrics_tracker", "class": "MLFlowMetricsTracker", "config": {}},
-                ],
-                "config": {"tracking_uri": "file:///tmp/mlruns"},
-                "pass_integration_to_siblings": True,
-                "update_peer_integrations": True,
-                "search_paths": [],
-            },
-            "pipeline": {
-                "integrations": [
-                    {"key": "process", "class": "MyProcessPipeline", "config": {}},
-                    {
-                        "key": "train",
-                        "class": "MyTrainingPipeline",
-                        "config": {"lr": 0.05},
-                        "layers": {
-                            "component": {
-                                "integrations": [
-                                    {
-                                        "key": "model_trainer",
-                                        "class": "XGBoostModelTrainer",
-                                        "config": {},
-                                    }
-                                ],
-                                "config": {},
-                                "pass_integration_to_siblings": True,
-                                "update_peer_integrations": None,
-                                "search_paths": [],
-                            }
-                        },
-                    },
-                ],
-                "config": {},
-                "pass_integration_to_siblings": True,
-                "update_peer_integrations": None,
-                "search_paths": [],
-            },
-        },
-        "config": {"train_data": "data/train.csv"},
-        "search_paths": ["flowc_lolpop"],
-    },
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"integration_framework","description":"lolpop integration framework: layers of classes wired into one object tree","tags":[],"owner":null,"source":{"path":"golden/integration_framework/flow.yaml","sha256":"824f493caf5feba15b107299529ea67a2ff6468123b3f760823c4e6bb28128c0"},"environment":null,"params":{"epochs":{"type":"int","required":false,"default":2}},"secrets":{},"steps":{'
+    '"process":{"kind":"run","run":"integration:main.run","with":{"path":"data/train.csv"},"outputs":["processed"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"fit":{"kind":"run","run":"integration:train.fit","with":{"frame":{"$lit":[1,2,3]},"epochs":{"$ref":["params","epochs"]}},"outputs":["model","epochs","lr"],"upstream":["process"],"after":["process"],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"log":{"kind":"run","run":"integration:train.metadata_tracker.log","with":{"name":{"$ref":["steps","fit","outputs","model"]}},"outputs":["logged"],"upstream":["fit"],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"wiring":{"kind":"run","run":"flowc_lolpop.steps:wiring","with":{},"outputs":["facts"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]}'
+    '},"order":["process","fit","log","wiring"],"schedule":null,"stack":null,"plugins":{},"integrations":{"root":{"layer":"runner","children":[{"layer":"component","children":[]},{"layer":"pipeline","children":[{"layer":"component","children":[]}]}]},"layers":{"runner":{"integrations":[{"key":"main","class":"flowc_lolpop.runner:ChurnRunner","config":{}}],"config":{},"pass_integration_to_siblings":true,"update_peer_integrations":null,"search_paths":[]},"component":{"integrations":[{"key":"metadata_tracker","class":"MLFlowMetadataTracker","config":{}},{"key":"metrics_tracker","class":"MLFlowMetricsTracker","config":{}}],"config":{"tracking_uri":"file:///tmp/mlruns"},"pass_integration_to_siblings":true,"update_peer_integrations":true,"search_paths":[]},"pipeline":{"integrations":[{"key":"process","class":"MyProcessPipeline","config":{}},{"key":"train","class":"MyTrainingPipeline","config":{"lr":0.05},"layers":{"component":{"integrations":[{"key":"model_trainer","class":"XGBoostModelTrainer","config":{}}],"config":{},"pass_integration_to_siblings":true,"update_peer_integrations":null,"search_paths":[]}}}],"config":{},"pass_integration_to_siblings":true,"update_peer_integrations":null,"search_paths":[]}},"config":{"train_data":"data/train.csv"},"search_paths":["flowc_lolpop"]},"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 with DAG(

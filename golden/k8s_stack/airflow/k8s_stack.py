@@ -12,97 +12,21 @@ from __future__ import annotations
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 
-PLAN = {
-    "plan_version": 1,
-    "name": "k8s_stack",
-    "description": None,
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/k8s_stack/flow.yaml",
-        "sha256": "0a0d890ffd1af71ecb5dc77893d4c09608688ca1daf5ccd81facc187fed17ec0",
-    },
-    "environment": None,
-    "params": {},
-    "secrets": {},
-    "steps": {
-        "load": {
-            "kind": "run",
-            "run": "flowc_demo.steps:load",
-            "with": {},
-            "outputs": ["frame"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "count": {
-            "kind": "run",
-            "run": "flowc_demo.steps:count",
-            "with": {"frame": {"$ref": ["steps", "load", "outputs", "frame"]}},
-            "outputs": ["n"],
-            "upstream": ["load"],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-    },
-    "order": ["load", "count"],
-    "schedule": None,
-    "stack": {
-        "name": "cluster",
-        "components": {
-            "orchestrator": {
-                "type": "kubernetes",
-                "namespace": "ml-jobs",
-                "service_account": "pipeline-runner",
-                "image": "registry.example.com/acme/flowc:1.0",
-                "image_pull_policy": "Always",
-                "image_pull_secrets": ["regcred"],
-                "node_selector": {"pool": "batch"},
-                "tolerations": [
-                    {
-                        "key": "dedicated",
-                        "operator": "Equal",
-                        "value": "batch",
-                        "effect": "NoSchedule",
-                    }
-                ],
-                "ttl_seconds_after_finished": 86400,
-                "artifact_pvc": "flowc-artifacts",
-            },
-            "artifact_store": {"type": "local", "path": "/flowc/artifacts"},
-        },
-    },
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"k8s_stack","description":null,"tags":[],"owner":null,"source":{"path":"golden/k8s_stack/flow.yaml","sha256":"0a0d890ffd1af71ecb5dc77893d4c09608688ca1daf5ccd81facc187fed17ec0"},"environment":null,"params":{},"secrets":{},"steps":{'
+    '"load":{"kind":"run","run":"flowc_demo.steps:load","with":{},"outputs":["frame"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"count":{"kind":"run","run":"flowc_demo.steps:count","with":{"frame":{"$ref":["steps","load","outputs","frame"]}},"outputs":["n"],"upstream":["load"],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]}'
+    '},"order":["load","count"],"schedule":null,"stack":{"name":"cluster","components":{"orchestrator":{"type":"kubernetes","namespace":"ml-jobs","service_account":"pipeline-runner","image":"registry.example.com/acme/flowc:1.0","image_pull_policy":"Always","image_pull_secrets":["regcred"],"node_selector":{"pool":"batch"},"tolerations":[{"key":"dedicated","operator":"Equal","value":"batch","effect":"NoSchedule"}],"ttl_seconds_after_finished":86400,"artifact_pvc":"flowc-artifacts"},"artifact_store":{"type":"local","path":"/flowc/artifacts"}}},"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 with DAG(

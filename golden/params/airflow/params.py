@@ -12,117 +12,22 @@ from __future__ import annotations
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param
 
-PLAN = {
-    "plan_version": 1,
-    "name": "params",
-    "description": "Every parameter type, with and without defaults.",
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/params/flow.yaml",
-        "sha256": "038034003db73db2ac986b1572153ce068d11b4d74e4bec855dedc2d4bd49584",
-    },
-    "environment": None,
-    "params": {
-        "path": {"type": "str", "required": True, "description": "CSV to read"},
-        "mode": {"type": "str", "required": False, "default": "fast", "enum": ["fast", "slow"]},
-        "rows": {"type": "int", "required": False, "default": 3, "min": 1},
-        "lr": {"type": "float", "required": False, "default": 0.01},
-        "full": {"type": "bool", "required": False, "default": False},
-        "shards": {"type": "list", "required": False, "default": ["a", "b"]},
-        "opts": {"type": "dict", "required": False, "default": {"depth": 2, "name": "x"}},
-    },
-    "secrets": {},
-    "steps": {
-        "load": {
-            "kind": "run",
-            "run": "flowc_demo.steps:load",
-            "with": {"path": {"$ref": ["params", "path"]}, "rows": {"$ref": ["params", "rows"]}},
-            "outputs": ["frame"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "train": {
-            "kind": "run",
-            "run": "flowc_demo.steps:train",
-            "with": {
-                "frame": {"$ref": ["steps", "load", "outputs", "frame"]},
-                "lr": {"$ref": ["params", "lr"]},
-                "epochs": 2,
-            },
-            "outputs": ["model", "auc"],
-            "upstream": ["load"],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "report": {
-            "kind": "run",
-            "run": "flowc_demo.steps:echo",
-            "with": {
-                "value": {
-                    "$fmt": [
-                        "model ",
-                        {"$ref": ["steps", "train", "outputs", "model"]},
-                        " in ",
-                        {"$ref": ["params", "mode"]},
-                        " mode",
-                    ]
-                },
-                "options": {"$ref": ["params", "opts"]},
-                "shards": {"$ref": ["params", "shards"]},
-                "full": {"$ref": ["params", "full"]},
-            },
-            "outputs": ["value"],
-            "upstream": ["train"],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-    },
-    "order": ["load", "train", "report"],
-    "schedule": None,
-    "stack": None,
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"params","description":"Every parameter type, with and without defaults.","tags":[],"owner":null,"source":{"path":"golden/params/flow.yaml","sha256":"038034003db73db2ac986b1572153ce068d11b4d74e4bec855dedc2d4bd49584"},"environment":null,"params":{"path":{"type":"str","required":true,"description":"CSV to read"},"mode":{"type":"str","required":false,"default":"fast","enum":["fast","slow"]},"rows":{"type":"int","required":false,"default":3,"min":1},"lr":{"type":"float","required":false,"default":0.01},"full":{"type":"bool","required":false,"default":false},"shards":{"type":"list","required":false,"default":["a","b"]},"opts":{"type":"dict","required":false,"default":{"depth":2,"name":"x"}}},"secrets":{},"steps":{'
+    '"load":{"kind":"run","run":"flowc_demo.steps:load","with":{"path":{"$ref":["params","path"]},"rows":{"$ref":["params","rows"]}},"outputs":["frame"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"train":{"kind":"run","run":"flowc_demo.steps:train","with":{"frame":{"$ref":["steps","load","outputs","frame"]},"lr":{"$ref":["params","lr"]},"epochs":2},"outputs":["model","auc"],"upstream":["load"],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"report":{"kind":"run","run":"flowc_demo.steps:echo","with":{"value":{"$fmt":["model ",{"$ref":["steps","train","outputs","model"]}," in ",{"$ref":["params","mode"]}," mode"]},"options":{"$ref":["params","opts"]},"shards":{"$ref":["params","shards"]},"full":{"$ref":["params","full"]}},"outputs":["value"],"upstream":["train"],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]}'
+    '},"order":["load","train","report"],"schedule":null,"stack":null,"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 with DAG(

@@ -13,73 +13,21 @@ from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 from kubernetes.client import models as k8s
 
-PLAN = {
-    "plan_version": 1,
-    "name": "resources",
-    "description": None,
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/resources/flow.yaml",
-        "sha256": "53536ea101475226508186307e63792c420b79bb34ed2fba7e4e145ea37c600d",
-    },
-    "environment": None,
-    "params": {},
-    "secrets": {},
-    "steps": {
-        "prep": {
-            "kind": "run",
-            "run": "flowc_demo.steps:load",
-            "with": {},
-            "outputs": ["frame"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": "python:3.11-slim",
-            "env": {"LOG_LEVEL": "info"},
-            "resources": {"cpu": "1", "memory": "2Gi"},
-            "secrets": [],
-        },
-        "train": {
-            "kind": "run",
-            "run": "flowc_demo.steps:train",
-            "with": {"frame": {"$ref": ["steps", "prep", "outputs", "frame"]}},
-            "outputs": ["model", "auc"],
-            "upstream": ["prep"],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": "acme/train:2.1",
-            "env": {"LOG_LEVEL": "debug", "THREADS": "4"},
-            "resources": {"cpu": "4", "memory": "16Gi", "gpu": 1},
-            "secrets": [],
-        },
-    },
-    "order": ["prep", "train"],
-    "schedule": None,
-    "stack": None,
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"resources","description":null,"tags":[],"owner":null,"source":{"path":"golden/resources/flow.yaml","sha256":"53536ea101475226508186307e63792c420b79bb34ed2fba7e4e145ea37c600d"},"environment":null,"params":{},"secrets":{},"steps":{'
+    '"prep":{"kind":"run","run":"flowc_demo.steps:load","with":{},"outputs":["frame"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":"python:3.11-slim","env":{"LOG_LEVEL":"info"},"resources":{"cpu":"1","memory":"2Gi"},"secrets":[]},'
+    '"train":{"kind":"run","run":"flowc_demo.steps:train","with":{"frame":{"$ref":["steps","prep","outputs","frame"]}},"outputs":["model","auc"],"upstream":["prep"],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":"acme/train:2.1","env":{"LOG_LEVEL":"debug","THREADS":"4"},"resources":{"cpu":"4","memory":"16Gi","gpu":1},"secrets":[]}'
+    '},"order":["prep","train"],"schedule":null,"stack":null,"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 with DAG(

@@ -13,54 +13,20 @@ import pendulum
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 
-PLAN = {
-    "plan_version": 1,
-    "name": "schedule_at",
-    "description": None,
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/schedule_at/flow.yaml",
-        "sha256": "221bd3f4d2742f9528f9adadbc78705057f82529a93932622a9499a89f2a93fd",
-    },
-    "environment": None,
-    "params": {},
-    "secrets": {},
-    "steps": {
-        "once": {
-            "kind": "run",
-            "run": "flowc_demo.steps:echo",
-            "with": {"value": "once"},
-            "outputs": ["value"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        }
-    },
-    "order": ["once"],
-    "schedule": {"kind": "at", "timezone": "UTC", "catchup": False, "at": "2027-01-01T00:00:00Z"},
-    "stack": None,
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"schedule_at","description":null,"tags":[],"owner":null,"source":{"path":"golden/schedule_at/flow.yaml","sha256":"221bd3f4d2742f9528f9adadbc78705057f82529a93932622a9499a89f2a93fd"},"environment":null,"params":{},"secrets":{},"steps":{'
+    '"once":{"kind":"run","run":"flowc_demo.steps:echo","with":{"value":"once"},"outputs":["value"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]}'
+    '},"order":["once"],"schedule":{"kind":"at","timezone":"UTC","catchup":false,"at":"2027-01-01T00:00:00Z"},"stack":null,"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 with DAG(

@@ -14,54 +14,20 @@ import datetime
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 
-PLAN = {
-    "plan_version": 1,
-    "name": "schedule_every",
-    "description": None,
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/schedule_every/flow.yaml",
-        "sha256": "7a2a6340f900306e6869f73b0bbd058ff6af00d6c62af3ac5f503ffc34f9b266",
-    },
-    "environment": None,
-    "params": {},
-    "secrets": {},
-    "steps": {
-        "tick": {
-            "kind": "run",
-            "run": "flowc_demo.steps:echo",
-            "with": {"value": "tick"},
-            "outputs": ["value"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        }
-    },
-    "order": ["tick"],
-    "schedule": {"kind": "every", "timezone": "UTC", "catchup": False, "every_seconds": 900.0},
-    "stack": None,
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"schedule_every","description":null,"tags":[],"owner":null,"source":{"path":"golden/schedule_every/flow.yaml","sha256":"7a2a6340f900306e6869f73b0bbd058ff6af00d6c62af3ac5f503ffc34f9b266"},"environment":null,"params":{},"secrets":{},"steps":{'
+    '"tick":{"kind":"run","run":"flowc_demo.steps:echo","with":{"value":"tick"},"outputs":["value"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]}'
+    '},"order":["tick"],"schedule":{"kind":"every","timezone":"UTC","catchup":false,"every_seconds":900.0},"stack":null,"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 with DAG(

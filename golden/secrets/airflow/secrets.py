@@ -12,66 +12,20 @@ from __future__ import annotations
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 
-PLAN = {
-    "plan_version": 1,
-    "name": "secrets",
-    "description": None,
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/secrets/flow.yaml",
-        "sha256": "80b16953b7abb0fdf4f5309be48ca7eff1186fb04437fe5a29e244cfa9e6e803",
-    },
-    "environment": None,
-    "params": {},
-    "secrets": {
-        "db_password": {"env": "DB_PASSWORD"},
-        "api_token": {
-            "env": "API_TOKEN",
-            "k8s": {"name": "api", "key": "token"},
-            "airflow": {"variable": "api_token"},
-            "vertex": {"secret": "projects/p/secrets/api/versions/latest"},
-        },
-    },
-    "steps": {
-        "call": {
-            "kind": "run",
-            "run": "flowc_demo.steps:echo",
-            "with": {
-                "value": "ok",
-                "token": {"$ref": ["secrets", "api_token"]},
-                "password": {"$ref": ["secrets", "db_password"]},
-            },
-            "outputs": ["value", "token", "password"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": ["api_token", "db_password"],
-        }
-    },
-    "order": ["call"],
-    "schedule": None,
-    "stack": None,
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"secrets","description":null,"tags":[],"owner":null,"source":{"path":"golden/secrets/flow.yaml","sha256":"80b16953b7abb0fdf4f5309be48ca7eff1186fb04437fe5a29e244cfa9e6e803"},"environment":null,"params":{},"secrets":{"db_password":{"env":"DB_PASSWORD"},"api_token":{"env":"API_TOKEN","k8s":{"name":"api","key":"token"},"airflow":{"variable":"api_token"},"vertex":{"secret":"projects/p/secrets/api/versions/latest"}}},"steps":{'
+    '"call":{"kind":"run","run":"flowc_demo.steps:echo","with":{"value":"ok","token":{"$ref":["secrets","api_token"]},"password":{"$ref":["secrets","db_password"]}},"outputs":["value","token","password"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":["api_token","db_password"]}'
+    '},"order":["call"],"schedule":null,"stack":null,"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 with DAG(

@@ -14,60 +14,20 @@ import datetime
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 
-PLAN = {
-    "plan_version": 1,
-    "name": "vertex_every",
-    "description": None,
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/vertex_every/flow.yaml",
-        "sha256": "1f01b87336d7997ca75b6d19c13577dbc370078e1ef869738f55e64e2badd484",
-    },
-    "environment": None,
-    "params": {},
-    "secrets": {},
-    "steps": {
-        "tick": {
-            "kind": "run",
-            "run": "flowc_demo.steps:echo",
-            "with": {"value": "tick"},
-            "outputs": ["value"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        }
-    },
-    "order": ["tick"],
-    "schedule": {"kind": "every", "timezone": "UTC", "catchup": False, "every_seconds": 7200.0},
-    "stack": {
-        "name": "gcp",
-        "components": {
-            "orchestrator": {"type": "vertex", "project": "acme-ml"},
-            "artifact_store": {"type": "gcs", "bucket": "acme-artifacts"},
-        },
-    },
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"vertex_every","description":null,"tags":[],"owner":null,"source":{"path":"golden/vertex_every/flow.yaml","sha256":"1f01b87336d7997ca75b6d19c13577dbc370078e1ef869738f55e64e2badd484"},"environment":null,"params":{},"secrets":{},"steps":{'
+    '"tick":{"kind":"run","run":"flowc_demo.steps:echo","with":{"value":"tick"},"outputs":["value"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]}'
+    '},"order":["tick"],"schedule":{"kind":"every","timezone":"UTC","catchup":false,"every_seconds":7200.0},"stack":{"name":"gcp","components":{"orchestrator":{"type":"vertex","project":"acme-ml"},"artifact_store":{"type":"gcs","bucket":"acme-artifacts"}}},"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 with DAG(

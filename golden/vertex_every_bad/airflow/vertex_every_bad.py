@@ -14,63 +14,20 @@ import datetime
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
 
-PLAN = {
-    "plan_version": 1,
-    "name": "vertex_every_bad",
-    "description": None,
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/vertex_every_bad/flow.yaml",
-        "sha256": "09327e4df97e48994b3c8bb2b0c3256a563858ad67319d7ffd7ce8208d6f6940",
-    },
-    "environment": None,
-    "params": {},
-    "secrets": {},
-    "steps": {
-        "tick": {
-            "kind": "run",
-            "run": "flowc_demo.steps:echo",
-            "with": {"value": "tick"},
-            "outputs": ["value"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        }
-    },
-    "order": ["tick"],
-    "schedule": {"kind": "every", "timezone": "UTC", "catchup": False, "every_seconds": 45.0},
-    "stack": {
-        "name": "gcp",
-        "components": {
-            "orchestrator": {
-                "type": "vertex",
-                "project": "acme-ml",
-                "pipeline_root": "gs://acme-pipelines/root",
-            }
-        },
-    },
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"vertex_every_bad","description":null,"tags":[],"owner":null,"source":{"path":"golden/vertex_every_bad/flow.yaml","sha256":"09327e4df97e48994b3c8bb2b0c3256a563858ad67319d7ffd7ce8208d6f6940"},"environment":null,"params":{},"secrets":{},"steps":{'
+    '"tick":{"kind":"run","run":"flowc_demo.steps:echo","with":{"value":"tick"},"outputs":["value"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]}'
+    '},"order":["tick"],"schedule":{"kind":"every","timezone":"UTC","catchup":false,"every_seconds":45.0},"stack":{"name":"gcp","components":{"orchestrator":{"type":"vertex","project":"acme-ml","pipeline_root":"gs://acme-pipelines/root"}}},"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 with DAG(

@@ -12,105 +12,29 @@ from __future__ import annotations
 from airflow.providers.standard.operators.python import PythonOperator, ShortCircuitOperator
 from airflow.sdk import DAG, Param
 
-PLAN = {
-    "plan_version": 1,
-    "name": "when",
-    "description": None,
-    "tags": [],
-    "owner": None,
-    "source": {
-        "path": "golden/when/flow.yaml",
-        "sha256": "4ce3eeb1b930d0fe17ba8f32541e343e49a2a002760ae1c82fb887031369185e",
-    },
-    "environment": None,
-    "params": {"full": {"type": "bool", "required": False, "default": False}},
-    "secrets": {},
-    "steps": {
-        "train": {
-            "kind": "run",
-            "run": "flowc_demo.steps:train",
-            "with": {"frame": {"$lit": [1, 2]}},
-            "outputs": ["model", "auc"],
-            "upstream": [],
-            "after": [],
-            "foreach": None,
-            "when": None,
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "publish": {
-            "kind": "run",
-            "run": "flowc_demo.steps:publish",
-            "with": {"scores": {"$list": [{"$ref": ["steps", "train", "outputs", "auc"]}]}},
-            "outputs": ["message"],
-            "upstream": ["train"],
-            "after": [],
-            "foreach": None,
-            "when": {
-                "$op": [
-                    "and",
-                    {"$op": [">=", {"$ref": ["steps", "train", "outputs", "auc"]}, 0.8]},
-                    {"$op": ["not", {"$ref": ["params", "full"]}]},
-                ]
-            },
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-        "full_eval": {
-            "kind": "run",
-            "run": "flowc_demo.steps:echo",
-            "with": {"value": {"$ref": ["steps", "train", "outputs", "model"]}},
-            "outputs": ["value"],
-            "upstream": ["train"],
-            "after": [],
-            "foreach": None,
-            "when": {"$ref": ["params", "full"]},
-            "retries": 0,
-            "retry_delay": 0.0,
-            "timeout": None,
-            "cache": False,
-            "replicas": 1,
-            "image": None,
-            "env": {},
-            "resources": {},
-            "secrets": [],
-        },
-    },
-    "order": ["train", "publish", "full_eval"],
-    "schedule": None,
-    "stack": None,
-    "plugins": {},
-    "integrations": None,
-    "channels": {},
-}
+# The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
+# parses this file; flowc.runtime reads it inside the tasks.
+PLAN_JSON = (
+    '{"plan_version":1,"name":"when","description":null,"tags":[],"owner":null,"source":{"path":"golden/when/flow.yaml","sha256":"4ce3eeb1b930d0fe17ba8f32541e343e49a2a002760ae1c82fb887031369185e"},"environment":null,"params":{"full":{"type":"bool","required":false,"default":false}},"secrets":{},"steps":{'
+    '"train":{"kind":"run","run":"flowc_demo.steps:train","with":{"frame":{"$lit":[1,2]}},"outputs":["model","auc"],"upstream":[],"after":[],"foreach":null,"when":null,"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"publish":{"kind":"run","run":"flowc_demo.steps:publish","with":{"scores":{"$list":[{"$ref":["steps","train","outputs","auc"]}]}},"outputs":["message"],"upstream":["train"],"after":[],"foreach":null,"when":{"$op":["and",{"$op":[">=",{"$ref":["steps","train","outputs","auc"]},0.8]},{"$op":["not",{"$ref":["params","full"]}]}]},"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]},'
+    '"full_eval":{"kind":"run","run":"flowc_demo.steps:echo","with":{"value":{"$ref":["steps","train","outputs","model"]}},"outputs":["value"],"upstream":["train"],"after":[],"foreach":null,"when":{"$ref":["params","full"]},"retries":0,"retry_delay":0.0,"timeout":null,"cache":false,"replicas":1,"image":null,"env":{},"resources":{},"secrets":[]}'
+    '},"order":["train","publish","full_eval"],"schedule":null,"stack":null,"plugins":{},"integrations":null,"channels":{}}'
+)
 
 
 def _run(step, index=None, **context):
     """Run one instance of ``step`` (``index``: its foreach item or replica); outputs -> XCom."""
     from flowc.runtime.airflow import run_step
 
-    return run_step(PLAN, step, context, index)
+    return run_step(PLAN_JSON, step, context, index)
 
 
 def _when(step, **context):
     """The value of the step's ``when:`` (False skips the step and what depends on it)."""
     from flowc.runtime.airflow import evaluate_when
 
-    return evaluate_when(PLAN, step, context)
+    return evaluate_when(PLAN_JSON, step, context)
 
 
 with DAG(
