@@ -155,15 +155,53 @@ class StackComponent:
         return f"{type(self).__name__}({self.to_dict()!r})"
 
 
+RESOURCE_KEYS: tuple[str, ...] = ("cpu", "memory", "gpu", "gpu_type")
+
+
 class Orchestrator(StackComponent):
-    """Where the pipeline runs. ``target`` is the flowc target it compiles to."""
+    """Where the pipeline runs. ``target`` is the flowc target it compiles to.
+
+    Every orchestrator declaring ``SETTINGS`` also takes ``resources: {cpu, memory, gpu,
+    gpu_type}``: the stack's default step resources (below the flow's ``defaults:``)."""
 
     kind = "orchestrator"
     target: ClassVar[str] = "local"
+    COMMON_SETTINGS: ClassVar[dict[str, Setting]] = {
+        "resources": Setting((dict,), None, "default step resources on this stack")
+    }
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "SETTINGS" in cls.__dict__:
+            cls.SETTINGS = {**cls.SETTINGS, **Orchestrator.COMMON_SETTINGS}
 
     def default_output(self) -> str | None:
         """Where ``flowc compile`` writes when ``-o`` is not given (None: the command's default)."""
         return None
+
+    def default_resources(self) -> dict[str, Any]:
+        """The stack's default step resources, checked (ComponentError naming ``resources``):
+        ``cpu``/``memory`` as Kubernetes quantity strings, ``gpu`` a count."""
+        res = (getattr(self, "settings", None) or {}).get("resources") or {}
+        out: dict[str, Any] = {}
+        for k, v in res.items():
+            if k not in RESOURCE_KEYS:
+                raise ComponentError(
+                    f"resources: unknown key '{k}'",
+                    key="resources",
+                    hint=_did_you_mean(k, RESOURCE_KEYS) or f"keys: {', '.join(RESOURCE_KEYS)}",
+                )
+            if k == "gpu":
+                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                    raise ComponentError("resources: gpu must be a count >= 0", key="resources")
+                out[k] = v
+            elif isinstance(v, bool) or not isinstance(v, (str, int, float)):
+                raise ComponentError(f"resources: {k} must be a string or number", key="resources")
+            else:
+                out[k] = (
+                    v if isinstance(v, str) else (str(int(v)) if float(v).is_integer() else str(v))
+                )
+        return out
 
 
 class ArtifactStore(StackComponent):
@@ -472,6 +510,8 @@ def validate_component(comp: StackComponent) -> None:
         raise ComponentError(f"{comp.kind} '{comp.type_name}' is invalid: {e}") from e
     if ok is False:
         raise ComponentError(f"{comp.kind} '{comp.type_name}' failed validation")
+    if isinstance(comp, Orchestrator):
+        comp.default_resources()
 
 
 def split_ref(ref: str) -> tuple[str, str | None]:

@@ -527,3 +527,31 @@ def test_custom_artifact_store_from_a_file_used_by_flowc_run(
     assert res.exit_code == 0, res.output
     (out,) = (tmp_path / "out" / "by-tagged-store" / "runs").glob("*/a/y.json")
     assert json.loads(out.read_text()) == 25
+
+
+def test_stack_resources_are_defaults_below_the_flow(tmp_path: Path) -> None:
+    f = write(
+        tmp_path / "flow.yaml",
+        """
+        flowc: 1
+        name: res
+        defaults:
+          resources: {memory: 4Gi}
+        stacks:
+          big:
+            orchestrator: {type: kubernetes, namespace: ml, resources: {cpu: 2, memory: 8Gi, gpu: 1}}
+          bad:
+            orchestrator: {type: local, resources: {cpus: 2}}
+        steps:
+          a: {run: "flowc_demo.steps:echo"}
+          b: {run: "flowc_demo.steps:echo", resources: {cpu: "8", gpu: 0}}
+        """,
+    )
+    ir = compile_flow(f, stack="big")
+    assert ir.step("a").resources.to_data() == {"cpu": "2", "memory": "4Gi", "gpu": 1}
+    assert ir.step("b").resources.to_data() == {"cpu": "8", "memory": "4Gi", "gpu": 0}
+    plain = compile_flow(f)
+    assert plain.step("a").resources.to_data() == {"memory": "4Gi"}
+    (err,) = errors_of(f, stack="bad")
+    assert err.startswith(at(f, "cpus", "resources") + ": error: stack 'bad' orchestrator (local)")
+    assert "unknown key 'cpus'" in err and "did you mean 'cpu'?" in err

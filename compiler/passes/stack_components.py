@@ -7,6 +7,8 @@ After pass 50 (``stack``) built the active stack, the custom ``components:`` and
 - every component of the active stack is resolved by ``(kind, type)`` through
   :mod:`flowc.runtime.stack`'s registry, built with its settings and ``validate()``-d; a
   problem is a located error naming the stack, the component key and the setting;
+- the orchestrator's ``resources`` fill the step resources nobody set (step > ``defaults:`` >
+  stack);
 - a ``container_registry`` prefixes every step image (``trainer:1`` -> ``gcr.io/acme/trainer:1``);
 - every enabled plugin's ``type`` must be registered (looked up by name only: no plugin is
   imported; a disabled plugin is not checked).
@@ -25,7 +27,12 @@ ORDER = 52
 
 def run(ctx: PassContext) -> None:
     from flowc.runtime.plugins import PluginError, get_plugin_registry
-    from flowc.runtime.stack import ComponentError, ContainerRegistry, get_component_registry
+    from flowc.runtime.stack import (
+        ComponentError,
+        ContainerRegistry,
+        Orchestrator,
+        get_component_registry,
+    )
 
     registry = get_component_registry()
     base_dir = Path(ctx.file).parent
@@ -58,6 +65,10 @@ def run(ctx: PassContext) -> None:
                 )
         ctx.extra["stack_components"] = built
 
+    orch = built.get("orchestrator")
+    if isinstance(orch, Orchestrator):
+        _apply_default_resources(ctx, orch.default_resources())
+
     reg = built.get("container_registry")
     if isinstance(reg, ContainerRegistry):
         for name, step in list(ctx.steps.items()):
@@ -76,6 +87,26 @@ def run(ctx: PassContext) -> None:
             ctx.errors.error(
                 ctx.loc("plugins", p.name, "type"), f"plugin '{p.name}': {e.message}", e.hint
             )
+
+
+def _apply_default_resources(ctx: PassContext, defaults: dict[str, object]) -> None:
+    """Fill each step's resource keys that neither the step nor the flow's ``defaults:`` set
+    (precedence: step > defaults > stack > none)."""
+    if not defaults:
+        return
+    flow_set = set(ctx.defaults.resources.model_fields_set) if ctx.defaults.resources else set()
+    for name, step in list(ctx.steps.items()):
+        model = ctx.model.steps.get(name) or ctx.function_steps.get(name)
+        step_res = getattr(model, "resources", None)
+        written = flow_set | (set(step_res.model_fields_set) if step_res else set())
+        fill = {
+            k: v
+            for k, v in defaults.items()
+            if k not in written and getattr(step.resources, k) is None
+        }
+        if fill:
+            resources = dataclasses.replace(step.resources, **fill)
+            ctx.steps[name] = dataclasses.replace(step, resources=resources)
 
 
 def _setting_loc(
