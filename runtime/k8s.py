@@ -1,18 +1,22 @@
-"""The Kubernetes driver: ``python -m flowc.runtime.k8s drive --plan P --config C``.
+"""The Kubernetes driver and step entry: ``python -m flowc.runtime.k8s drive|step``.
 
-Runs inside the driver Job (or locally against any cluster). It walks the plan's DAG and creates
-one Kubernetes Job per step instance from the templates the k8s target compiled into ``k8s.json``
-(names, labels, images, resources, env, secrets, retries, timeouts are decided there), as soon as
-the step's upstream steps are done; evaluates ``when``; fans ``foreach`` out as one Job per item;
-runs ``replicas`` as an Indexed Job with parallel completions; passes values through the artifact
-root (inputs/outputs JSON files read by ``python -m flowc.runtime step``, outputs also put into
-the stack's artifact store); owns every step Job (``ownerReferences`` -> the driver Job, so
-deleting the driver garbage-collects them) and exits 1 as soon as a step fails.
+``drive`` runs inside the driver Job (or locally against any cluster). It walks the plan's DAG
+and creates one Kubernetes Job per step instance from the templates the k8s target compiled into
+``k8s.json`` (names, labels, images, resources, env, secrets, retries, timeouts are decided
+there), as soon as the step's upstream steps are done; evaluates ``when``; fans ``foreach`` out as
+one Job per item; runs ``replicas`` as an Indexed Job with parallel completions; passes values
+through the stack's artifact store (``local`` on a shared volume, ``gcs``...); owns every step
+Job (``ownerReferences`` -> the driver Job, so deleting the driver garbage-collects them) and
+exits 1 as soon as a step fails.
+
+``step`` runs in each step pod: inputs from the store, one attempt with
+:func:`flowc.runtime.entry.run_step` (the code of ``python -m flowc.runtime step``), the result
+back into the store.
 
 This is a small scheduling loop of its own (the local executor runs attempts in-process and owns
 retries; here Kubernetes owns retries through ``backoffLimit`` and timeouts through
 ``activeDeadlineSeconds``); the step semantics are the runtime's: :class:`flowc.runtime.step.Inputs`
-evaluates ``when``/``foreach``, ``python -m flowc.runtime step`` runs each attempt.
+evaluates ``when``/``foreach``.
 
 The ``kubernetes`` client is imported lazily (extra ``k8s``).
 """
@@ -35,12 +39,25 @@ from flowc.runtime import params as params_mod
 from flowc.runtime.entry import read_data, write_data
 from flowc.runtime.step import MISSING, Inputs
 
+IN_PREFIX = "_k8s_in_"  # store names of a step instance's inputs / an attempt's result
+OUT_PREFIX = "_k8s_out_"
 RUN_LABEL = "flowc.dev/run"
 STEP_LABEL = "flowc.dev/step"
 
 
 class DriverError(Exception):
     """The run cannot go on (a step failed, a bad expression, the API refused a Job)."""
+
+
+def open_store(config: Mapping[str, Any]) -> Any:
+    """The artifact store named in ``k8s.json`` (``$FLOWC_ARTIFACT_ROOT`` overrides a local
+    store's path: the mount point of ``artifact_pvc``)."""
+    from flowc.runtime.store import open_artifact_store
+
+    settings = dict(config.get("store") or {"type": "local", "path": ".flowc/artifacts"})
+    if settings.get("type", "local") == "local" and os.environ.get("FLOWC_ARTIFACT_ROOT"):
+        settings["path"] = os.environ["FLOWC_ARTIFACT_ROOT"]
+    return open_artifact_store(settings)
 
 
 def api_client(kubeconfig: str | None = None, context: str | None = None) -> Any:
@@ -107,7 +124,10 @@ def step_job(
         pod[key] = copy.deepcopy(value)
     container = pod["containers"][0]
     for key, value in (patch.get("container") or {}).items():
-        container[key] = copy.deepcopy(value)
+        if key == "env":  # the step's variables come after the shared ones
+            container["env"] = [*container.get("env", []), *copy.deepcopy(value)]
+        else:
+            container[key] = copy.deepcopy(value)
     container["args"] = [*container.get("args", []), "--step", step, *args]
     return job
 
@@ -137,7 +157,6 @@ class Instance:
     step: str
     index: int | None
     job_name: str
-    folder: Path
     replicas: int
     state: str = "running"
 
@@ -178,15 +197,11 @@ class Driver:
         self.params = params_mod.resolve(plan, params or {})
         self.run_date = run_date
         self.out = out or sys.stdout
-        root = os.environ.get("FLOWC_ARTIFACT_ROOT") or config.get("artifact_root")
-        self.root = Path(root or ".flowc/artifacts")
         self.poll = float(os.environ.get("FLOWC_K8S_POLL") or config.get("poll_seconds") or 2.0)
         self.steps = {
             name: StepRun(name) for name in plan["order"] if not plan["steps"][name].get("operator")
         }
-        from flowc.runtime.store import open_artifact_store
-
-        self.store = open_artifact_store({"type": "local", "path": str(self.root)})
+        self.store = open_store(config)
 
     # -- logging --------------------------------------------------------------------------------
 
@@ -275,7 +290,7 @@ class Driver:
 
     def _create(self, step: str, index: int | None, item: Any) -> Instance:
         data = self.plan["steps"][step]
-        folder = self.root / "k8s" / self.run_id / step / ("0" if index is None else str(index))
+        key = 0 if index is None else index
         upstream = {u: self.steps[u].outputs for u in self._upstream_of(step)}
         inputs: dict[str, Any] = {
             "params": self.params,
@@ -286,12 +301,17 @@ class Driver:
         if index is not None:
             inputs["item"] = item
             inputs["index"] = index
-        write_data(folder / "inputs.json", inputs)
+        try:
+            self.store.put(self.run_id, step, f"{IN_PREFIX}{key}", inputs)
+        except Exception as e:
+            raise DriverError(f"step {step}: cannot store its inputs: {e}") from None
         replicas = int(data.get("replicas") or 1)
         name = self.config["steps"][step]["name_prefix"] + f"-{self.run_id}"
         if index is not None:
             name += f"-{index}"
-        out_file = "outputs-$(FLOWC_REPLICA).json" if replicas > 1 else "outputs.json"
+        args = ["--run", self.run_id, "--index", str(key)]
+        if replicas > 1:
+            args += ["--replica", "$(FLOWC_REPLICA)"]
         job = step_job(
             self.config,
             step,
@@ -299,14 +319,14 @@ class Driver:
             namespace=self.namespace,
             run_id=self.run_id,
             owner=self.owner,
-            args=["--inputs", str(folder / "inputs.json"), "--outputs", str(folder / out_file)],
+            args=args,
         )
         try:
             self.batch.create_namespaced_job(self.namespace, job)
         except Exception as e:  # kubernetes.client.ApiException and transport errors
             raise DriverError(f"step {step}: cannot create Job {name}: {_api_reason(e)}") from None
         self.say(f"step {step} started: job {name}")
-        return Instance(step, index, name, folder, replicas)
+        return Instance(step, index, name, replicas)
 
     def _observe(self) -> None:
         jobs = None
@@ -345,22 +365,26 @@ class Driver:
             if c.type == "Failed" and c.status == "True"
         ]
         detail = reasons[0] if reasons else "job failed"
-        for p in sorted(inst.folder.glob("outputs*.json")):
+        for r in range(inst.replicas):
             try:
-                err = read_data(p).get("$error")
-            except Exception:
+                err = self._result(inst, r).get("$error")
+            except Exception:  # the attempt wrote nothing (killed, deadline)
                 continue
             if err:
                 detail += f" ({err.get('type')}: {err.get('message')})"
                 break
         return f"job {inst.job_name}: {detail}"
 
+    def _result(self, inst: Instance, replica: int) -> dict[str, Any]:
+        key = 0 if inst.index is None else inst.index
+        return dict(self.store.get(self.run_id, inst.step, f"{OUT_PREFIX}{key}_{replica}"))
+
     def _read_outputs(self, inst: Instance) -> dict[str, Any]:
         if inst.replicas == 1:
-            return dict(read_data(inst.folder / "outputs.json"))
+            return self._result(inst, 0)
         # like the local executor: each output is the list of the replicas' values, in order
         declared = list(self.plan["steps"][inst.step].get("outputs") or [])
-        per = [read_data(inst.folder / f"outputs-{r}.json") for r in range(inst.replicas)]
+        per = [self._result(inst, r) for r in range(inst.replicas)]
         return {o: [r[o] for r in per] for o in declared}
 
     def _finish(self, sr: StepRun) -> None:
@@ -371,7 +395,7 @@ class Driver:
             else:
                 per_item = [self._read_outputs(i) for i in sr.instances]
                 sr.outputs = {o: [p.get(o) for p in per_item] for o in declared}
-        except (OSError, ValueError) as e:
+        except Exception as e:  # StoreError, KeyError, transport errors
             raise DriverError(f"step {sr.name}: cannot read its outputs: {e}") from None
         for name, value in sr.outputs.items():
             self.store.put(self.run_id, sr.name, name, value)
@@ -487,12 +511,48 @@ def drive(argv: list[str] | None = None) -> int:
     return 0
 
 
+def step(argv: list[str] | None = None) -> int:
+    """The ``step`` command, run by every step pod: read the instance's inputs from the artifact
+    store, run one attempt with ``flowc.runtime.entry.run_step`` (what ``python -m
+    flowc.runtime step`` runs), put the result (outputs, or ``{"$error": ...}``) back into the
+    store for the driver; exit 1 when the attempt failed (Kubernetes then retries the pod)."""
+    import tempfile
+
+    from flowc.runtime.entry import run_step
+
+    p = argparse.ArgumentParser(prog="python -m flowc.runtime.k8s step")
+    p.add_argument("--plan", required=True)
+    p.add_argument("--config", required=True)
+    p.add_argument("--step", required=True)
+    p.add_argument("--run", required=True)
+    p.add_argument("--index", type=int, default=0)
+    p.add_argument("--replica", type=int, default=None)
+    args = p.parse_args(argv)
+    store = open_store(read_data(args.config))
+    inputs = dict(store.get(args.run, args.step, f"{IN_PREFIX}{args.index}"))
+    if args.replica is not None:
+        inputs["replica"] = args.replica
+    with tempfile.TemporaryDirectory(prefix="flowc-step-") as tmp:
+        in_path, out_path = Path(tmp) / "inputs.pkl", Path(tmp) / "outputs.pkl"
+        write_data(in_path, inputs)
+        rc = run_step(args.plan, args.step, str(in_path), str(out_path))
+        result = read_data(out_path)
+    replica = 0 if args.replica is None else args.replica
+    store.put(args.run, args.step, f"{OUT_PREFIX}{args.index}_{replica}", result)
+    return rc
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] != "drive":
-        print("usage: python -m flowc.runtime.k8s drive [--plan P --config C | --configmap NAME]")
-        return 2
-    return drive(argv[1:])
+    if argv and argv[0] == "drive":
+        return drive(argv[1:])
+    if argv and argv[0] == "step":
+        return step(argv[1:])
+    print(
+        "usage: python -m flowc.runtime.k8s drive [--plan P --config C | --configmap NAME]\n"
+        "       python -m flowc.runtime.k8s step --plan P --config C --step S --run R [--index I]"
+    )
+    return 2
 
 
 if __name__ == "__main__":

@@ -271,7 +271,7 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
     rbac_name = f"{base}-flowc-driver"
     configmap = f"{base}-flowc-plan"
     driver = f"{base}-driver"
-    artifact_root = _artifact_root(ir, opts)
+    store = _store_settings(ir, opts)
 
     docs: list[dict[str, Any]] = []
     if not opts.get("service_account"):
@@ -317,7 +317,7 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
         "flow": ir.name,
         "base": base,
         "configmap": configmap,
-        "artifact_root": artifact_root,
+        "store": store,
         "poll_seconds": float(opts.get("poll_seconds", 2.0)),
         "job": step_job_base(ir, opts, sa_name, configmap),
         "steps": {
@@ -345,7 +345,7 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
             f"ConfigMap holds ({CONFIGMAP_MAX})",
             "split the flow, or run it with another target",
         )
-    job_spec = driver_job_spec(ir, opts, sa_name, configmap, artifact_root)
+    job_spec = driver_job_spec(ir, opts, sa_name, configmap)
     if ir.schedule is None:
         docs.append(
             {
@@ -376,21 +376,22 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
     return docs
 
 
-def _artifact_root(ir: Pipeline, opts: dict[str, Any]) -> str:
-    if opts.get("artifact_pvc"):
-        return PVC_MOUNT
+def _store_settings(ir: Pipeline, opts: dict[str, Any]) -> dict[str, Any]:
+    """The artifact store the driver and the step pods exchange values through: the stack's
+    (any type the runtime knows: ``local`` on a shared filesystem, ``gcs``...), a ``local``
+    store on the ``artifact_pvc`` volume, else ``local`` at ``.flowc/artifacts``."""
     store = ir.stack.artifact_store if ir.stack else None
+    if opts.get("artifact_pvc"):
+        if store is not None and store.type != "local":
+            raise FlowcError.at(
+                store.loc,
+                f"`artifact_pvc` needs a local artifact store, not '{store.type}'",
+                "drop `artifact_pvc`, or use `artifact_store: {type: local}`",
+            )
+        return {"type": "local", "path": PVC_MOUNT}
     if store is None:
-        return DEFAULT_ARTIFACT_ROOT
-    if store.type != "local":
-        raise FlowcError.at(
-            store.loc,
-            f"the k8s target cannot pass step outputs through an artifact store of type "
-            f"'{store.type}'",
-            "use `artifact_store: {type: local, path: ...}` on a shared filesystem, or set "
-            "`artifact_pvc: CLAIM` on the kubernetes orchestrator",
-        )
-    return str(store.setting("path", DEFAULT_ARTIFACT_ROOT))
+        return {"type": "local", "path": DEFAULT_ARTIFACT_ROOT}
+    return store.to_data()
 
 
 def _check_steps(ir: Pipeline) -> None:
@@ -460,10 +461,12 @@ def step_job_base(ir: Pipeline, opts: dict[str, Any], sa: str, configmap: str) -
         "name": "step",
         "image": _image(opts),
         "imagePullPolicy": opts.get("image_pull_policy", "IfNotPresent"),
-        "command": ["python", "-m", "flowc.runtime", "step"],
-        "args": ["--plan", f"{PLAN_MOUNT}/plan.json"],
+        "command": ["python", "-m", "flowc.runtime.k8s", "step"],
+        "args": ["--plan", f"{PLAN_MOUNT}/plan.json", "--config", f"{PLAN_MOUNT}/k8s.json"],
         "volumeMounts": mounts,
     }
+    if opts.get("artifact_pvc"):  # the local store's root: the shared volume
+        container["env"] = [{"name": "FLOWC_ARTIFACT_ROOT", "value": PVC_MOUNT}]
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": sa,
@@ -547,9 +550,7 @@ def _resources(step: Step) -> dict[str, Any]:
     return out
 
 
-def driver_job_spec(
-    ir: Pipeline, opts: dict[str, Any], sa: str, configmap: str, artifact_root: str
-) -> dict[str, Any]:
+def driver_job_spec(ir: Pipeline, opts: dict[str, Any], sa: str, configmap: str) -> dict[str, Any]:
     """The driver Job's spec (also the CronJob's jobTemplate spec)."""
     volumes, mounts = _volumes(configmap, opts)
     container = {
@@ -575,8 +576,8 @@ def driver_job_spec(
         },
         "volumeMounts": mounts,
     }
-    if opts.get("artifact_pvc"):  # the driver writes step inputs on the shared volume
-        container["env"].append({"name": "FLOWC_ARTIFACT_ROOT", "value": artifact_root})
+    if opts.get("artifact_pvc"):  # the local store's root: the shared volume
+        container["env"].append({"name": "FLOWC_ARTIFACT_ROOT", "value": PVC_MOUNT})
     pod: dict[str, Any] = {"restartPolicy": "Never", "serviceAccountName": sa}
     pod.update(_pod_common(opts))
     pod["containers"] = [container]

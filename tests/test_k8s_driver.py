@@ -380,3 +380,41 @@ def test_driver_runs_from_outside_the_cluster_reading_the_configmap(
     names = {j["metadata"]["name"] for j in cluster.items("jobs", NS)}
     assert "outside-never-r1" in names and "outside-after-never-r1" in names  # full=true
     assert drive([*args, "--namespace", NS, "--param", "nope=1"]) == 1  # unknown param
+
+
+def test_values_travel_through_a_gcs_artifact_store(
+    tmp_path: Path, cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No shared filesystem: the driver and the step pods exchange values through the bucket
+    (a local GCS emulator, real google-cloud-storage client)."""
+    from flowc.runtime.gcs_store import GcsArtifactStore
+    from tests.plugin_services import gcs_emulator
+
+    bucket = "k8s-artifacts"
+    flow = write_flow(
+        tmp_path,
+        f"""\
+flowc: 1
+name: via_bucket
+stacks:
+  cloud:
+    orchestrator: {{type: kubernetes}}
+    artifact_store: {{type: gcs, bucket: {bucket}, prefix: flows}}
+params:
+  items: {{type: list, default: [1, 2, 3]}}
+steps:
+  sq: {{run: flowc_demo.steps:square, foreach: "${{params.items}}", with: {{x: "${{item}}"}}, outputs: [y]}}
+  tot: {{run: flowc_demo.steps:total, with: {{values: "${{steps.sq.outputs.y}}"}}, outputs: [sum]}}
+""",
+    )
+    with gcs_emulator(tmp_path / "gcs", bucket) as host:
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", host)
+        code, out = flowc(cluster, "deploy", str(flow), "--stack", "cloud")
+        assert code == 0, out
+        code, out = flowc(cluster, "attach", "via_bucket", "--timeout", "120", "--poll", "0.2")
+        assert code == 0, out
+        store = GcsArtifactStore({"bucket": bucket, "prefix": "flows"})
+        run_id = run_id_of(cluster)
+        assert store.get(run_id, "sq", "y") == [1, 4, 9]
+        assert store.get(run_id, "tot", "sum") == 14
+    assert not (cluster.workdir / ".flowc").exists()  # nothing went through a local folder

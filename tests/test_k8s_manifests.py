@@ -264,17 +264,14 @@ def test_orchestrator_options_are_checked() -> None:
         )
     assert e.value.render().startswith("flow.yaml:5:")  # located (front-end or target)
     assert "'namespce'" in e.value.render() and "did you mean 'namespace'" in e.value.render()
+    gcs = STACK.format(opts="namespace: x", store="gcs, bucket: my-bucket")
+    docs = build_documents(_ir("  a: {run: flowc_demo.steps:load}", gcs, stack="c"))
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    assert json.loads(cm["data"]["k8s.json"])["store"] == {"type": "gcs", "bucket": "my-bucket"}
+    pvc = STACK.format(opts="artifact_pvc: claim", store="gcs, bucket: my-bucket")
     with pytest.raises(FlowcError) as e:
-        K8sTarget().emit(
-            _ir(
-                "  a: {run: flowc_demo.steps:load}",
-                STACK.format(opts="namespace: x", store="gcs, bucket: my-bucket"),
-                stack="c",
-            )
-        )
-    assert e.value.render().startswith(
-        "flow.yaml:6:5: error: the k8s target cannot pass step outputs"
-    )
+        K8sTarget().emit(_ir("  a: {run: flowc_demo.steps:load}", pvc, stack="c"))
+    assert e.value.render().startswith("flow.yaml:6:5: error: `artifact_pvc` needs a local")
 
 
 def test_bad_quantity_is_a_located_error() -> None:
