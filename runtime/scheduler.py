@@ -598,7 +598,11 @@ class Worker:
             slot = entry.next_fire
             if slot is None or slot > now:
                 continue
-            nxt = next_slot(entry.schedule, entry.anchor, slot)
+            try:
+                nxt = next_slot(entry.schedule, entry.anchor, slot)
+            except ScheduleError as e:  # e.g. a zone missing on this machine: skip, keep going
+                self.log(f"{entry.name}: cannot compute its next slot: {e}")
+                continue
             skipped = 0
             if not entry.schedule.get("catchup"):
                 if entry.schedule.get("kind") == "every" and nxt is not None and nxt <= now:

@@ -334,3 +334,18 @@ def test_interval_without_catchup_after_a_long_downtime(store: ScheduleStore) ->
     assert fire.slot == T0 + timedelta(days=3)
     assert fire.skipped == 3 * 86400 - 1
     assert store.get("nightly").next_fire == T0 + timedelta(days=3, seconds=1)
+
+
+def test_a_broken_schedule_does_not_stop_the_others(store: ScheduleStore) -> None:
+    store.register(plan("good", kind="every", every_seconds=60.0), now=T0)
+    store.register(plan("bad", kind="every", every_seconds=60.0), now=T0)
+    # the stored schedule became unusable (e.g. a zone missing on the worker's machine)
+    store.db.execute(
+        "UPDATE schedules SET schedule = ? WHERE name = 'bad'",
+        ('{"kind": "every", "every_seconds": 60.0, "timezone": "Nowhere/Atlantis"}',),
+    )
+    logged: list[str] = []
+    rec = Recorder()
+    w = Worker(store, rec, ManualClock(T0), log=logged.append)
+    assert [f.name for f in w.tick()] == ["good"]
+    assert any("bad: cannot compute its next slot" in m for m in logged)
