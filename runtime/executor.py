@@ -214,9 +214,14 @@ class _Writer:
             if len(files) > 1:  # disk latency: write a batch's files in parallel
                 if self._pool is None:
                     self._pool = cf.ThreadPoolExecutor(4, thread_name_prefix="flowc-io")
-                done = dict(
-                    zip(map(id, files), self._pool.map(self._try_write, files), strict=True)
-                )
+                chunks = [files[i::4] for i in range(min(4, len(files)))]  # 4 slices, not N tasks
+                done = {
+                    id(item): result
+                    for chunk, results in zip(
+                        chunks, self._pool.map(self._write_chunk, chunks), strict=True
+                    )
+                    for item, result in zip(chunk, results, strict=True)
+                }
             else:
                 done = {id(item): self._try_write(item) for item in files}
             calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
@@ -233,6 +238,9 @@ class _Writer:
                     self.error = ("<metadata>", e)
         if self._pool is not None:
             self._pool.shutdown()
+
+    def _write_chunk(self, items: list[Any]) -> list[Any]:
+        return [self._try_write(item) for item in items]
 
     def _try_write(self, item: Any) -> Any:
         _, name, args, kw = item

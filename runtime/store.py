@@ -73,8 +73,12 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         os.makedirs(parent, exist_ok=True)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view) :]
+        finally:
+            os.close(fd)
         os.replace(tmp, target)
     except BaseException:
         try:
@@ -116,7 +120,7 @@ class LocalArtifactStore(ArtifactStore):
         path = (settings or {}).get("path")
         self.root = Path(path if path else root).absolute()
         self._root = str(self.root)
-        self._made: set[str] = set()
+        self._made: dict[str, bool] = {}  # folder -> created empty by this store
 
     def step_dir(self, run_id: str, step: str) -> Path:
         return Path(self._dir(run_id, step))
@@ -145,14 +149,23 @@ class LocalArtifactStore(ArtifactStore):
         """``put`` for a value already serialized by :func:`encode` (optional fast path)."""
         path = self._file(run_id, step, output, fmt)
         folder = os.path.dirname(path)
-        if folder not in self._made:
-            os.makedirs(folder, exist_ok=True)
+        fresh = self._made.get(folder)
+        if fresh is None:
+            try:
+                os.mkdir(folder)
+                fresh = True
+            except FileExistsError:
+                fresh = False
+            except FileNotFoundError:
+                os.makedirs(folder, exist_ok=True)
+                fresh = False
             self._check_inside(folder)
-            self._made.add(folder)
+            self._made[folder] = fresh
         atomic_write(path, data)
-        other = self._file(run_id, step, output, "pickle" if fmt == "json" else "json")
-        if os.path.exists(other):  # a re-run changed the format
-            os.unlink(other)
+        if not fresh:  # a re-run may have changed the format: drop the stale file
+            other = self._file(run_id, step, output, "pickle" if fmt == "json" else "json")
+            if os.path.exists(other):
+                os.unlink(other)
         return "file://" + path
 
     def get(self, run_id: str, step: str, output: str) -> Any:
