@@ -73,7 +73,8 @@ class StepFailure:
 
     def render(self) -> str:
         where = f"step '{self.step}'" + (f" [{self.instance}]" if self.instance else "")
-        text = f"{where} failed (attempt {self.attempt}): {self.error}"
+        attempt = f" (attempt {self.attempt})" if self.attempt else ""
+        text = f"{where} failed{attempt}: {self.error}"
         if self.log_path:
             text += f"\n  log: {self.log_path}"
         return text
