@@ -158,12 +158,15 @@ def apply_sets(doc: Any, sets: Mapping[str, str]) -> None:
                 )
             node = node[key]
             path = (*path, key)
-        if not isinstance(node, dict):
+        last: Any = keys[-1]
+        if isinstance(node, list) and last.isdigit() and int(last) < len(node):
+            last = int(last)
+        elif not isinstance(node, dict):
             raise FlowcError.at(
                 None, f"--set {dotted}: '{'.'.join(map(str, path))}' is not a mapping"
             )
-        node[keys[-1]] = value
-        doc.value_locs.setdefault((*path, keys[-1]), doc.loc(path))
+        node[last] = value
+        doc.value_locs.setdefault((*path, last), doc.loc(path))
 
 
 def _source_path(path: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from flowc.compiler.errors import Collector, FlowcError, Loc, did_you_mean
 
@@ -163,11 +163,16 @@ class FlowModel(_Model):
     functions: list[str] = []
     final: list[str] = []
     channels: dict[str, ChannelModel] = {}
-    # layer sections of the integration framework (raw data, keyed by layer name)
-    layers: dict[str, Any] = Field(default={}, exclude=True)
+    # layer sections of the integration framework (raw data, keyed by layer name); private so
+    # that a ``layers:`` key in a flow file is an unknown key like any other
+    _layers: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @property
+    def layers(self) -> dict[str, Any]:
+        return self._layers
 
 
-TOP_KEYS = tuple(f.alias or n for n, f in FlowModel.model_fields.items() if n != "layers")
+TOP_KEYS = tuple(f.alias or n for n, f in FlowModel.model_fields.items())
 
 
 def layer_names(tree: Any) -> list[str]:
@@ -239,7 +244,7 @@ def validate(doc: Doc) -> FlowModel:
         _report(e, doc, col, names)
         col.raise_if_any()
         raise  # pragma: no cover
-    model.layers = layers
+    model._layers = layers
     return model
 
 
@@ -321,7 +326,7 @@ def _allowed_keys(model_loc: tuple[Any, ...], data_path: tuple[Any, ...]) -> lis
     model = _strip_optional(ann)
     if not (isinstance(model, type) and issubclass(model, BaseModel)):
         return []
-    return [f.alias or n for n, f in model.model_fields.items() if n != "layers"]
+    return [f.alias or n for n, f in model.model_fields.items()]
 
 
 def _strip_optional(ann: Any) -> Any:
@@ -351,7 +356,6 @@ def _field(model: Any, part: Any) -> Any:
 def json_schema() -> dict[str, Any]:
     """The JSON Schema of a flow file (for editors); layer sections are allowed as objects."""
     schema = FlowModel.model_json_schema(by_alias=True)
-    schema.get("properties", {}).pop("layers", None)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "flowc flow (DSL version 1)"
     for k in ("runner", "pipeline", "component"):

@@ -326,3 +326,20 @@ def test_hand_written_steps_may_use_function_module_steps(tmp_path: Path) -> Non
     ir = compile_flow(f)
     assert ir.step("report").upstream == ("base_df", "final_df")
     assert [s.name for s in ir.steps][-1] == "report"
+
+
+def test_set_paths() -> None:
+    ir = load_text(
+        FLOW,
+        sets={
+            "steps.first.outputs.0": "x2",
+            "steps.second.with.v": "${steps.first.outputs.x2}",
+            "tags": "[a, b]",
+        },
+        environ={},
+    )
+    assert ir.step("first").outputs == ("x2",) and ir.tags == ("a", "b")
+    with pytest.raises(FlowcError, match="is not a mapping"):
+        load_text(FLOW, sets={"name.x": "1"}, environ={})
+    with pytest.raises(FlowcError, match="unknown key 'layers'"):
+        load_text(FLOW + "layers: {}\n", environ={})
