@@ -97,13 +97,23 @@ def test_plugin_api_and_health(tmp_path: Path, empty_db: Path) -> None:
     q.on_run_start(RunInfo(run_id="r-1", flow="f", params={}))
     assert q.run_id == p.run_id
     q.log_metrics({"n": 1})
+    q.on_run_end()  # not the owner: the run goes on
+    client = MlflowClient(tracking_uri=uri)
+    assert client.get_run(p.run_id).info.status == "RUNNING"
     p.on_run_end()
     p.shutdown()
-    client = MlflowClient(tracking_uri=uri)
     run = client.get_run(p.run_id)
     assert run.data.metrics == {"m": 2.5, "n": 1.0}
     assert run.data.params == {"lr": "0.1", "shards": '["a", "b"]', "extra": '{"k": 1}'}
     assert run.info.status == "FINISHED"
+
+    # `flowc run --resume` of that run: the finished MLflow run is reopened and closed again
+    r = MLflowPlugin(tracking_uri=uri, experiment="unit")
+    r.initialize()
+    r.on_run_start(RunInfo(run_id="r-1", flow="f", params={}))
+    assert r.run_id == p.run_id and client.get_run(p.run_id).info.status == "RUNNING"
+    r.on_run_end()
+    assert client.get_run(p.run_id).info.status == "FINISHED"
 
     # a run service told the run failed marks the MLflow run FAILED
     svc = pl.PluginService({"mlops": {"type": "mlflow", "config": {"tracking_uri": uri}}})
@@ -134,3 +144,27 @@ steps:
     rows = {ln.split()[0]: ln.split() for ln in res.output.splitlines()}
     assert rows["mlops"][1:4] == ["mlflow", "mlops", "healthy"]
     assert rows["broken"][1:4] == ["mlflow", "mlops", "UNHEALTHY"]
+
+
+def test_replica_processes_share_the_flowc_runs_mlflow_run(tmp_path: Path, empty_db: Path) -> None:
+    uri = fresh_uri(empty_db, tmp_path / "r.db")
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(f"""
+flowc: 1
+name: replicated
+plugins:
+  mlops: {{type: mlflow, config: {{tracking_uri: "{uri}", experiment: rep}}}}
+steps:
+  fan: {{run: "flowc_stackfix.steps:log_replica", replicas: 3, outputs: [r]}}
+""".lstrip())
+    res = subprocess.run(
+        [sys.executable, "-m", "flowc", "run", str(flow)],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    client = MlflowClient(tracking_uri=uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("rep").experiment_id])
+    assert run.data.metrics == {"replica_0": 1.0, "replica_1": 2.0, "replica_2": 3.0}
+    assert run.info.status == "FINISHED"

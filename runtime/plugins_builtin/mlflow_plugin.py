@@ -71,9 +71,11 @@ class MLflowPlugin(MLOpsPlugin):
         )
         if found:
             self.run_id = found[0].info.run_id
-            if found[0].info.status != "RUNNING":
+            # RUNNING: another process of this flowc run (a replica, a task) owns it; else this
+            # is `flowc run --resume`: the run is ours again
+            self._owns_run = found[0].info.status != "RUNNING"
+            if self._owns_run:
                 self.client.update_run(self.run_id, status="RUNNING")
-            self._owns_run = True  # a resumed flowc run owns its mlflow run again
             return
         tags = {
             RUN_TAG: run.run_id,
