@@ -334,3 +334,18 @@ def test_a_plan_too_big_for_a_configmap_is_a_located_error() -> None:
         K8sTarget().emit(_ir(steps, name="huge"))
     assert e.value.render().startswith("flow.yaml:1:1: error: the compiled plan of 'huge' needs")
     assert "more than a Kubernetes ConfigMap holds" in e.value.render()
+
+
+def test_step_env_follows_the_shared_env() -> None:
+    stack = STACK.format(opts="artifact_pvc: claim", store="local, path: /x")
+    ir = _ir("  a: {run: flowc_demo.steps:load, env: {LOG_LEVEL: debug, N: 3}}", stack, stack="c")
+    job = step_jobs(build_documents(ir))[0]
+    env = job["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env == [
+        {"name": "FLOWC_ARTIFACT_ROOT", "value": "/flowc/artifacts"},
+        {"name": "LOG_LEVEL", "value": "debug"},
+        {"name": "N", "value": "3"},
+    ]
+    assert job["metadata"]["labels"]["flowc.dev/step"] == "a"
+    assert job["spec"]["template"]["metadata"]["labels"] == job["metadata"]["labels"]
+    assert list(job["spec"])[-1] == "template"
