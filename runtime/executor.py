@@ -975,7 +975,10 @@ class _Runner:
             return
         event = {"run_id": self.run_id, "step": step, "status": status, **extra}
         with self._progress_lock:
-            self.progress(event)
+            try:
+                self.progress(event)
+            except Exception:  # a broken progress display must not break the run
+                self.progress = None
 
 
 def _child_pythonpath() -> str:
