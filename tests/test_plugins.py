@@ -323,3 +323,46 @@ def test_ctx_plugins_namespace() -> None:
     assert ns.family("mlops") is ns.mlops and ns.family("taskqueue") is None
     with pytest.raises(AttributeError, match="no enabled plugin 'datastream'"):
         _ = ns.datastream
+
+
+def test_builtin_plugin_config_is_checked_at_compile_time(tmp_path: Path) -> None:
+    f = write_flow(
+        tmp_path,
+        """
+        mlops: {type: mlflow, config: {tracking_ur: "sqlite:///m.db"}}
+        tq: {type: celery, config: {backend_url: "db+sqlite:///r.db"}}
+        stream: {type: rabbitmq, enabled: false, config: {nonsense: 1}}
+        """,
+        'a: {run: "flowc_demo.steps:echo"}',
+    )
+    with pytest.raises(FlowcError) as ei:
+        compile_flow(f)
+    got = [(d.loc.line, d.loc.col, d.message, d.hint) for d in ei.value.diagnostics]
+    assert got == [
+        (
+            4,
+            34,
+            "plugin 'mlops' (mlflow): unknown config key 'tracking_ur'",
+            "did you mean 'tracking_uri'?",
+        ),
+        (5, 3, "plugin 'tq' (celery): config needs 'broker_url'", None),
+    ]
+
+
+def test_compiling_does_not_import_plugin_libraries(tmp_path: Path) -> None:
+    f = write_flow(
+        tmp_path,
+        """
+        mlops: {type: mlflow, config: {tracking_uri: "sqlite:///m.db"}}
+        tq: {type: celery, config: {broker_url: "sqla+sqlite:///b.db"}}
+        stream: {type: rabbitmq, config: {host: localhost}}
+        """,
+        'a: {run: "flowc_demo.steps:echo"}',
+    )
+    code = (
+        "import sys; from flowc.compiler.api import compile_flow; "
+        f"compile_flow({str(f)!r}); "
+        "print(sorted(m for m in ('mlflow', 'celery', 'kombu', 'pika', 'sqlalchemy') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

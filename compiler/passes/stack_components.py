@@ -10,16 +10,19 @@ After pass 50 (``stack``) built the active stack, the custom ``components:`` and
 - the orchestrator's ``resources`` fill the step resources nobody set (step > ``defaults:`` >
   stack);
 - a ``container_registry`` prefixes every step image (``trainer:1`` -> ``gcr.io/acme/trainer:1``);
-- every enabled plugin's ``type`` must be registered (looked up by name only: no plugin is
-  imported; a disabled plugin is not checked).
+- every enabled plugin's ``type`` must be registered (looked up by name; only built-in plugin
+  classes, whose modules import their libraries lazily, are imported to check ``config`` keys
+  against their constructor; a disabled plugin is not checked).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from pathlib import Path
 
 from flowc.compiler.errors import Loc
+from flowc.compiler.ir import Plugin
 from flowc.compiler.passes import PassContext
 
 ORDER = 52
@@ -82,11 +85,14 @@ def run(ctx: PassContext) -> None:
         if not p.enabled:
             continue  # may come from a package this machine does not have; never loaded
         try:
-            plugins.entry(p.type)
+            entry = plugins.entry(p.type)
         except PluginError as e:
             ctx.errors.error(
                 ctx.loc("plugins", p.name, "type"), f"plugin '{p.name}': {e.message}", e.hint
             )
+            continue
+        if entry.source == "builtin":  # their modules import their libraries lazily: cheap
+            _check_plugin_config(ctx, p, plugins.get(p.type))
 
 
 def _apply_default_resources(ctx: PassContext, defaults: dict[str, object]) -> None:
@@ -107,6 +113,34 @@ def _apply_default_resources(ctx: PassContext, defaults: dict[str, object]) -> N
         if fill:
             resources = dataclasses.replace(step.resources, **fill)
             ctx.steps[name] = dataclasses.replace(step, resources=resources)
+
+
+def _check_plugin_config(ctx: PassContext, plugin: Plugin, cls: type) -> None:
+    """Config keys against the plugin class's constructor (unknown / missing keys)."""
+    from flowc.compiler.errors import did_you_mean
+
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    if any(x.kind is inspect.Parameter.VAR_KEYWORD for x in params.values()):
+        return
+    names = [n for n, x in params.items() if x.kind is not inspect.Parameter.VAR_POSITIONAL]
+    config = dict(plugin.config)
+    for key in config:
+        if key not in params:
+            ctx.errors.error(
+                ctx.key_loc("plugins", plugin.name, "config", key),
+                f"plugin '{plugin.name}' ({plugin.type}): unknown config key '{key}'",
+                did_you_mean(key, names) or f"config keys: {', '.join(names)}",
+            )
+    for n, x in params.items():
+        if x.default is inspect.Parameter.empty and x.kind is not x.VAR_POSITIONAL:
+            if n not in config:
+                ctx.errors.error(
+                    ctx.key_loc("plugins", plugin.name),
+                    f"plugin '{plugin.name}' ({plugin.type}): config needs '{n}'",
+                )
 
 
 def _setting_loc(
