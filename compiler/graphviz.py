@@ -27,21 +27,22 @@ def _label(ir: Pipeline, name: str) -> str:
     return name + (f" [{', '.join(extra)}]" if extra else "")
 
 
+def _mid(name: str) -> str:
+    """A Mermaid node id: prefixed, so step names such as ``end`` (a Mermaid keyword) are safe."""
+    return f"s_{name}"
+
+
 def mermaid(ir: Pipeline) -> str:
     lines = ["flowchart TD"]
     for s in ir.steps:
-        lines.append(f'    {s.name}["{_label(ir, s.name)}"]')
-    for e in _edges(ir):
-        arrow = _STYLE[e[2]]
-        lab = f"|{e[3]}|" if e[3] else ""
-        if e[2] == "data":
-            lines.append(f"    {e[0]} {arrow}{lab} {e[1]}")
-        else:
-            lines.append(f"    {e[0]} {arrow} {e[1]}")
+        lines.append(f'    {_mid(s.name)}["{_label(ir, s.name)}"]')
+    for src, dst, kind, out in _edges(ir):
+        lab = f"|{out}|" if out and kind == "data" else ""
+        lines.append(f"    {_mid(src)} {_STYLE[kind]}{lab} {_mid(dst)}")
     for c in ir.channels:
         for p in c.producers:
             for q in c.consumers:
-                lines.append(f"    {p} == {c.name} ==> {q}")
+                lines.append(f"    {_mid(p)} == {c.name} ==> {_mid(q)}")
     return "\n".join(lines) + "\n"
 
 

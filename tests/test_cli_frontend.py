@@ -92,7 +92,7 @@ def test_graph_formats(tmp_path: Path) -> None:
     f = _write(tmp_path, "f.yaml", GOOD)
     code, out, _ = run("graph", f)
     assert code == 0
-    assert out == 'flowchart TD\n    a["a"]\n    b["b"]\n    a -->|x| b\n'
+    assert out == 'flowchart TD\n    s_a["a"]\n    s_b["b"]\n    s_a -->|x| s_b\n'
     code, out, _ = run("graph", f, "--format", "dot")
     assert code == 0 and '"a" -> "b" [label="x"];' in out
     assert run("graph", f, "--format", "png")[0] == 2

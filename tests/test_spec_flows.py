@@ -39,7 +39,7 @@ def test_spec_flow_validates_and_graphs(flow: Path) -> None:
             assert s.name in res.output
         for e in ir.edges:
             if fmt == "mermaid" and e.kind == "data":
-                assert f"{e.src} -->" in res.output
+                assert f"s_{e.src} -->" in res.output
 
 
 def test_churn_training_ir() -> None:
