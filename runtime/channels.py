@@ -38,6 +38,10 @@ DEFAULT_BATCH = 500
 
 DB_NAME = "channels.sqlite"
 
+NO_FETCH_TRUST_SECONDS = 15.0
+"""Kafka: a partition this consumer never fetched from is judged by a ListOffsets query only
+after this long."""
+
 FETCH_SETTLE_SECONDS = 1.0
 """Kafka: how long after every producer announced its end a consumer keeps fetching before it
 trusts the high watermarks (librdkafka fetches at least every ``fetch.wait.max.ms``, 500 ms)."""
@@ -881,12 +885,15 @@ class KafkaInputPort:
             for tp in self._consumer.committed(assignment, timeout=10)
         }
         for tp in self._consumer.position(assignment):
-            # the high watermark of the last fetch response, or of a ListOffsets query, the
-            # larger (some Kafka-compatible brokers answer ListOffsets per batch, not record)
+            # the high watermark of this consumer's last fetch response for the partition (a
+            # ListOffsets query is not trusted alone: some Kafka-compatible brokers answer it
+            # per batch, not per record); none yet: keep fetching, or after a while use both
             low, high = self._consumer.get_watermark_offsets(tp, timeout=10, cached=False)
             cached = self._consumer.get_watermark_offsets(tp, cached=True)
             if cached and cached[1] >= 0:
                 high = max(high, cached[1])
+            elif time.monotonic() - self._finished_seen < NO_FETCH_TRUST_SECONDS:
+                return False
             pos = tp.offset
             if pos < 0:
                 pos = committed.get((tp.topic, tp.partition), -1)

@@ -41,6 +41,7 @@ def test_operator_jobs() -> None:
         assert spec["completions"] == spec["parallelism"] == n
         env = _env(doc)
         assert env["FLOWC_REPLICAS"] == str(n)
+        assert env["FLOWC_RUN_ID"].startswith("streaming-demo-")  # shared by every operator
         assert "job-completion-index" in env["FLOWC_REPLICA"]["fieldRef"]["fieldPath"]
         assert env["FLOWC_CHANNEL_RECORDS_TRANSPORT"] == "kafka"
         # the channel location cascades to every port: the param's default here
@@ -53,6 +54,7 @@ def test_operator_jobs() -> None:
         assert doc["metadata"]["namespace"] == "streaming"
         assert doc["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
     assert _env(reader)["LOG_LEVEL"] == "debug"
+    assert _env(reader)["FLOWC_RUN_ID"] == _env(writer)["FLOWC_RUN_ID"]
     assert writer["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"] == {
         "cpu": "500m",
         "memory": "256Mi",

@@ -249,3 +249,21 @@ def test_kafka_configuration() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     print(textwrap.dedent(__doc__ or ""))
+
+
+def test_kafka_second_run_on_the_same_topics_reads_its_own_stream(
+    tmp_path: Path, broker: str
+) -> None:
+    f = tmp_path / "flow.yaml"
+    f.write_text(FLOW)
+    plan = compile_flow(f).to_data()
+    for attempt in ("a", "b"):  # same flow: same topics and groups, new run id
+        out = tmp_path / attempt
+        result = run_plan(
+            plan, {"kafka": broker, "record_count": 10, "out_dir": str(out)}, root=tmp_path / ".f"
+        )
+        assert result.status == "success", result.error
+        # the first run's end-of-stream markers do not end the second run early
+        assert sorted(read_sink(out)) == sorted(
+            f"HelloWorld_{r}_{i}" for r in range(3) for i in range(10)
+        )
