@@ -261,3 +261,44 @@ def test_sniff_follow_watches_a_running_stream(tmp_path: Path) -> None:
     assert produced == sorted(produced) and produced[-1] == 40
     assert any(0 < p < 40 for p in produced)  # seen mid-stream
     assert {i["state"] for i in snaps[-1]["instances"]} == {"finished"}
+
+
+def test_flowc_run_sniff_shows_counters_while_it_runs(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "flowc: 1\nname: sniffed\nchannels:\n"
+        "  records: {schema: {type: record, name: DemoRecord, fields: [{name: text, type: string}]}}\n"
+        "steps:\n"
+        "  writer: {run: 'flowc_streaming.ops:DemoWriter', operator: true, produces: [records],"
+        " with: {record_count: 60, batch: 2, delay: 0.1}}\n"
+        "  reader: {run: 'flowc_streaming.ops:DemoReader', operator: true, consumes: [records],"
+        f" with: {{out_dir: '{tmp_path}/out'}}}}\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "fixtures" / "pkgs")}
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flowc",
+            "run",
+            str(flow),
+            "--root",
+            str(tmp_path / ".f"),
+            "--sniff",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    snaps = r.stderr.split("sniff ")[1:]
+    assert len(snaps) >= 2, r.stderr
+    counts = []
+    for snap in snaps:
+        for line in snap.splitlines():
+            if line.startswith("channel records: "):
+                counts.append(int(line.split()[2]))
+    assert counts[-1] == 60 and any(0 < c < 60 for c in counts), r.stderr  # seen mid-stream
+    assert "group reader: acknowledged 60, in flight 0, lag 0" in snaps[-1]

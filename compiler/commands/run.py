@@ -49,6 +49,7 @@ STATUS_STYLE = {
     metavar="DIR",
     help="Project state folder: runs, artifacts, cache, metadata.db.",
 )
+@click.option("--sniff", is_flag=True, help="Show streaming channel counters while it runs.")
 @user_errors
 def run(
     flow: str,
@@ -60,6 +61,7 @@ def run(
     resume: str | None,
     max_workers: int | None,
     root: str,
+    sniff: bool = False,
 ) -> None:
     """Run FLOW locally."""
     ir = load_ir(flow, env, params, sets, stack)
@@ -82,10 +84,12 @@ def run(
                 only=only,
                 resume=resume,
                 max_workers=max_workers,
-                progress=reporter.event,
+                progress=_sniffing(root, reporter.event) if sniff else reporter.event,
             )
     except RunError as e:
         raise FlowcError.at(None, str(e)) from None
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     counts: dict[str, int] = {}
     for state in result.states.values():
         counts[state] = counts.get(state, 0) + 1
@@ -96,6 +100,12 @@ def run(
             click.echo(f"error: {result.error.render()}", err=True)
         click.echo(f"  resume with: flowc run {flow} --resume {result.run_id}", err=True)
         sys.exit(1)
+
+
+def _sniffing(root: str, progress: Any) -> Any:
+    from flowc.compiler.commands.sniff import sniffing  # streaming operators' sniffer
+
+    return sniffing(root, progress)
 
 
 class _Reporter:

@@ -3,14 +3,18 @@ records produced and consumed per channel, port and replica, consumer group lag,
 
 Reads the run's channel database (``ROOT/runs/RUN_ID/channels.sqlite``), which every operator
 replica updates while it runs, so it can watch a run in progress (``--follow``) from another
-terminal, or look at a finished or crashed one.
+terminal, or look at a finished or crashed one. ``flowc run --sniff`` prints the same view
+while its run goes (:func:`sniffing`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -56,3 +60,42 @@ def sniff(run_id: str | None, root: str, follow: bool, interval: float, as_json:
         time.sleep(max(0.1, interval))
         if not as_json:
             click.echo("")
+
+
+def sniffing(root: str, progress: Any, interval: float = 1.0) -> Any:
+    """Wrap a ``run_plan`` progress callback: from the run's start to its end, print the
+    sniffer's view of its channels every ``interval`` seconds on stderr, and once at the end
+    (``flowc run --sniff``)."""
+    from flowc.runtime import channels as ch
+
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    lock = threading.Lock()
+
+    def show(db: Path) -> None:
+        if db.is_file():
+            text = ch.format_stats(ch.local_stats(db), f"sniff {db.parent.name}")
+            with lock:
+                click.echo(text, err=True)
+
+    def loop(db: Path) -> None:
+        while not stop.wait(interval):
+            with contextlib.suppress(Exception):  # the database may be in creation
+                show(db)
+
+    def event(ev: dict[str, Any]) -> None:
+        progress(ev)
+        if ev.get("step") is not None:
+            return
+        db = Path(root) / "runs" / str(ev["run_id"]) / ch.DB_NAME
+        if ev.get("status") == "running" and not threads:
+            t = threading.Thread(target=loop, args=(db,), name="flowc-sniff", daemon=True)
+            threads.append(t)
+            t.start()
+        elif ev.get("status") != "running":
+            stop.set()
+            for t in threads:
+                t.join()
+            show(db)
+
+    return event
