@@ -1,5 +1,8 @@
 """Runtime glue for KFP / Vertex executors (stdlib only; never imports kfp).
 
+``python -m flowc.runtime.kfp`` is also a stand-in for ``kfp.dsl.executor_main`` (same arguments,
+same executor output file), which the generated launcher uses in images without kfp.
+
 The KFP target compiles every ``run:`` step to a lightweight Python component whose generated
 function is one line: ``return run_component(SPEC, locals())``. KFP's executor reads the executor
 input and hands the component's input parameters to that function; this module turns them into
@@ -141,3 +144,59 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     if not encoded:
         return None
     return encoded[0] if len(encoded) == 1 else tuple(encoded)
+
+
+# ---------------------------------------------------------------------------------------------
+# A stdlib stand-in for kfp.dsl.executor_main (used when the image has no kfp)
+# ---------------------------------------------------------------------------------------------
+
+
+def execute_component(executor_input: Mapping[str, Any], module_path: str, function: str) -> str:
+    """Run ``function`` of the generated module at ``module_path`` the way kfp's executor does:
+    input parameter values as keyword arguments, the return value written as
+    ``{"parameterValues": {...}}`` to the executor output file. Returns that file's path."""
+    import importlib.util
+    import inspect
+
+    spec = importlib.util.spec_from_file_location("ephemeral_component", module_path)
+    if spec is None or spec.loader is None:
+        raise RuntimeError(f"cannot load {module_path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    fn = getattr(module, function)
+    values = (executor_input.get("inputs") or {}).get("parameterValues") or {}
+    signature = inspect.signature(fn)
+    result = fn(**{k: v for k, v in values.items() if k in signature.parameters})
+    returns = signature.return_annotation
+    out: dict[str, Any] = {}
+    if result is not None:
+        fields = getattr(returns, "_fields", None)
+        if fields:
+            out = dict(zip(fields, result, strict=True))
+        else:
+            out = {"Output": result}
+    path = executor_input["outputs"]["outputFile"]
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(json.dumps({"parameterValues": out} if out else {}))
+    return str(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m flowc.runtime.kfp --component_module_path P --executor_input J
+    --function_to_execute F`` (the arguments kfp's launcher passes)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m flowc.runtime.kfp")
+    ap.add_argument("--component_module_path", required=True)
+    ap.add_argument("--executor_input", required=True)
+    ap.add_argument("--function_to_execute", required=True)
+    args, _ = ap.parse_known_args(argv)
+    execute_component(
+        json.loads(args.executor_input), args.component_module_path, args.function_to_execute
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -61,15 +61,21 @@ PY_TYPES = {
     "STRUCT": "dict",
 }
 
-# kfp's lightweight-component launcher, verbatim (kfp.dsl.component_factory): the program text
-# is written to a file and kfp.dsl.executor_main runs the named function in it.
+# kfp's lightweight-component launcher (kfp.dsl.component_factory): the program text is written
+# to a file and kfp.dsl.executor_main runs the named function in it. When the image has no kfp,
+# flowc's stdlib executor (python -m flowc.runtime.kfp) does the same, so an image needs only
+# flowc and the step's code.
 _LAUNCHER = (
     "program_path=$(mktemp -d)\n\n"
     'printf "%s" "$0" > "$program_path/ephemeral_component.py"\n'
-    "_KFP_RUNTIME=true python3 -m kfp.dsl.executor_main"
-    "                         --component_module_path"
-    '                         "$program_path/ephemeral_component.py"'
-    '                         "$@"\n'
+    "if python3 -c 'import importlib.util, sys; "
+    'sys.exit(importlib.util.find_spec("kfp") is None)\' 2>/dev/null; then\n'
+    "  _KFP_RUNTIME=true python3 -m kfp.dsl.executor_main"
+    ' --component_module_path "$program_path/ephemeral_component.py" "$@"\n'
+    "else\n"
+    '  python3 -m flowc.runtime.kfp --component_module_path "$program_path/ephemeral_component.py"'
+    ' "$@"\n'
+    "fi\n"
 )
 
 

@@ -596,3 +596,42 @@ def test_step_settings_map_to_kfp_fields() -> None:
         ("api", "API_TOKEN"),
         ("secrets-secrets", "DB_PASSWORD"),
     ]
+
+
+@pytest.mark.parametrize(("case", "label"), [("basic", "exec-count"), ("when", "exec-train")])
+def test_stdlib_executor_writes_what_kfps_executor_writes(
+    case: str, label: str, tmp_path: Path
+) -> None:
+    """The launcher falls back to ``python -m flowc.runtime.kfp`` in images without kfp."""
+    import subprocess
+    import sys
+
+    spec = _docs(GOLDEN / case / "kfp" / "pipeline.yaml")[0]
+    container = spec["deploymentSpec"]["executors"][label]["container"]
+    program = tmp_path / "ephemeral_component.py"
+    program.write_text(container["command"][3], encoding="utf-8")
+    comp = spec["components"]["comp-" + label[len("exec-") :]]
+    inputs = {"count": {"frame": json.dumps([{"id": 1}, {"id": 2}])}, "train": {"frame": [1, 2]}}
+    outputs: dict[str, str] = {}
+    for runner in ("kfp.dsl.executor_main", "flowc.runtime.kfp"):
+        out = tmp_path / runner / "executor_output.json"
+        executor_input = {
+            "inputs": {"parameterValues": inputs[label[len("exec-") :]]},
+            "outputs": {
+                "outputFile": str(out),
+                "parameters": {
+                    k: {"outputFile": str(tmp_path / runner / k)}
+                    for k in comp["outputDefinitions"]["parameters"]
+                },
+            },
+        }
+        args = [a if a != "{{$}}" else json.dumps(executor_input) for a in container["args"]]
+        subprocess.run(
+            [sys.executable, "-m", runner, "--component_module_path", str(program), *args],
+            check=True,
+            capture_output=True,
+        )
+        outputs[runner] = json.loads(out.read_text())
+    assert outputs["flowc.runtime.kfp"] == outputs["kfp.dsl.executor_main"]
+    assert outputs["flowc.runtime.kfp"]["parameterValues"]
+    assert "flowc.runtime.kfp" in container["command"][2]
