@@ -92,6 +92,7 @@ class RunResult:
     run_date: str | None = None
     duration: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -313,6 +314,7 @@ class _Runner:
         self.states: dict[str, str] = {}
         self.outputs: dict[str, dict[str, Any]] = {}
         self.first_error: StepFailure | None = None
+        self.warnings: list[str] = []
         self._plan_path: Path | None = None
         self._plan_lock = threading.Lock()
 
@@ -329,6 +331,15 @@ class _Runner:
                 raise RunError(f"--resume: run {resume!r} belongs to flow {prev['flow']!r}")
             self.run_id = resume
             self.params = dict(prev["params"])
+            old_steps = (prev.get("plan") or {}).get("steps") or {}
+            changed = sorted(
+                n for n in self.steps if n in old_steps and old_steps[n] != self.steps[n]
+            )
+            if changed:
+                self.warnings.append(
+                    f"the flow changed since run {resume} started (steps {', '.join(changed)}); "
+                    "finished steps keep their recorded outputs"
+                )
             self.run_date = run_date or _iso(prev["started"])
             self._load_finished(resume)
         else:
@@ -447,6 +458,7 @@ class _Runner:
             run_date=self.run_date,
             duration=time.time() - t0,
             params=self.params,
+            warnings=self.warnings,
         )
 
     def _node(self, s: str) -> str:

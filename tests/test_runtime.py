@@ -509,3 +509,27 @@ def test_unimportable_callable_is_a_clear_error(tmp_path: Path) -> None:
     r = run_plan(plan, root=tmp_path / ".flowc")
     assert "cannot load callable 'no_such_module_xyz:fn'" in r.error.error
     assert "PYTHONPATH" in r.error.error
+
+
+def test_resume_in_process_reuses_finished_steps_and_warns_on_changes(tmp_path: Path) -> None:
+    log = tmp_path / "calls.txt"
+    text = f"""
+        flowc: 1
+        name: res
+        steps:
+          a: {{run: "flowc_rt.steps:record", with: {{log: "{log}", name: a, value: 1}}, outputs: [v]}}
+          b: {{run: "flowc_rt.steps:flaky", with: {{counter: "{tmp_path / 'n.txt'}", fails: 1}}, outputs: [n]}}
+          c: {{run: "flowc_demo.steps:add", with: {{a: "${{steps.a.outputs.v}}", b: "${{steps.b.outputs.n}}"}}, outputs: [s]}}
+        """
+    plan = plan_of(tmp_path, text)
+    root = tmp_path / ".flowc"
+    r1 = run_plan(plan, root=root)
+    assert r1.states == {"a": "success", "b": "failed", "c": "upstream_failed"}
+    r2 = run_plan(plan, root=root, resume=r1.run_id)
+    assert r2.run_id == r1.run_id and r2.ok and r2.outputs["c"]["s"] == 3
+    assert lines(log) == ["a"] and r2.warnings == []
+    plan["steps"]["a"]["with"]["value"] = 5
+    r3 = run_plan(plan, root=root, resume=r1.run_id)
+    assert r3.ok and r3.outputs["c"]["s"] == 3 and "steps a" in r3.warnings[0]
+    with pytest.raises(RunError, match="no run 'nope'"):
+        run_plan(plan, root=root, resume="nope")

@@ -88,6 +88,8 @@ def run(
             )
     except RunError as e:
         raise FlowcError.at(None, str(e)) from None
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     counts: dict[str, int] = {}
     for state in result.states.values():
         counts[state] = counts.get(state, 0) + 1
