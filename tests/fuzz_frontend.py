@@ -112,7 +112,13 @@ def mutate(rng: random.Random) -> str:
                 lines.insert(i, lines[i])
                 text = "".join(lines)
         return text
-    data = yaml.safe_load(base)
+    return yaml.safe_dump(
+        mutate_data(rng, yaml.safe_load(base)), sort_keys=False, allow_unicode=True
+    )
+
+
+def mutate_data(rng: random.Random, data: Any) -> Any:
+    """Apply 1-4 random structural mutations to flow ``data`` (in place) and return it."""
     for _ in range(rng.randint(1, 4)):
         paths = [p for p in _paths(data) if p]
         if not paths:
@@ -134,7 +140,7 @@ def mutate(rng: random.Random) -> str:
             for _ in range(rng.randrange(40)):
                 node = [node] if rng.random() < 0.5 else {"k": node}
             parent[key] = node
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return data
 
 
 def check(text: str) -> str:

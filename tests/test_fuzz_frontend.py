@@ -8,6 +8,11 @@ import random
 import sys
 from pathlib import Path
 
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tests.test_property import flows
+
 _spec = importlib.util.spec_from_file_location(
     "flowc_fuzz_frontend", Path(__file__).parent / "fuzz_frontend.py"
 )
@@ -20,13 +25,13 @@ _spec.loader.exec_module(fuzz)
 def test_mutated_flows_never_crash() -> None:
     rng = random.Random(1234)
     outcomes = {"ok": 0, "error": 0}
-    for i in range(300):
+    for i in range(200):
         text = fuzz.mutate(rng)
         try:
             outcomes[fuzz.check(text)] += 1
         except Exception as e:  # pragma: no cover - reported with the input that broke it
             raise AssertionError(f"case {i} crashed: {e!r}\n--- input ---\n{text}") from e
-    assert outcomes["error"] > 100  # the mutations really do break flows
+    assert outcomes["error"] > 60  # the mutations really do break flows
 
 
 def test_python_tags_are_never_constructed(tmp_path: Path) -> None:
@@ -35,3 +40,14 @@ def test_python_tags_are_never_constructed(tmp_path: Path) -> None:
         text = f"flowc: 1\nname: x\ndescription: {tag} ['touch {marker}']\nsteps: {{}}\n"
         assert fuzz.check(text) == "error"
     assert not marker.exists()
+
+
+@settings(
+    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
+@given(flows(), st.randoms(use_true_random=False))
+def test_hypothesis_valid_flows_mutated_never_crash(flow: dict, rng: random.Random) -> None:
+    import yaml
+
+    text = yaml.safe_dump(fuzz.mutate_data(rng, flow), sort_keys=False, allow_unicode=True)
+    fuzz.check(text)
