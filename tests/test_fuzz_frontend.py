@@ -43,7 +43,7 @@ def test_python_tags_are_never_constructed(tmp_path: Path) -> None:
 
 
 @settings(
-    max_examples=60, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
 )
 @given(flows(), st.randoms(use_true_random=False))
 def test_hypothesis_valid_flows_mutated_never_crash(flow: dict, rng: random.Random) -> None:
