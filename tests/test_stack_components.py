@@ -135,12 +135,18 @@ def test_entry_point_component_in_cli_and_flow(tmp_path: Path) -> None:
         "flowc.components",
         ["epstore = flowc_stackfix.entrypoint_components:EpMetadataStore"],
     )
+    _dist_info(site, "flowc-broken-components", "flowc.components", ["broken = no_such_mod_zz:X"])
     f = flow(tmp_path, "s:\n  metadata_store: {type: epstore, dsn: 'postgresql://db/x'}")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), os.environ["PYTHONPATH"]])}
     flowc = [sys.executable, "-m", "flowc"]
-    out = subprocess.run(
+    listed = subprocess.run(
         [*flowc, "components", "list"], env=env, capture_output=True, text=True, check=True
-    ).stdout
+    )
+    out = listed.stdout
+    # a broken third-party entry point is a warning, not a crash
+    assert "flowc: warning: entry point broken = no_such_mod_zz:X (flowc-broken-components)" in (
+        listed.stderr
+    )
     row = [ln.split() for ln in out.splitlines() if " epstore " in ln]
     assert row and row[0][:2] == ["metadata_store", "epstore"]
     assert "entry point (flowc-test-components)" in out
