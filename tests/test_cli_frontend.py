@@ -173,3 +173,20 @@ def test_validate_keeps_the_import_graph_lean() -> None:
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_schema_validates_the_spec_flows_and_rejects_typos() -> None:
+    import jsonschema
+
+    from flowc.compiler.loader import load_text
+
+    code, out, _ = run("schema")
+    schema = json.loads(out)
+    jsonschema.Draft202012Validator.check_schema(schema)
+    validator = jsonschema.Draft202012Validator(schema)
+    for flow in sorted(SPEC.glob("*.yaml")):
+        data = load_text(flow.read_text()).data  # YAML 1.2-like: dates stay strings
+        errors = [e.message for e in validator.iter_errors(data)]
+        assert errors == [], (flow.name, errors)
+    bad = load_text(GOOD.replace("run: m:g", "rn: m:g")).data
+    assert any("'rn'" in e.message for e in validator.iter_errors(bad))
