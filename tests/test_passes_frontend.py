@@ -343,29 +343,3 @@ def test_set_paths() -> None:
         load_text(FLOW, sets={"name.x": "1"}, environ={})
     with pytest.raises(FlowcError, match="unknown key 'layers'"):
         load_text(FLOW + "layers: {}\n", environ={})
-
-
-def test_env_in_param_defaults_and_environment_values() -> None:
-    text = """flowc: 1
-name: t
-params:
-  path: {type: str, default: "${env.FLOWC_T_HOME:-/data}/in.csv"}
-  lit: {type: str, default: "$${not_env}"}
-  xs: {type: list, default: ["${env.FLOWC_T_HOME:-h}"]}
-environments:
-  prod: {params: {path: "${env.FLOWC_T_BUCKET}/in.csv"}}
-steps:
-  a: {run: m:f}
-"""
-    ir = load_text(text, environ={})
-    assert ir.param("path").default == "/data/in.csv" and ir.param("lit").default == "${not_env}"
-    assert ir.param("xs").default == ["h"]
-    ir = load_text(text, environment="prod", environ={"FLOWC_T_BUCKET": "gs://b"})
-    assert ir.param("path").default == "gs://b/in.csv"
-    with pytest.raises(FlowcError) as info:
-        load_text(text, environment="prod", environ={})
-    assert info.value.render().startswith(
-        "flow.yaml:8:26: error: environment variable 'FLOWC_T_BUCKET' is not set"
-    )
-    ir = load_text(text, params={"path": "${env.X}"}, environ={})
-    assert ir.param("path").default == "${env.X}"  # CLI values are verbatim

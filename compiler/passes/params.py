@@ -1,7 +1,5 @@
 """Pass 20: typed params. Checks defaults (type, enum, min/max, required-with-default), applies
-the environment overlay's values and then CLI ``--param k=v`` (coerced per dsl.md Conventions).
-``${env.X}`` in defaults and environment values is resolved at compile time (``$${`` is a literal
-``${``); CLI values are taken verbatim."""
+the environment overlay's values and then CLI ``--param k=v`` (coerced per dsl.md Conventions)."""
 
 from __future__ import annotations
 
@@ -11,7 +9,7 @@ from typing import Any
 from flowc.compiler.errors import Loc, did_you_mean
 from flowc.compiler.ir import Param
 from flowc.compiler.passes import PassContext
-from flowc.compiler.passes._util import check_name, resolve_config
+from flowc.compiler.passes._util import check_name
 
 ORDER = 20
 
@@ -111,13 +109,10 @@ def run(ctx: PassContext) -> None:
                         ctx.loc(*path, "enum", i),
                         f"enum value {v!r} of param '{name}' is not {_WORD[m.type]}",
                     )
-        default = m.default
-        if has_default:
-            default = resolve_config(ctx, default, (*path, "default"), "a param default")
         p = Param(
             name=name,
             type=m.type,
-            default=default,
+            default=m.default,
             has_default=has_default,
             required=m.required,
             description=m.description,
@@ -127,7 +122,7 @@ def run(ctx: PassContext) -> None:
             loc=loc,
         )
         if has_default:
-            _check_value(ctx, p, default, ctx.loc(*path, "default"), "default")
+            _check_value(ctx, p, m.default, ctx.loc(*path, "default"), "default")
         ctx.params[name] = p
 
     def assign(name: str, value: Any) -> None:
@@ -157,7 +152,6 @@ def run(ctx: PassContext) -> None:
                         did_you_mean(name, ctx.params),
                     )
                 continue
-            value = resolve_config(ctx, value, path, "a param value")
             if _check_value(ctx, ctx.params[name], value, ctx.loc(*path), "value"):
                 assign(name, value)
 
