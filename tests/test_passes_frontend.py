@@ -343,3 +343,17 @@ def test_set_paths() -> None:
         load_text(FLOW, sets={"name.x": "1"}, environ={})
     with pytest.raises(FlowcError, match="unknown key 'layers'"):
         load_text(FLOW + "layers: {}\n", environ={})
+
+
+def test_param_values_are_data_not_templates() -> None:
+    text = """flowc: 1
+name: t
+params:
+  a: {type: str, default: "${env.HOME} $${x} $HOME"}
+environments:
+  e: {params: {a: "${params.b}"}}
+steps:
+  s: {run: m:f}
+"""
+    assert load_text(text, environ={}).param("a").default == "${env.HOME} $${x} $HOME"
+    assert load_text(text, environment="e", environ={}).param("a").default == "${params.b}"
