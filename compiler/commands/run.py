@@ -123,13 +123,14 @@ class _Reporter:
         if self.tty:
             from rich.live import Live
 
-            self.live = Live(self._table(), refresh_per_second=8, transient=False)
+            # the table is rebuilt by Live's refresh thread (8/s), not on every event
+            self.live = Live(get_renderable=self._table, refresh_per_second=8, transient=False)
             self.live.__enter__()
         return self
 
     def __exit__(self, *exc: Any) -> None:
         if self.live is not None:
-            self.live.update(self._table())
+            self.live.refresh()
             self.live.__exit__(*exc)
 
     def _table(self) -> Any:
@@ -162,9 +163,7 @@ class _Reporter:
         if status == "failed":
             info = _first_line(ev.get("error"))
         self.states[step] = (status, info)
-        if self.live is not None:
-            self.live.update(self._table())
-        else:
+        if self.live is None:
             click.echo(f"{step}: {status}" + (f" ({info})" if info else ""))
 
 
