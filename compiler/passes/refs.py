@@ -117,10 +117,10 @@ def run(ctx: PassContext) -> None:
                     (when_srcs if where == "when" else data_srcs).add((r.path[0], r.path[2]))
                 elif r.root == "secrets":
                     secrets.add(r.path[0])
-        for src, out in data_srcs:
+        for src, out in sorted(data_srcs):
             edges.append(Edge(src, name, "data", out))
             ups.add(src)
-        for src, out in when_srcs - data_srcs:
+        for src, out in sorted(when_srcs - data_srcs):
             edges.append(Edge(src, name, "when", out))
             ups.add(src)
         for i, a in enumerate(s.after):
