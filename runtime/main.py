@@ -21,8 +21,16 @@ from flowc.runtime.executor import RunError, RunResult, run_plan
 def run(
     plan: Mapping[str, Any], params: Mapping[str, Any] | None = None, **options: Any
 ) -> RunResult:
-    """Run ``plan`` with typed ``params``; ``options`` go to :func:`run_plan`."""
-    return run_plan(plan, params, **options)
+    """Run ``plan`` with ``params``; ``options`` go to :func:`run_plan`. Values are typed, or
+    command-line text for non-``str`` params (``{"epochs": "3"}`` works like ``--param``)."""
+    declared = plan.get("params") or {}
+    typed = {}
+    for name, value in (params or {}).items():
+        ptype = (declared.get(name) or {}).get("type", "str")
+        if isinstance(value, str) and ptype != "str":
+            value = params_mod.parse_value(name, ptype, value)
+        typed[name] = value
+    return run_plan(plan, typed, **options)
 
 
 def main(

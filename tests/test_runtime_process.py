@@ -223,7 +223,7 @@ def test_local_target_module_runs_with_params_and_import(tmp_path: Path) -> None
     assert "count: success" in run.stdout
     code = (
         "from demo_local_flow import run\n"
-        "r = run({'rows': 4}, root='.flowc2')\n"
+        "r = run({'rows': '4'}, root='.flowc2')\n"
         "print(r.status, r.outputs['count']['n'], r.outputs['load']['frame'][0]['src'])\n"
     )
     imp = subprocess.run(
