@@ -357,3 +357,42 @@ steps:
 """
     assert load_text(text, environ={}).param("a").default == "${env.HOME} $${x} $HOME"
     assert load_text(text, environment="e", environ={}).param("a").default == "${params.b}"
+
+
+@pytest.mark.parametrize(
+    "schedule,message",
+    [
+        (
+            "{cron: '0 3 * * 1', start: 2026-02-01, end: 2026-01-01}",
+            "flow.yaml:3:55: error: schedule end 2026-01-01 is not after start 2026-02-01",
+        ),
+        ("{every: 0s}", "flow.yaml:3:19: error: invalid duration '0s'"),
+        ("{at: tomorrow}", "flow.yaml:3:16: error: invalid date-time 'tomorrow'"),
+        ("{cron: '@daily'}", "flow.yaml:3:18: error: invalid cron expression '@daily'"),
+        (
+            "{cron: '0 3 * * 1 2026'}",
+            "flow.yaml:3:18: error: invalid cron expression '0 3 * * 1 2026'",
+        ),
+        (
+            "{timezone: UTC}",
+            "flow.yaml:3:1: error: schedule needs exactly one of 'cron', 'every', 'at'",
+        ),
+        (
+            "{cron: '0 3 * * 1', timezone: ../etc/passwd}",
+            "flow.yaml:3:41: error: unknown timezone '../etc/passwd'",
+        ),
+    ],
+)
+def test_schedule_errors(schedule: str, message: str) -> None:
+    with pytest.raises(FlowcError) as info:
+        load_text(f"flowc: 1\nname: t\nschedule: {schedule}\nsteps:\n  a: {{run: m:f}}\n")
+    assert info.value.render().splitlines()[0] == message
+
+
+def test_schedule_kinds() -> None:
+    base = "flowc: 1\nname: t\nschedule: {}\nsteps:\n  a: {{run: m:f}}\n"
+    every = load_text(base.format("{every: 15m, catchup: true}")).schedule
+    assert every is not None and every.kind == "every" and every.every_seconds == 900.0
+    assert every.catchup is True and every.timezone == "UTC"
+    at = load_text(base.format("{at: 2027-01-01T00:00:00Z}")).schedule
+    assert at is not None and at.kind == "at" and at.at == "2027-01-01T00:00:00Z"

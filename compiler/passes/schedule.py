@@ -23,6 +23,16 @@ def _iso(text: str) -> bool:
     return False
 
 
+def _naive(text: str) -> datetime:
+    """``start``/``end`` as a naive datetime (they are read in the schedule's timezone)."""
+    t = text.replace("Z", "+00:00")
+    try:
+        return datetime.fromisoformat(t).replace(tzinfo=None)
+    except ValueError:
+        d = date.fromisoformat(t)
+        return datetime(d.year, d.month, d.day)
+
+
 def run(ctx: PassContext) -> None:
     s = ctx.model.schedule
     base = ("schedule",)
@@ -84,6 +94,10 @@ def run(ctx: PassContext) -> None:
         v = getattr(s, k)
         if v is not None and not _iso(v):
             ctx.errors.error(ctx.loc(*base, k), f"invalid {k} date {v!r}", "write 2026-01-01")
+    if s.start and s.end and _iso(s.start) and _iso(s.end) and _naive(s.end) <= _naive(s.start):
+        ctx.errors.error(
+            ctx.loc(*base, "end"), f"schedule end {s.end} is not after start {s.start}"
+        )
     ctx.schedule = Schedule(
         kind=kind,
         cron=s.cron,
