@@ -20,6 +20,8 @@ from flowc.compiler.ir import BinOp, DictOf, Expr, Format, ListOf, Lit, Not, Ref
 
 Locate = Callable[[int], Loc]
 
+MAX_EXPR_DEPTH = 64  # nesting of operators/lists inside one ${...}
+
 ROOTS = ("params", "steps", "secrets", "env", "item", "run", "flow")
 
 
@@ -200,7 +202,20 @@ def _parse(src: str, whole: str, at: int, base: int, locate: Locate) -> Expr:
         ) from None
     except LarkError as e:  # pragma: no cover - defensive
         raise FlowcError.at(locate(at), f"invalid expression {_show(whole)}: {e}") from None
-    return _Build(whole, base, locate).build(tree)
+    except RecursionError:
+        raise FlowcError.at(locate(at), f"expression {_show(whole)} is nested too deeply") from None
+    try:
+        return _Build(whole, base, locate).build(tree)
+    except _TooDeep:
+        raise FlowcError.at(
+            locate(at),
+            f"expression {_show(whole)} is nested more than {MAX_EXPR_DEPTH} levels deep",
+            "split it into simpler expressions",
+        ) from None
+
+
+class _TooDeep(Exception):
+    pass
 
 
 class _Build:
@@ -209,7 +224,10 @@ class _Build:
         self.base = base
         self.locate = locate
 
-    def build(self, t: Any) -> Expr:
+    def build(self, t: Any, depth: int = 0) -> Expr:
+        if depth > MAX_EXPR_DEPTH:
+            raise _TooDeep
+        depth += 1
         data = t.data
         ch = t.children
         if data == "ref":
@@ -235,22 +253,22 @@ class _Build:
         if data == "null":
             return Lit(None)
         if data == "list":
-            items = [self.build(c) for c in ch if c is not None]
+            items = [self.build(c, depth) for c in ch if c is not None]
             if all(isinstance(i, Lit) for i in items):
                 return Lit([i.value for i in items])  # type: ignore[attr-defined]
             return ListOf(tuple(items))
         if data == "not_":
-            return Not(self.build(ch[0]))
+            return Not(self.build(ch[0], depth))
         if data == "and_":
-            return BinOp("and", self.build(ch[0]), self.build(ch[1]))
+            return BinOp("and", self.build(ch[0], depth), self.build(ch[1], depth))
         if data == "or_":
-            return BinOp("or", self.build(ch[0]), self.build(ch[1]))
+            return BinOp("or", self.build(ch[0], depth), self.build(ch[1], depth))
         if data == "compare":
-            return BinOp(str(ch[1]), self.build(ch[0]), self.build(ch[2]))
+            return BinOp(str(ch[1]), self.build(ch[0], depth), self.build(ch[2], depth))
         if data == "in_":
-            return BinOp("in", self.build(ch[0]), self.build(ch[1]))
+            return BinOp("in", self.build(ch[0], depth), self.build(ch[1], depth))
         if data == "not_in":
-            return BinOp("not in", self.build(ch[0]), self.build(ch[1]))
+            return BinOp("not in", self.build(ch[0], depth), self.build(ch[1], depth))
         raise AssertionError(f"unexpected tree node {data}")  # pragma: no cover
 
     def ref(self, ch: list[Any]) -> Ref:

@@ -195,3 +195,22 @@ def test_lone_reference_fast_path_matches_the_grammar(src: str) -> None:
     slow = _Build("${" + src + "}", 2, loc).build(_tree(src))
     assert fast == slow
     assert isinstance(fast, Ref) and isinstance(slow, Ref) and fast.loc == slow.loc
+
+
+@pytest.mark.parametrize(
+    "inner",
+    ["[" * 3000 + "1" + "]" * 3000, "not " * 3000 + "true", " and ".join(["true"] * 5000)],
+    ids=["lists", "nots", "ands"],
+)
+def test_pathological_nesting_is_a_located_error(inner: str) -> None:
+    with pytest.raises(FlowcError) as info:
+        parse_template("${" + inner + "}", loc)
+    assert info.value.render().startswith("f.yaml:3:10: error: expression '${")
+    assert "nested more than 64 levels deep" in info.value.render()
+
+
+def test_reasonable_nesting_is_fine() -> None:
+    assert parse_template("${" + "(" * 500 + "1" + ")" * 500 + "}") == Lit(1)
+    assert (
+        parse_template("${" + " or ".join(["params.a"] * 60) + "}").refs()[0].dotted == "params.a"
+    )
