@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -76,11 +77,101 @@ def jinja_env(target: str) -> jinja2.Environment:
     return env
 
 
-def black_format(source: str) -> str:
-    """Format Python source with black (line length 100), deterministically."""
+LINE_LENGTH = 100
+
+
+def black_format(source: str, literals: Mapping[str, Any] | None = None) -> str:
+    """Format Python source with black (line length 100), deterministically.
+
+    Large data does not go through black (it formats ~40 KB/s, and a 1,000-step plan is MBs):
+    put a placeholder name in ``source`` and its value in ``literals``; black formats the code
+    around it, then :func:`format_literal` writes the value in place exactly as black would
+    (tests assert black leaves the result unchanged)."""
     import black
 
-    return black.format_str(source, mode=black.Mode(line_length=100, target_versions={black.TargetVersion.PY311}))
+    mode = black.Mode(line_length=LINE_LENGTH, target_versions={black.TargetVersion.PY311})
+    text = black.format_str(source, mode=mode)
+    for name, value in (literals or {}).items():
+        lines = text.split("\n")
+        for i, line in enumerate(lines):
+            col = line.find(name)
+            if col < 0:
+                continue
+            indent = len(line) - len(line.lstrip(" "))
+            suffix = line[col + len(name) :]
+            lit = format_literal(
+                value, col=_width(line[:col]), indent=indent, suffix_len=_width(suffix)
+            )
+            lines[i] = line[:col] + lit + suffix
+        text = "\n".join(lines)
+    return text
+
+
+def format_literal(value: Any, *, col: int = 0, indent: int = 0, suffix_len: int = 0) -> str:
+    """``value`` (JSON-able) as a Python literal laid out the way black lays it out: on one line
+    when it fits in ``LINE_LENGTH`` from column ``col`` (plus ``suffix_len`` characters after it),
+    else exploded one element per line with trailing commas, recursively."""
+    one = _black_atom(value)
+    if (
+        col + _width(one) + suffix_len <= LINE_LENGTH
+        or not isinstance(value, (list, tuple, dict))
+        or not value
+    ):
+        return one
+    inner = indent + 4
+    pad = " " * inner
+    # black explodes a collection one element per line with trailing commas; a single element
+    # is put on its own line without a comma (and split further only if it still does not fit).
+    comma = "," if len(value) > 1 else ""
+    lines = ["{" if isinstance(value, dict) else "["]
+    if isinstance(value, dict):
+        for k, v in value.items():
+            key = _black_atom(k) + ": "
+            col_v = inner + _width(key)
+            lines.append(
+                pad
+                + key
+                + format_literal(v, col=col_v, indent=inner, suffix_len=len(comma))
+                + comma
+            )
+    else:
+        for v in value:
+            lines.append(
+                pad + format_literal(v, col=inner, indent=inner, suffix_len=len(comma)) + comma
+            )
+    lines.append(" " * indent + ("}" if isinstance(value, dict) else "]"))
+    return "\n".join(lines)
+
+
+def _width(text: str) -> int:
+    """Display width as black measures lines (wide East Asian characters count 2)."""
+    from black.strings import str_width
+
+    return str_width(text)
+
+
+@cache
+def _black_string(text: str) -> str:
+    """A string literal with black's quote preference."""
+    from black.strings import normalize_string_quotes
+
+    return normalize_string_quotes(repr(text))
+
+
+def _black_atom(value: Any) -> str:
+    """One-line spelling of ``value`` in black's style."""
+    if isinstance(value, str):
+        return _black_string(value)
+    if isinstance(value, float):
+        text = py_literal(value)
+        return text.replace("e+", "e") if "e+" in text else text
+    if isinstance(value, dict):
+        return (
+            "{" + ", ".join(f"{_black_atom(k)}: {_black_atom(v)}" for k, v in value.items()) + "}"
+        )
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_black_atom(v) for v in value) + "]"
+    return py_literal(value)
 
 
 def py_literal(value: Any) -> str:
@@ -89,7 +180,11 @@ def py_literal(value: Any) -> str:
     if value is None or isinstance(value, (bool, int)):
         return repr(value)
     if isinstance(value, float):
-        return repr(value) if value == value and value not in (float("inf"), float("-inf")) else f"float({str(value)!r})"
+        return (
+            repr(value)
+            if value == value and value not in (float("inf"), float("-inf"))
+            else f"float({str(value)!r})"
+        )
     if isinstance(value, str):
         return repr(value)
     if isinstance(value, (list, tuple)):

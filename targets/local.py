@@ -12,6 +12,10 @@ if TYPE_CHECKING:
     from flowc.compiler.ir import Pipeline
 
 
+# black formats the code around it; the plan itself is laid out by base.format_literal.
+PLAN_PLACEHOLDER = "__FLOWC_PLAN__"
+
+
 class LocalTarget(BaseTarget):
     name: ClassVar[str] = "local"
     description: ClassVar[str] = (
@@ -30,7 +34,7 @@ class LocalTarget(BaseTarget):
                 name=ir.name,
                 description=ir.description,
                 steps=[s.name for s in ir.steps],
-                plan=ir.to_data(),
+                plan=PLAN_PLACEHOLDER,
             )
         )
-        return {f"{module}.py": black_format(text)}
+        return {f"{module}.py": black_format(text, {PLAN_PLACEHOLDER: ir.to_data()})}
