@@ -39,6 +39,9 @@ HOSTILE = [
     "0 3 * * 1 1",
     "-1s",
     "",
+    "${" + "[" * 300 + "1" + "]" * 300 + "}",
+    "${" + "not " * 300 + "true}",
+    "${params.epochs} >= and",
 ]
 TEXT_SNIPPETS = [
     "\n!!python/object/apply:os.system ['true']\n",
