@@ -102,6 +102,8 @@ def _outputs_of(plan: Mapping[str, Any], step: str, value: Any) -> dict[str, Any
     if data.get("kind") == "command":
         if not data.get("outputs"):
             return {}
+        if isinstance(value, Mapping):  # KubernetesPodOperator: /airflow/xcom/return.json
+            return {o: value.get(o) for o in data["outputs"]}
         if not isinstance(value, str):
             raise StepError(step, f"expected its outputs as JSON text in XCom, got {value!r}")
         return dict(json.loads(value))
@@ -204,11 +206,10 @@ def foreach_items(
     data = plan["steps"][step]
     indexes = list(range(len(_items(plan, step, context)))) or [-1]  # -1: the no-items placeholder
     if data.get("kind") == "command":
-        run_id = str(context.get("run_id"))
-        return [
-            _command_env_base(plan, step, {"FLOWC_INDEX": str(i), "FLOWC_RUN_ID": run_id})
-            for i in indexes
-        ]
+        extra = {"FLOWC_RUN_ID": str(context.get("run_id"))}
+        if data.get("outputs"):  # for pods; a BashOperator command exports its own
+            extra["FLOWC_OUTPUTS"] = "/airflow/xcom/return.json"
+        return [_command_env_base(plan, step, {"FLOWC_INDEX": str(i), **extra}) for i in indexes]
     return [{"index": i} for i in indexes]
 
 

@@ -59,6 +59,7 @@ RESERVED = {
     "annotations",
 }
 POD_ORCHESTRATOR_TYPES = ("airflow",)
+POD_XCOM_FILE = "/airflow/xcom/return.json"  # what KubernetesPodOperator's sidecar pushes
 
 
 # ---------------------------------------------------------------------------------------------
@@ -444,6 +445,8 @@ class _Builder:
                 env[k] = f"{{{{ flowc_env({s.name!r}, {k!r}) }}}}"
         env["FLOWC_STEP"] = s.name
         env["FLOWC_RUN_ID"] = "{{ run_id }}"
+        if s.outputs and self._is_pod(s):
+            env["FLOWC_OUTPUTS"] = POD_XCOM_FILE
         return env
 
     def _pod_task(
@@ -461,6 +464,8 @@ class _Builder:
             ("cmds", py_literal(cmds)),
             ("arguments", py_literal(args)),
             *([] if mapped else [("env_vars", self._env_literal(s))]),
+            # declared outputs: the JSON the command writes to $FLOWC_OUTPUTS is the pod's XCom
+            ("do_xcom_push", repr(bool(s.outputs))),
             *policy,
         ]
         if not s.resources.is_empty():

@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from flowc.compiler.api import compile_flow, emit
+from flowc.compiler.api import compile_flow, emit, load_text
 from flowc.compiler.ir import Pipeline
 from flowc.runtime.executor import run_plan
 from tests.golden_harness import _environ, case_options
@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "golden"
 HARNESS = REPO / "tests" / "airflow_harness" / "harness.py"
 FIXTURE_PKGS = REPO / "tests" / "fixtures" / "pkgs"
+FANOUT = REPO / "tests" / "fixtures" / "airflow" / "command_fanout.yaml"
 
 
 def _airflow_python() -> str:
@@ -195,7 +196,7 @@ def airflow_outputs(ir: Pipeline, run: dict) -> dict[str, dict[str, Any]]:
                 (k for k in xcom if k.startswith(f"{s.name}[")),
                 key=lambda k: int(k[len(s.name) + 1 : -1]),
             )
-            insts = [decode(xcom[k]) for k in keys if xcom[k] != {"$flowc": "no items"}]
+            insts = [decode(xcom[k]) for k in keys if xcom[k] not in ({"$flowc": "no items"}, "")]
             out[s.name] = {o: [i[o] for i in insts] for o in s.outputs}
         elif s.outputs:
             out[s.name] = decode(xcom[s.name])
@@ -215,7 +216,10 @@ def _states(run: dict) -> dict[str, str]:
 
 
 def _run_dags(
-    tmp_path: Path, jobs: dict[str, list[dict | None]], env: dict[str, str] | None = None
+    tmp_path: Path,
+    jobs: dict[str, list[dict | None]],
+    env: dict[str, str] | None = None,
+    sources: dict[str, str] | None = None,
 ) -> dict[str, list[dict]]:
     """dag.test() each case's golden DAG once per conf, all in ONE Airflow process (its start-up
     dominates), with a fresh SQLite AIRFLOW_HOME under tmp_path. ``{case: [run, ...]}``."""
@@ -226,7 +230,8 @@ def _run_dags(
     spec = []
     for case, confs in jobs.items():
         f = home / "dags" / f"{case}.py"
-        f.write_text((GOLDEN / case / "airflow" / f"{case}.py").read_text())
+        text = (sources or {}).get(case) or (GOLDEN / case / "airflow" / f"{case}.py").read_text()
+        f.write_text(text)
         spec.append({"file": str(f), "confs": confs, "variables": str(variables)})
     (tmp_path / "jobs.json").write_text(json.dumps(spec))
     results = _harness(home, ["test", str(tmp_path / "jobs.json")], env)
@@ -296,6 +301,8 @@ def test_dag_test_foreach_when_params(tmp_path: Path) -> None:
 
 def test_dag_test_escaping_replicas_command_secrets(tmp_path: Path) -> None:
     greeting = "hi {{ x }} ''' \\ $HOME"
+    fanout = load_text(FANOUT.read_text(), FANOUT.name)
+    (fanout_text,) = emit(fanout, "airflow").values()
     runs = _run_dags(
         tmp_path,
         {
@@ -303,8 +310,10 @@ def test_dag_test_escaping_replicas_command_secrets(tmp_path: Path) -> None:
             "replicas": [None],
             "command": [{"greeting": greeting}],
             "secrets": [None],
+            "command_fanout": [None, {"items": []}],
         },
         env={"DB_PASSWORD": "pw-from-env", "API_TOKEN": "not-this-one"},
+        sources={"command_fanout": fanout_text},
     )
     # ''' and {{ }} and {% %} and backslashes and newlines, through Python source, Jinja-templated
     # BashOperator fields and XCom, reach the steps byte-exact (and as under the local runtime)
@@ -335,6 +344,18 @@ def test_dag_test_escaping_replicas_command_secrets(tmp_path: Path) -> None:
     (run,) = runs["command"]
     assert run["state"] == "success", run
     assert _states(run) == {"load": "success", "shout": "success"}
+    # command steps mapped by replicas (env carries FLOWC_REPLICA) and by foreach (the item
+    # reaches argv through the flowc_arg macro, Jinja-looking text intact), and over no items
+    for n, (run, params) in enumerate(
+        zip(runs["command_fanout"], [None, {"items": []}], strict=True)
+    ):
+        assert run["state"] == "success", run
+        local = _local(fanout, tmp_path / f"f{n}", params)
+        assert airflow_outputs(fanout, run) == local.outputs
+    got = airflow_outputs(fanout, runs["command_fanout"][0])
+    assert got["rep"] == {"r": ["0/2", "1/2"], "mode": ["m {{ ds }}", "m {{ ds }}"]}
+    assert got["each"] == {"arg": ["a", "b {{ x }}"]}
+    assert airflow_outputs(fanout, runs["command_fanout"][1])["each"] == {"arg": []}
     # secrets: the Airflow Variable named by the flow, else the environment; never in the file
     (run,) = runs["secrets"]
     assert run["state"] == "success", run
