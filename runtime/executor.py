@@ -149,6 +149,7 @@ class _StepRun:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[int, StepFailure] = field(default_factory=dict)
     foreach: bool = False
+    items: list[Any] = field(default_factory=list)
 
 
 class _Failed(Exception):
@@ -196,6 +197,10 @@ class _Writer:
     ) -> None:
         self.q.put(("outputs", step, (outputs, encoded, cache_key), finished))
 
+    def item(self, step: str, idx: int, key: str, encoded: dict[str, tuple[str, bytes]]) -> None:
+        """A finished foreach item: its outputs as ``<output>.item<idx>`` artifacts."""
+        self.q.put(("item", step, (idx, key, encoded), {}))
+
     def close(self) -> None:
         self.q.put(None)
         self.thread.join()
@@ -212,7 +217,7 @@ class _Writer:
             if batch[-1] is None:
                 stop = True
                 batch.pop()
-            files = [item for item in batch if item[0] == "outputs"]
+            files = [item for item in batch if item[0] != "meta"]
             if len(files) > 1:  # disk latency: write a batch's files in parallel
                 if self._pool is None:
                     self._pool = cf.ThreadPoolExecutor(4, thread_name_prefix="flowc-io")
@@ -245,13 +250,30 @@ class _Writer:
         return [self._try_write(item) for item in items]
 
     def _try_write(self, item: Any) -> Any:
-        _, name, args, kw = item
+        kind, name, args, kw = item
         try:
+            if kind == "item":
+                return self._write_item(name, *args)
             return self._write_outputs(name, *args, **dict(kw))
         except Exception as e:
             if self.error is None:
                 self.error = (name, e)
             return None
+
+    def _write_item(
+        self, step: str, idx: int, key: str, encoded: dict[str, tuple[str, bytes]]
+    ) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        put_encoded = getattr(self.store, "put_encoded", None)
+        uris = {}
+        for o, (fmt, data) in encoded.items():
+            name = f"{o}.item{idx}"
+            if put_encoded is not None:
+                uris[o] = put_encoded(self.run_id, step, name, fmt, data)
+            else:
+                from flowc.runtime.store import decode
+
+                uris[o] = self.store.put(self.run_id, step, name, decode(fmt, data))
+        return ("item_finished", (self.run_id, step, idx, key), {"outputs": uris})
 
     def _write_outputs(
         self,
@@ -315,6 +337,7 @@ class _Runner:
         self.outputs: dict[str, dict[str, Any]] = {}
         self.first_error: StepFailure | None = None
         self.warnings: list[str] = []
+        self.done_items: dict[str, dict[int, tuple[str, dict[str, Any]]]] = {}
         self._plan_path: Path | None = None
         self._plan_lock = threading.Lock()
 
@@ -385,7 +408,16 @@ class _Runner:
 
     def _load_finished(self, run_id: str) -> None:
         """Resume: steps recorded as finished keep their state; outputs are read back. A step
-        whose artifacts are missing runs again."""
+        whose artifacts are missing runs again; so does a foreach item, unless it finished."""
+        for row in self.meta.items(run_id):
+            try:
+                outs = {
+                    o: self.store.get(run_id, row["step"], f"{o}.item{row['idx']}")
+                    for o in row["outputs"]
+                }
+            except Exception:
+                continue
+            self.done_items.setdefault(row["step"], {})[row["idx"]] = (row["key"], outs)
         for row in self.meta.steps(run_id):
             name, status = row["step"], row["status"]
             if name not in self.steps or status not in ("success", "cached", "skipped"):
@@ -579,7 +611,17 @@ class _Runner:
         self._emit(name, "running")
         instances = [(None, step_mod.MISSING)] if items is None else list(enumerate(items))
         run = _StepRun(name, now, len(instances), cache_key=key, foreach=items is not None)
+        run.items = items or []
         self.step_runs[name] = run
+        done = self.done_items.get(name)
+        if done and items:  # resume: items that finished before are not run again
+            for i, it in enumerate(items):
+                if i in done and done[i][0] == _item_key(it):
+                    run.results[i] = done[i][1]
+            instances = [(i, it) for i, it in instances if i not in run.results]
+            if not instances:
+                self._complete(name)
+                return
         if not instances:  # foreach over an empty list
             self._succeed(run, {o: [] for o in data.get("outputs") or ()})
             return
@@ -607,6 +649,16 @@ class _Runner:
             run.failures[index] = f.failure
             attempts = f.attempts
         run.attempts.extend(attempts)
+        if run.foreach and index in run.results and run.instances > 1:
+            try:  # persisted as it finishes, so a killed run resumes from here
+                encoded = {o: encode(v) for o, v in run.results[index].items()}
+                self.writer.item(name, index, _item_key(run.items[index]), encoded)
+            except Exception:  # not storable: the step will fail when gathered
+                pass
+        self._complete(name)
+
+    def _complete(self, name: str) -> None:
+        run = self.step_runs[name]
         if len(run.results) + len(run.failures) < run.instances:
             return
         if run.failures:
@@ -991,6 +1043,11 @@ class _Runner:
                 self.progress(event)
             except Exception:  # a broken progress display must not break the run
                 self.progress = None
+
+
+def _item_key(item: Any) -> str:
+    """Identifies a foreach item across a resume (its list may have changed)."""
+    return hashlib.sha256(encode(item)[1]).hexdigest()[:24]
 
 
 def _child_pythonpath() -> str:

@@ -36,6 +36,10 @@ CREATE TABLE IF NOT EXISTS attempts (
     duration REAL, error TEXT, log TEXT
 );
 CREATE INDEX IF NOT EXISTS attempts_run ON attempts (run_id, step);
+CREATE TABLE IF NOT EXISTS items (
+    run_id TEXT NOT NULL, step TEXT NOT NULL, idx INTEGER NOT NULL, key TEXT, outputs TEXT,
+    PRIMARY KEY (run_id, step, idx)
+);
 """
 
 
@@ -114,8 +118,9 @@ class MetadataStore:
         self.batch([("step_finished", (run_id, step, status), kw)])
 
     def batch(self, calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> None:
-        """Apply several writes (``(op name, args, kwargs)``, ops ``steps_started`` and
-        ``step_finished``) in ONE transaction: the executor's writer thread batches this way."""
+        """Apply several writes (``(op name, args, kwargs)``, ops ``steps_started``,
+        ``item_finished`` and ``step_finished``) in ONE transaction: the executor's writer thread batches this way.
+        """
         if not calls:
             return
 
@@ -142,6 +147,22 @@ class MetadataStore:
             "ON CONFLICT(run_id, step) DO UPDATE SET status='running', "
             "started=excluded.started, ended=NULL, duration=NULL, error=NULL",
             [(run_id, name, t) for name, t in steps],
+        )
+
+    @staticmethod
+    def _op_item_finished(
+        db: sqlite3.Connection,
+        run_id: str,
+        step: str,
+        idx: int,
+        key: str,
+        *,
+        outputs: Mapping[str, str],
+    ) -> None:
+        """One finished foreach item (so ``resume`` can skip it)."""
+        db.execute(
+            "INSERT OR REPLACE INTO items (run_id, step, idx, key, outputs) VALUES (?, ?, ?, ?, ?)",
+            (run_id, step, idx, key, json.dumps(dict(outputs))),
         )
 
     @staticmethod
@@ -229,6 +250,13 @@ class MetadataStore:
         rows = self._rows("SELECT * FROM steps WHERE run_id=? ORDER BY started, step", (run_id,))
         for r in rows:
             r["outputs"] = json.loads(r["outputs"]) if r.get("outputs") else {}
+        return rows
+
+    def items(self, run_id: str) -> list[dict[str, Any]]:
+        """Finished foreach items: ``{"step", "idx", "key", "outputs"}``."""
+        rows = self._rows("SELECT step, idx, key, outputs FROM items WHERE run_id=?", (run_id,))
+        for r in rows:
+            r["outputs"] = json.loads(r["outputs"] or "{}")
         return rows
 
     def attempts(self, run_id: str, step: str | None = None) -> list[dict[str, Any]]:

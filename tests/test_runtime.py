@@ -533,3 +533,32 @@ def test_resume_in_process_reuses_finished_steps_and_warns_on_changes(tmp_path: 
     assert r3.ok and r3.outputs["c"]["s"] == 3 and "steps a" in r3.warnings[0]
     with pytest.raises(RunError, match="no run 'nope'"):
         run_plan(plan, root=root, resume="nope")
+
+
+def test_resume_skips_foreach_items_that_finished(tmp_path: Path) -> None:
+    log, block = tmp_path / "calls.txt", tmp_path / "block.txt"
+    block.write_text("c")
+    plan = plan_of(
+        tmp_path,
+        f"""
+        flowc: 1
+        name: items
+        params: {{names: {{type: list, default: [a, b, c, d]}}}}
+        steps:
+          each:
+            run: flowc_rt.steps:record_unless
+            foreach: "${{params.names}}"
+            with: {{log: "{log}", name: "${{item}}", block_file: "{block}"}}
+            outputs: [v]
+          total: {{run: "flowc_demo.steps:echo", with: {{value: "${{steps.each.outputs.v}}"}}, outputs: [v]}}
+        """,
+    )
+    root = tmp_path / ".flowc"
+    r1 = run_plan(plan, root=root, max_workers=2)
+    assert r1.states == {"each": "failed", "total": "upstream_failed"}
+    assert sorted(lines(log)) == ["a", "b", "d"]
+    block.unlink()
+    r2 = run_plan(plan, root=root, resume=r1.run_id)
+    assert r2.ok, r2.error
+    assert sorted(lines(log)) == ["a", "b", "c", "d"]  # only the failed item ran again
+    assert r2.outputs["total"]["v"] == ["A", "B", "C", "D"]
