@@ -155,6 +155,7 @@ def check(text: str) -> str:
             assert d.loc is not None, d.render()
             assert d.loc.file == "flow.yaml" and d.loc.line >= 1 and d.loc.col >= 1, d.render()
             assert "Traceback" not in d.render()
+            assert "internal error" not in d.message, d.render()
         assert e.diagnostics, "FlowcError without diagnostics"
         return "error"
     return "ok"

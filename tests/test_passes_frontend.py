@@ -396,3 +396,27 @@ def test_schedule_kinds() -> None:
     assert every.catchup is True and every.timezone == "UTC"
     at = load_text(base.format("{at: 2027-01-01T00:00:00Z}")).schedule
     assert at is not None and at.kind == "at" and at.at == "2027-01-01T00:00:00Z"
+
+
+def test_a_crashing_pass_is_reported_without_traceback(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    import flowc.compiler.passes as passes
+
+    boom = types.SimpleNamespace(__name__="flowc.compiler.passes.boom", ORDER=99)
+
+    def run(ctx: object) -> None:
+        raise KeyError("oops")
+
+    boom.run = run
+    real = passes.pass_modules()
+    monkeypatch.setattr(passes, "pass_modules", lambda: (*real, boom))
+    monkeypatch.delenv("FLOWC_DEBUG", raising=False)
+    with pytest.raises(FlowcError) as info:
+        load_text("flowc: 1\nname: t\nsteps:\n  a: {run: m:f}\n")
+    assert info.value.render().splitlines()[0] == (
+        "flow.yaml:1:1: error: internal error in compiler pass 'boom': KeyError: 'oops'"
+    )
+    monkeypatch.setenv("FLOWC_DEBUG", "1")
+    with pytest.raises(KeyError):
+        load_text("flowc: 1\nname: t\nsteps:\n  a: {run: m:f}\n")

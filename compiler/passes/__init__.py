@@ -37,7 +37,7 @@ from types import ModuleType
 from typing import Any
 
 from flowc.compiler import ir
-from flowc.compiler.errors import Collector, Loc
+from flowc.compiler.errors import Collector, FlowcError, Loc
 from flowc.compiler.loader import Doc
 from flowc.compiler.schema import DefaultsModel, EnvironmentModel, FlowModel, StepModel
 
@@ -105,10 +105,26 @@ def pass_modules() -> tuple[ModuleType, ...]:
 def run_passes(ctx: PassContext) -> None:
     """Run every pass; raise FlowcError with all diagnostics at the end (or when a pass that
     needs a clean context comes after errors)."""
+    import os
+
     for mod in pass_modules():
         if getattr(mod, "NEEDS_CLEAN", False) and ctx.errors.diagnostics:
             break
-        mod.run(ctx)
+        try:
+            mod.run(ctx)
+        except FlowcError as e:
+            ctx.errors.extend(e)
+            break
+        except Exception as e:  # a bug in a pass: one clear line, not a traceback
+            if os.environ.get("FLOWC_DEBUG"):
+                raise
+            name = mod.__name__.rsplit(".", 1)[-1]
+            ctx.errors.error(
+                Loc(ctx.file, 1, 1),
+                f"internal error in compiler pass '{name}': {type(e).__name__}: {e}",
+                "this is a flowc bug; run with FLOWC_DEBUG=1 for the traceback and report it",
+            )
+            break
     ctx.errors.raise_if_any()
 
 
