@@ -70,9 +70,11 @@ POD_XCOM_FILE = "/airflow/xcom/return.json"  # what KubernetesPodOperator's side
 def jinja_literal(text: str) -> str:
     """Template text that Airflow's Jinja renders back to exactly ``text``.
 
-    Every ``{`` becomes ``{{ '{' }}`` (so no ``{{``/``{%``/``{#`` can start a tag) and every
-    carriage return ``{{ '\\r' }}`` (Jinja would normalise it to a newline)."""
-    return text.replace("{", "{{ '{' }}").replace("\r", "{{ '\\r' }}")
+    Every ``{`` becomes ``{{ '{' }}`` (so no ``{{``/``{%``/``{#`` can start a tag), every
+    carriage return ``{{ '\\r' }}`` (Jinja would normalise it to a newline) and a final newline
+    ``{{ '\\n' }}`` (Airflow's Jinja environment drops one trailing newline)."""
+    out = text.replace("{", "{{ '{' }}").replace("\r", "{{ '\\r' }}")
+    return out[:-1] + "{{ '\\n' }}" if out.endswith("\n") else out
 
 
 def is_plain(enc: Any) -> bool:
