@@ -162,7 +162,13 @@ def _cron_next(expr: str, after: datetime, tz: tzinfo) -> datetime:
 
     fields = expr.split()
     fixed_hour = len(fields) >= 2 and not fields[1].startswith("*")
-    it = croniter(expr, after.astimezone(tz))
+    key = (expr, str(tz))
+    with _CRON_LOCK:  # walking slot after slot (a catch-up) reuses the iterator
+        cached = _CRON_ITERS.pop(key, None)
+    if cached is not None and cached[1] == after:
+        it = cached[0]
+    else:
+        it = croniter(expr, after.astimezone(tz))
     for _ in range(10_000):
         nxt = it.get_next(datetime)
         if nxt.tzinfo is None:  # pragma: no cover - croniter keeps the zone of its start
@@ -172,8 +178,16 @@ def _cron_next(expr: str, after: datetime, tz: tzinfo) -> datetime:
             continue
         if fixed_hour and _is_repeated_wall_time(nxt, tz):
             continue
+        with _CRON_LOCK:
+            _CRON_ITERS[key] = (it, nxt)
+            while len(_CRON_ITERS) > 64:
+                _CRON_ITERS.pop(next(iter(_CRON_ITERS)))
         return nxt
     raise ScheduleError(f"cron {expr!r} produced no slot after {after.isoformat()}")
+
+
+_CRON_ITERS: dict[tuple[str, str], tuple[Any, datetime]] = {}
+_CRON_LOCK = threading.Lock()
 
 
 def next_slot(schedule: Mapping[str, Any], anchor: datetime, after: datetime) -> datetime | None:
@@ -446,10 +460,12 @@ class ScheduleStore:
         *,
         skipped: int = 0,
         now: datetime,
+        run_id: str | None = None,
     ) -> bool:
         """Atomically take ``slot`` of ``name``: only when the persisted next fire time is still
         ``expected`` (``slot`` itself, or an earlier missed slot when ``catchup: false`` jumps to
-        the latest) and ``slot`` was never fired. Advances the next fire time to ``next_fire``."""
+        the latest) and ``slot`` was never fired. Advances the next fire time to ``next_fire``.
+        With ``run_id`` the fire is recorded as ``running`` that run at once."""
 
         def tx(db: sqlite3.Connection) -> bool:
             cur = db.execute(
@@ -461,9 +477,18 @@ class ScheduleStore:
                 return False
             try:
                 db.execute(
-                    "INSERT INTO schedule_fires (name, slot, status, owner, claimed, skipped) "
-                    "VALUES (?, ?, 'claimed', ?, ?, ?)",
-                    (name, _iso(slot), owner, _iso(now), skipped),
+                    "INSERT INTO schedule_fires (name, slot, run_id, status, owner, claimed, "
+                    "started, skipped) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        name,
+                        _iso(slot),
+                        run_id,
+                        "claimed" if run_id is None else "running",
+                        owner,
+                        _iso(now),
+                        None if run_id is None else time.time(),
+                        skipped,
+                    ),
                 )
             except sqlite3.IntegrityError:
                 # fired before (a schedule re-registered with an older next fire): keep the
@@ -629,7 +654,14 @@ class Worker:
                 assert entry.next_fire is not None
                 now = self.clock.now()
                 if not self.store.claim(
-                    entry.name, entry.next_fire, slot, nxt, self.owner, skipped=skipped, now=now
+                    entry.name,
+                    entry.next_fire,
+                    slot,
+                    nxt,
+                    self.owner,
+                    skipped=skipped,
+                    now=now,
+                    run_id=run_id_for(entry.name, slot),
                 ):
                     progressed = True  # re-read: another worker took it, or it fired before
                     continue
@@ -641,7 +673,6 @@ class Worker:
 
     def _run(self, entry: Entry, slot: datetime, skipped: int) -> Fire:
         run_id = run_id_for(entry.name, slot)
-        self.store.fire_started(entry.name, slot, run_id)
         if skipped:
             self.log(f"{entry.name}: skipped {skipped} missed slot(s) (catchup: false)")
         self.log(f"{entry.name}: slot {slot.isoformat()} -> run {run_id}")
