@@ -460,10 +460,10 @@ class _Runner:
             self.meta.end_run(self.run_id, "interrupted", "interrupted by the user")
             self.meta.close()
             raise
-        except Exception as e:  # a run service failed to start or stop
+        except Exception as e:  # a run service failed to start or stop (or a runtime bug)
             if self.first_error is None:
                 self.first_error = StepFailure(
-                    step="<run services>" if not hasattr(self, "running") else "<run>",
+                    step="<run>",
                     attempt=1,
                     error=self._mask(f"{type(e).__name__}: {e}"),
                     traceback=self._mask(traceback.format_exc()),
