@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from flowc.runtime.scheduler import (
     Entry,
@@ -251,7 +253,7 @@ def test_two_workers_at_once_fire_each_slot_once(tmp_path: Path) -> None:
     rec = Recorder()
     clock = ManualClock(T0)
     stores = [ScheduleStore.for_root(root) for _ in range(4)]
-    threads = [threading.Thread(target=worker(st, clock, rec).tick) for st in stores]
+    threads = [threading.Thread(target=worker(one, clock, rec).tick) for one in stores]
     for t in threads:
         t.start()
     for t in threads:
@@ -259,8 +261,8 @@ def test_two_workers_at_once_fire_each_slot_once(tmp_path: Path) -> None:
     expected = [z("2026-03-01T00:00:00Z") + timedelta(minutes=m) for m in range(12 * 60 + 1)]
     assert sorted(rec.slots()) == expected  # 721 slots, none twice, none lost
     assert len(stores[0].fires()) == len(expected)
-    for st in stores:
-        st.close()
+    for one in stores:
+        one.close()
 
 
 def test_interrupted_fire_is_not_rerun(store: ScheduleStore) -> None:
@@ -349,3 +351,47 @@ def test_a_broken_schedule_does_not_stop_the_others(store: ScheduleStore) -> Non
     w = Worker(store, rec, ManualClock(T0), log=logged.append)
     assert [f.name for f in w.tick()] == ["good"]
     assert any("bad: cannot compute its next slot" in m for m in logged)
+
+
+# hypothesis: any pattern of ticks, downtimes and restarts fires each slot exactly once
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    every=st.integers(min_value=1, max_value=600),
+    steps=st.lists(
+        st.tuples(st.integers(min_value=0, max_value=3600), st.booleans()), min_size=1, max_size=12
+    ),
+    catchup=st.booleans(),
+)
+def test_any_ticks_and_restarts_fire_each_slot_at_most_once(
+    tmp_path_factory: pytest.TempPathFactory, every: int, steps: list, catchup: bool
+) -> None:
+    root = tmp_path_factory.mktemp("hyp")
+    store = ScheduleStore.for_root(root)
+    try:
+        store.register(plan(kind="every", every_seconds=float(every), catchup=catchup), now=T0)
+        clock = ManualClock(T0)
+        rec = Recorder()
+        w = worker(store, clock, rec)
+        for advance, restart in steps:
+            clock.advance(advance)
+            if restart:  # a new worker process on the same store
+                w = worker(store, clock, rec)
+            w.tick()
+        slots = rec.slots()
+        assert slots == sorted(set(slots))  # in order, none twice
+        end = clock.now()
+        expected = [
+            T0 + timedelta(seconds=every * k)
+            for k in range(int((end - T0).total_seconds() // every) + 1)
+        ]
+        if catchup:
+            assert slots == expected  # every slot up to now, none lost
+        else:
+            assert set(slots) <= set(expected) and slots[-1] == expected[-1]
+        assert store.get("nightly").next_fire == expected[-1] + timedelta(seconds=every)
+    finally:
+        store.close()
