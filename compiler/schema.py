@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from flowc.compiler.errors import Collector, FlowcError, Loc, did_you_mean
+from flowc.compiler.errors import Collector, Loc, did_you_mean
 
 if TYPE_CHECKING:
     from flowc.compiler.loader import Doc
@@ -361,7 +361,3 @@ def json_schema() -> dict[str, Any]:
     for k in ("runner", "pipeline", "component"):
         schema["properties"][k] = {"type": "object", "description": f"integration layer '{k}'"}
     return schema
-
-
-def fail(loc: Loc | None, message: str, hint: str | None = None) -> FlowcError:
-    return FlowcError.at(loc, message, hint)

@@ -7,7 +7,6 @@ Step.secrets (sorted)."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 from flowc.compiler.errors import did_you_mean
 from flowc.compiler.ir import Edge, Expr, Format, ListOf, Lit, Ref, Step
@@ -152,7 +151,3 @@ def run(ctx: PassContext) -> None:
                 else:
                     check_ref(ctx, r, None, "channel")
     ctx.edges.extend(edges)
-
-
-def _unused(_: Any) -> None:  # pragma: no cover
-    pass
