@@ -138,3 +138,13 @@ def test_map_error_path_skips_non_data_parts() -> None:
     doc = load_text("steps:\n  a: {retries: x}\n", "f.yaml")
     assert doc.map_error_path(("steps", "a", "retries", "int")) == Loc("f.yaml", 2, 16)
     assert doc.map_error_path(("steps", "a", "retries"), key=True) == Loc("f.yaml", 2, 7)
+
+
+def test_libyaml_composer_is_used() -> None:
+    """The messages above are libyaml's; the pure-Python fallback words some differently."""
+    import yaml
+
+    from flowc.compiler import loader
+
+    assert yaml.__with_libyaml__, "PyYAML without libyaml: install the binary wheel"
+    assert loader._pick_loader() is yaml.CSafeLoader
