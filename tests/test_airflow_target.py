@@ -57,7 +57,7 @@ def test_jinja_literal_round_trips_any_text(text: str) -> None:
     assert airflow_jinja().from_string(jinja_literal(text)).render() == text
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=60, deadline=None)
 @given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\x00")), max_size=4))
 def test_bash_command_text_gives_back_argv(argv: list[str]) -> None:
     """shlex-quoted, Jinja-escaped, rendered, then run by bash: the argv arrives unchanged."""
