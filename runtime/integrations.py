@@ -41,6 +41,7 @@ __all__ = [
     "for_run",
     "load_class",
     "resolve_callable",
+    "search_path_order",
     "service",
 ]
 
@@ -114,6 +115,14 @@ def candidate_modules(
     return out
 
 
+def search_path_order(
+    section: Sequence[str], layer: Sequence[str], global_: Sequence[str]
+) -> tuple[str, ...]:
+    """Where bare class names are looked up: the section's own search paths, then its layer's
+    (top-level section), then the global ones; duplicates dropped."""
+    return tuple(dict.fromkeys([*section, *layer, *global_]))
+
+
 def _getattr_path(obj: Any, dotted: str) -> Any:
     for part in dotted.split("."):
         obj = getattr(obj, part)
@@ -181,12 +190,17 @@ class _Builder:
     def __init__(self, fw: Mapping[str, Any], loader: Loader | None = None) -> None:
         self.global_config: Mapping[str, Any] = fw.get("config") or {}
         self.global_paths: list[str] = list(fw.get("search_paths") or ())
+        # a layer's search paths (its top-level section) apply to its nested sections too
+        self.layer_paths: dict[str, list[str]] = {
+            name: list(sec.get("search_paths") or ())
+            for name, sec in (fw.get("layers") or {}).items()
+        }
         self.classes: dict[tuple[str, str, tuple[str, ...]], type] = {}
         self.objects: list[Any] = []
         self.loader = loader or load_class
 
     def cls(self, ref: str, layer: str, layer_paths: Sequence[str]) -> type:
-        paths = tuple(dict.fromkeys([*layer_paths, *self.global_paths]))
+        paths = search_path_order(layer_paths, self.layer_paths.get(layer, ()), self.global_paths)
         k = (ref, layer, paths)
         if k not in self.classes:
             self.classes[k] = self.loader(ref, layer, paths)

@@ -248,3 +248,19 @@ def test_integration_flow_compiles_to_every_target(target: str, tmp_path: Path) 
     text = "\n".join(files.values())
     assert "integration:train.fit" in text
     assert "MyTrainingPipeline" in text  # the framework travels with the plan
+
+
+def test_nested_section_bare_names_checked_along_inherited_paths(tmp_path: Path) -> None:
+    text = (
+        HEAD
+        + "component: {search_paths: [flowc_lolpop], metrics_tracker: MLFlowMetricsTracker}\n"
+        + "pipeline:\n  train:\n    class: flowc_lolpop.pipeline:MyTrainingPipeline\n"
+        + "    component: {model_trainer: XGBoostModelTrainr}\n"
+        + STEP
+    )
+    assert (
+        "flow.yaml:7:17: error: class 'XGBoostModelTrainr' of 'component.model_trainer' not "
+        "found; tried: flowc_lolpop.component:XGBoostModelTrainr, flowc_lolpop:XGBoostModelTrainr"
+    ) in errors(tmp_path, text)
+    ok = compile_flow(write(tmp_path, text.replace("Trainr", "Trainer")))
+    assert run_plan(ok.to_data(), root=tmp_path / ".flowc").ok

@@ -353,3 +353,17 @@ def test_run_service_exposes_one_tree_per_run() -> None:
         assert rt.for_run(plan, "svc-1") is tree  # still held by the outer run
     with services.running(plan, run) as again:
         assert again["integrations"] is not tree  # released after the run, rebuilt fresh
+
+
+def test_nested_sections_inherit_their_layers_search_paths() -> None:
+    sections = {
+        "component": {"search_paths": ["flowc_lolpop"], "metrics_tracker": "MLFlowMetricsTracker"},
+        "pipeline": {
+            "train": {
+                "class": PIPELINES["train"],
+                "component": {"model_trainer": "XGBoostModelTrainer"},  # no search_paths here
+            }
+        },
+    }
+    runner = build(sections)
+    assert type(runner.train.model_trainer).__module__ == "flowc_lolpop.component"

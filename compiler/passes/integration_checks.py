@@ -122,7 +122,10 @@ def _check_classes(
     layer: Layer,
     classes: dict[tuple[str, str, tuple[str, ...]], type | None],
 ) -> None:
-    paths = tuple(dict.fromkeys([*layer.search_paths, *fw.search_paths]))
+    top = fw.layer(layer.name)
+    paths = rt.search_path_order(
+        layer.search_paths, top.search_paths if top else (), fw.search_paths
+    )
     for integ in layer.integrations:
         classes[(integ.class_ref, layer.name, paths)] = _find_class(ctx, integ, layer.name, paths)
         for sub in integ.layers:
