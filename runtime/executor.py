@@ -238,6 +238,13 @@ class _Writer:
                     calls.append((name, args, kw))
                 elif done[id(item)] is not None:
                     calls.append(done[id(item)])
+            # a step that starts and finishes within one batch needs no "running" row
+            finished = {c[1][1] for c in calls if c[0] == "step_finished"}
+            calls = [
+                c
+                for c in calls
+                if c[0] != "steps_started" or any(n not in finished for n, _ in c[1][1])
+            ]
             try:
                 self.meta.batch(calls)
             except Exception as e:
