@@ -159,7 +159,9 @@ def test_function_named_like_a_param_is_an_error(tmp_path: Path) -> None:
 
 
 def test_unimportable_module_is_a_located_error(tmp_path: Path) -> None:
-    got = errors(tmp_path, HEAD.replace("flowc_functions.features", "flowc_functions.nope"))
+    text = HEAD.replace("flowc_functions.features", "flowc_functions.nope")
+    got = errors(tmp_path, text + "steps:\n  doubled: {with: {factor: 2}}\n")
+    assert "doubled" not in got  # one error, not one per step entry
     assert got.startswith(
         "flow.yaml:5:13: error: cannot import function module 'flowc_functions.nope': "
         "No module named 'flowc_functions.nope'\n  hint: the compiler imports function modules"

@@ -100,6 +100,7 @@ def run(ctx: PassContext) -> None:
     ctx.functions = tuple(m.functions)
     # 1. collect every public function of every module
     funcs: dict[str, tuple[str, Any, int]] = {}
+    complete = True  # every module imported (else unknown names are not worth reporting)
     with import_path(ctx.file):
         for i, modname in enumerate(m.functions):
             loc = ctx.loc("functions", i)
@@ -110,6 +111,7 @@ def run(ctx: PassContext) -> None:
                 module = import_module(modname)
             except FlowcError as e:
                 ctx.errors.extend(_relocate(e, loc))
+                complete = False
                 continue
             found = public_functions(module)
             if not found:
@@ -127,7 +129,7 @@ def run(ctx: PassContext) -> None:
 
     # 2. steps: entries without run/command must name a function
     for name in ctx.function_steps:
-        if name not in funcs:
+        if name not in funcs and complete:
             hint = did_you_mean(name, funcs) or (
                 "give it 'run' or 'command', or define the function in "
                 + ", ".join(repr(x) for x in m.functions)
