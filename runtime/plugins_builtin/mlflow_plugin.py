@@ -173,6 +173,10 @@ class MLflowPlugin(MLOpsPlugin):
         from mlflow.entities import Metric
 
         ts = int(time.time() * 1000)
+        if len(metrics) == 1:  # the common case: the store's single-metric path is cheaper
+            ((k, v),) = metrics.items()
+            self.client.log_metric(self._run(), str(k), float(v), ts, step or 0)
+            return
         items = [Metric(str(k), float(v), ts, step or 0) for k, v in metrics.items()]
         self.client.log_batch(self._run(), metrics=items)
 
