@@ -48,7 +48,7 @@ class MLflowPlugin(MLOpsPlugin):
         self.run_id: str | None = None
         self.experiment_id: str | None = None
         self._owns_run = False
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # steps run in threads; SQLite likes one writer
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -165,7 +165,8 @@ class MLflowPlugin(MLOpsPlugin):
         from mlflow.entities import Param
 
         items = [Param(str(k), _text(v)) for k, v in params.items()]
-        self.client.log_batch(self._run(), params=items)
+        with self._lock:
+            self.client.log_batch(self._run(), params=items)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         import time
@@ -175,17 +176,21 @@ class MLflowPlugin(MLOpsPlugin):
         ts = int(time.time() * 1000)
         if len(metrics) == 1:  # the common case: the store's single-metric path is cheaper
             ((k, v),) = metrics.items()
-            self.client.log_metric(self._run(), str(k), float(v), ts, step or 0)
+            with self._lock:
+                self.client.log_metric(self._run(), str(k), float(v), ts, step or 0)
             return
         items = [Metric(str(k), float(v), ts, step or 0) for k, v in metrics.items()]
-        self.client.log_batch(self._run(), metrics=items)
+        with self._lock:
+            self.client.log_batch(self._run(), metrics=items)
 
     def log_artifact(self, path: str, artifact_path: str | None = None) -> None:
-        self.client.log_artifact(self._run(), str(path), artifact_path)
+        with self._lock:
+            self.client.log_artifact(self._run(), str(path), artifact_path)
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        for k, v in tags.items():
-            self.client.set_tag(self._run(), str(k), _text(v))
+        with self._lock:
+            for k, v in tags.items():
+                self.client.set_tag(self._run(), str(k), _text(v))
 
 
 def _text(value: Any) -> str:
