@@ -174,6 +174,18 @@ LOL = (
             "has no integration 'model_trainer'\n  hint: integrations there: metadata_tracker",
         ),
         (
+            LOL + "steps:\n  fit: {run: 'integration:train.fit', with: {epoch: 2}}\n",
+            "flow.yaml:6:46: error: step 'fit': method 'train.fit' has no parameter 'epoch'\n"
+            "  hint: did you mean 'epochs'?",
+        ),
+        (
+            LOL + "steps:\n  m: {run: 'integration:metadata_tracker.log', with: {name: x}}\n"
+            "  n: {run: 'flowc_lolpop.steps:wiring'}\n"
+            "  o: {run: 'integration:train.model', with: {}}\n",
+            "flow.yaml:8:12: error: step 'o': integration 'train' "
+            "(flowc_lolpop.pipeline.MyTrainingPipeline) has no method 'model'",
+        ),
+        (
             HEAD + "steps:\n  fit: {run: 'integration:train.fit'}\n",
             "flow.yaml:4:14: error: step 'fit' runs 'integration:train.fit' but the flow "
             "declares no integration framework",
@@ -264,3 +276,17 @@ def test_nested_section_bare_names_checked_along_inherited_paths(tmp_path: Path)
     ) in errors(tmp_path, text)
     ok = compile_flow(write(tmp_path, text.replace("Trainr", "Trainer")))
     assert run_plan(ok.to_data(), root=tmp_path / ".flowc").ok
+
+
+def test_required_method_parameter_without_a_value(tmp_path: Path) -> None:
+    text = (
+        HEAD
+        + "component: {scorer: flowc_lolpop.component:NeedsArg}\n"
+        + "steps:\n  s: {run: 'integration:scorer.score', with: {threshold: 0.9}}\n"
+    )
+    assert (
+        "flow.yaml:5:12: error: step 's': parameter 'model' of method 'scorer.score' has no "
+        "value\n  hint: add it under steps.s.with"
+    ) in errors(tmp_path, text)
+    ok = text.replace("{threshold: 0.9}", "{threshold: 0.9, model: m}")
+    assert compile_flow(write(tmp_path, ok)).step("s").is_integration

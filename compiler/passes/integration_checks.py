@@ -215,6 +215,39 @@ def _check_steps(
                 f"has no method '{method}'",
                 did_you_mean(method, public) or f"its methods: {', '.join(public) or 'none'}",
             )
+            continue
+        _check_arguments(ctx, s, f"{owner}.{method}", getattr(real, method))
+
+
+def _check_arguments(ctx: PassContext, s: Any, what: str, fn: Any) -> None:
+    """The step's ``with:`` against the method's signature (``self``/``ctx`` excluded)."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    params = list(sig.parameters.values())
+    if params and params[0].name == "self" and inspect.isfunction(fn):
+        params = params[1:]
+    given = [k for k, _ in s.with_]
+    path = ctx.step_paths.get(s.name, ("steps", s.name))
+    if not any(p.kind is p.VAR_KEYWORD for p in params):
+        accepted = {p.name for p in params if p.kind not in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY)}
+        for k in given:
+            if k not in accepted:
+                ctx.errors.error(
+                    ctx.key_loc(*path, "with", k),
+                    f"step '{s.name}': method '{what}' has no parameter '{k}'",
+                    did_you_mean(k, accepted) or f"its parameters: {', '.join(accepted) or 'none'}",
+                )
+    for p in params:
+        if p.name == "ctx" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if p.default is p.empty and p.name not in given:
+            ctx.errors.error(
+                _run_loc(ctx, s.name),
+                f"step '{s.name}': parameter '{p.name}' of method '{what}' has no value",
+                f"add it under steps.{s.name}.with",
+            )
 
 
 def _walk(ctx: PassContext, tree: rt.IntegrationTree, s: Any, owner: str, loc: Loc) -> Any:
