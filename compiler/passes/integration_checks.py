@@ -11,7 +11,8 @@
   only in the image;
 * ``run: "integration:OBJ.METHOD"`` steps: the framework exists, ``OBJ`` is wired (the tree is
   built with placeholder classes by the runtime's own builder, so the attributes are exactly the
-  ones lolpop's rules give at run time) and, when its class was imported, it has ``METHOD``.
+  ones lolpop's rules give at run time) and, when its class was imported, it has ``METHOD``
+  and the step's ``with:`` fits the method's parameters.
 """
 
 from __future__ import annotations
