@@ -25,6 +25,7 @@ import io
 import json
 import os
 import sqlite3
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -660,19 +661,26 @@ def _kafka() -> Any:
     return confluent_kafka
 
 
+def _kafka_name(*parts: str) -> str:
+    text = ".".join(parts)
+    return "".join(c if c.isalnum() or c in "._-" else "_" for c in text)[:240]
+
+
 def kafka_topic(spec: ChannelSpec) -> str:
-    """The topic of a channel: ``<flow>.<channel>``."""
-    return f"{spec.flow}.{spec.name}"
+    """The topic of a channel in one run: ``<flow>.<run id>.<channel>``. Like the local
+    transport's per-run database, every run has its own stream; ``--resume`` (same run id)
+    continues it, so unacknowledged records are redelivered."""
+    return _kafka_name(spec.flow, spec.run_id, spec.name)
 
 
 def kafka_control_topic(spec: ChannelSpec) -> str:
     """Where producer replicas announce they finished (pypz keeps a control plane too)."""
-    return f"{spec.flow}.{spec.name}.control"
+    return _kafka_name(spec.flow, spec.run_id, spec.name, "control")
 
 
 def kafka_group(spec: ChannelSpec, step: str) -> str:
-    """One consumer group per consuming operator."""
-    return f"{spec.flow}.{step}"
+    """One consumer group per consuming operator (and run)."""
+    return _kafka_name(spec.flow, spec.run_id, step)
 
 
 def _require_location(spec: ChannelSpec) -> str:
@@ -822,6 +830,7 @@ class KafkaInputPort:
         self._control.assign([ck.TopicPartition(kafka_control_topic(spec), 0, ck.OFFSET_BEGINNING)])
         self._finished: set[tuple[str, int]] = set()
         self._finished_seen: float | None = None
+        self._debug_at = 0.0
         self._pending: list[Any] = []
 
     def retrieve(self) -> list[dict[str, Any]]:
@@ -866,20 +875,29 @@ class KafkaInputPort:
     def done(self) -> bool:
         """Every producer replica announced it finished, this replica joined its group, and every
         partition assigned to it is read up to its end."""
+        why = self._why_not_done()
+        if why and os.environ.get("FLOWC_KAFKA_DEBUG"):
+            now = time.monotonic()
+            if now - self._debug_at > 1.0:
+                self._debug_at = now
+                print(f"flowc kafka {self.step}[{self.replica}]: not done: {why}", file=sys.stderr)
+        return why is None
+
+    def _why_not_done(self) -> str | None:
         self._poll_control()
         expected = {(p, r) for p, n in self.spec.producers.items() for r in range(n)}
         if not expected <= self._finished:
-            return False
+            return f"producers finished: {sorted(self._finished)} of {sorted(expected)}"
         if self._finished_seen is None:
             self._finished_seen = time.monotonic()
         if time.monotonic() - self._finished_seen < FETCH_SETTLE_SECONDS:
-            return False  # let a fetch response after the producers' last record arrive
+            return "settling"  # let a fetch response after the producers' last record arrive
         if not self._joined:
             self._consumer.poll(0)  # serve the group join
-            return False
+            return "not joined"
         assignment = self._consumer.assignment()
         if not assignment:
-            return True
+            return None
         committed = {
             (tp.topic, tp.partition): tp.offset
             for tp in self._consumer.committed(assignment, timeout=10)
@@ -893,15 +911,15 @@ class KafkaInputPort:
             if cached and cached[1] >= 0:
                 high = max(high, cached[1])
             elif time.monotonic() - self._finished_seen < NO_FETCH_TRUST_SECONDS:
-                return False
+                return f"partition {tp.partition}: no fetched watermark yet"
             pos = tp.offset
             if pos < 0:
                 pos = committed.get((tp.topic, tp.partition), -1)
             if pos < 0:
                 pos = low
             if pos < high:
-                return False
-        return True
+                return f"partition {tp.partition}: at {pos} of {high}"
+        return None
 
     def close(self) -> None:
         self._consumer.close()

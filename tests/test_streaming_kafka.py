@@ -14,7 +14,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -236,34 +235,31 @@ def test_kafka_configuration() -> None:
         producers={"writer": 3},
         consumers={"reader": 2},
         flow="demo",
+        run_id="20261126T010832-23d603",
     )
-    assert ch.kafka_topic(spec) == "demo.records"
-    assert ch.kafka_group(spec, "reader") == "demo.reader"
+    assert ch.kafka_topic(spec) == "demo.20261126T010832-23d603.records"
+    assert ch.kafka_control_topic(spec) == "demo.20261126T010832-23d603.records.control"
+    assert ch.kafka_group(spec, "reader") == "demo.20261126T010832-23d603.reader"
     cfg = ch.kafka_consumer_config(spec, "reader", 1)
     assert cfg["bootstrap.servers"] == "b1:9092,b2:9092"
-    assert cfg["group.id"] == "demo.reader" and cfg["enable.auto.commit"] is False
+    assert cfg["group.id"] == "demo.20261126T010832-23d603.reader"
+    assert cfg["enable.auto.commit"] is False
     nowhere = ch.ChannelSpec("records", SCHEMA, transport="kafka", flow="demo")
     with pytest.raises(ch.ChannelError, match="needs a location"):
         ch.kafka_common_config(nowhere)
 
 
-if __name__ == "__main__":  # pragma: no cover
-    print(textwrap.dedent(__doc__ or ""))
-
-
-def test_kafka_second_run_on_the_same_topics_reads_its_own_stream(
-    tmp_path: Path, broker: str
-) -> None:
+def test_kafka_second_run_reads_its_own_stream(tmp_path: Path, broker: str) -> None:
     f = tmp_path / "flow.yaml"
     f.write_text(FLOW)
     plan = compile_flow(f).to_data()
-    for attempt in ("a", "b"):  # same flow: same topics and groups, new run id
+    for attempt in ("a", "b"):  # same flow and broker, a new run: a stream of its own
         out = tmp_path / attempt
         result = run_plan(
             plan, {"kafka": broker, "record_count": 10, "out_dir": str(out)}, root=tmp_path / ".f"
         )
         assert result.status == "success", result.error
-        # the first run's end-of-stream markers do not end the second run early
+        # nothing of the first run (records, end-of-stream markers) reaches the second
         assert sorted(read_sink(out)) == sorted(
             f"HelloWorld_{r}_{i}" for r in range(3) for i in range(10)
         )
