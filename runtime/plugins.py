@@ -449,9 +449,12 @@ def _takes_arg(fn: Any) -> bool:
 
 
 def service(plan: Mapping[str, Any]) -> PluginService | None:
-    """The ``plugins`` run service factory (see :mod:`flowc.runtime.services`)."""
-    specs = enabled_specs(plan)
-    return PluginService(specs) if specs else None
+    """The ``plugins`` run service factory (see :mod:`flowc.runtime.services`): None for a plan
+    without ``plugins:``; with only disabled plugins, ``ctx.plugins`` is an empty namespace whose
+    errors name what is enabled."""
+    if not plan.get("plugins"):
+        return None
+    return PluginService(enabled_specs(plan))
 
 
 def health(

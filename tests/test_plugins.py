@@ -314,6 +314,19 @@ def test_plugins_list_and_health_table(tmp_path: Path) -> None:
     assert res.exit_code == 2
 
 
+def test_a_step_using_a_disabled_plugin_gets_a_clear_error(tmp_path: Path) -> None:
+    ev = tmp_path / "events.jsonl"
+    f = write_flow(
+        tmp_path,
+        f'tracker: {{type: "{RECORDER}", enabled: false, config: {{events: "{ev}"}}}}',
+        f'a: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: a}}}}',
+    )
+    result = run_plan(compile_flow(f).to_data(), root=str(tmp_path / ".flowc"))
+    assert not result.ok
+    assert "no enabled plugin 'tracker' (enabled: none)" in result.error.render()
+    assert pl.service({"plugins": {}}) is None and pl.service({}) is None
+
+
 def test_ctx_plugins_namespace() -> None:
     class P(pl.MLOpsPlugin):
         pass
