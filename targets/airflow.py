@@ -197,6 +197,8 @@ class _Builder:
             and orch.setting("pod_operator", False)
         )
         self.namespace = orch.setting("namespace", "default") if orch is not None else "default"
+        # pods asked for: Python tasks with resources get a pod_override (KubernetesExecutor)
+        self.k8s_executor = self.pods
         self.vars = {s.name: _ident(s.name) for s in ir.steps}
         self.needs_macros = False
 
@@ -244,7 +246,12 @@ class _Builder:
         return out
 
     def _executor_config(self, s: Step) -> str:
-        """Resources for the task's worker: a ``pod_override`` for the KubernetesExecutor."""
+        """Resources for the task's worker: a ``pod_override`` when the stack's Airflow orchestrator
+        asks for pods (``pod_operator: true``, tasks then run on the KubernetesExecutor);
+        otherwise plain data under ``flowc_resources`` (for a cluster policy or a custom
+        executor), so parsing the file never imports the kubernetes client (~1-2 s)."""
+        if not self.k8s_executor:
+            return "{" + f'"flowc_resources": {py_literal(s.resources.to_data())}' + "}"
         self.imports.add("k8s")
         res = self._k8s_resources(s)
         image = f", image={s.image!r}" if s.image and self.pods else ""

@@ -364,3 +364,25 @@ def test_dag_test_escaping_replicas_command_secrets(tmp_path: Path) -> None:
     text = (GOLDEN / "secrets" / "airflow" / "secrets.py").read_text()
     assert "tok-from-airflow" not in text and "pw-from-env" not in text
     assert "airflow" not in sys.modules  # the compiler and the tests never import Airflow
+
+
+def test_dagbag_pods_and_resources(tmp_path: Path) -> None:
+    """pod_operator: command steps with an image are KubernetesPodOperators, Python tasks with
+    resources get a pod_override; without pods, resources stay plain data (no kubernetes import
+    when Airflow parses the file)."""
+    src = REPO / "tests" / "fixtures" / "airflow" / "pods_resources.yaml"
+    ir = load_text(src.read_text(), src.name, stack="k8s")
+    (text,) = emit(ir, "airflow").values()
+    f = tmp_path / "pods_resources.py"
+    f.write_text(text)
+    res_golden = GOLDEN / "resources" / "airflow" / "resources.py"
+    r = _harness(tmp_path, ["import", str(f), str(res_golden)])
+    assert r[str(f)]["errors"] == {}
+    tasks = r[str(f)]["dags"]["pods_resources"]["tasks"]
+    assert tasks["report"]["operator"] == "KubernetesPodOperator"
+    assert tasks["report"]["upstream"] == ["train"]
+    assert tasks["train"]["executor_config"] == {"pod_override": "V1Pod"}
+    assert tasks["prep"]["executor_config"] == {"pod_override": "V1Pod"}
+    plain = r[str(res_golden)]["dags"]["resources"]["tasks"]
+    assert plain["train"]["executor_config"] == {"flowc_resources": "dict"}
+    assert "kubernetes" not in res_golden.read_text()

@@ -36,6 +36,9 @@ def describe(dag) -> dict:
             ),
             "upstream": sorted(t.upstream_task_ids),
             "mapped": type(t).__name__ == "MappedOperator",
+            "executor_config": {
+                k: type(v).__name__ for k, v in (getattr(t, "executor_config", None) or {}).items()
+            },
             "retries": (
                 getattr(t, "retries", None)
                 if not type(t).__name__ == "MappedOperator"

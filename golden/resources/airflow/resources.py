@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG
-from kubernetes.client import models as k8s
 
 # The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
 # parses this file; flowc.runtime reads it inside the tasks.
@@ -40,41 +39,13 @@ with DAG(
         task_id="prep",
         python_callable=_run,
         op_args=["prep"],
-        executor_config={
-            "pod_override": k8s.V1Pod(
-                spec=k8s.V1PodSpec(
-                    containers=[
-                        k8s.V1Container(
-                            name="base",
-                            resources=k8s.V1ResourceRequirements(
-                                requests={"cpu": "1", "memory": "2Gi"},
-                                limits={"cpu": "1", "memory": "2Gi"},
-                            ),
-                        )
-                    ]
-                )
-            )
-        },
+        executor_config={"flowc_resources": {"cpu": "1", "memory": "2Gi"}},
     )
     train = PythonOperator(
         task_id="train",
         python_callable=_run,
         op_args=["train"],
-        executor_config={
-            "pod_override": k8s.V1Pod(
-                spec=k8s.V1PodSpec(
-                    containers=[
-                        k8s.V1Container(
-                            name="base",
-                            resources=k8s.V1ResourceRequirements(
-                                requests={"cpu": "4", "memory": "16Gi"},
-                                limits={"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
-                            ),
-                        )
-                    ]
-                )
-            )
-        },
+        executor_config={"flowc_resources": {"cpu": "4", "memory": "16Gi", "gpu": 1}},
     )
 
     prep >> train

@@ -13,7 +13,6 @@ import datetime
 
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param
-from kubernetes.client import models as k8s
 
 # The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
 # parses this file; flowc.runtime reads it inside the tasks.
@@ -55,21 +54,7 @@ with DAG(
         task_id="train",
         python_callable=_run,
         op_args=["train"],
-        executor_config={
-            "pod_override": k8s.V1Pod(
-                spec=k8s.V1PodSpec(
-                    containers=[
-                        k8s.V1Container(
-                            name="base",
-                            resources=k8s.V1ResourceRequirements(
-                                requests={"cpu": "4", "memory": "16Gi"},
-                                limits={"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "1"},
-                            ),
-                        )
-                    ]
-                )
-            )
-        },
+        executor_config={"flowc_resources": {"cpu": "4", "memory": "16Gi", "gpu": 1}},
     )
 
     load >> train
