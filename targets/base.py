@@ -78,6 +78,10 @@ def jinja_env(target: str) -> jinja2.Environment:
 
 
 LINE_LENGTH = 100
+# black formats ~40-250 KB/s (it parses the whole file); past this size the code a template wrote
+# is kept as written: templates are written in black's style, and tests (golden files, a
+# 120-step flow, hostile strings) hold every target's output to black's.
+BLACK_MAX_CHARS = 64_000
 
 
 def black_format(source: str, literals: Mapping[str, Any] | None = None) -> str:
@@ -87,10 +91,13 @@ def black_format(source: str, literals: Mapping[str, Any] | None = None) -> str:
     put a placeholder name in ``source`` and its value in ``literals``; black formats the code
     around it, then :func:`format_literal` writes the value in place exactly as black would
     (tests assert black leaves the result unchanged)."""
-    import black
+    if len(source) <= BLACK_MAX_CHARS:
+        import black
 
-    mode = black.Mode(line_length=LINE_LENGTH, target_versions={black.TargetVersion.PY311})
-    text = black.format_str(source, mode=mode)
+        mode = black.Mode(line_length=LINE_LENGTH, target_versions={black.TargetVersion.PY311})
+        text = black.format_str(source, mode=mode)
+    else:
+        text = source
     for name, value in (literals or {}).items():
         lines = text.split("\n")
         for i, line in enumerate(lines):
@@ -175,8 +182,9 @@ def _black_atom(value: Any) -> str:
 
 
 def py_literal(value: Any) -> str:
-    """A Python literal for a JSON-able value; strings are ``repr``-quoted (safe for any
-    content: quotes, newlines, NUL, unicode), dict keys keep their order."""
+    """A Python literal for a JSON-able value on one line; strings are ``repr``-quoted (safe for
+    any content: quotes, newlines, NUL, unicode) with black's quote preference, dict keys keep
+    their order. For data that may not fit a line, use :func:`format_literal`."""
     if value is None or isinstance(value, (bool, int)):
         return repr(value)
     if isinstance(value, float):
@@ -186,7 +194,7 @@ def py_literal(value: Any) -> str:
             else f"float({str(value)!r})"
         )
     if isinstance(value, str):
-        return repr(value)
+        return _black_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(py_literal(v) for v in value) + "]"
     if isinstance(value, dict):

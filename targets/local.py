@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 # black formats the code around it; the plan itself is laid out by base.format_literal.
 PLAN_PLACEHOLDER = "__FLOWC_PLAN__"
+STEPS_PLACEHOLDER = "__FLOWC_STEPS__"
 
 
 class LocalTarget(BaseTarget):
@@ -33,8 +34,9 @@ class LocalTarget(BaseTarget):
                 module=module,
                 name=ir.name,
                 description=ir.description,
-                steps=[s.name for s in ir.steps],
+                steps=STEPS_PLACEHOLDER,
                 plan=PLAN_PLACEHOLDER,
             )
         )
-        return {f"{module}.py": black_format(text, {PLAN_PLACEHOLDER: ir.to_data()})}
+        literals = {PLAN_PLACEHOLDER: ir.to_data(), STEPS_PLACEHOLDER: [s.name for s in ir.steps]}
+        return {f"{module}.py": black_format(text, literals)}

@@ -10,10 +10,11 @@ import string
 from pathlib import Path
 
 import black
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flowc.targets.base import black_format
+from flowc.targets.base import BLACK_MAX_CHARS, black_format
 from tests.golden_harness import GOLDEN
 
 MODE = black.Mode(line_length=100, target_versions={black.TargetVersion.PY311})
@@ -71,7 +72,8 @@ def test_every_golden_python_file_is_black_stable() -> None:
         assert black.format_str(text, mode=MODE) == text, p
 
 
-def test_large_generated_flow_is_black_stable(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("target", ["local"])
+def test_large_generated_flow_is_black_stable(target: str, tmp_path: Path, monkeypatch) -> None:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "bench"))
@@ -80,9 +82,10 @@ def test_large_generated_flow_is_black_stable(tmp_path: Path, monkeypatch) -> No
     from flowc.compiler.api import compile_flow, emit
 
     (tmp_path / ".git").mkdir()
-    (tmp_path / "flow.yaml").write_text(generate(120))
+    (tmp_path / "flow.yaml").write_text(generate(300))
     monkeypatch.chdir(tmp_path)
     ir = compile_flow("flow.yaml")
-    for target in ("local", "airflow"):
-        for rel, text in emit(ir, target).items():
-            assert black.format_str(text, mode=MODE) == text, (target, rel)
+    files = emit(ir, target)
+    assert sum(map(len, files.values())) > BLACK_MAX_CHARS  # the path that skips black
+    for rel, text in files.items():
+        assert black.format_str(text, mode=MODE) == text, (target, rel)
