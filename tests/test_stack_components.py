@@ -373,12 +373,21 @@ def test_target_for_accepts_ir_stack_component_and_plan() -> None:
 
 
 def test_compile_with_stack_and_no_target_uses_the_orchestrator(tmp_path: Path) -> None:
-    f = flow(tmp_path, "kf:\n  orchestrator: {type: kubeflow, host: 'http://localhost:8080'}")
+    f = flow(
+        tmp_path,
+        """
+        kf:
+          orchestrator: {type: kubeflow, host: 'http://localhost:8080'}
+          container_registry: {type: gcr, uri: gcr.io/acme}
+        """,
+    )
     out = tmp_path / "out"
     res = CliRunner().invoke(cli, ["compile", str(f), "--stack", "kf", "-o", str(out)])
     assert res.exit_code == 0, res.output
     (pkg,) = out.iterdir()
-    assert pkg.suffix == ".yaml" and "pipelineInfo" in pkg.read_text()
+    text = pkg.read_text()
+    assert pkg.suffix == ".yaml" and "pipelineInfo" in text
+    assert 'image: "gcr.io/acme/trainer:1.0"' in text and 'image: "trainer:1.0"' not in text
 
 
 # ---------------------------------------------------------------------------------------------
