@@ -335,7 +335,7 @@ class ComponentRegistry:
             other = [e.kind for e in self._entries.values() if e.name == name]
             if other:
                 raise ComponentError(
-                    f"'{name}' is a {other[0]} type, not a {kind}",
+                    f"'{name}' is {_a(other[0])} type, not {_a(kind)}",
                     key="type",
                     hint=f"{kind} types: {', '.join(self.names(kind))}",
                 )
@@ -442,7 +442,8 @@ class ComponentRegistry:
                 )
             if kind and cls.kind != kind:
                 raise ComponentError(
-                    f"'{ref}' is a {cls.kind or 'component without a kind'}, not a {kind}",
+                    f"'{ref}' is {_a(cls.kind) if cls.kind else 'a component without a kind'}, "
+                    f"not {_a(kind)}",
                     key="kind",
                 )
             self.register(cls, name, source=source)
@@ -557,6 +558,11 @@ def _components_in(module: Any) -> list[tuple[str, type]]:
         ):
             out.append((n, obj))
     return out
+
+
+def _a(kind: str) -> str:
+    """``"an orchestrator"``, ``"a metadata_store"``."""
+    return f"{'an' if kind[:1] in 'aeiou' else 'a'} {kind}"
 
 
 def _did_you_mean(word: str, choices: Iterable[str]) -> str | None:

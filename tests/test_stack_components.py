@@ -246,7 +246,7 @@ def test_bad_component_references_are_located(tmp_path: Path) -> None:
     )
     assert (
         errs[3].startswith(at(f, "wrongkind:", "artifact_store"))
-        and "is a orchestrator, not a artifact_store" in errs[3]
+        and "is an orchestrator, not an artifact_store" in errs[3]
     )
 
 
