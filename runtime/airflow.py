@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from flowc.runtime import exprs
+from flowc.runtime import exprs, services
 from flowc.runtime.step import MISSING, Inputs, StepError, env_secret_resolver, execute
 
 NO_ITEMS: dict[str, Any] = {"$flowc": "no items"}
@@ -181,20 +181,28 @@ def run_step(
     elif int(data.get("replicas") or 1) > 1:
         replica = int(index if index is not None else context["ti"].map_index)
     ti = context.get("ti")
-    return execute(
-        plan,
-        step,
-        params=dict(context.get("params") or {}),
-        upstream=upstream_values(plan, step, context),
-        run_id=str(context.get("run_id")),
-        run_date=_run_date(context),
-        item=item,
-        replica=replica,
-        ctx_extra={"ti": ti, "airflow_context": context},
-        secret_resolver=secret_resolver,
-        attempt=int(getattr(ti, "try_number", 1) or 1),
-        index=index if data.get("foreach") is not None else None,
+    params = dict(context.get("params") or {})
+    run_id = str(context.get("run_id"))
+    run = services.RunInfo(
+        run_id=run_id, flow=str(plan.get("name")), params=params, run_date=_run_date(context)
     )
+    with services.running(
+        plan, run
+    ) as values:  # plugins, integration tree (when the flow has them)
+        return execute(
+            plan,
+            step,
+            params=params,
+            upstream=upstream_values(plan, step, context),
+            run_id=run_id,
+            run_date=run.run_date,
+            item=item,
+            replica=replica,
+            ctx_extra={**values, "ti": ti, "airflow_context": context},
+            secret_resolver=secret_resolver,
+            attempt=int(getattr(ti, "try_number", 1) or 1),
+            index=index if data.get("foreach") is not None else None,
+        )
 
 
 def foreach_items(
