@@ -6,9 +6,12 @@
    ``tests/k8s_fake_api.py`` (every step a Job, every Job a local subprocess) vs ``run_plan``
    (``flowc run``); the ratio is the cost of one-process-per-step plus API round trips, not of a
    real cluster (none is used: pod scheduling and image pulls would dominate there);
-3. validation: strict-schema checking of one manifest for two Kubernetes versions.
+3. validation: strict-schema checking of one manifest for two Kubernetes versions;
+4. large plans: ``K8sTarget.emit`` (CPU time) on ``bench/compile_bench.py``'s generated 1,000 and
+   10,000-step flows (plans split over several ConfigMaps), vs ``json.dumps`` of the plan, and
+   the 10,000 / 1,000 ratio (linear is ~10).
 
-    python bench/k8s_bench.py [--sizes 10,100,1000] [--steps 6]
+    python bench/k8s_bench.py [--sizes 10,100,1000] [--steps 6] [--generated 1000,10000]
 """
 
 from __future__ import annotations
@@ -122,11 +125,49 @@ def bench_validate() -> None:
     print(f"validate golden/foreach ({len(docs)} documents, 2 versions, strict): {t * 1000:.1f}ms")
 
 
+def bench_generated(sizes: list[int]) -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    from compile_bench import generate
+
+    from flowc.compiler.api import load_text
+    from flowc.targets.k8s import K8sTarget
+
+    def cpu(fn, repeat: int = 3) -> float:
+        times = []
+        for _ in range(repeat):
+            t = time.process_time()
+            fn()
+            times.append(time.process_time() - t)
+        return min(times)
+
+    print(
+        "generated flows (CPU, best of 3)  steps   k8s emit   json.dumps(plan)  ratio  ConfigMaps"
+    )
+    emit_times: dict[int, float] = {}
+    for n in sizes:
+        ir = load_text(generate(n), "flow.yaml")
+        emit_times[n] = t_emit = cpu(lambda ir=ir: K8sTarget().emit(ir))
+        t_json = cpu(lambda ir=ir: json.dumps(ir.to_data(), indent=2))
+        text = K8sTarget().emit(ir)["manifests.yaml"]
+        maps = text.count("\nkind: ConfigMap\n")
+        print(
+            f"{'':33}{n:6} {t_emit * 1000:9.1f}ms {t_json * 1000:12.1f}ms {t_emit / t_json:6.1f}x"
+            f" {maps:6}  ({len(text) / 2**20:.1f} MiB)"
+        )
+    ns = sorted(emit_times)
+    for a, b in zip(ns, ns[1:], strict=False):
+        print(
+            f"  emit {b} / {a} steps: {emit_times[b] / emit_times[a]:.1f}x (linear: {b / a:.0f}x)"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="10,100,1000")
     ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--generated", default="1000,10000")
     args = ap.parse_args()
+    bench_generated([int(s) for s in args.generated.split(",")])
     bench_compile([int(s) for s in args.sizes.split(",")])
     bench_run(args.steps)
     bench_validate()

@@ -49,6 +49,91 @@ class DriverError(Exception):
     """The run cannot go on (a step failed, a bad expression, the API refused a Job)."""
 
 
+PLAN_FILES = ("k8s.json", "plan.json")
+
+
+def join_parts(data: Mapping[str, str], key: str) -> str | None:
+    """The text of file ``key`` from ConfigMap data: ``data[key]`` (a plan that fits one
+    ConfigMap), else the parts ``key.0``, ``key.1``, ... concatenated until one is missing (a
+    plan split over ConfigMaps ``<name>-0``, ``<name>-1``, ... by the k8s target; the data of
+    all of them merged, in any order). None when there is neither."""
+    if key in data:
+        return data[key]
+    parts: list[str] = []
+    while f"{key}.{len(parts)}" in data:
+        parts.append(data[f"{key}.{len(parts)}"])
+    return "".join(parts) if parts else None
+
+
+def read_mounted(path: str | Path) -> str:
+    """The text of a mounted plan file (``/etc/flowc/plan.json``): the file, else its parts
+    ``plan.json.0``, ``plan.json.1``, ... next to it (a split plan's ConfigMaps, projected into
+    one volume) concatenated in order. FileNotFoundError when there is neither."""
+    p = Path(path)
+    if p.exists():
+        return p.read_text(encoding="utf-8")
+    names = {c.name for c in p.parent.iterdir()} if p.parent.is_dir() else set()
+    text = join_parts(_LazyFiles(p.parent, names), p.name)
+    if text is None:
+        raise FileNotFoundError(f"no {p} (nor {p.name}.0, ...)")
+    return text
+
+
+class _LazyFiles(Mapping[str, str]):
+    """The files of a folder as a mapping, each read when asked for."""
+
+    def __init__(self, folder: Path, names: set[str]):
+        self.folder, self.names = folder, names
+
+    def __getitem__(self, key: str) -> str:
+        if key not in self.names:
+            raise KeyError(key)
+        return (self.folder / key).read_text(encoding="utf-8")
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.names
+
+    def __iter__(self) -> Any:
+        return iter(sorted(self.names))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+def read_mounted_data(path: str | Path) -> Any:
+    """:func:`read_mounted` parsed (JSON, with the runtime's value encoding)."""
+    from flowc.runtime.entry import from_jsonable
+
+    return from_jsonable(json.loads(read_mounted(path)))
+
+
+def read_configmap_files(core: Any, name: str, namespace: str) -> dict[str, str]:
+    """``{"plan.json": ..., "k8s.json": ...}`` of a deployed plan: ConfigMap ``name``, else (a
+    split plan) ``name-0``, ``name-1``, ... until one is not found. Only ``get`` calls."""
+
+    def read(n: str) -> dict[str, str] | None:
+        try:
+            return dict(core.read_namespaced_config_map(n, namespace).data or {})
+        except Exception as e:
+            if getattr(e, "status", None) == 404:
+                return None
+            raise
+
+    data = read(name)
+    if data is None:
+        data = {}
+        for i in range(10_000):
+            part = read(f"{name}-{i}")
+            if part is None:
+                break
+            data.update(part)
+    files = {k: join_parts(data, k) for k in PLAN_FILES}
+    missing = [k for k, v in files.items() if v is None]
+    if missing:
+        raise DriverError(f"ConfigMap {name} (or {name}-0, ...) holds no {missing[0]}")
+    return {k: v for k, v in files.items() if v is not None}
+
+
 def open_store(config: Mapping[str, Any]) -> Any:
     """The artifact store named in ``k8s.json`` (``$FLOWC_ARTIFACT_ROOT`` overrides a local
     store's path: the mount point of ``artifact_pvc``)."""
@@ -467,10 +552,14 @@ def drive(argv: list[str] | None = None) -> int:
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
     namespace = args.namespace or current_namespace(args.kubeconfig)
     if args.configmap:
-        cm = core.read_namespaced_config_map(args.configmap, namespace)
-        plan, config = json.loads(cm.data["plan.json"]), json.loads(cm.data["k8s.json"])
+        try:
+            files = read_configmap_files(core, args.configmap, namespace)
+        except DriverError as e:
+            print(f"flowc: error: {e}", file=sys.stderr)
+            return 1
+        plan, config = json.loads(files["plan.json"]), json.loads(files["k8s.json"])
     elif args.plan and args.config:
-        plan, config = read_data(args.plan), read_data(args.config)
+        plan, config = read_mounted_data(args.plan), read_mounted_data(args.config)
     else:
         p.error("give --plan and --config, or --configmap")
     if not in_window(plan.get("schedule")):
@@ -528,14 +617,18 @@ def step(argv: list[str] | None = None) -> int:
     p.add_argument("--index", type=int, default=0)
     p.add_argument("--replica", type=int, default=None)
     args = p.parse_args(argv)
-    store = open_store(read_data(args.config))
+    store = open_store(read_mounted_data(args.config))
     inputs = dict(store.get(args.run, args.step, f"{IN_PREFIX}{args.index}"))
     if args.replica is not None:
         inputs["replica"] = args.replica
     with tempfile.TemporaryDirectory(prefix="flowc-step-") as tmp:
         in_path, out_path = Path(tmp) / "inputs.pkl", Path(tmp) / "outputs.pkl"
         write_data(in_path, inputs)
-        rc = run_step(args.plan, args.step, str(in_path), str(out_path))
+        plan_path = Path(args.plan)
+        if not plan_path.exists():  # a split plan: its parts, joined
+            plan_path = Path(tmp) / "plan.json"
+            plan_path.write_text(read_mounted(args.plan), encoding="utf-8")
+        rc = run_step(str(plan_path), args.step, str(in_path), str(out_path))
         result = read_data(out_path)
     replica = 0 if args.replica is None else args.replica
     store.put(args.run, args.step, f"{OUT_PREFIX}{args.index}_{replica}", result)

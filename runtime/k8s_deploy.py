@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flowc.runtime.k8s import RUN_LABEL, STEP_LABEL, job_state
+from flowc.runtime.k8s import RUN_LABEL, STEP_LABEL, job_state, join_parts
 
 INSTANCE = "app.kubernetes.io/instance"
 COMPONENT = "app.kubernetes.io/component"
@@ -63,10 +63,15 @@ class Deployer:
 
     # -- deploy ---------------------------------------------------------------------------------
 
-    def deployed_plan_map(self, flow: str) -> Any | None:
+    def deployed_plan_maps(self, flow: str) -> list[Any]:
+        """The flow's plan ConfigMap(s): one, or the parts of a split plan."""
         items = self.core.list_namespaced_config_map(
             self.namespace, label_selector=self._selector(flow, f"{COMPONENT}=plan")
         ).items
+        return sorted(items, key=lambda cm: cm.metadata.name)
+
+    def deployed_plan_map(self, flow: str) -> Any | None:
+        items = self.deployed_plan_maps(flow)
         return items[0] if items else None
 
     def deploy(self, docs: list[dict[str, Any]], flow: str) -> list[str]:
@@ -131,8 +136,16 @@ class Deployer:
         return cm
 
     def retrieve(self, flow: str) -> dict[str, Any]:
-        """The deployed plan (the ConfigMap's ``plan.json``)."""
-        return json.loads(self._require(flow).data["plan.json"])
+        """The deployed plan: the ConfigMap's ``plan.json``, or the parts ``plan.json.0``, ...
+        of a split plan's ConfigMaps joined in order."""
+        self._require(flow)
+        data: dict[str, str] = {}
+        for cm in self.deployed_plan_maps(flow):
+            data.update(cm.data or {})
+        text = join_parts(data, "plan.json")
+        if text is None:
+            raise DeployError(f"the plan ConfigMaps of flow '{flow}' hold no plan.json")
+        return json.loads(text)
 
     def _jobs(self, flow: str, component: str) -> list[Any]:
         items = self.batch.list_namespaced_job(

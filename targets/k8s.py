@@ -3,8 +3,10 @@ cluster with nothing but the Kubernetes API.
 
 Documents, in this order: ServiceAccount (unless the stack names an existing one), Role,
 RoleBinding (least privilege, namespaced), a ConfigMap holding the plan (``plan.json``) and the
-per-step Job templates the driver instantiates (``k8s.json``), then the driver: a Job, or a
-CronJob wrapping it when the flow has a schedule. Operator steps (pypz) add the Deployments of
+per-step Job templates the driver instantiates (``k8s.json``) -- or, for a plan too big for one
+ConfigMap, as many ConfigMaps as needed holding numbered parts of both files (see
+:func:`split_files`) -- then the driver: a Job, or a CronJob wrapping it when the flow has a
+schedule. Operator steps (pypz) add the Deployments of
 :mod:`flowc.targets.k8s_operators`.
 
 The driver (``python -m flowc.runtime.k8s drive``) creates one Job per step instance from the
@@ -49,24 +51,90 @@ OPTIONS = (
     "poll_seconds",
     "operator_image",  # used by flowc.targets.k8s_operators
 )
-CONFIGMAP_MAX = 1_000_000  # a ConfigMap holds 1 MiB; leave room for its metadata
+CONFIGMAP_MAX = 1_000_000
+"""Data bytes (keys + values) up to which the plan goes into ONE ConfigMap ``<flow>-flowc-plan``
+(data keys ``k8s.json``, ``plan.json``): a ConfigMap holds 1 MiB, this leaves room for keys."""
+CHUNK_BYTES = 900 * 1024
+"""Data bytes (keys + values) of each ConfigMap ``<flow>-flowc-plan-<i>`` of a bigger plan.
+Kubernetes limits a ConfigMap's data to 1 MiB (etcd an object to ~1.5 MiB): this leaves margin."""
+MIN_PART = 4096
+"""A part of a file starts in a ConfigMap only when at least this much room (or the whole rest of
+the file) is left in it; else it starts the next ConfigMap."""
 BASE_MAX = 40  # flow name part: leaves room for "-driver-<11-digit CronJob suffix>"
 STEP_JOB_MAX = 44  # step Job name prefix: + "-<run id 8>" + "-<item index up to 9999>"
 _QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?\d+))?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
-def settings_json(settings: dict[str, Any]) -> str:
-    """``k8s.json``: readable head, then one compact line per step template (a ConfigMap holds
-    1 MiB: the indented form would limit a flow to a few hundred steps)."""
-    steps = settings["steps"]
-    head = json.dumps({k: v for k, v in settings.items() if k != "steps"}, indent=2)
-    lines = [
+def step_lines(steps: dict[str, Any]) -> list[str]:
+    """The lines of ``k8s.json["steps"]``: one compact line per step template."""
+    return [
         f"    {json.dumps(name)}: {json.dumps(tmpl, separators=(',', ':'))}"
         for name, tmpl in steps.items()
     ]
+
+
+def settings_json(settings: dict[str, Any], lines: list[str] | None = None) -> str:
+    """``k8s.json``: readable head, then one compact line per step template (a ConfigMap holds
+    1 MiB: the indented form would limit a flow to a few hundred steps). ``lines``: the
+    :func:`step_lines` of ``settings["steps"]``, when already made."""
+    if lines is None:
+        lines = step_lines(settings["steps"])
+    head = json.dumps({k: v for k, v in settings.items() if k != "steps"}, indent=2)
     body = "{\n" + ",\n".join(lines) + "\n  }" if lines else "{}"
     return head[:-2] + f',\n  "steps": {body}\n}}\n'
+
+
+def fits_one_configmap(files: dict[str, str]) -> bool:
+    """Whether ``files`` go into one ConfigMap (the layout of every plan up to
+    :data:`CONFIGMAP_MAX` bytes, unchanged since flowc had only that one)."""
+    return sum(len(text.encode("utf-8")) for text in files.values()) <= CONFIGMAP_MAX
+
+
+def _cut(data: bytes, start: int, room: int) -> int:
+    """Where the part of ``data`` starting at ``start`` ends, holding at most ``room`` bytes (one
+    more when a mid-line cut falls right before a newline): after the last newline in the second
+    half of the room (``k8s.json`` has one line per step, ``plan.json`` one per JSON value), else
+    at the last UTF-8 character boundary: never inside a multi-byte character."""
+    end = start + room
+    if end >= len(data):
+        return len(data)
+    newline = data.rfind(b"\n", start + room // 2, end)
+    if newline >= 0:
+        return newline + 1
+    while end > start and data[end] & 0xC0 == 0x80:  # a UTF-8 continuation byte
+        end -= 1
+    if data[end : end + 1] == b"\n":  # the next part must not start with a newline
+        end += 1
+    if end <= start:
+        raise ValueError(f"no room for a part: {room} bytes")
+    return end
+
+
+def split_files(files: dict[str, str], chunk: int | None = None) -> list[dict[str, str]]:
+    """The data of the ConfigMaps of a plan too big for one: each file cut into parts
+    ``<key>.0``, ``<key>.1``, ... (see :func:`_cut`), filling ConfigMaps of at most ``chunk``
+    data bytes (keys + values, UTF-8; default :data:`CHUNK_BYTES`) in order; a part starts a
+    new ConfigMap when less than :data:`MIN_PART` bytes are left. Deterministic: it depends on
+    the text only. Readers concatenate ``<key>.0``, ``<key>.1``, ... until one is missing
+    (``flowc.runtime.k8s.join_parts``)."""
+    chunk = CHUNK_BYTES if chunk is None else chunk
+    maps: list[dict[str, str]] = [{}]
+    used = 0
+    for key, text in files.items():
+        data = text.encode("utf-8")
+        pos = index = 0
+        while pos < len(data):
+            part = f"{key}.{index}"
+            room = chunk - used - len(part)
+            if room < min(MIN_PART, len(data) - pos):
+                maps.append({})
+                used, room = 0, chunk - len(part)
+            end = _cut(data, pos, room)
+            maps[-1][part] = data[pos:end].decode("utf-8")
+            used += len(part) + end - pos
+            pos, index = end, index + 1
+    return [m for m in maps if m]
 
 
 def label_value(text: str) -> str:
@@ -127,14 +195,20 @@ _Dumper.add_representer(str, _str_representer)
 
 class Block(str):
     """Multi-line ASCII text (the ConfigMap's JSON) written as a YAML literal block directly:
-    PyYAML's scalar analysis is quadratic-ish on large strings and dominated the compile time."""
+    PyYAML's scalar analysis is quadratic-ish on large strings and dominated the compile time.
+    A part of a split file may start with spaces (written ``|2``: explicit indentation) and end
+    without a newline (``|-``: strip chomping)."""
 
     def __new__(cls, text: str) -> Block:
-        if not (text.isascii() and text.endswith("\n") and not text.endswith("\n\n")):
-            raise ValueError("a Block is ASCII text ending with exactly one newline")
-        if text[:1] in (" ", "\t", "\n") or "\t" in text or "\r" in text:
-            raise ValueError("a Block may not start with whitespace or hold tabs/CR")
+        if not text.isascii() or text.endswith("\n\n"):
+            raise ValueError("a Block is ASCII text ending with at most one newline")
+        if text[:1] in ("", "\n") or "\t" in text or "\r" in text:
+            raise ValueError("a Block is not empty, does not start with a newline, has no tab/CR")
         return super().__new__(cls, text)
+
+    def header(self) -> str:
+        """The literal block's header: ``|``, indentation indicator, chomping indicator."""
+        return "|" + ("2" if self.startswith(" ") else "") + ("" if self.endswith("\n") else "-")
 
 
 _BLOCK = re.compile(r"^( *)(.*?)'?__flowc_block_(\d+)__'?$", re.M)
@@ -155,9 +229,10 @@ def dump_documents(docs: list[dict[str, Any]], header: list[str]) -> str:
         return v
 
     def unswap(m: re.Match[str]) -> str:
-        indent = m.group(1) + "  "
-        body = "".join(indent + line for line in blocks[int(m.group(3))].splitlines(True))
-        return f"{m.group(1)}{m.group(2)}|\n{body}".rstrip("\n")
+        indent = m.group(1) + "  "  # the "2" of Block.header
+        block = blocks[int(m.group(3))]
+        body = "".join(indent + line for line in block.splitlines(True))
+        return f"{m.group(1)}{m.group(2)}{block.header()}\n{body}".rstrip("\n")
 
     out = [f"# {line}" for line in header]
     for doc in docs:
@@ -313,39 +388,46 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
             "subjects": [subject],
         }
     )
-    settings = {
-        "flow": ir.name,
-        "base": base,
-        "configmap": configmap,
-        "store": store,
-        "poll_seconds": float(opts.get("poll_seconds", 2.0)),
-        "job": step_job_base(ir, opts, sa_name, configmap),
-        "steps": {
-            s.name: step_job_patch(ir, s, prefixes[s.name], opts)
-            for s in ir.steps
-            if not s.operator
-        },
+    steps = {
+        s.name: step_job_patch(ir, s, prefixes[s.name], opts) for s in ir.steps if not s.operator
     }
-    docs.append(
-        {
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": _metadata(configmap, common_labels(ir, "plan"), namespace),
-            "data": {
-                "k8s.json": Block(settings_json(settings)),
-                "plan.json": Block(json.dumps(ir.to_data(), indent=2) + "\n"),
-            },
+    lines = step_lines(steps)
+    plan_text = json.dumps(ir.to_data(), indent=2) + "\n"
+    # One ConfigMap when the plan fits, else <configmap>-0, -1, ... projected into one volume.
+    # k8s.json names them (the step Jobs' volume), so its size depends on their number: repeat
+    # while more are needed than named (each round names more, so this ends; a second round is
+    # the rule, a third rare). Should fewer be needed, the last ones stay empty.
+    maps: list[str] = [configmap]
+    while True:
+        settings = {
+            "flow": ir.name,
+            "base": base,
+            "configmap": configmap,
+            "store": store,
+            "poll_seconds": float(opts.get("poll_seconds", 2.0)),
+            "job": step_job_base(ir, opts, sa_name, configmap if maps == [configmap] else maps),
+            "steps": steps,
         }
-    )
-    size = sum(len(v) for v in docs[-1]["data"].values())
-    if size > CONFIGMAP_MAX:
-        raise FlowcError.at(
-            ir.loc,
-            f"the compiled plan of '{ir.name}' needs {size} bytes, more than a Kubernetes "
-            f"ConfigMap holds ({CONFIGMAP_MAX})",
-            "split the flow, or run it with another target",
+        files = {"k8s.json": settings_json(settings, lines), "plan.json": plan_text}
+        parts = [files] if fits_one_configmap(files) else split_files(files)
+        names = (
+            [configmap] if parts[0] is files else [f"{configmap}-{i}" for i in range(len(parts))]
         )
-    job_spec = driver_job_spec(ir, opts, sa_name, configmap)
+        if names == maps or (maps != [configmap] and len(names) <= len(maps)):
+            parts += [{} for _ in range(len(maps) - len(parts))]
+            break
+        maps = names
+    for name, data in zip(maps, parts, strict=True):
+        docs.append(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": _metadata(name, common_labels(ir, "plan"), namespace),
+                "data": {key: Block(text) for key, text in data.items()},
+            }
+        )
+    plan_maps: str | list[str] = configmap if maps == [configmap] else maps
+    job_spec = driver_job_spec(ir, opts, sa_name, plan_maps)
     if ir.schedule is None:
         docs.append(
             {
@@ -372,7 +454,15 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
                 "support yet",
                 "run it with the local target (`flowc run`) for now",
             ) from None
-        docs.extend(k8s_operators.operator_documents(ir))
+        operator_docs = k8s_operators.operator_documents(ir)
+        if maps != [configmap]:  # they mount <configmap>: mount the parts instead
+            for doc in operator_docs:
+                pod = doc["spec"]["template"]["spec"]
+                pod["volumes"] = [
+                    _plan_volume(maps) if v.get("name") == "flowc-plan" else v
+                    for v in pod.get("volumes") or []
+                ]
+        docs.extend(operator_docs)
     return docs
 
 
@@ -420,8 +510,19 @@ def _pod_common(opts: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _volumes(configmap: str, opts: dict[str, Any]) -> tuple[list[dict], list[dict]]:
-    volumes: list[dict[str, Any]] = [{"name": "flowc-plan", "configMap": {"name": configmap}}]
+def _plan_volume(configmap: str | list[str]) -> dict[str, Any]:
+    """The volume of the plan: one ConfigMap, or all parts of a split plan projected into one
+    directory (their keys are distinct: ``plan.json.0``, ``k8s.json.0``, ...)."""
+    if isinstance(configmap, str):
+        return {"name": "flowc-plan", "configMap": {"name": configmap}}
+    return {
+        "name": "flowc-plan",
+        "projected": {"sources": [{"configMap": {"name": n}} for n in configmap]},
+    }
+
+
+def _volumes(configmap: str | list[str], opts: dict[str, Any]) -> tuple[list[dict], list[dict]]:
+    volumes: list[dict[str, Any]] = [_plan_volume(configmap)]
     mounts: list[dict[str, Any]] = [
         {"name": "flowc-plan", "mountPath": PLAN_MOUNT, "readOnly": True}
     ]
@@ -452,7 +553,9 @@ def _secret_env(ir: Pipeline, name: str) -> dict[str, Any]:
     return {"name": var, "valueFrom": {"secretKeyRef": key_ref}}
 
 
-def step_job_base(ir: Pipeline, opts: dict[str, Any], sa: str, configmap: str) -> dict[str, Any]:
+def step_job_base(
+    ir: Pipeline, opts: dict[str, Any], sa: str, configmap: str | list[str]
+) -> dict[str, Any]:
     """What every step Job shares (``k8s.json["job"]``); :func:`step_job_patch` holds each
     step's own fields and ``flowc.runtime.k8s.step_job`` merges both (stored once: a ConfigMap
     holds 1 MiB)."""
@@ -550,7 +653,9 @@ def _resources(step: Step) -> dict[str, Any]:
     return out
 
 
-def driver_job_spec(ir: Pipeline, opts: dict[str, Any], sa: str, configmap: str) -> dict[str, Any]:
+def driver_job_spec(
+    ir: Pipeline, opts: dict[str, Any], sa: str, configmap: str | list[str]
+) -> dict[str, Any]:
     """The driver Job's spec (also the CronJob's jobTemplate spec)."""
     volumes, mounts = _volumes(configmap, opts)
     container = {

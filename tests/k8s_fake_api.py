@@ -10,9 +10,10 @@ Deployment), keeps state in memory, and:
   collected in ``rejected`` so a test can assert there were none);
 - runs each created Job's container command locally as a subprocess (``python`` is this
   interpreter) to decide its status: pods with downward-API env (``fieldRef``), ``secretKeyRef``
-  env from stored Secrets, ``$(VAR)`` expansion in command/args, ConfigMap / PVC volumes
-  materialised as local folders, ``backoffLimit`` retries (one new pod per attempt), Indexed
-  completions (``parallelism`` at once), ``activeDeadlineSeconds`` per pod;
+  env from stored Secrets, ``$(VAR)`` expansion in command/args, ConfigMap volumes (also several
+  ConfigMaps projected into one) and PVC volumes materialised as local folders, ``backoffLimit``
+  retries (one new pod per attempt), Indexed completions (``parallelism`` at once),
+  ``activeDeadlineSeconds`` per pod;
 - serves pod logs, garbage-collects dependents through ``ownerReferences`` on delete;
 - can start a CronJob's job template on demand (``trigger_cronjob``).
 
@@ -528,14 +529,24 @@ class FakeCluster:
         out = []
         for m in c.get("volumeMounts") or []:
             v = volumes[m["name"]]
-            if "configMap" in v:
-                cm = self.get("configmaps", ns, v["configMap"]["name"])
-                if cm is None:
-                    raise KeyError(f"configmap {v['configMap']['name']} not found")
+            if "configMap" in v or "projected" in v:  # projected: ConfigMap sources only
+                sources = (
+                    [{"configMap": v["configMap"]}]
+                    if "configMap" in v
+                    else v["projected"]["sources"]
+                )
                 local = self.workdir / ".fake-k8s" / "volumes" / pod["metadata"]["name"] / m["name"]
                 local.mkdir(parents=True, exist_ok=True)
-                for key, text in (cm.get("data") or {}).items():
-                    (local / key).write_text(text, encoding="utf-8")
+                written: set[str] = set()
+                for source in sources:
+                    cm = self.get("configmaps", ns, source["configMap"]["name"])
+                    if cm is None:  # the kubelet cannot mount the volume: the pod never starts
+                        raise KeyError(f"configmap {source['configMap']['name']} not found")
+                    for key, text in (cm.get("data") or {}).items():
+                        if key in written:  # the kubelet refuses conflicting projected paths
+                            raise KeyError(f"projected volume {m['name']}: two sources hold {key}")
+                        written.add(key)
+                        (local / key).write_text(text, encoding="utf-8")
             elif "persistentVolumeClaim" in v:
                 local = self.workdir / ".fake-k8s" / "pvc" / v["persistentVolumeClaim"]["claimName"]
                 local.mkdir(parents=True, exist_ok=True)

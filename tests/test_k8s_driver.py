@@ -418,3 +418,63 @@ steps:
         assert store.get(run_id, "sq", "y") == [1, 4, 9]
         assert store.get(run_id, "tot", "sum") == 14
     assert not (cluster.workdir / ".flowc").exists()  # nothing went through a local folder
+
+
+SPLIT = """\
+flowc: 1
+name: split_plan
+description: "{pad}"
+params:
+  items: {{type: list, default: [1, 2, 3]}}
+steps:
+  sq: {{run: flowc_demo.steps:square, foreach: "${{params.items}}", with: {{x: "${{item}}"}}, outputs: [y]}}
+  tot: {{run: flowc_demo.steps:total, with: {{values: "${{steps.sq.outputs.y}}"}}, outputs: [sum]}}
+  add: {{run: flowc_demo.steps:add, with: {{a: "${{steps.tot.outputs.sum}}", b: 1}}, outputs: [sum]}}
+"""
+
+
+def test_a_plan_split_over_configmaps_runs_retrieves_and_destroys(
+    tmp_path: Path, cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plan over the one-ConfigMap limit (lowered here) goes into ConfigMaps -0, -1, ...: the
+    driver and the step pods read the projected parts, the driver run from outside reads them
+    through the API, ``retrieve`` joins them, ``destroy`` deletes them all."""
+    from flowc.runtime.k8s import drive
+    from flowc.targets import k8s
+
+    monkeypatch.setattr(k8s, "CONFIGMAP_MAX", 2_000)
+    monkeypatch.setattr(k8s, "CHUNK_BYTES", 1_500)
+    monkeypatch.setattr(k8s, "MIN_PART", 200)
+    flow = write_flow(tmp_path, SPLIT.format(pad="\u00e9t\u00e9 \u20ac " * 40))
+    before = set(cluster.all_objects())
+    code, out = flowc(cluster, "deploy", str(flow))
+    assert code == 0, out
+    maps = cluster.items("configmaps", NS)
+    names = sorted(m["metadata"]["name"] for m in maps)
+    assert len(names) >= 4 and names == sorted(
+        f"split-plan-flowc-plan-{i}" for i in range(len(names))
+    )
+    keys = {k for m in maps for k in m["data"]}
+    assert {"k8s.json.1", "plan.json.1"} <= keys and not keys & {"k8s.json", "plan.json"}
+    assert all(len(k) + len(v.encode()) <= 1_501 for m in maps for k, v in m["data"].items())
+    code, out = flowc(cluster, "attach", "split_plan", "--timeout", "120", "--poll", "0.2")
+    assert code == 0, out
+    run_id = run_id_of(cluster)
+    store = LocalArtifactStore({"path": str(cluster.workdir / ".flowc" / "artifacts")})
+    assert store.get(run_id, "sq", "y") == [1, 4, 9]
+    assert store.get(run_id, "add", "sum") == 15
+
+    # the driver from outside the cluster reads the parts through the API (get only)
+    monkeypatch.chdir(cluster.workdir)
+    monkeypatch.delenv("FLOWC_DRIVER_JOB", raising=False)
+    args = ["--configmap", "split-plan-flowc-plan", "--kubeconfig", str(cluster.kubeconfig)]
+    assert drive([*args, "--run-id", "r2", "--namespace", NS, "--param", "items=[2]"]) == 0
+    assert store.get("r2", "add", "sum") == 5
+    assert drive([*args[:1], "nope", *args[2:], "--run-id", "r3", "--namespace", NS]) == 1
+
+    code, out = flowc(cluster, "retrieve", "split_plan")
+    assert code == 0 and json.loads(out) == compile_flow(str(flow)).to_data()
+    code, out = flowc(cluster, "destroy", "split_plan")
+    assert code == 0, out
+    assert all(f"deleted ConfigMap/{n}" in out for n in names), out
+    assert set(cluster.all_objects()) == before == set()
