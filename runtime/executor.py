@@ -459,7 +459,8 @@ class _Runner:
         self.writer = _Writer(self.meta, self.store, self.cache, self.run_id)
         self._emit(None, "running")
         try:
-            with services.running(self.plan, self.run_info) as values:
+            outcome = lambda: "success" if self.first_error is None else "failed"  # noqa: E731
+            with services.running(self.plan, self.run_info, outcome) as values:
                 self.ctx_values = values
                 self._schedule()
         except KeyboardInterrupt:

@@ -8,12 +8,14 @@ imported lazily; when it does not exist the service is simply absent. ``factory(
 
     start(plan: dict, run: RunInfo) -> Any   # the value exposed as ctx.<name>
     stop() -> None                           # always called once start() returned
+    stop(status) -> None                     # ... or, if it takes ``status``: "success"/"failed"
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
+import inspect
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -48,11 +50,15 @@ def _factory(target: str) -> Any:
 
 
 @contextmanager
-def running(plan: Mapping[str, Any], run: RunInfo) -> Iterator[dict[str, Any]]:
+def running(
+    plan: Mapping[str, Any], run: RunInfo, outcome: Callable[[], str] | None = None
+) -> Iterator[dict[str, Any]]:
     """Start every service the plan uses; yield ``{ctx attribute: value}``; stop them (in
-    reverse order) on exit, whatever happened."""
+    reverse order) on exit, whatever happened. A service whose ``stop`` takes ``status`` is told
+    how the run ended: "failed" when the block raised, else ``outcome()`` (default "success")."""
     started: list[Any] = []
     values: dict[str, Any] = {}
+    status = "success"
     try:
         for name, target in SERVICES.items():
             factory = _factory(target)
@@ -63,12 +69,21 @@ def running(plan: Mapping[str, Any], run: RunInfo) -> Iterator[dict[str, Any]]:
                 continue
             values[name] = svc.start(plan, run)
             started.append(svc)
-        yield values
+        try:
+            yield values
+        except BaseException:
+            status = "failed"
+            raise
+        if outcome is not None:
+            status = outcome()
     finally:
         errors: list[BaseException] = []
         for svc in reversed(started):
             try:
-                svc.stop()
+                if "status" in inspect.signature(svc.stop).parameters:
+                    svc.stop(status=status)
+                else:
+                    svc.stop()
             except Exception as e:  # keep stopping the others
                 errors.append(e)
         if errors:

@@ -84,6 +84,7 @@ def test_lifecycle_order_and_ctx_plugins(tmp_path: Path) -> None:
         "first.shutdown",
     ]
     assert {e["run_id"] for e in got if e["event"] == "run_start"} == {result.run_id}
+    assert [e["status"] for e in got if e["event"] == "run_end"] == ["success", "success"]
     assert [e["plugins"] for e in got if e["event"] == "step"] == [["second", "tracker"]] * 2
 
 
@@ -109,6 +110,8 @@ def test_shutdown_happens_when_the_run_fails(tmp_path: Path) -> None:
         "rec.run_end",
         "rec.shutdown",
     ]
+    # the plugins are told how the run ended (e.g. MLflow marks its run FAILED)
+    assert [e.get("status") for e in events(ev) if e["event"] == "run_end"] == ["failed"]
 
 
 def test_failing_initialize_shuts_down_the_started_ones(tmp_path: Path) -> None:
