@@ -460,10 +460,13 @@ class _Builder:
             if argv[1:]:
                 container["args"] = argv[1:]
         env = []
+        secret_env: list[tuple[str, str]] = []  # (env var, secret): kfp-kubernetes secretAsEnv
         for k, e in s.env:
             if isinstance(e, Lit):
                 v = e.value
                 env.append({"name": k, "value": v if isinstance(v, str) else json.dumps(v)})
+            elif isinstance(e, Ref) and e.root == "secrets" and len(e.path) == 1:
+                secret_env.append((k, e.path[0]))
             elif s.kind == "command" and not s.outputs:
                 raise _err(
                     s.loc,
@@ -475,7 +478,7 @@ class _Builder:
         if res:
             container["resources"] = res
         self.executors[label] = {"container": container}
-        self._platform(s, label)
+        self._platform(s, label, secret_env)
 
         spec: dict[str, Any] = {
             "cachingOptions": {"enableCache": True} if s.cache else {},
@@ -532,7 +535,9 @@ class _Builder:
         }
         return _program_text(self.ir.name, s.name, spec, bindings, outputs)
 
-    def _platform(self, s: Step, label: str) -> None:
+    def _platform(self, s: Step, label: str, secret_env: list[tuple[str, str]] = ()) -> None:
+        """Timeout and secrets of one executor. Every secret the step reads is exposed under its
+        own env name (how flowc.runtime reads it); ``env: {VAR: "${secrets.x}"}`` adds VAR."""
         cfg: dict[str, Any] = {}
         if s.timeout:
             cfg["activeDeadlineSeconds"] = max(1, int(-(-s.timeout // 1)))
@@ -544,9 +549,10 @@ class _Builder:
                 secret, key = ref.k8s_name, ref.k8s_key or name
             else:  # the k8s target's convention: env-only secrets live in the flow's Secret
                 secret, key = f"{dns1123(self.ir.name, SECRET_BASE_MAX)}-secrets", var
+            extra = sorted({k for k, sec in secret_env if sec == name and k != var})
             envs.append(
                 {
-                    "keyToEnv": [{"envVar": var, "secretKey": key}],
+                    "keyToEnv": [{"envVar": v, "secretKey": key} for v in [var, *extra]],
                     "optional": False,
                     "secretName": secret,
                     "secretNameParameter": {"runtimeValue": {"constant": secret}},
