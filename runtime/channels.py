@@ -39,6 +39,10 @@ DEFAULT_BATCH = 500
 
 DB_NAME = "channels.sqlite"
 
+DRAIN_QUIET_SECONDS = 2.0
+"""Kafka: a consumer is done only after this long without a new record (with every producer
+finished and its partitions read to their high watermark)."""
+
 NO_FETCH_TRUST_SECONDS = 15.0
 """Kafka: a partition this consumer never fetched from is judged by a ListOffsets query only
 after this long."""
@@ -831,6 +835,7 @@ class KafkaInputPort:
         self._finished: set[tuple[str, int]] = set()
         self._finished_seen: float | None = None
         self._debug_at = 0.0
+        self._last_message = 0.0
         self._pending: list[Any] = []
 
     def retrieve(self) -> list[dict[str, Any]]:
@@ -842,6 +847,7 @@ class KafkaInputPort:
                 raise ChannelError(f"channel '{self.name}': {msg.error()}")
             out.append(decode(self.spec.parsed, msg.value()))
             self._pending.append(msg)
+            self._last_message = time.monotonic()
         self.retrieved += len(out)
         return out
 
@@ -898,6 +904,11 @@ class KafkaInputPort:
         assignment = self._consumer.assignment()
         if not assignment:
             return None
+        quiet = time.monotonic() - self._last_message
+        if quiet < DRAIN_QUIET_SECONDS:
+            # records still arrived lately: not drained yet, whatever the watermarks say (a
+            # high watermark is only as good as the broker's; this does not depend on it)
+            return f"last record {quiet:.1f}s ago"
         committed = {
             (tp.topic, tp.partition): tp.offset
             for tp in self._consumer.committed(assignment, timeout=10)
