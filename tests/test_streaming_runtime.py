@@ -173,7 +173,7 @@ def test_failure_interrupts_the_others_and_fails_the_run(tmp_path: Path) -> None
           writer: {{run: "flowc_streaming.ops:DemoWriter", operator: true, produces: [records],
                    with: {{record_count: 5}}}}
           reader: {{run: "flowc_streaming.ops:FailingReader", operator: true,
-                   consumes: [records], with: {{out_dir: "{out}"}}}}
+                   consumes: [records], with: {{out_dir: "{out}", wait_started: 2}}}}
           forever: {{run: "flowc_streaming.ops:Forever", operator: true, replicas: 2,
                     with: {{out_dir: "{out}"}}}}
         """,
@@ -215,7 +215,7 @@ def _plan(out: Path, count: int, delay: float) -> dict:
             ),
             "reader": step(
                 "flowc_streaming.ops:DemoReader",
-                {"out_dir": str(out), "delay": delay},
+                {"out_dir": str(out), "delay": delay, "max_batch": 5},
                 2,
                 consumes=["records"],
             ),
@@ -247,7 +247,7 @@ def _acked_texts(db: Path) -> set[str]:
 def test_sigkill_mid_stream_then_rerun_loses_no_acknowledged_record(tmp_path: Path) -> None:
     out = tmp_path / "out"
     root = tmp_path / ".flowc"
-    plan = _plan(out, count=200, delay=0.02)
+    plan = _plan(out, count=200, delay=0.05)
     plan_file = tmp_path / "plan.json"
     plan_file.write_text(json.dumps(plan))
     script = textwrap.dedent(f"""
