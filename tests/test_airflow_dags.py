@@ -30,6 +30,7 @@ GOLDEN = REPO / "golden"
 HARNESS = REPO / "tests" / "airflow_harness" / "harness.py"
 FIXTURE_PKGS = REPO / "tests" / "fixtures" / "pkgs"
 FANOUT = REPO / "tests" / "fixtures" / "airflow" / "command_fanout.yaml"
+FAILING = REPO / "tests" / "fixtures" / "airflow" / "failing.yaml"
 
 
 def _airflow_python() -> str:
@@ -251,13 +252,17 @@ def test_dag_test_foreach_when_params(tmp_path: Path) -> None:
         "full": True,
         "shards": [1, "x"],
     }
+    failing = load_text(FAILING.read_text(), FAILING.name)
+    (failing_text,) = emit(failing, "airflow").values()
     runs = _run_dags(
         tmp_path,
         {
             "foreach": [None, {"shards": []}],
             "when": [None, {"full": True}],
             "params": [params_conf],
+            "failing": [None],
         },
+        sources={"failing": failing_text},
     )
     # foreach -> dynamic task mapping, outputs gathered in item order
     ir, _ = _compile("foreach")
@@ -287,6 +292,20 @@ def test_dag_test_foreach_when_params(tmp_path: Path) -> None:
     assert _states(runs["when"][0])["publish"] == "success"
     assert _states(runs["when"][1])["publish"] == "skipped"
     assert runs["when"][1]["xcom"]["full_eval"] == {"value": "model-2-1"}
+    # a failing step fails the run; downstream is upstream_failed; exit 99 is a failure too
+    (run,) = runs["failing"]
+    local = run_plan(failing.to_data(), root=tmp_path / "l9" / ".flowc", max_workers=2)
+    assert run["state"] == "failed" and local.status == "failed"
+    assert (
+        _states(run)
+        == local.states
+        == {
+            "ok": "success",
+            "bad": "failed",
+            "after_bad": "upstream_failed",
+            "bad_cmd": "failed",
+        }
+    )
     # params overridden when triggering (typed; a str keeps Jinja-looking text verbatim)
     ir, _ = _compile("params")
     (run,) = runs["params"]
