@@ -412,7 +412,9 @@ def child_main(argv: list[str] | None = None) -> int:
         ap.add_argument("--param", action="append", default=[], metavar="K=V")
         ap.add_argument("--root", default=".flowc")
         ns = ap.parse_args(args)
-        plan = json.loads(Path(ns.plan).read_text(encoding="utf-8"))
+        from flowc.runtime.k8s import read_mounted  # a mounted plan may be split in parts
+
+        plan = json.loads(read_mounted(ns.plan))
         if ns.step not in plan.get("steps", {}) or not plan["steps"][ns.step].get("operator"):
             print(f"flowc: '{ns.step}' is not an operator step of this plan", file=sys.stderr)
             return 2

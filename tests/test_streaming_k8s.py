@@ -105,3 +105,31 @@ def test_local_transport_is_refused_on_kubernetes(tmp_path: Path) -> None:
     text = e.value.render()
     assert "flow.yaml:4:3: error: channel 'records' uses the local transport" in text
     assert "transport: kafka" in text
+
+
+def test_operator_pod_entry_reads_a_plan_split_in_parts(tmp_path: Path) -> None:
+    """Operator pods mount a split plan as plan.json.0, .1, ...: the entry joins the parts."""
+    import json
+    import subprocess
+    import sys
+
+    text = json.dumps({"name": "x", "steps": {"a": {"kind": "run"}}})
+    cut = len(text) // 2
+    (tmp_path / "plan.json.0").write_text(text[:cut])
+    (tmp_path / "plan.json.1").write_text(text[cut:])
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flowc.runtime.operators",
+            "--plan",
+            str(tmp_path / "plan.json"),
+            "--step",
+            "a",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 2
+    assert "'a' is not an operator step of this plan" in res.stderr
