@@ -112,7 +112,7 @@ def plan_json_lines(plan: dict[str, Any]) -> list[str]:
     for i, (name, data) in enumerate(steps):
         texts.append(f"{dump(name)}:{dump(data)}" + ("," if i < len(steps) - 1 else ""))
     texts.append("}" + "".join(f",{t}" for t in tail) + "}")
-    return [repr(t) for t in texts]
+    return [py_literal(t) for t in texts]
 
 
 def _ident(name: str) -> str:
@@ -136,7 +136,7 @@ def _pendulum(iso: str, tz: str) -> str:
         parts += [d.hour, d.minute, d.second]
         if d.microsecond:
             parts.append(d.microsecond)
-    return f"pendulum.datetime({', '.join(map(str, parts))}, tz={tz!r})"
+    return f"pendulum.datetime({', '.join(map(str, parts))}, tz={py_literal(tz)})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,7 +254,7 @@ class _Builder:
             return "{" + f'"flowc_resources": {py_literal(s.resources.to_data())}' + "}"
         self.imports.add("k8s")
         res = self._k8s_resources(s)
-        image = f", image={s.image!r}" if s.image and self.pods else ""
+        image = f", image={py_literal(s.image)}" if s.image and self.pods else ""
         return (
             '{"pod_override": k8s.V1Pod(spec=k8s.V1PodSpec(containers=[k8s.V1Container('
             f'name="base"{image}, resources={res})]))}}'
@@ -282,12 +282,13 @@ class _Builder:
         tz = sch.timezone or "UTC"
         if sch.kind == "cron":
             self.imports.add("CronTriggerTimetable")
-            out.append(("schedule", f"CronTriggerTimetable({sch.cron!r}, timezone={tz!r})"))
+            timetable = f"CronTriggerTimetable({py_literal(sch.cron)}, timezone={py_literal(tz)})"
+            out.append(("schedule", timetable))
         elif sch.kind == "every":
             self.imports.add("datetime")
             out.append(("schedule", _timedelta(float(sch.every_seconds or 0))))
         else:
-            out.append(("schedule", repr("@once")))
+            out.append(("schedule", py_literal("@once")))
         start = sch.at if sch.kind == "at" else sch.start
         if start is not None:
             self.imports.add("pendulum")
@@ -364,9 +365,9 @@ class _Builder:
 
     def _helper(self, s: Step, suffix: str, ctor: str, fn: str) -> dict[str, Any]:
         kwargs = [
-            ("task_id", repr(f"{s.name}__{suffix}")),
+            ("task_id", py_literal(f"{s.name}__{suffix}")),
             ("python_callable", fn),
-            ("op_args", repr([s.name])),
+            ("op_args", py_literal([s.name])),
             ("retries", "0"),
         ]
         if ctor == "ShortCircuitOperator":
@@ -384,9 +385,9 @@ class _Builder:
         if s.kind == "run":
             self.imports.add("PythonOperator")
             kwargs = [
-                ("task_id", repr(s.name)),
+                ("task_id", py_literal(s.name)),
                 ("python_callable", "_run"),
-                ("op_args", repr([s.name])),
+                ("op_args", py_literal([s.name])),
                 *policy,
             ]
             return {
@@ -399,7 +400,7 @@ class _Builder:
             return self._pod_task(s, var, mapped, policy)
         self.imports.add("BashOperator")
         kwargs = [
-            ("task_id", repr(s.name)),
+            ("task_id", py_literal(s.name)),
             ("bash_command", py_literal(self._bash_command(s))),
             *([] if mapped else [("env", self._env_literal(s))]),
             ("append_env", "True"),
@@ -466,8 +467,8 @@ class _Builder:
         cmds = [self._arg(s, 0, argv[0], quote=False)] if argv else []
         args = [self._arg(s, i, a, quote=False) for i, a in enumerate(argv) if i > 0]
         kwargs = [
-            ("task_id", repr(s.name)),
-            ("name", repr(s.name.replace("_", "-"))),
+            ("task_id", py_literal(s.name)),
+            ("name", py_literal(s.name.replace("_", "-"))),
             ("namespace", py_literal(self.namespace)),
             ("image", py_literal(jinja_literal(s.image or ""))),
             ("cmds", py_literal(cmds)),
@@ -498,7 +499,9 @@ class _Builder:
         dag_args += self.schedule_args()
         if ir.tags:
             dag_args.append(("tags", py_literal(list(ir.tags))))
-        dag_args.append(("default_args", "{" + ", ".join(f"{k!r}: {v}" for k, v in dargs) + "}"))
+        dag_args.append(
+            ("default_args", "{" + ", ".join(f"{py_literal(k)}: {v}" for k, v in dargs) + "}")
+        )
         params = self.params()
         if params:
             dag_args.append(("params", "{" + ", ".join(f"{k}: {v}" for k, v in params) + "}"))

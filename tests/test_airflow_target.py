@@ -124,3 +124,25 @@ def test_helper_task_name_collision_is_an_error() -> None:
     flow = FLOW + "  b__when:\n    run: flowc_demo.steps:echo\n"
     with pytest.raises(FlowcError, match="collides with the Airflow helper task"):
         AirflowTarget().emit(load_text(flow, "f.yaml"))
+
+
+def test_large_flow_is_black_stable_without_running_black() -> None:
+    """Past 64 KB black is skipped (speed); the template's own layout must already be black's."""
+    import black
+
+    lines = ["flowc: 1", "name: big", "params:", "  n: {type: int, default: 1}", "steps:"]
+    for i in range(300):
+        dep = f'"${{steps.s{(i - 1) // 2}.outputs.value}}"' if i else '"${params.n}"'
+        lines += [f"  s{i}:", "    run: flowc_demo.steps:echo", f"    with: {{value: {dep}}}"]
+        lines += ["    outputs: [value]", "    retries: 2" if i % 7 == 0 else "    retries: 1"]
+    lines += [
+        "  gated:",
+        "    command: [echo, '${steps.s1.outputs.value}', '{{ x }}']",
+        "    when: '${params.n} > 0'",
+        "    foreach: [1, 2]",
+        "    env: {A: b}",
+    ]
+    (src,) = AirflowTarget().emit(load_text("\n".join(lines) + "\n", "big.yaml")).values()
+    assert len(src) > 64_000
+    mode = black.Mode(line_length=100, target_versions={black.TargetVersion.PY311})
+    assert black.format_str(src, mode=mode) == src
