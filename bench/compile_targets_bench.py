@@ -44,7 +44,7 @@ def flow_text(n: int) -> str:
         "defaults: {retries: 1, retry_delay: 30s, timeout: 1h, resources: {cpu: '1'}}",
         "steps:",
     ]
-    gates = {n // 4, n // 2, (3 * n) // 4}
+    gates = {x - x % 10 + 3 for x in (n // 4, n // 2, (3 * n) // 4)}  # never after a foreach
     for i in range(n):
         lines.append(f"  s{i}:")
         lines.append(f"    run: bench.mod:step_{i % 7}")

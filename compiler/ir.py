@@ -205,7 +205,11 @@ class Resources:
         return self.cpu is None and self.memory is None and self.gpu is None
 
     def to_data(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("cpu", "memory", "gpu", "gpu_type") if getattr(self, k) is not None}
+        return {
+            k: getattr(self, k)
+            for k in ("cpu", "memory", "gpu", "gpu_type")
+            if getattr(self, k) is not None
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -339,7 +343,9 @@ class Edge:
 # Stacks, components, plugins (flowyml / ExperimentHub)
 # --------------------------------------------------------------------------------------------
 
-ComponentKind = str  # "orchestrator" | "artifact_store" | "metadata_store" | "container_registry" | custom
+ComponentKind = (
+    str  # "orchestrator" | "artifact_store" | "metadata_store" | "container_registry" | custom
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,12 +574,16 @@ class Pipeline:
     final: tuple[str, ...] = ()
     dsl_version: int = 1
     loc: Loc | None = field(default=None, compare=False)
+    _by_name: dict[str, Step] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {s.name: s for s in self.steps})
 
     def step(self, name: str) -> Step:
-        for s in self.steps:
-            if s.name == name:
-                return s
-        raise KeyError(name)
+        """The step called ``name`` (KeyError if none); O(1)."""
+        return self._by_name[name]
 
     def param(self, name: str) -> Param:
         for p in self.params:

@@ -118,7 +118,32 @@ def format_literal(value: Any, *, col: int = 0, indent: int = 0, suffix_len: int
     """``value`` (JSON-able) as a Python literal laid out the way black lays it out: on one line
     when it fits in ``LINE_LENGTH`` from column ``col`` (plus ``suffix_len`` characters after it),
     else exploded one element per line with trailing commas, recursively."""
-    one = _black_atom(value)
+    return _layout(value, col, indent, suffix_len, _Atoms())
+
+
+class _Atoms(dict):
+    """One-line spellings, computed once per node of the value being laid out (by id)."""
+
+    def of(self, value: Any) -> str:
+        key = id(value)
+        text = self.get(key)
+        if text is None:
+            if isinstance(value, dict):
+                text = (
+                    "{"
+                    + ", ".join(f"{_black_atom(k)}: {self.of(v)}" for k, v in value.items())
+                    + "}"
+                )
+            elif isinstance(value, (list, tuple)):
+                text = "[" + ", ".join(self.of(v) for v in value) + "]"
+            else:
+                text = _black_atom(value)
+            self[key] = text
+        return text
+
+
+def _layout(value: Any, col: int, indent: int, suffix_len: int, atoms: _Atoms) -> str:
+    one = atoms.of(value)
     if (
         col + _width(one) + suffix_len <= LINE_LENGTH
         or not isinstance(value, (list, tuple, dict))
@@ -135,23 +160,18 @@ def format_literal(value: Any, *, col: int = 0, indent: int = 0, suffix_len: int
         for k, v in value.items():
             key = _black_atom(k) + ": "
             col_v = inner + _width(key)
-            lines.append(
-                pad
-                + key
-                + format_literal(v, col=col_v, indent=inner, suffix_len=len(comma))
-                + comma
-            )
+            lines.append(pad + key + _layout(v, col_v, inner, len(comma), atoms) + comma)
     else:
         for v in value:
-            lines.append(
-                pad + format_literal(v, col=inner, indent=inner, suffix_len=len(comma)) + comma
-            )
+            lines.append(pad + _layout(v, inner, inner, len(comma), atoms) + comma)
     lines.append(" " * indent + ("}" if isinstance(value, dict) else "]"))
     return "\n".join(lines)
 
 
 def _width(text: str) -> int:
     """Display width as black measures lines (wide East Asian characters count 2)."""
+    if text.isascii():
+        return len(text)
     from black.strings import str_width
 
     return str_width(text)
