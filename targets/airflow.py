@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from flowc.compiler.errors import FlowcError
 from flowc.compiler.ir import encode_expr
-from flowc.targets.base import BaseTarget, black_format, jinja_env, py_literal
+from flowc.targets.base import LINE_LENGTH, BaseTarget, black_format, jinja_env, py_literal
 
 if TYPE_CHECKING:
     from flowc.compiler.ir import Pipeline, Step
@@ -89,6 +89,18 @@ def plain_text(enc: Any) -> str:
     import json
 
     return json.dumps(enc, separators=(",", ":"), ensure_ascii=False)
+
+
+def _code_dict(items: list[tuple[str, str]], kwarg: str, indent: int = 4) -> str:
+    """A ``{key: code, ...}`` display for ``kwarg=`` in ``with DAG(...)``, laid out as black would
+    (one line when ``    kwarg={...},`` fits, else one item per line), so files too large for
+    black at compile time still read as black wrote them."""
+    one = "{" + ", ".join(f"{k}: {v}" for k, v in items) + "}"
+    if not items or indent + len(kwarg) + 1 + len(one) + 1 <= LINE_LENGTH:
+        return one
+    pad = " " * (indent + 4)
+    comma = "," if len(items) > 1 else ""
+    return "{\n" + "".join(f"{pad}{k}: {v}{comma}\n" for k, v in items) + " " * indent + "}"
 
 
 def plan_json_lines(plan: dict[str, Any]) -> list[str]:
@@ -500,11 +512,11 @@ class _Builder:
         if ir.tags:
             dag_args.append(("tags", py_literal(list(ir.tags))))
         dag_args.append(
-            ("default_args", "{" + ", ".join(f"{py_literal(k)}: {v}" for k, v in dargs) + "}")
+            ("default_args", _code_dict([(py_literal(k), v) for k, v in dargs], "default_args"))
         )
         params = self.params()
         if params:
-            dag_args.append(("params", "{" + ", ".join(f"{k}: {v}" for k, v in params) + "}"))
+            dag_args.append(("params", _code_dict(params, "params")))
         tasks, edges = self.tasks()
         if self.needs_macros:
             dag_args.append(("user_defined_macros", '{"flowc_arg": _arg, "flowc_env": _env}'))

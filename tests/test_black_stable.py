@@ -72,7 +72,7 @@ def test_every_golden_python_file_is_black_stable() -> None:
         assert black.format_str(text, mode=MODE) == text, p
 
 
-@pytest.mark.parametrize("target", ["local"])
+@pytest.mark.parametrize("target", ["local", "airflow"])
 def test_large_generated_flow_is_black_stable(target: str, tmp_path: Path, monkeypatch) -> None:
     import sys
 
