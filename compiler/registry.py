@@ -33,5 +33,9 @@ def load_target(name: str) -> Any:
     if name not in eps:
         from flowc.compiler.errors import did_you_mean
 
-        raise FlowcError.at(None, f"unknown target '{name}'", did_you_mean(name, eps) or f"known targets: {', '.join(sorted(eps))}")
+        raise FlowcError.at(
+            None,
+            f"unknown target '{name}'",
+            did_you_mean(name, eps) or f"known targets: {', '.join(sorted(eps))}",
+        )
     return eps[name].load()()

@@ -57,7 +57,9 @@ def evaluate(enc: Any, lookup: Lookup) -> Any:
     if "$ref" in enc:
         return lookup(list(enc["$ref"]), enc.get("default"))
     if "$fmt" in enc:
-        return "".join(p if isinstance(p, str) else to_text(evaluate(p, lookup)) for p in enc["$fmt"])
+        return "".join(
+            p if isinstance(p, str) else to_text(evaluate(p, lookup)) for p in enc["$fmt"]
+        )
     if "$list" in enc:
         return [evaluate(i, lookup) for i in enc["$list"]]
     if "$dict" in enc:
