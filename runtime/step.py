@@ -221,12 +221,16 @@ def load_callable(ref: str) -> tuple[Callable[..., Any], bool]:
         obj = getattr(obj, part)
     if not callable(obj):
         raise TypeError(f"'{ref}' is not callable")
+    _callables[ref] = (obj, _wants_ctx(obj))
+    return _callables[ref]
+
+
+def _wants_ctx(fn: Callable[..., Any]) -> bool:
+    """Whether ``fn`` declares a ``ctx`` parameter."""
     try:
-        wants_ctx = "ctx" in inspect.signature(obj).parameters
+        return "ctx" in inspect.signature(fn).parameters
     except (TypeError, ValueError):
-        wants_ctx = False
-    _callables[ref] = (obj, wants_ctx)
-    return obj, wants_ctx
+        return False
 
 
 def callable_source(ref: str) -> str:
@@ -414,19 +418,14 @@ def execute(
         plan, step, inputs, replica, replicas, ctx_extra, log_path, attempt, index
     )
     if ref.startswith("integration:"):
-        ctx = ctx_factory()
+        ctx = ctx_factory()  # its integration tree: the run service's, else built here
         from flowc.runtime import integrations  # lazy: optional part
 
-        if ctx.integrations is None and plan.get("integrations"):
-            ctx.integrations = integrations.for_run(plan, run_id)
         try:
             fn = integrations.resolve_callable(ctx, ref)
         except Exception as e:
             raise StepError(step, f"cannot resolve '{ref}': {e}") from None
-        try:
-            wants_ctx = "ctx" in inspect.signature(fn).parameters
-        except (TypeError, ValueError):
-            wants_ctx = False
+        wants_ctx = _wants_ctx(fn)
     else:
         try:
             fn, wants_ctx = load_callable(ref)
