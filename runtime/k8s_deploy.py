@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from flowc.runtime.k8s import RUN_LABEL, STEP_LABEL, job_state, join_parts
+from flowc.runtime.k8s import _api_reason as _reason  # also used by flowc.compiler.commands.k8s
 
 INSTANCE = "app.kubernetes.io/instance"
 COMPONENT = "app.kubernetes.io/component"
@@ -32,16 +33,6 @@ def instance_name(flow: str) -> str:
     out = re.sub(r"[^a-z0-9-]+", "-", flow.lower()).strip("-")
     out = re.sub(r"-{2,}", "-", out)[:40].rstrip("-")
     return out or "x"
-
-
-def _reason(e: Exception) -> str:
-    body = getattr(e, "body", None)
-    if body:
-        try:
-            return str(json.loads(body).get("message") or body)
-        except (ValueError, AttributeError):
-            return str(body)
-    return str(e)
 
 
 class Deployer:
