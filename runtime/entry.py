@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from flowc.runtime import services
-from flowc.runtime.step import MISSING, env_secret_resolver, execute, mask
+from flowc.runtime.step import MISSING, execute, known_secret_values, mask
 from flowc.runtime.store import atomic_write, encode
 
 PICKLE_KEY = "$flowc_pickle"
@@ -108,11 +108,7 @@ class _Masked:
 def _mask_streams(plan: Any) -> None:
     """Mask the values of the plan's secrets (those set in this environment) in everything
     this process prints."""
-    values = []
-    for name, spec in (plan.get("secrets") or {}).items():
-        value = env_secret_resolver(name, spec)
-        if value:
-            values.append(value)
+    values = known_secret_values(plan)
     _SECRETS[:] = values
     if values:
         sys.stdout = _Masked(sys.stdout, values)  # type: ignore[assignment]

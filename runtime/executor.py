@@ -385,7 +385,7 @@ class _Runner:
                     f"run id {self.run_id!r}: use letters, digits, '.', '_', '-'"
                 ) from None
             self.run_date = run_date or datetime.now(UTC).isoformat(timespec="seconds")
-        self.secret_values = self._known_secret_values()
+        self.secret_values = step_mod.known_secret_values(plan, secret_resolver)
         self.run_info = services.RunInfo(
             run_id=self.run_id,
             flow=self.flow,
@@ -438,18 +438,6 @@ class _Runner:
             except Exception:
                 continue
             self.states[name] = status
-
-    def _known_secret_values(self) -> list[str]:
-        """Values of the declared secrets that resolve now, to mask in errors and logs."""
-        out = []
-        for name, spec in (self.plan.get("secrets") or {}).items():
-            try:
-                value = (self.secret_resolver or step_mod.env_secret_resolver)(name, spec)
-            except Exception:
-                value = None
-            if value:
-                out.append(value)
-        return out
 
     # -- the run ---------------------------------------------------------------------------------
 

@@ -76,6 +76,22 @@ def resolve_secret(
     return value
 
 
+def known_secret_values(
+    plan: Mapping[str, Any], resolver: SecretResolver | None = None
+) -> list[str]:
+    """The values of the plan's declared secrets that resolve now (a resolver that fails counts
+    as unset): what to mask in logs and errors."""
+    out = []
+    for name, spec in (plan.get("secrets") or {}).items():
+        try:
+            value = (resolver or env_secret_resolver)(name, spec)
+        except Exception:
+            value = None
+        if value:
+            out.append(value)
+    return out
+
+
 def mask(text: str, secrets: list[str] | tuple[str, ...]) -> str:
     """``text`` with every secret value replaced by ``***``."""
     for value in secrets:
