@@ -257,34 +257,19 @@ class Deployer:
         self._require(flow)
         sel = self._selector(flow)
         ns = self.namespace
-        found: list[tuple[str, str]] = []
-        found += [
-            ("CronJob", o.metadata.name)
-            for o in self.batch.list_namespaced_cron_job(ns, label_selector=sel).items
+        listings = [
+            ("CronJob", self.batch.list_namespaced_cron_job),
+            ("Job", self.batch.list_namespaced_job),
+            ("Deployment", self.apps.list_namespaced_deployment),
+            ("RoleBinding", self.rbac.list_namespaced_role_binding),
+            ("Role", self.rbac.list_namespaced_role),
+            ("ServiceAccount", self.core.list_namespaced_service_account),
+            ("ConfigMap", self.core.list_namespaced_config_map),
         ]
-        found += [
-            ("Job", o.metadata.name)
-            for o in self.batch.list_namespaced_job(ns, label_selector=sel).items
-        ]
-        found += [
-            ("Deployment", o.metadata.name)
-            for o in self.apps.list_namespaced_deployment(ns, label_selector=sel).items
-        ]
-        found += [
-            ("RoleBinding", o.metadata.name)
-            for o in self.rbac.list_namespaced_role_binding(ns, label_selector=sel).items
-        ]
-        found += [
-            ("Role", o.metadata.name)
-            for o in self.rbac.list_namespaced_role(ns, label_selector=sel).items
-        ]
-        found += [
-            ("ServiceAccount", o.metadata.name)
-            for o in self.core.list_namespaced_service_account(ns, label_selector=sel).items
-        ]
-        found += [
-            ("ConfigMap", o.metadata.name)
-            for o in self.core.list_namespaced_config_map(ns, label_selector=sel).items
+        found = [
+            (kind, o.metadata.name)
+            for kind, list_objects in listings
+            for o in list_objects(ns, label_selector=sel).items
         ]
         deleted = []
         for kind, name in found:
