@@ -336,9 +336,26 @@ def set_instance_state(
         con.close()
 
 
-class LocalOutputPort:
+class _Port:
+    """What every port shows: its channel (``name``, ``schema``, ``location``), its transport and
+    the operator replica it belongs to."""
+
+    transport = ""
+
+    def __init__(self, spec: ChannelSpec, step: str, replica: int):
+        self.spec = spec
+        self.name = spec.name
+        self.schema = spec.schema
+        self.location = spec.location
+        self.step = step
+        self.replica = replica
+
+
+class LocalOutputPort(_Port):
     """``send(records)``: validate against the Avro schema, wait while consumers lag (bounded
     queue), then append in one transaction (a record is durable once ``send`` returns)."""
+
+    transport = "local"
 
     def __init__(
         self,
@@ -349,13 +366,7 @@ class LocalOutputPort:
         *,
         capacity: int = DEFAULT_CAPACITY,
     ):
-        self.spec = spec
-        self.name = spec.name
-        self.schema = spec.schema
-        self.transport = "local"
-        self.location = spec.location
-        self.step = step
-        self.replica = replica
+        super().__init__(spec, step, replica)
         self.capacity = max(1, capacity)
         self.sent = 0
         self._con = con
@@ -413,9 +424,11 @@ def _bump(con: sqlite3.Connection, step: str, channel: str, replica: int, d: str
     )
 
 
-class LocalInputPort:
+class LocalInputPort(_Port):
     """``retrieve()`` claims up to ``batch`` records for this replica (redelivered ones first),
     ``ack()`` acknowledges what was claimed, ``done`` tells the stream is over."""
+
+    transport = "local"
 
     def __init__(
         self,
@@ -427,13 +440,7 @@ class LocalInputPort:
         *,
         batch: int = DEFAULT_BATCH,
     ):
-        self.spec = spec
-        self.name = spec.name
-        self.schema = spec.schema
-        self.transport = "local"
-        self.location = spec.location
-        self.step = step
-        self.replica = replica
+        super().__init__(spec, step, replica)
         self.batch = batch
         self.owner = owner
         self.retrieved = 0
@@ -745,19 +752,15 @@ def ensure_kafka_topics(spec: ChannelSpec, timeout: float = 30.0) -> None:
             raise ChannelError(f"channel '{spec.name}': cannot create topic {topic}: {e}") from e
 
 
-class KafkaOutputPort:
+class KafkaOutputPort(_Port):
     """Avro-binary records to ``<flow>.<channel>``; ``close()`` flushes and announces this
     replica finished on the control topic."""
 
+    transport = "kafka"
+
     def __init__(self, spec: ChannelSpec, step: str, replica: int):
         ck = _kafka()
-        self.spec = spec
-        self.name = spec.name
-        self.schema = spec.schema
-        self.transport = "kafka"
-        self.location = spec.location
-        self.step = step
-        self.replica = replica
+        super().__init__(spec, step, replica)
         self.sent = 0
         self._producer = ck.Producer(kafka_producer_config(spec, step, replica))
         self._errors: list[str] = []
@@ -803,21 +806,17 @@ class KafkaOutputPort:
             self._producer.flush(60)
 
 
-class KafkaInputPort:
+class KafkaInputPort(_Port):
     """A consumer in the group ``<flow>.<step>``; ``ack()`` commits the offsets of what was
     retrieved; ``done`` once every producer replica announced it finished and this replica's
     partitions are read to their end."""
 
+    transport = "kafka"
+
     def __init__(self, spec: ChannelSpec, step: str, replica: int, *, batch: int = DEFAULT_BATCH):
         ck = _kafka()
         self._ck = ck
-        self.spec = spec
-        self.name = spec.name
-        self.schema = spec.schema
-        self.transport = "kafka"
-        self.location = spec.location
-        self.step = step
-        self.replica = replica
+        super().__init__(spec, step, replica)
         self.batch = batch
         self.retrieved = 0
         self._consumer = ck.Consumer(kafka_consumer_config(spec, step, replica))
