@@ -20,13 +20,15 @@ from __future__ import annotations
 import importlib
 import inspect
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowc.compiler.errors import Loc, did_you_mean
 from flowc.compiler.ir import FrameworkNode, Integration, IntegrationFramework, Layer
 from flowc.compiler.passes import PassContext
 from flowc.compiler.passes.functions import import_path
-from flowc.runtime import integrations as rt
+
+if TYPE_CHECKING:
+    from flowc.runtime.integrations import IntegrationTree
 
 ORDER = 57
 
@@ -123,6 +125,8 @@ def _check_classes(
     layer: Layer,
     classes: dict[tuple[str, str, tuple[str, ...]], type | None],
 ) -> None:
+    from flowc.runtime import integrations as rt  # only flows with integrations need it
+
     top = fw.layer(layer.name)
     paths = rt.search_path_order(
         layer.search_paths, top.search_paths if top else (), fw.search_paths
@@ -136,6 +140,8 @@ def _check_classes(
 def _find_class(
     ctx: PassContext, integ: Integration, layer: str, paths: Sequence[str]
 ) -> type | None:
+    from flowc.runtime import integrations as rt
+
     where = f"'{layer}.{integ.key}'"
     tried = rt.candidate_modules(integ.class_ref, layer, paths)
     if not tried:
@@ -181,6 +187,7 @@ def _check_steps(
 ) -> None:
     if not steps:
         return
+    from flowc.runtime import integrations as rt
 
     def loader(ref: str, layer: str, paths: Sequence[str]) -> type:
         real = classes.get((ref, layer, tuple(paths)))
@@ -251,7 +258,7 @@ def _check_arguments(ctx: PassContext, s: Any, what: str, fn: Any) -> None:
             )
 
 
-def _walk(ctx: PassContext, tree: rt.IntegrationTree, s: Any, owner: str, loc: Loc) -> Any:
+def _walk(ctx: PassContext, tree: IntegrationTree, s: Any, owner: str, loc: Loc) -> Any:
     """Follow ``owner`` through the wired placeholder tree; report where it breaks."""
     parts = owner.split(".")
     obj: Any = tree.root

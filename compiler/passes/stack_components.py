@@ -29,7 +29,14 @@ ORDER = 52
 
 
 def run(ctx: PassContext) -> None:
-    from flowc.runtime.plugins import PluginError, get_plugin_registry
+    # the runtime registries are imported only for flows that use them (cold start)
+    if ctx.components or ctx.stack is not None:
+        _check_stack(ctx)
+    if ctx.plugins:
+        _check_plugins(ctx)
+
+
+def _check_stack(ctx: PassContext) -> None:
     from flowc.runtime.stack import (
         ComponentError,
         ContainerRegistry,
@@ -79,6 +86,10 @@ def run(ctx: PassContext) -> None:
                 image = reg.image_uri(step.image)
                 if image != step.image:
                     ctx.steps[name] = dataclasses.replace(step, image=image)
+
+
+def _check_plugins(ctx: PassContext) -> None:
+    from flowc.runtime.plugins import PluginError, get_plugin_registry
 
     plugins = get_plugin_registry()
     for p in ctx.plugins:
