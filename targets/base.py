@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Mapping
 from functools import cache
+from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from flowc import __version__
@@ -220,6 +221,88 @@ def py_literal(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ", ".join(f"{py_literal(k)}: {py_literal(v)}" for k, v in value.items()) + "}"
     raise TypeError(f"not JSON-able: {value!r}")
+
+
+# ---------------------------------------------------------------------------------------------
+# JSON
+# ---------------------------------------------------------------------------------------------
+
+_INF = float("inf")
+
+
+def json_text(value: Any, *, sort_keys: bool = False, ensure_ascii: bool = True) -> str:
+    """Exactly ``json.dumps(value, indent=2, sort_keys=sort_keys, ensure_ascii=ensure_ascii)``,
+    about twice as fast on large data: with ``indent`` the json module encodes with its
+    generator-based pure-Python encoder; this writes the same text into one list, with the C
+    string encoder for strings and keys. For JSON-able data without reference cycles."""
+    enc = encode_basestring_ascii if ensure_ascii else encode_basestring
+    out: list[str] = []
+    write = out.append
+
+    def key_text(k: Any) -> str:  # json's key coercions
+        if isinstance(k, str):
+            return enc(k)
+        if isinstance(k, float):
+            return enc(_json_float(k))
+        if k is True or k is False or k is None:
+            return enc("true" if k else "false" if k is False else "null")
+        if isinstance(k, int):
+            return enc(int.__repr__(k))
+        raise TypeError(f"keys must be str, int, float, bool or None, not {k.__class__.__name__}")
+
+    def put(v: Any, pad: str) -> None:
+        if isinstance(v, str):
+            write(enc(v))
+        elif isinstance(v, dict):
+            if not v:
+                write("{}")
+                return
+            inner = pad + "  "
+            sep = "{\n" + inner
+            for k, x in sorted(v.items()) if sort_keys else v.items():
+                write(sep)
+                write(enc(k) if type(k) is str else key_text(k))
+                write(": ")
+                put(x, inner)
+                sep = ",\n" + inner
+            write("\n" + pad + "}")
+        elif isinstance(v, (list, tuple)):
+            if not v:
+                write("[]")
+                return
+            inner = pad + "  "
+            sep = "[\n" + inner
+            for x in v:
+                write(sep)
+                put(x, inner)
+                sep = ",\n" + inner
+            write("\n" + pad + "]")
+        elif v is None:
+            write("null")
+        elif v is True:
+            write("true")
+        elif v is False:
+            write("false")
+        elif isinstance(v, int):
+            write(int.__repr__(v))
+        elif isinstance(v, float):
+            write(_json_float(v))
+        else:  # not JSON-able: json's own error
+            text = json.dumps(v, indent=2, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
+            write(text.replace("\n", "\n" + pad))
+
+    put(value, "")
+    return "".join(out)
+
+
+def _json_float(v: float) -> str:
+    if v != v:
+        return "NaN"
+    if v == _INF:
+        return "Infinity"
+    if v == -_INF:
+        return "-Infinity"
+    return float.__repr__(v)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import yaml
 
 from flowc import __version__
 from flowc.compiler.errors import Collector, FlowcError
-from flowc.targets.base import BaseTarget, dns1123
+from flowc.targets.base import BaseTarget, dns1123, json_text
 
 if TYPE_CHECKING:
     from flowc.compiler.ir import ComponentConfig, Pipeline, Step
@@ -392,7 +392,7 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
         s.name: step_job_patch(ir, s, prefixes[s.name], opts) for s in ir.steps if not s.operator
     }
     lines = step_lines(steps)
-    plan_text = json.dumps(ir.to_data(), indent=2) + "\n"
+    plan_text = json_text(ir.to_data()) + "\n"
     # One ConfigMap when the plan fits, else <configmap>-0, -1, ... projected into one volume.
     # k8s.json names them (the step Jobs' volume), so its size depends on their number: repeat
     # while more are needed than named (each round names more, so this ends; a second round is

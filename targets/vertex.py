@@ -11,7 +11,6 @@ runtime glue reads the secret's ``vertex:`` source) and a per-step ``timeout`` i
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -19,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flowc.compiler.errors import FlowcError
 from flowc.compiler.ir import Pipeline, Schedule
-from flowc.targets.base import BaseTarget
+from flowc.targets.base import BaseTarget, json_text
 from flowc.targets.kfp import build_pipeline_spec
 
 _LABEL = re.compile(r"[^a-z0-9_-]+")
@@ -32,7 +31,7 @@ def _label(value: str) -> str:
 
 def dump_json(doc: Any) -> str:
     """Deterministic JSON: sorted keys, two-space indent, trailing newline."""
-    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    return json_text(doc, sort_keys=True, ensure_ascii=False) + "\n"
 
 
 def _vertex_settings(ir: Pipeline) -> dict[str, Any]:
