@@ -571,11 +571,9 @@ class _Runner:
             return
         name = node
         data = self.steps[name]
-        ups = [u for u in data.get("upstream") or () if u in self.states]
-        bad = [u for u in ups if self.states[u] not in OK]
-        if bad:
-            failed = any(self.states[u] in ("failed", "upstream_failed") for u in bad)
-            self._skip(name, "upstream_failed" if failed else "skipped")
+        blocked = self._blocked(data.get("upstream") or ())
+        if blocked:
+            self._skip(name, blocked)
             return
         now = time.time()
         try:
@@ -669,9 +667,7 @@ class _Runner:
             outputs = run.results[-1]
         self._succeed(run, outputs)
 
-    def _succeed(
-        self, run: _StepRun, outputs: dict[str, Any], status: str = "success", finish: bool = True
-    ) -> None:
+    def _succeed(self, run: _StepRun, outputs: dict[str, Any], status: str = "success") -> None:
         name = run.name
         try:  # serialize now: an output that cannot be stored fails its step, here
             encoded = {o: encode(v) for o, v in outputs.items()}
@@ -694,8 +690,17 @@ class _Runner:
         self.outputs[name] = outputs
         self.states[name] = status
         self._emit(name, status, duration=ended - run.started)
-        if finish:
-            self._finish_node(name)
+        self._finish_node(name)
+
+    def _blocked(self, upstream: Iterable[str]) -> str | None:
+        """``"upstream_failed"`` (an upstream step failed) or ``"skipped"`` (one was skipped)
+        when a finished upstream step did not succeed; None when the step may run."""
+        bad = [self.states[u] for u in upstream if self.states.get(u, "success") not in OK]
+        if not bad:
+            return None
+        return (
+            "upstream_failed" if any(b in ("failed", "upstream_failed") for b in bad) else "skipped"
+        )
 
     def _skip(self, name: str, status: str) -> None:
         now = time.time()
@@ -731,22 +736,14 @@ class _Runner:
     # -- operators (pypz): all started together by flowc.runtime.operators ---------------------
 
     def _start_operators(self) -> None:
+        # Members are not graph nodes (the group is): _skip/_succeed/_fail of a member release
+        # no dependents; _finish_node(OPERATORS) does.
         names = self.members[OPERATORS]
         ups = {u for s in names for u in self.steps[s].get("upstream") or () if u not in names}
-        bad = [u for u in ups if u in self.states and self.states[u] not in OK]
-        if bad:
-            failed = any(self.states[u] in ("failed", "upstream_failed") for u in bad)
+        blocked = self._blocked(ups)
+        if blocked:
             for s in names:
-                self.writer.meta_op(
-                    "step_finished",
-                    self.run_id,
-                    s,
-                    "upstream_failed" if failed else "skipped",
-                    started=None,
-                    ended=time.time(),
-                )
-                self.states[s] = "upstream_failed" if failed else "skipped"
-                self._emit(s, self.states[s])
+                self._skip(s, blocked)
             self._finish_node(OPERATORS)
             return
         started = time.time()
@@ -776,30 +773,14 @@ class _Runner:
         except Exception as e:
             err, tb = self._describe(e)
             for s in names:
-                self._fail_quiet(s, StepFailure(s, 1, err, traceback=tb), started)
+                self._fail(s, StepFailure(s, 1, err, traceback=tb), started, [])
             self._finish_node(OPERATORS)
             return
         for s in names:
             run = _StepRun(s, started, 1)
             outs = dict(result.get(s) or {})
-            self._succeed(run, outs, finish=False)
+            self._succeed(run, outs)
         self._finish_node(OPERATORS)
-
-    def _fail_quiet(self, name: str, failure: StepFailure, started: float) -> None:
-        failure.error = self._mask(failure.error)
-        self.writer.meta_op(
-            "step_finished",
-            self.run_id,
-            name,
-            "failed",
-            started=started,
-            ended=time.time(),
-            error=failure.render(),
-        )
-        self.states[name] = "failed"
-        if self.first_error is None:
-            self.first_error = failure
-        self._emit(name, "failed", error=failure.render())
 
     # -- one instance: attempts with retries (in a pool thread) ----------------------------------
 
