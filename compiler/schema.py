@@ -7,8 +7,8 @@ keys named by ``integration_framework`` (default ``runner``/``pipeline``/``compo
 split off before validation and kept raw in :class:`FlowModel.layers`.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: pydantic would have to evaluate every field's
+# annotation from a string, a measurable part of ``flowc validate``'s start-up.
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
@@ -229,7 +229,7 @@ def _dotted(path: tuple[Any, ...]) -> str:
     return out
 
 
-def validate(doc: Doc) -> FlowModel:
+def validate(doc: "Doc") -> FlowModel:
     """Validate ``doc.data`` against the models; raise FlowcError with every located problem."""
     from pydantic import ValidationError
 
@@ -248,7 +248,7 @@ def validate(doc: Doc) -> FlowModel:
     return model
 
 
-def _report(e: Any, doc: Doc, col: Collector, layer_names_: list[str]) -> None:
+def _report(e: Any, doc: "Doc", col: Collector, layer_names_: list[str]) -> None:
     groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     order: list[tuple[Any, ...]] = []
     for err in e.errors(include_url=False):
@@ -296,7 +296,7 @@ def _report(e: Any, doc: Doc, col: Collector, layer_names_: list[str]) -> None:
             col.error(doc.loc(path), f"'{_dotted(path)}' must be {' or '.join(words)}, not {got}")
 
 
-def _data_path(doc: Doc, loc: tuple[Any, ...]) -> tuple[Any, ...]:
+def _data_path(doc: "Doc", loc: tuple[Any, ...]) -> tuple[Any, ...]:
     path: list[Any] = []
     for part in loc:
         if (*path, part) in doc.value_locs:
