@@ -6,7 +6,6 @@ Every user-facing problem is a :class:`Diagnostic`. Code that finds one raises
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -77,5 +76,7 @@ class Collector:
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:
     """A "did you mean 'x'?" hint for a misspelled name, or None."""
+    import difflib  # only needed once something is wrong: kept off the start-up path
+
     close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
     return f"did you mean '{close[0]}'?" if close else None
