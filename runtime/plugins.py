@@ -196,6 +196,16 @@ class TaskQueuePlugin(BasePlugin):
         return self.status(task_id)
 
 
+def redact_url(url: str) -> str:
+    """``url`` with its password (if any) shown as ``***``: for health details and logs."""
+    from urllib.parse import urlparse
+
+    p = urlparse(url)
+    if p.password:
+        return url.replace(f":{p.password}@", ":***@")
+    return url
+
+
 # ---------------------------------------------------------------------------------------------
 # Registry
 # ---------------------------------------------------------------------------------------------

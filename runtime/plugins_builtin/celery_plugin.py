@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flowc.runtime.plugins import TaskQueuePlugin
+from flowc.runtime.plugins import TaskQueuePlugin, redact_url
 
 CALL_TASK = "flowc.call"
 
@@ -96,9 +96,9 @@ class CeleryPlugin(TaskQueuePlugin):
                 self.app = None
 
     def health_check(self) -> tuple[bool, dict[str, Any]]:
-        info: dict[str, Any] = {"broker_url": _redact(self.broker_url)}
+        info: dict[str, Any] = {"broker_url": redact_url(self.broker_url)}
         if self.backend_url:
-            info["backend_url"] = _redact(self.backend_url)
+            info["backend_url"] = redact_url(self.backend_url)
         try:
             if self.app is None:
                 self.initialize()
@@ -129,12 +129,3 @@ class CeleryPlugin(TaskQueuePlugin):
 
     def status(self, task_id: str) -> str:
         return str(self.app.AsyncResult(task_id).status)
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlparse
-
-    p = urlparse(url)
-    if p.password:
-        return url.replace(f":{p.password}@", ":***@")
-    return url

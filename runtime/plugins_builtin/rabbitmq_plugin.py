@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from flowc.runtime.plugins import DataStreamPlugin
+from flowc.runtime.plugins import DataStreamPlugin, redact_url
 
 
 class RabbitMQPlugin(DataStreamPlugin):
@@ -94,7 +94,9 @@ class RabbitMQPlugin(DataStreamPlugin):
 
     def health_check(self) -> tuple[bool, dict[str, Any]]:
         where = (
-            {"host": self.host, "port": self.port} if not self.url else {"url": _redact(self.url)}
+            {"host": self.host, "port": self.port}
+            if not self.url
+            else {"url": redact_url(self.url)}
         )
         try:
             with self._lock:
@@ -182,12 +184,3 @@ class RabbitMQPlugin(DataStreamPlugin):
         with self._lock:
             self._channel().queue_delete(queue=queue)
             self._declared.discard(queue)
-
-
-def _redact(url: str) -> str:
-    from urllib.parse import urlparse
-
-    p = urlparse(url)
-    if p.password:
-        return url.replace(f":{p.password}@", ":***@")
-    return url
