@@ -165,9 +165,8 @@ def current_namespace(kubeconfig: str | None = None, context: str | None = None)
     try:
         from kubernetes import config
 
-        _, active = config.list_kube_config_contexts(config_file=kubeconfig)
+        contexts, active = config.list_kube_config_contexts(config_file=kubeconfig)
         if context:
-            contexts, _ = config.list_kube_config_contexts(config_file=kubeconfig)
             active = next((c for c in contexts if c["name"] == context), active)
         return (active or {}).get("context", {}).get("namespace") or "default"
     except Exception:  # no kubeconfig: the API default
