@@ -133,7 +133,9 @@ def _run_date(context: Mapping[str, Any]) -> str | None:
     return None if when is None else when.isoformat()
 
 
-def _inputs(plan: Mapping[str, Any], step: str, context: Mapping[str, Any], item: Any = MISSING):
+def _inputs(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> Inputs:
+    """What ``step``'s expressions see in this task (upstream outputs pulled from XCom once);
+    the item is not set."""
     return Inputs(
         plan,
         step,
@@ -141,15 +143,15 @@ def _inputs(plan: Mapping[str, Any], step: str, context: Mapping[str, Any], item
         upstream=upstream_values(plan, step, context),
         run_id=str(context.get("run_id")),
         run_date=_run_date(context),
-        item=item,
         secret_resolver=secret_resolver,
     )
 
 
-def _items(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> list[Any]:
-    data = plan["steps"][step]
+def _items(inputs: Inputs) -> list[Any]:
+    """The list a foreach step maps over."""
+    step = inputs.step
     try:
-        items = _inputs(plan, step, context).eval(data["foreach"])
+        items = inputs.eval(inputs.plan["steps"][step]["foreach"])
     except exprs.ExprError as e:
         raise StepError(step, str(e)) from None
     if not isinstance(items, list):
@@ -171,20 +173,20 @@ def run_step(
     """Run one instance of a ``run:`` step; the returned ``{output: value}`` becomes its XCom."""
     plan = load_plan(plan_in)
     data = plan["steps"][step]
-    item: Any = MISSING
-    replica: int | None = None
-    if data.get("foreach") is not None:
-        index = int(index if index is not None else context["ti"].map_index)
-        if index < 0:
-            return NO_ITEMS
-        item = _items(plan, step, context)[index]
-    elif int(data.get("replicas") or 1) > 1:
-        replica = int(index if index is not None else context["ti"].map_index)
+    foreach = data.get("foreach") is not None
+    position: int | None = None  # the foreach index or the replica
+    if _is_mapped(data):
+        position = int(index if index is not None else context["ti"].map_index)
+    if foreach and position < 0:
+        return NO_ITEMS
+    inputs = _inputs(plan, step, context)
+    item = _items(inputs)[position] if foreach else MISSING
     ti = context.get("ti")
-    params = dict(context.get("params") or {})
-    run_id = str(context.get("run_id"))
     run = services.RunInfo(
-        run_id=run_id, flow=str(plan.get("name")), params=params, run_date=_run_date(context)
+        run_id=inputs.run_id,
+        flow=str(plan.get("name")),
+        params=inputs.params,
+        run_date=inputs.run_date,
     )
     with services.running(
         plan, run
@@ -192,16 +194,16 @@ def run_step(
         return execute(
             plan,
             step,
-            params=params,
-            upstream=upstream_values(plan, step, context),
-            run_id=run_id,
-            run_date=run.run_date,
+            params=inputs.params,
+            upstream=inputs.upstream,
+            run_id=inputs.run_id,
+            run_date=inputs.run_date,
             item=item,
-            replica=replica,
+            replica=None if foreach else position,
             ctx_extra={**values, "ti": ti, "airflow_context": context},
             secret_resolver=secret_resolver,
             attempt=int(getattr(ti, "try_number", 1) or 1),
-            index=index if data.get("foreach") is not None else None,
+            index=position if foreach else None,
         )
 
 
@@ -212,7 +214,7 @@ def foreach_items(
     ``[{"FLOWC_INDEX": "i", ...}, ...]`` (its ``env``) for a command step."""
     plan = load_plan(plan_in)
     data = plan["steps"][step]
-    indexes = list(range(len(_items(plan, step, context)))) or [-1]  # -1: the no-items placeholder
+    indexes = list(range(len(_items(_inputs(plan, step, context))))) or [-1]  # -1: no items
     if data.get("kind") == "command":
         extra = {"FLOWC_RUN_ID": str(context.get("run_id"))}
         if data.get("outputs"):  # for pods; a BashOperator command exports its own
@@ -245,32 +247,28 @@ def _current_context() -> Any:
     return get_current_context()
 
 
-def _instance_item(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> Any:
-    if plan["steps"][step].get("foreach") is None:
-        return MISSING
-    items = _items(plan, step, context)
-    index = int(context["ti"].map_index)
-    return items[index] if 0 <= index < len(items) else None  # None: the no-items placeholder
+def _command_text(plan_in: str | Mapping[str, Any], step: str, field: str, key: Any) -> str:
+    """``plan.steps[step][field][key]`` evaluated as text for the current (mapped) task; the
+    item of a foreach instance is the one at its map index (None: the no-items placeholder)."""
+    plan = load_plan(plan_in)
+    context = _current_context()
+    inputs = _inputs(plan, step, context)
+    if plan["steps"][step].get("foreach") is not None:
+        items = _items(inputs)
+        index = int(context["ti"].map_index)
+        inputs.item = items[index] if 0 <= index < len(items) else None
+    try:
+        return exprs.to_text(inputs.eval(plan["steps"][step][field][key]))
+    except exprs.ExprError as e:
+        raise StepError(step, str(e)) from None
 
 
 def command_arg(plan_in: str | Mapping[str, Any], step: str, index: int, quote: bool = True) -> str:
     """Macro: ``argv[index]`` of a command step, evaluated now (``quote``: shell-quoted)."""
-    plan = load_plan(plan_in)
-    context = _current_context()
-    inputs = _inputs(plan, step, context, _instance_item(plan, step, context))
-    try:
-        text = exprs.to_text(inputs.eval(plan["steps"][step]["command"][index]))
-    except exprs.ExprError as e:
-        raise StepError(step, str(e)) from None
+    text = _command_text(plan_in, step, "command", index)
     return shlex.quote(text) if quote else text
 
 
 def command_env(plan_in: str | Mapping[str, Any], step: str, name: str) -> str:
     """Macro: the value of a command step's ``env`` variable ``name``, evaluated now."""
-    plan = load_plan(plan_in)
-    context = _current_context()
-    inputs = _inputs(plan, step, context, _instance_item(plan, step, context))
-    try:
-        return exprs.to_text(inputs.eval(plan["steps"][step]["env"][name]))
-    except exprs.ExprError as e:
-        raise StepError(step, str(e)) from None
+    return _command_text(plan_in, step, "env", name)
