@@ -652,21 +652,19 @@ class Worker:
                 if self.stop_event.is_set():
                     break
                 assert entry.next_fire is not None
-                now = self.clock.now()
-                if not self.store.claim(
+                # fired, or not claimed (another worker took it, or it fired before): re-read
+                progressed = True
+                if self.store.claim(
                     entry.name,
                     entry.next_fire,
                     slot,
                     nxt,
                     self.owner,
                     skipped=skipped,
-                    now=now,
+                    now=self.clock.now(),
                     run_id=run_id_for(entry.name, slot),
                 ):
-                    progressed = True  # re-read: another worker took it, or it fired before
-                    continue
-                progressed = True
-                fired.append(self._run(entry, slot, skipped))
+                    fired.append(self._run(entry, slot, skipped))
             if not progressed:
                 break
         return fired
