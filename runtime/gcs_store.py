@@ -35,7 +35,7 @@ class GcsArtifactStore(ArtifactStore):
                 from google.cloud import storage
             except ImportError as e:  # pragma: no cover - depends on the install
                 raise StoreError(
-                    "the gcs artifact store needs google-cloud-storage: " "pip install 'flowc[gcp]'"
+                    "the gcs artifact store needs google-cloud-storage: pip install 'flowc[gcp]'"
                 ) from e
             if os.environ.get("STORAGE_EMULATOR_HOST"):
                 from google.auth.credentials import AnonymousCredentials
