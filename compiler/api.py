@@ -27,19 +27,10 @@ def compile_flow(
     ``params``: ``{name: text}`` or ``["k=v", ...]`` (``--param``; text coerced to the declared
     type). ``sets``: likewise for ``--set dotted.path=value`` (value read as a YAML scalar).
     """
-    p = str(path)
-    try:
-        raw = Path(p).read_bytes()
-    except OSError as e:
-        raise FlowcError.at(None, f"cannot read {p}: {e.strerror or e}") from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        from flowc.compiler.errors import Loc
+    from flowc.compiler.loader import read_source
 
-        raise FlowcError.at(
-            Loc(p, 1, 1), f"not UTF-8 text ({e.reason} at byte {e.start})"
-        ) from None
+    p = str(path)
+    raw, text = read_source(p)
     source = Source(_source_path(p), hashlib.sha256(raw).hexdigest())
     return _compile_text(text, p, source, environment, params, sets, stack, environ)
 

@@ -77,37 +77,46 @@ class Doc:
             return base
         return Loc(base.file, base.line, col + offset)
 
-    def map_error_path(self, loc: tuple[Any, ...], key: bool = False) -> Loc:
-        """Map a pydantic error location to a Loc: components that are not part of the data
-        (union/validator tags) are skipped; ``key=True`` points at the key (unknown keys)."""
+    def data_path(self, loc: tuple[Any, ...]) -> Path:
+        """The data path of a pydantic error location: components that are not part of the
+        data (union/validator tags) are skipped."""
         path: list[Any] = []
         for part in loc:
-            cand = (*path, part)
-            if cand in self.value_locs:
+            if (*path, part) in self.value_locs:
                 path.append(part)
+        return tuple(path)
+
+    def map_error_path(self, loc: tuple[Any, ...], key: bool = False) -> Loc:
+        """Map a pydantic error location to a Loc (see :meth:`data_path`); ``key=True`` points
+        at the key (unknown keys)."""
+        path = self.data_path(loc)
         if key and path:
-            return self.key_loc(tuple(path))
-        return self.loc(tuple(path))
+            return self.key_loc(path)
+        return self.loc(path)
 
 
 def _loc(file: str, mark: Any) -> Loc:
     return Loc(file, mark.line + 1, mark.column + 1)
 
 
-def load_file(path: str) -> Doc:
-    """Read and load ``path`` (the path is kept as given, for messages)."""
+def read_source(path: str) -> tuple[bytes, str]:
+    """The bytes of ``path`` and their UTF-8 text (FlowcError when unreadable or not UTF-8)."""
     try:
         with open(path, "rb") as f:
             raw = f.read()
     except OSError as e:
         raise FlowcError.at(None, f"cannot read {path}: {e.strerror or e}") from None
     try:
-        text = raw.decode("utf-8")
+        return raw, raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise FlowcError.at(
             Loc(path, 1, 1), f"not UTF-8 text ({e.reason} at byte {e.start})"
         ) from None
-    return load_text(text, path)
+
+
+def load_file(path: str) -> Doc:
+    """Read and load ``path`` (the path is kept as given, for messages)."""
+    return load_text(read_source(path)[1], path)
 
 
 def load_text(text: str, file: str = "<string>") -> Doc:

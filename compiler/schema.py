@@ -253,9 +253,9 @@ def _report(e: Any, doc: "Doc", col: Collector, layer_names_: list[str]) -> None
     order: list[tuple[Any, ...]] = []
     for err in e.errors(include_url=False):
         if err["type"] in ("extra_forbidden", "missing"):
-            path = (*_data_path(doc, err["loc"][:-1]), "\0", err["loc"][-1])
+            path = (*doc.data_path(err["loc"][:-1]), "\0", err["loc"][-1])
         else:
-            path = _data_path(doc, err["loc"])
+            path = doc.data_path(err["loc"])
         if path not in groups:
             groups[path] = []
             order.append(path)
@@ -294,14 +294,6 @@ def _report(e: Any, doc: "Doc", col: Collector, layer_names_: list[str]) -> None
             if isinstance(err.get("input"), str) and len(errs) == 1:
                 got = repr(err["input"]) if len(err["input"]) < 40 else got
             col.error(doc.loc(path), f"'{_dotted(path)}' must be {' or '.join(words)}, not {got}")
-
-
-def _data_path(doc: "Doc", loc: tuple[Any, ...]) -> tuple[Any, ...]:
-    path: list[Any] = []
-    for part in loc:
-        if (*path, part) in doc.value_locs:
-            path.append(part)
-    return tuple(path)
 
 
 def _allowed_keys(model_loc: tuple[Any, ...], data_path: tuple[Any, ...]) -> list[str]:
