@@ -266,7 +266,7 @@ def _report(e: Any, doc: "Doc", col: Collector, layer_names_: list[str]) -> None
         t = err["type"]
         if t == "extra_forbidden":
             parent, key = path[:-2], path[-1]
-            allowed = _allowed_keys(err["loc"][:-1], parent)
+            allowed = _allowed_keys(err["loc"][:-1])
             if parent == ():
                 allowed = [*allowed, *layer_names_]
             where = f" in '{_dotted(parent)}'" if parent else ""
@@ -296,7 +296,7 @@ def _report(e: Any, doc: "Doc", col: Collector, layer_names_: list[str]) -> None
             col.error(doc.loc(path), f"'{_dotted(path)}' must be {' or '.join(words)}, not {got}")
 
 
-def _allowed_keys(model_loc: tuple[Any, ...], data_path: tuple[Any, ...]) -> list[str]:
+def _allowed_keys(model_loc: tuple[Any, ...]) -> list[str]:
     """Field names (aliases) of the model at a pydantic error location."""
     import typing
 
