@@ -474,13 +474,9 @@ class LocalInputPort(_Port):
                 ).fetchall()
             room = self.batch - len(rows)
             if room > 0:
-                cur = con.execute(
-                    "SELECT next_id FROM cursors WHERE channel=? AND consumer=?", (ch, me)
-                ).fetchone()
-                start = cur[0] if cur else 0
                 fresh = con.execute(
                     "SELECT id, payload FROM records WHERE channel=? AND id>=? ORDER BY id LIMIT ?",
-                    (ch, start, room),
+                    (ch, self._next_id(), room),
                 ).fetchall()
                 if fresh:
                     con.executemany(
@@ -518,6 +514,13 @@ class LocalInputPort(_Port):
             _bump(con, self.step, self.name, self.replica, "in", n)
         return n
 
+    def _next_id(self) -> int:
+        """The id where this group's records not yet claimed start (0 before any claim)."""
+        cur = self._con.execute(
+            "SELECT next_id FROM cursors WHERE channel=? AND consumer=?", (self.name, self.step)
+        ).fetchone()
+        return cur[0] if cur else 0
+
     def _producers_finished(self) -> bool:
         states = dict(
             ((s, r), st)
@@ -537,11 +540,8 @@ class LocalInputPort(_Port):
         if not self._producers_finished():
             return False
         ch, me = self.name, self.step
-        cur = self._con.execute(
-            "SELECT next_id FROM cursors WHERE channel=? AND consumer=?", (ch, me)
-        ).fetchone()
         left = self._con.execute(
-            "SELECT 1 FROM records WHERE channel=? AND id>=? LIMIT 1", (ch, cur[0] if cur else 0)
+            "SELECT 1 FROM records WHERE channel=? AND id>=? LIMIT 1", (ch, self._next_id())
         ).fetchone()
         redo = self._con.execute(
             "SELECT 1 FROM claims INDEXED BY claims_open WHERE channel=? AND consumer=? AND owner IS NULL AND acked=0"
