@@ -838,12 +838,7 @@ class _Runner:
         attempt: int,
         log: str,
     ) -> dict[str, Any]:
-        replicas = int(data.get("replicas") or 1)
-        command = data.get("kind") == "command"
-        isolated = replicas > 1 or (
-            not command and (data.get("timeout") is not None or bool(data.get("env")))
-        )
-        if not isolated:
+        if not _runs_isolated(data):
             return step_mod.execute(
                 self.plan,
                 name,
@@ -860,7 +855,7 @@ class _Runner:
                 index=index,
                 mask_values=self.secret_values,
             )
-        return self._isolated(name, data, index, item, attempt, log, replicas)
+        return self._isolated(name, data, index, item, attempt, log)
 
     def _isolated(
         self,
@@ -870,9 +865,9 @@ class _Runner:
         item: Any,
         attempt: int,
         log: str,
-        replicas: int,
     ) -> dict[str, Any]:
         """Run the attempt as ``replicas`` child processes; kill them all on timeout."""
+        replicas = int(data.get("replicas") or 1)
         if self._stopping.is_set():
             raise step_mod.StepError(name, "the run was interrupted")
         plan_path = self._write_plan()
@@ -1003,8 +998,9 @@ class _Runner:
 
     @staticmethod
     def _log_written(data: Mapping[str, Any]) -> bool:
-        isolated = int(data.get("replicas") or 1) > 1 or data.get("timeout") is not None
-        return isolated or bool(data.get("env")) or step_mod.log_was_written()
+        """Whether the attempt just run in this thread wrote its log (a child process's log
+        file always exists; a command always writes one)."""
+        return _runs_isolated(data) or step_mod.log_was_written()
 
     def _append_log(self, log: str, text: str) -> None:
         os.makedirs(os.path.dirname(log), exist_ok=True)
@@ -1020,6 +1016,17 @@ class _Runner:
                 self.progress(event)
             except Exception:  # a broken progress display must not break the run
                 self.progress = None
+
+
+def _runs_isolated(data: Mapping[str, Any]) -> bool:
+    """Whether a step's attempts run as child processes (``python -m flowc.runtime step``):
+    replicas; a callable with a timeout (to be killable) or an ``env:`` (its own environment).
+    A command is its own process already: it runs in-thread unless it has replicas."""
+    if int(data.get("replicas") or 1) > 1:
+        return True
+    return data.get("kind") != "command" and (
+        data.get("timeout") is not None or bool(data.get("env"))
+    )
 
 
 def _item_key(item: Any) -> str:
