@@ -149,9 +149,8 @@ class _Node:
 
 
 class _Builder:
-    def __init__(self, ir: Pipeline, *, platform: bool) -> None:
+    def __init__(self, ir: Pipeline) -> None:
         self.ir = ir
-        self.platform = platform
         self.components: dict[str, Any] = {}
         self.executors: dict[str, Any] = {}
         self.k8s: dict[str, Any] = {}
@@ -833,7 +832,7 @@ class _Builder:
             "sdkVersion": f"flowc-{__version__}",
         }
         platform = None
-        if self.platform and self.k8s:
+        if self.k8s:
             platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": self.k8s}}}}
         return spec_doc, platform
 
@@ -1082,8 +1081,19 @@ def build_pipeline_spec(
     ir: Pipeline, *, platform: bool = True
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The PipelineSpec of ``ir`` as JSON-able data, and the kfp-kubernetes platform spec (or
-    None when no step needs one). Raises a located FlowcError for what KFP cannot express."""
-    return _Builder(ir, platform=platform).build()
+    None when no step needs one, or ``platform`` is false). Raises a located FlowcError for what
+    KFP cannot express.
+
+    The kfp and vertex targets of one compile share one build: the last IR object built and its
+    result are kept (an IR is frozen), so the data returned is shared and must not be changed."""
+    if _last_build[0] is not ir:
+        result = _Builder(ir).build()
+        _last_build[:] = [ir, result]
+    spec, platform_spec = _last_build[1]
+    return spec, platform_spec if platform else None
+
+
+_last_build: list[Any] = [None, None]  # [IR, build_pipeline_spec result without the flag]
 
 
 class KfpTarget(BaseTarget):
