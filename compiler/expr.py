@@ -253,10 +253,7 @@ class _Build:
         if data == "null":
             return Lit(None)
         if data == "list":
-            items = [self.build(c, depth) for c in ch if c is not None]
-            if all(isinstance(i, Lit) for i in items):
-                return Lit([i.value for i in items])  # type: ignore[attr-defined]
-            return ListOf(tuple(items))
+            return _list_expr([self.build(c, depth) for c in ch if c is not None])
         if data == "not_":
             return Not(self.build(ch[0], depth))
         if data == "and_":
@@ -337,23 +334,24 @@ def value_expr(
     if isinstance(value, str):
         return parse_template(value, locate_path(path) if locate_path else None)
     if isinstance(value, list):
-        items = [value_expr(v, locate_path, (*path, i)) for i, v in enumerate(value)]
-        if all(isinstance(i, Lit) for i in items):
-            return Lit([i.value for i in items])  # type: ignore[attr-defined]
-        return ListOf(tuple(items))
+        return _list_expr([value_expr(v, locate_path, (*path, i)) for i, v in enumerate(value)])
     if isinstance(value, dict):
-        pairs = [(k, value_expr(v, locate_path, (*path, k))) for k, v in value.items()]
-        if all(isinstance(v, Lit) for _, v in pairs):
-            return Lit({k: v.value for k, v in pairs})  # type: ignore[attr-defined]
-        return DictOf(tuple(pairs))
+        return _dict_expr([(k, value_expr(v, locate_path, (*path, k))) for k, v in value.items()])
     return Lit(value)
 
 
-def literal_value(e: Expr) -> tuple[bool, Any]:
-    """``(True, value)`` when ``e`` is a compile-time constant."""
-    if isinstance(e, Lit):
-        return True, e.value
-    return False, None
+def _list_expr(items: list[Expr]) -> Expr:
+    """A ``Lit`` list when every item is a literal, else a ``ListOf``."""
+    if all(isinstance(i, Lit) for i in items):
+        return Lit([i.value for i in items])  # type: ignore[attr-defined]
+    return ListOf(tuple(items))
+
+
+def _dict_expr(pairs: list[tuple[str, Expr]]) -> Expr:
+    """A ``Lit`` mapping when every value is a literal, else a ``DictOf``."""
+    if all(isinstance(v, Lit) for _, v in pairs):
+        return Lit({k: v.value for k, v in pairs})  # type: ignore[attr-defined]
+    return DictOf(tuple(pairs))
 
 
 def substitute_env(e: Expr, lookup: Callable[[Ref], str]) -> Expr:
@@ -375,15 +373,9 @@ def substitute_env(e: Expr, lookup: Callable[[Ref], str]) -> Expr:
             return Lit("".join(parts))  # type: ignore[arg-type]
         return Format(tuple(parts))
     if isinstance(e, ListOf):
-        items = [substitute_env(i, lookup) for i in e.items]
-        if all(isinstance(i, Lit) for i in items):
-            return Lit([i.value for i in items])  # type: ignore[attr-defined]
-        return ListOf(tuple(items))
+        return _list_expr([substitute_env(i, lookup) for i in e.items])
     if isinstance(e, DictOf):
-        pairs = [(k, substitute_env(v, lookup)) for k, v in e.items]
-        if all(isinstance(v, Lit) for _, v in pairs):
-            return Lit({k: v.value for k, v in pairs})  # type: ignore[attr-defined]
-        return DictOf(tuple(pairs))
+        return _dict_expr([(k, substitute_env(v, lookup)) for k, v in e.items])
     if isinstance(e, BinOp):
         return BinOp(e.op, substitute_env(e.left, lookup), substitute_env(e.right, lookup))
     if isinstance(e, Not):
