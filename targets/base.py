@@ -327,3 +327,21 @@ def kebab(name: str) -> str:
 def seconds_text(seconds: float) -> str:
     """``90.0`` -> ``"90s"``, ``0.5`` -> ``"0.5s"`` (protobuf Duration JSON)."""
     return f"{int(seconds)}s" if float(seconds).is_integer() else f"{seconds:g}s"
+
+
+def every_to_cron(seconds: float) -> str | None:
+    """An interval as the 5-field cron expression firing at the same times, when there is one:
+    whole minutes dividing an hour, whole hours dividing a day, or one day. None otherwise."""
+    if seconds <= 0 or seconds % 60:
+        return None
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return (
+            "* * * * *" if minutes == 1 else (f"*/{minutes} * * * *" if 60 % minutes == 0 else None)
+        )
+    if minutes % 60:
+        return None
+    hours = minutes // 60
+    if hours < 24:
+        return "0 * * * *" if hours == 1 else (f"0 */{hours} * * *" if 24 % hours == 0 else None)
+    return "0 0 * * *" if hours == 24 else None

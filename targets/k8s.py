@@ -27,6 +27,7 @@ import yaml
 from flowc import __version__
 from flowc.compiler.errors import Collector, FlowcError
 from flowc.targets.base import BaseTarget, dns1123, json_text
+from flowc.targets.base import every_to_cron as base_every_to_cron
 
 if TYPE_CHECKING:
     from flowc.compiler.ir import ComponentConfig, Pipeline, Step
@@ -144,24 +145,8 @@ def label_value(text: str) -> str:
 
 def every_to_cron(seconds: float) -> str | None:
     """The 5-field cron expression that fires every ``seconds``, or None when cron can't say it
-    (only periods that divide a minute-hour-day boundary evenly are exact)."""
-    if seconds <= 0 or seconds % 60:
-        return None
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return (
-            "* * * * *" if minutes == 1 else (f"*/{minutes} * * * *" if 60 % minutes == 0 else None)
-        )
-    if minutes % 60:
-        return None
-    hours = minutes // 60
-    if hours < 24:
-        return "0 * * * *" if hours == 1 else (f"0 */{hours} * * *" if 24 % hours == 0 else None)
-    if hours == 24:
-        return "0 0 * * *"
-    if hours == 24 * 7:
-        return "0 0 * * 0"
-    return None
+    (:func:`flowc.targets.base.every_to_cron`, and one week)."""
+    return "0 0 * * 0" if seconds == 7 * 86400 else base_every_to_cron(seconds)
 
 
 def at_to_cron(at: str, timezone: str) -> str:

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from flowc.compiler.errors import FlowcError
 from flowc.compiler.ir import Pipeline, Schedule
-from flowc.targets.base import BaseTarget, json_text
+from flowc.targets.base import BaseTarget, every_to_cron, json_text
 from flowc.targets.kfp import build_pipeline_spec
 
 _LABEL = re.compile(r"[^a-z0-9_-]+")
@@ -108,24 +108,6 @@ def _utc(local: str, tz: str) -> str:
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=ZoneInfo(tz))
     return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def every_to_cron(seconds: float) -> str | None:
-    """An interval as an equivalent cron, when there is one: whole minutes dividing an hour,
-    whole hours dividing a day, or one day. None otherwise."""
-    if seconds <= 0 or seconds % 60:
-        return None
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return (
-            "* * * * *" if minutes == 1 else (f"*/{minutes} * * * *" if 60 % minutes == 0 else None)
-        )
-    if minutes % 60:
-        return None
-    hours = minutes // 60
-    if hours < 24:
-        return "0 * * * *" if hours == 1 else (f"0 */{hours} * * *" if 24 % hours == 0 else None)
-    return "0 0 * * *" if hours == 24 else None
 
 
 def schedule_body(
