@@ -130,19 +130,10 @@ def check_outputs(
         have = _read(dest) if dest.is_file() else None
         if have == want:
             continue
-        if have is None:
-            diff = "".join(
-                difflib.unified_diff([], want.splitlines(keepends=True), "/dev/null", f"b/{rel}")
-            )
-        else:
-            diff = "".join(
-                difflib.unified_diff(
-                    have.splitlines(keepends=True),
-                    want.splitlines(keepends=True),
-                    f"a/{rel}",
-                    f"b/{rel}",
-                )
-            )
+        old = [] if have is None else have.splitlines(keepends=True)
+        old_name = "/dev/null" if have is None else f"a/{rel}"
+        new = want.splitlines(keepends=True)
+        diff = "".join(difflib.unified_diff(old, new, old_name, f"b/{rel}"))
         diffs.append((rel, _ensure_newline(diff)))
     extra = _stale_siblings(root, files, source_path) if source_path else []
     return CheckResult(tuple(diffs), tuple(extra))
