@@ -1,6 +1,6 @@
 """Compile generated flows of 10 / 100 / 1,000 / 10,000 steps to all five targets: time and peak
 memory, the 10,000 / 1,000 ratio (linear ~10, goal <= 11) and 1,000 steps to all targets (goal
-<= 1 s). Cold start of `flowc validate` and `flowc compile --check` on a 20-step flow vs
+<= 1 s); peak memory is the compiling process's peak RSS. Cold start of `flowc validate` and `flowc compile --check` on a 20-step flow vs
 `python -c pass` (goal <= 5x), and 50 flows in one call (a pre-commit run on a real repository).
 
     python bench/compile_targets_bench.py [--quick]
@@ -9,13 +9,11 @@ memory, the 10,000 / 1,000 ratio (linear ~10, goal <= 11) and 1,000 steps to all
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -61,33 +59,35 @@ def flow_text(n: int) -> str:
     return "\n".join(lines) + "\n" + VERTEX_STACK
 
 
-def compile_all(path: Path) -> tuple[float, float]:
-    """(seconds, peak MiB) to compile ``path`` and emit every target."""
+def measure_in_child(path: Path, repeat: int) -> tuple[float, float]:
+    """(best seconds, peak RSS MiB) of compiling ``path`` to every target, in a fresh process
+    (after one warm-up compile: imports, templates and the grammar are loaded)."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--one", str(path), "--repeat", str(repeat)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+def one(path: Path, repeat: int) -> None:
+    import resource
+
     from flowc.compiler.api import compile_flow, emit
 
-    gc.collect()
-    tracemalloc.start()
-    t0 = time.perf_counter()
-    ir = compile_flow(str(path), stack="gcp")
-    for t in TARGETS:
-        assert emit(ir, t)
-    dt = time.perf_counter() - t0
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    return dt, peak / 2**20
+    def all_targets() -> None:
+        ir = compile_flow(str(path), stack="gcp")
+        for t in TARGETS:
+            assert emit(ir, t)
 
-
-def timed_only(path: Path, repeat: int) -> float:
-    from flowc.compiler.api import compile_flow, emit
-
+    all_targets()
     best = float("inf")
     for _ in range(repeat):
         t0 = time.perf_counter()
-        ir = compile_flow(str(path), stack="gcp")
-        for t in TARGETS:
-            emit(ir, t)
+        all_targets()
         best = min(best, time.perf_counter() - t0)
-    return best
+    print(best, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
 
 
 def cold(cmd: list[str], repeat: int, cwd: Path) -> float:
@@ -102,7 +102,11 @@ def cold(cmd: list[str], repeat: int, cwd: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="sizes up to 1,000 steps, fewer repeats")
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--repeat", type=int, default=3, help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.one:
+        return one(Path(args.one), args.repeat)
     sizes = [10, 100, 1000] if args.quick else [10, 100, 1000, 10000]
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -112,13 +116,11 @@ def main() -> None:
         for n in sizes:
             p = root / f"flow_{n}.yaml"
             p.write_text(flow_text(n))
-            compile_all(p)  # warm: imports, template compilation, grammar
-            times[n] = timed_only(p, 1 if n >= 10000 else 3)
-            _, peak = compile_all(p)
+            times[n], peak = measure_in_child(p, 1 if n >= 10000 else 3)
             rows.append(
                 Row(
                     f"compile {n:,} steps, all 5 targets",
-                    f"{times[n]:.3f} s, peak {peak:.0f} MiB",
+                    f"{times[n]:.3f} s, peak RSS {peak:.0f} MiB",
                     "-",
                     None,
                     "-",
