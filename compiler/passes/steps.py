@@ -53,6 +53,14 @@ def _expr(ctx: PassContext, value: Any, path: tuple[Any, ...]) -> Expr:
     return value_expr(value, ctx.locate, path)
 
 
+def _cascade(m: Any, d: Any, key: str, path: tuple[Any, ...]) -> tuple[Any, tuple[Any, ...]]:
+    """The step's value of ``key`` and its doc path, else the ``defaults:`` one and its path."""
+    value = getattr(m, key)
+    if value is not None:
+        return value, (*path, key)
+    return getattr(d, key), ("defaults", key)
+
+
 def _build(ctx: PassContext, name: str, m: Any, path: tuple[Any, ...], d: Any) -> Step:
     loc = ctx.key_loc(*path)
     if m.run is not None and not RUN_RE.match(m.run):
@@ -106,12 +114,8 @@ def _build(ctx: PassContext, name: str, m: Any, path: tuple[Any, ...], d: Any) -
     retries = m.retries if m.retries is not None else (d.retries or 0)
     if retries < 0:
         ctx.errors.error(ctx.loc(*path, "retries"), "'retries' must be >= 0")
-    rd_path = (*path, "retry_delay") if m.retry_delay is not None else ("defaults", "retry_delay")
-    retry_delay = duration(
-        ctx, m.retry_delay if m.retry_delay is not None else d.retry_delay, rd_path
-    )
-    to_path = (*path, "timeout") if m.timeout is not None else ("defaults", "timeout")
-    timeout = duration(ctx, m.timeout if m.timeout is not None else d.timeout, to_path)
+    retry_delay = duration(ctx, *_cascade(m, d, "retry_delay", path))
+    timeout = duration(ctx, *_cascade(m, d, "timeout", path))
     replicas = m.replicas if m.replicas is not None else (d.replicas or 1)
     if replicas < 1:
         ctx.errors.error(ctx.loc(*path, "replicas"), "'replicas' must be >= 1")
@@ -132,9 +136,8 @@ def _build(ctx: PassContext, name: str, m: Any, path: tuple[Any, ...], d: Any) -
                 ctx.errors.extend(e)
         else:
             env.append((k, Lit("" if v is None else _str_scalar(v))))
-    image = m.image if m.image is not None else d.image
+    image, ipath = _cascade(m, d, "image", path)
     if image is not None and "$" in image:
-        ipath = (*path, "image") if m.image is not None else ("defaults", "image")
         image = resolve_config(ctx, image, ipath, "an image")
     return Step(
         name=name,
