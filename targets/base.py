@@ -345,3 +345,24 @@ def every_to_cron(seconds: float) -> str | None:
     if hours < 24:
         return "0 * * * *" if hours == 1 else (f"0 */{hours} * * *" if 24 % hours == 0 else None)
     return "0 0 * * *" if hours == 24 else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Secrets on Kubernetes (the k8s and kfp targets)
+# ---------------------------------------------------------------------------------------------
+
+FLOW_SECRET_BASE_MAX = 40
+"""Length of the flow name part of the flow's Secret ``<flow>-secrets`` (as every flow-level
+name of the k8s target)."""
+
+
+def k8s_secret(ir: Pipeline, name: str) -> tuple[str, str, str]:
+    """How a pod gets secret ``name``: ``(env var, Secret name, key)`` -- a reference, never a
+    value. The runtime reads ``$VAR`` (the secret's ``env`` source, else its name upper-cased).
+    A secret with a ``k8s`` source is that Secret's key (default: the secret's name); any other
+    lives in the flow's Secret ``<flow>-secrets``, keyed by the var (the documented mapping)."""
+    ref = ir.secret(name)
+    var = ref.env or name.upper()
+    if ref.k8s_name:
+        return var, ref.k8s_name, ref.k8s_key or name
+    return var, f"{dns1123(ir.name, FLOW_SECRET_BASE_MAX)}-secrets", var

@@ -26,7 +26,7 @@ import yaml
 
 from flowc import __version__
 from flowc.compiler.errors import Collector, FlowcError
-from flowc.targets.base import BaseTarget, dns1123, json_text
+from flowc.targets.base import BaseTarget, dns1123, json_text, k8s_secret
 from flowc.targets.base import every_to_cron as base_every_to_cron
 
 if TYPE_CHECKING:
@@ -527,15 +527,9 @@ def _image(opts: dict[str, Any]) -> str:
 
 
 def _secret_env(ir: Pipeline, name: str) -> dict[str, Any]:
-    """The container env entry that carries secret ``name`` (a reference, never a value). The
-    runtime reads ``$ENV`` (the secret's ``env`` source, else its name upper-cased)."""
-    ref = ir.secret(name)
-    var = ref.env or name.upper()
-    if ref.k8s_name:
-        key_ref = {"name": ref.k8s_name, "key": ref.k8s_key or name}
-    else:  # documented mapping: env-only secrets live in the flow's Secret, keyed by the var
-        key_ref = {"name": f"{flow_base(ir)}-secrets", "key": var}
-    return {"name": var, "valueFrom": {"secretKeyRef": key_ref}}
+    """The container env entry that carries secret ``name`` (see :func:`k8s_secret`)."""
+    var, secret, key = k8s_secret(ir, name)
+    return {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
 
 
 def step_job_base(

@@ -38,11 +38,10 @@ from flowc.compiler.ir import (
     Ref,
     Step,
 )
-from flowc.targets.base import BaseTarget, dns1123, kebab, seconds_text
+from flowc.targets.base import BaseTarget, dns1123, k8s_secret, kebab, seconds_text
 
 SCHEMA_VERSION = "2.1.0"
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
-SECRET_BASE_MAX = 40  # as flowc.targets.k8s: the flow's Secret is "<flow>-secrets"
 
 PARAM_TYPES = {
     "str": "STRING",
@@ -542,12 +541,7 @@ class _Builder:
             cfg["activeDeadlineSeconds"] = max(1, int(-(-s.timeout // 1)))
         envs = []
         for name in s.secrets:
-            ref = self.ir.secret(name)
-            var = ref.env or name.upper()
-            if ref.k8s_name:
-                secret, key = ref.k8s_name, ref.k8s_key or name
-            else:  # the k8s target's convention: env-only secrets live in the flow's Secret
-                secret, key = f"{dns1123(self.ir.name, SECRET_BASE_MAX)}-secrets", var
+            var, secret, key = k8s_secret(self.ir, name)  # as the k8s target
             extra = sorted({k for k, sec in secret_env if sec == name and k != var})
             envs.append(
                 {
