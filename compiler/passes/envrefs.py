@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from flowc.compiler.ir import Expr, Ref
+from flowc.compiler.ir import Expr
 from flowc.compiler.passes import PassContext
 from flowc.compiler.passes._util import resolve_env_expr
 
@@ -37,6 +37,3 @@ def run(ctx: PassContext) -> None:
     for name, c in list(ctx.channels.items()):
         if _has_env(c.location):
             ctx.channels[name] = dataclasses.replace(c, location=fix(c.location))
-
-
-__all__ = ["run", "Ref"]
