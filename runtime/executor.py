@@ -46,6 +46,7 @@ from flowc.runtime.store import (
     ArtifactStore,
     Cache,
     atomic_write,
+    decode,
     encode,
     open_artifact_store,
     safe_name,
@@ -270,17 +271,20 @@ class _Writer:
     def _write_item(
         self, step: str, idx: int, key: str, encoded: dict[str, tuple[str, bytes]]
     ) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        put_encoded = getattr(self.store, "put_encoded", None)
-        uris = {}
-        for o, (fmt, data) in encoded.items():
-            name = f"{o}.item{idx}"
-            if put_encoded is not None:
-                uris[o] = put_encoded(self.run_id, step, name, fmt, data)
-            else:
-                from flowc.runtime.store import decode
-
-                uris[o] = self.store.put(self.run_id, step, name, decode(fmt, data))
+        uris = {o: self._put(step, f"{o}.item{idx}", encoded[o]) for o in encoded}
         return ("item_finished", (self.run_id, step, idx, key), {"outputs": uris})
+
+    def _put(
+        self, step: str, name: str, encoded: tuple[str, bytes], value: Any = step_mod.MISSING
+    ) -> str:
+        """Store one value already serialized by :func:`encode` (``value``: the value itself,
+        when at hand, for stores without ``put_encoded``); return its URI."""
+        put_encoded = getattr(self.store, "put_encoded", None)
+        if put_encoded is not None:
+            return put_encoded(self.run_id, step, name, *encoded)
+        if value is step_mod.MISSING:
+            value = decode(*encoded)
+        return self.store.put(self.run_id, step, name, value)
 
     def _write_outputs(
         self,
@@ -290,13 +294,7 @@ class _Writer:
         cache_key: str | None,
         **finished: Any,
     ) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        put_encoded = getattr(self.store, "put_encoded", None)
-        uris = {}
-        for o, value in outputs.items():
-            if put_encoded is not None:
-                uris[o] = put_encoded(self.run_id, step, o, *encoded[o])
-            else:
-                uris[o] = self.store.put(self.run_id, step, o, value)
+        uris = {o: self._put(step, o, encoded[o], value) for o, value in outputs.items()}
         if cache_key is not None:
             self.cache.put(cache_key, outputs)
         return (

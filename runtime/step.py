@@ -506,14 +506,18 @@ def _integrations(plan: Mapping[str, Any], run_id: str) -> Any:
     return integrations.for_run(plan, run_id)
 
 
+def _replica_env(replica: int | None, replicas: int) -> dict[str, str]:
+    """``FLOWC_REPLICA``/``FLOWC_REPLICAS`` for a replica instance (nothing otherwise)."""
+    if replica is None:
+        return {}
+    return {"FLOWC_REPLICA": str(replica), "FLOWC_REPLICAS": str(replicas)}
+
+
 @contextmanager
 def _applied_env(env: dict[str, str], replica: int | None, replicas: int) -> Iterator[None]:
     """Set the step's ``env:`` (and replica variables) in ``os.environ`` for the call. This is
     process-wide: the executor only runs steps with env or replicas in their own process."""
-    extra = dict(env)
-    if replica is not None:
-        extra["FLOWC_REPLICA"] = str(replica)
-        extra["FLOWC_REPLICAS"] = str(replicas)
+    extra = {**env, **_replica_env(replica, replicas)}
     if not extra:
         yield
         return
@@ -551,9 +555,7 @@ def _run_command(
         child_env["FLOWC_OUTPUTS"] = str(out_file)
         child_env["FLOWC_RUN_ID"] = inputs.run_id
         child_env["FLOWC_STEP"] = step
-        if replica is not None:
-            child_env["FLOWC_REPLICA"] = str(replica)
-            child_env["FLOWC_REPLICAS"] = str(replicas)
+        child_env.update(_replica_env(replica, replicas))
         if log is not None:
             log.parent.mkdir(parents=True, exist_ok=True)
             fh: Any = open(log, "ab")  # noqa: SIM115
