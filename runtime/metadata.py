@@ -10,6 +10,7 @@ thread); separate processes each open their own.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -95,7 +96,7 @@ class MetadataStore:
                 json.dumps(dict(params), default=repr),
                 time.time(),
                 json.dumps(plan, default=repr),
-                _pid(),
+                os.getpid(),
             ),
         )
 
@@ -105,9 +106,6 @@ class MetadataStore:
             "UPDATE runs SET status=?, ended=?, duration=?-started, error=? WHERE run_id=?",
             (status, now, now, error, run_id),
         )
-
-    def step_started(self, run_id: str, step: str, started: float) -> None:
-        self.batch([("steps_started", (run_id, [(step, started)]), {})])
 
     def steps_started(self, run_id: str, steps: list[tuple[str, float]]) -> None:
         """Mark steps as running (one transaction)."""
@@ -265,12 +263,6 @@ class MetadataStore:
         return self._rows(
             "SELECT * FROM attempts WHERE run_id=? AND step=? ORDER BY id", (run_id, step)
         )
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
 
 
 def open_metadata_store(
