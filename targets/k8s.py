@@ -565,9 +565,9 @@ def step_job_base(
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"labels": labels}, "spec": spec}
 
 
-def step_job_patch(ir: Pipeline, step: Step, prefix: str, opts: dict[str, Any]) -> dict[str, Any]:
-    """One step's own Job fields: name prefix, step label, retries, timeout, Indexed completions
-    for replicas, image, env (literal values, secrets as ``secretKeyRef``), resources."""
+def literal_env(step: Step) -> list[dict[str, Any]]:
+    """The container env entries of the step's literal scalar ``env`` values (JSON for
+    non-strings); other values are evaluated by the runtime in the pod."""
     from flowc.compiler.ir import Lit
 
     env: list[dict[str, Any]] = []
@@ -575,6 +575,13 @@ def step_job_patch(ir: Pipeline, step: Step, prefix: str, opts: dict[str, Any]) 
         if isinstance(value, Lit) and not isinstance(value.value, (list, dict)):
             v = value.value
             env.append({"name": key, "value": v if isinstance(v, str) else json.dumps(v)})
+    return env
+
+
+def step_job_patch(ir: Pipeline, step: Step, prefix: str, opts: dict[str, Any]) -> dict[str, Any]:
+    """One step's own Job fields: name prefix, step label, retries, timeout, Indexed completions
+    for replicas, image, env (literal values, secrets as ``secretKeyRef``), resources."""
+    env = literal_env(step)
     for name in step.secrets:
         env.append(_secret_env(ir, name))
     if step.replicas > 1:

@@ -84,19 +84,13 @@ def _check(ir: Pipeline) -> None:
 
 
 def operator_image(step: Step, opts: dict[str, Any]) -> str:
-    from flowc import __version__
+    from flowc.targets import k8s
 
-    return str(
-        opts.get("operator_image")
-        or step.image
-        or opts.get("image")
-        or f"flowc/flowc:{__version__}"
-    )
+    return str(opts.get("operator_image") or step.image or k8s._image(opts))
 
 
 def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
     """One Indexed Job per operator step, in the IR's step order."""
-    from flowc.compiler.ir import Lit
     from flowc.targets import k8s
     from flowc.targets.base import dns1123
 
@@ -133,10 +127,7 @@ def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
         ]
         for cname in (*step.produces, *step.consumes):
             env.extend(channel_env(ir, ir.channel(cname)))
-        for key, value in step.env:
-            if isinstance(value, Lit) and not isinstance(value.value, (list, dict)):
-                v = value.value
-                env.append({"name": key, "value": v if isinstance(v, str) else json.dumps(v)})
+        env.extend(k8s.literal_env(step))
         for secret in step.secrets:
             env.append(k8s._secret_env(ir, secret))
         volumes, mounts = k8s._volumes(configmap, opts)
@@ -171,10 +162,7 @@ def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
         if opts.get("ttl_seconds_after_finished") is not None:
             spec["ttlSecondsAfterFinished"] = int(opts["ttl_seconds_after_finished"])
         spec["template"] = {"metadata": {"labels": labels}, "spec": pod}
-        md: dict[str, Any] = {"name": name}
-        if namespace:
-            md["namespace"] = namespace
-        md["labels"] = labels
+        md = k8s._metadata(name, labels, namespace)
         md["annotations"] = {
             "flowc.dev/produces": ",".join(step.produces),
             "flowc.dev/consumes": ",".join(step.consumes),
