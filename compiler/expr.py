@@ -15,7 +15,7 @@ from collections.abc import Callable
 from functools import cache, lru_cache
 from typing import Any
 
-from flowc.compiler.errors import FlowcError, Loc
+from flowc.compiler.errors import FlowcError, Loc, did_you_mean
 from flowc.compiler.ir import BinOp, DictOf, Expr, Format, ListOf, Lit, Not, Ref
 
 Locate = Callable[[int], Loc]
@@ -312,8 +312,6 @@ def ref_problem(ref: Ref) -> tuple[str, str | None] | None:
     elif r == "flow":
         ok = p == ("name",)
     else:
-        from flowc.compiler.errors import did_you_mean
-
         hint = did_you_mean(r, ROOTS) or "references start with " + ", ".join(ROOTS)
         return f"unknown reference root '{r}' in ${{{ref.dotted}}}", hint
     if ref.default is not None and r != "env":

@@ -10,7 +10,7 @@ from functools import cache
 from importlib.metadata import entry_points
 from typing import Any
 
-from flowc.compiler.errors import FlowcError
+from flowc.compiler.errors import FlowcError, did_you_mean
 
 
 @cache
@@ -31,8 +31,6 @@ def load_target(name: str) -> Any:
     """An instance of the target registered under ``name``."""
     eps = _group("flowc.targets")
     if name not in eps:
-        from flowc.compiler.errors import did_you_mean
-
         raise FlowcError.at(
             None,
             f"unknown target '{name}'",

@@ -20,7 +20,7 @@ import click
 
 from flowc.compiler.cli import user_errors
 from flowc.compiler.commands.common import flow_options, load_ir
-from flowc.compiler.errors import FlowcError, Loc
+from flowc.compiler.errors import FlowcError, Loc, did_you_mean
 
 _root_option = click.option(
     "--root",
@@ -176,8 +176,6 @@ def remove_schedule(name: str, root: str) -> None:
     """Unregister schedule NAME (its run history stays)."""
     with _store(root) as store:
         if not store.remove(name):
-            from flowc.compiler.errors import did_you_mean
-
             known = [e.name for e in store.list()]
             raise FlowcError.at(
                 None,

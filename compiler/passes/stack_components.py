@@ -21,7 +21,7 @@ import dataclasses
 import inspect
 from pathlib import Path
 
-from flowc.compiler.errors import Loc
+from flowc.compiler.errors import Loc, did_you_mean
 from flowc.compiler.ir import Plugin
 from flowc.compiler.passes import PassContext
 
@@ -128,8 +128,6 @@ def _apply_default_resources(ctx: PassContext, defaults: dict[str, object]) -> N
 
 def _check_plugin_config(ctx: PassContext, plugin: Plugin, cls: type) -> None:
     """Config keys against the plugin class's constructor (unknown / missing keys)."""
-    from flowc.compiler.errors import did_you_mean
-
     try:
         params = inspect.signature(cls).parameters
     except (TypeError, ValueError):
