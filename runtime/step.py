@@ -11,6 +11,7 @@ import importlib
 import inspect
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -198,19 +199,19 @@ def log_was_written() -> bool:
     return bool(getattr(_local, "log_written", False))
 
 
-def _make_logger(step: str, run_id: str) -> Any:
-    import logging
+class _StderrHandler(logging.Handler):
+    """Writes to ``sys.stderr`` as it is at emit time (the step's log while captured)."""
 
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(self.format(record) + "\n")
+        except Exception:  # pragma: no cover - logging must never break a step
+            self.handleError(record)
+
+
+def _make_logger(step: str) -> logging.Logger:
     logger = logging.Logger(f"flowc.{step}")  # not registered globally: one per instance
-
-    class Handler(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            try:
-                sys.stderr.write(self.format(record) + "\n")
-            except Exception:  # pragma: no cover - logging must never break a step
-                self.handleError(record)
-
-    h = Handler()
+    h = _StderrHandler()
     h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logger.addHandler(h)
     logger.setLevel(logging.INFO)
@@ -482,7 +483,7 @@ def _context(
         flow=str(plan.get("name")),
         params=dict(inputs.params),
         run_date=inputs.run_date,
-        logger=_make_logger(step, inputs.run_id),
+        logger=_make_logger(step),
         plugins=extra.pop("plugins", None),
         integrations=extra.pop("integrations", None) or _integrations(plan, inputs.run_id),
         artifact_dir=Path(artifact_dir) if artifact_dir else None,
