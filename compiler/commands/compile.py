@@ -23,30 +23,20 @@ from flowc.compiler.cli import user_errors
 from flowc.compiler.commands.common import flow_options, load_ir
 from flowc.compiler.errors import FlowcError
 
-# Orchestrator component type -> flowc target (built-in orchestrators; see docs/stacks.md).
-ORCHESTRATOR_TARGETS = {
-    "local": "local",
-    "airflow": "airflow",
-    "kubeflow": "kfp",
-    "kfp": "kfp",
-    "vertex": "vertex",
-    "kubernetes": "k8s",
-    "k8s": "k8s",
-}
-
 
 def target_from_stack(ir) -> str | None:  # noqa: ANN001 - Pipeline, imported lazily
-    """The target named by the active stack's orchestrator, if any."""
+    """The target named by the active stack's orchestrator (a built-in type, or a registered
+    orchestrator's ``target``), if any."""
     orch = ir.stack.orchestrator if ir.stack else None
     if orch is None:
         return None
-    try:  # registered orchestrator components may name their own target
-        from flowc.runtime.stack import target_for  # type: ignore[attr-defined]
+    from flowc.runtime.stack import ORCHESTRATOR_TARGETS, target_for
 
+    try:
         name = target_for(orch)
         if name:
             return name
-    except (ImportError, AttributeError, KeyError, ValueError):
+    except (KeyError, ValueError):
         pass
     return ORCHESTRATOR_TARGETS.get(orch.type)
 
