@@ -135,7 +135,7 @@ def check_outputs(
         new = want.splitlines(keepends=True)
         diff = "".join(difflib.unified_diff(old, new, old_name, f"b/{rel}"))
         diffs.append((rel, _ensure_newline(diff)))
-    extra = _stale_siblings(root, files, source_path) if source_path else []
+    extra = stale_outputs(root, files, source_path) if source_path else []
     return CheckResult(tuple(diffs), tuple(extra))
 
 
@@ -143,7 +143,7 @@ def _ensure_newline(text: str) -> str:
     return text if not text or text.endswith("\n") else text + "\n"
 
 
-def _stale_siblings(root: Path, files: Mapping[str, str], source_path: str) -> list[str]:
+def stale_outputs(root: Path, files: Mapping[str, str], source_path: str) -> list[str]:
     """Files under ``root`` whose provenance header says they came from ``source_path`` but that
     the current compile does not produce."""
     if not root.is_dir():

@@ -150,14 +150,14 @@ def compile_cmd(
 
         produced.setdefault(Path(output_dir), {})["manifest.json"] = manifest(manifest_entries)
 
-    from flowc.compiler.output import check_outputs, write_outputs
+    from flowc.compiler.output import check_outputs, stale_outputs, write_outputs
 
     for base, files in produced.items():
         if check:
             result = check_outputs(base, files)
             extra: list[str] = []
             for src in sources.get(base, []):
-                extra += [x for x in check_outputs(base, files, src).extra if x not in extra]
+                extra += [x for x in stale_outputs(base, files, src) if x not in extra]
             if result.diffs or extra:
                 stale = True
                 sys.stdout.write(result.render(base))
