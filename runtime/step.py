@@ -425,7 +425,10 @@ def execute(
         if data.get("kind") == "command":
             argv = inputs.argv(data)
             log = Path(log_path) if log_path is not None else None
-            return _run_command(step, data, argv, env, inputs, replica, replicas, log, timeout)
+            secrets = _to_mask(inputs, mask_values)
+            return _run_command(
+                step, data, argv, env, inputs.run_id, secrets, replica, replicas, log, timeout
+            )
         kwargs = inputs.kwargs(data)
     except exprs.ExprError as e:
         raise StepError(step, str(e)) from None
@@ -456,12 +459,16 @@ def execute(
         ctx = ctx_factory() if wants_ctx else None
     if wants_ctx:
         kwargs["ctx"] = ctx
-    secrets = inputs.secrets
-    if mask_values:
-        secrets += [v for v in mask_values if v not in secrets]
+    secrets = _to_mask(inputs, mask_values)
     with _applied_env(env, replica, replicas), capture(log_path, secrets):
         value = fn(**kwargs)
     return map_outputs(step, list(data.get("outputs") or []), value)
+
+
+def _to_mask(inputs: Inputs, mask_values: tuple[str, ...] | list[str]) -> list[str]:
+    """The secret values the step referenced, then ``mask_values`` not among them."""
+    secrets = inputs.secrets
+    return secrets + [v for v in mask_values if v not in secrets]
 
 
 def _context(
@@ -539,14 +546,15 @@ def _run_command(
     data: Mapping[str, Any],
     argv: list[str],
     env: dict[str, str],
-    inputs: Inputs,
+    run_id: str,
+    secrets: list[str],
     replica: int | None,
     replicas: int,
     log: Path | None,
     timeout: float | None,
 ) -> dict[str, Any]:
     """Run ``argv`` (never through a shell). Declared outputs are read from the JSON object the
-    process writes to the file named by ``$FLOWC_OUTPUTS``."""
+    process writes to the file named by ``$FLOWC_OUTPUTS``. ``secrets`` are masked in the log."""
     if not argv:
         raise StepError(step, "empty command")
     declared = list(data.get("outputs") or [])
@@ -554,7 +562,7 @@ def _run_command(
         out_file = Path(tmp) / "outputs.json"
         child_env = {**os.environ, **env}
         child_env["FLOWC_OUTPUTS"] = str(out_file)
-        child_env["FLOWC_RUN_ID"] = inputs.run_id
+        child_env["FLOWC_RUN_ID"] = run_id
         child_env["FLOWC_STEP"] = step
         child_env.update(_replica_env(replica, replicas))
         if log is not None:
@@ -583,8 +591,8 @@ def _run_command(
         finally:
             if fh is not None:
                 fh.close()
-            if log is not None and inputs.secrets and log.exists():
-                log.write_text(mask(log.read_text(errors="replace"), inputs.secrets))
+            if log is not None and secrets and log.exists():
+                log.write_text(mask(log.read_text(errors="replace"), secrets))
         if rc != 0:
             tail = _tail(log) if log is not None else ""
             raise StepError(step, f"command {argv[0]!r} exited with code {rc}{tail}")
