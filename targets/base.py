@@ -180,10 +180,13 @@ def _width(text: str) -> int:
 
 @cache
 def _black_string(text: str) -> str:
-    """A string literal with black's quote preference."""
-    from black.strings import normalize_string_quotes
-
-    return normalize_string_quotes(repr(text))
+    """``repr(text)`` with black's quote preference, as ``black.strings.normalize_string_quotes``
+    writes it (without importing black): double quotes unless that needs more escapes, i.e.
+    unless the text has more ``"`` than ``'``."""
+    single = repr(text)
+    if single[0] == "'" and text.count('"') <= text.count("'"):
+        return '"' + single[1:-1].replace("\\'", "'").replace('"', '\\"') + '"'
+    return single
 
 
 def _black_atom(value: Any) -> str:

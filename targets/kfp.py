@@ -38,7 +38,14 @@ from flowc.compiler.ir import (
     Ref,
     Step,
 )
-from flowc.targets.base import BaseTarget, dns1123, k8s_secret, kebab, seconds_text
+from flowc.targets.base import (
+    BaseTarget,
+    dns1123,
+    k8s_secret,
+    kebab,
+    py_literal,
+    seconds_text,
+)
 
 SCHEMA_VERSION = "2.1.0"
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
@@ -856,7 +863,7 @@ def _program_text(
     if len(outputs) > 1:
         lines.append("import typing")
     lines += ["", "from flowc.runtime.kfp import run_component", ""]
-    literal = _py_str(json.dumps(spec, sort_keys=True, ensure_ascii=False))
+    literal = py_literal(json.dumps(spec, sort_keys=True, ensure_ascii=False))
     if len(literal) + len("SPEC = json.loads()") <= 100:
         lines.append(f"SPEC = json.loads({literal})")
     else:
@@ -880,15 +887,6 @@ def _program_text(
         lines += [f"def {fn}(", *(f"    {a}," for a in args), f") -> {ret}:"]
     lines.append("    return run_component(SPEC, locals())")
     return "\n".join(lines) + "\n"
-
-
-def _py_str(text: str) -> str:
-    """A Python string literal as black writes it (double quotes unless that needs more
-    escapes)."""
-    single = repr(text)
-    if single.startswith("'") and '"' not in text:
-        return '"' + single[1:-1].replace("\\'", "'") + '"'
-    return single
 
 
 def _py_name(step: str) -> str:

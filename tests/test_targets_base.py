@@ -1,4 +1,5 @@
-"""flowc.targets.base.json_text writes exactly what json.dumps(indent=2) writes."""
+"""Helpers of flowc.targets.base against what they stand in for: json_text writes exactly what
+json.dumps(indent=2) writes, py_literal quotes strings exactly as black does."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import json
 import random
 
 import pytest
+from black.strings import normalize_string_quotes
 
-from flowc.targets.base import json_text
+from flowc.targets.base import json_text, py_literal
 
 HOSTILE = {
     "z": [1, 2.5, -0.0, 1e300, 1e-7, float("nan"), float("inf"), float("-inf"), 10**30],
@@ -59,3 +61,29 @@ def test_random_documents() -> None:
             for ensure_ascii in (False, True):
                 want = json.dumps(doc, indent=2, sort_keys=sort_keys, ensure_ascii=ensure_ascii)
                 assert json_text(doc, sort_keys=sort_keys, ensure_ascii=ensure_ascii) == want
+
+
+def test_string_quotes_as_black_writes_them() -> None:
+    rng = random.Random(11)
+    alphabet = ["'", '"', "\\", "a", "\n", "\x00", "é", "\u2028", "{", " ", "\U0001f600", "\ud800"]
+    texts = ["", "'" * 300 + '"' * 299, '"' * 300 + "'" * 299, "it's", 'say "hi"', "\\'\\\""]
+    texts += ["".join(rng.choice(alphabet) for _ in range(rng.randrange(14))) for _ in range(20000)]
+    for text in texts:
+        assert py_literal(text) == normalize_string_quotes(repr(text)), text
+
+
+def test_kfp_component_program_with_many_apostrophes_is_black_stable() -> None:
+    import black
+    import yaml
+
+    from flowc.compiler.api import emit, load_text
+
+    flow = (
+        "flowc: 1\nname: q\nsteps:\n  a:\n    run: flowc_demo.steps:echo\n"
+        f'    with: {{value: "{chr(39) * 400}"}}\n    outputs: [value]\n'
+    )
+    text = emit(load_text(flow), "kfp")["pipeline.yaml"]
+    spec = yaml.safe_load(text.split("\n---\n")[0])
+    program = spec["deploymentSpec"]["executors"]["exec-a"]["container"]["command"][3]
+    assert program.count("'") >= 400
+    assert black.format_str(program, mode=black.Mode(line_length=100)) == program
