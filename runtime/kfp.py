@@ -52,6 +52,17 @@ def _json_decode(value: Any, depth: int) -> Any:
     return json.loads(value) if isinstance(value, str) else value
 
 
+_KFP_TYPE_CHECKS: dict[str, Any] = {
+    "LIST": lambda v: isinstance(v, list),
+    "STRUCT": lambda v: isinstance(v, dict),
+    "STRING": lambda v: isinstance(v, str),
+    "BOOLEAN": lambda v: isinstance(v, bool),
+    "NUMBER_INTEGER": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "NUMBER_DOUBLE": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+}
+"""KFP parameter type -> whether a value may be passed as one."""
+
+
 def encode(step: str, name: str, value: Any, how: str) -> Any:
     """A flowc output value as the KFP output parameter declared for it."""
     if how == "json":
@@ -65,15 +76,7 @@ def encode(step: str, name: str, value: Any, how: str) -> Any:
                 f"output '{name}' is foreach items and must be a list, got {type(value).__name__}",
             )
         return [json.dumps(v, ensure_ascii=False) for v in value]
-    ok = {
-        "LIST": lambda v: isinstance(v, list),
-        "STRUCT": lambda v: isinstance(v, dict),
-        "STRING": lambda v: isinstance(v, str),
-        "BOOLEAN": lambda v: isinstance(v, bool),
-        "NUMBER_INTEGER": lambda v: isinstance(v, int) and not isinstance(v, bool),
-        "NUMBER_DOUBLE": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    }[how]
-    if not ok(value):
+    if not _KFP_TYPE_CHECKS[how](value):
         raise StepError(
             step,
             f"output '{name}' must be {how} on KFP (it is used in a condition or as foreach "
