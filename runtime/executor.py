@@ -392,7 +392,7 @@ class _Runner:
             root=str(self.root),
         )
         self.ctx_values: dict[str, Any] = {}
-        self._run_dir = os.path.join(str(self.root), "runs", self.run_id)
+        self._run_dir = os.path.join(str(self.root), "runs", self.run_id)  # step folders, plan
         self._children: set[subprocess.Popen[bytes]] = set()
         self._stopping = threading.Event()
 
@@ -869,7 +869,7 @@ class _Runner:
         if self._stopping.is_set():
             raise step_mod.StepError(name, "the run was interrupted")
         plan_path = self._write_plan()
-        step_dir = self._step_dir(name)
+        step_dir = Path(self._run_dir, name)
         step_dir.mkdir(parents=True, exist_ok=True)
         env = {
             **os.environ,
@@ -945,9 +945,6 @@ class _Runner:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _step_dir(self, name: str) -> Path:
-        return self.root / "runs" / self.run_id / name
-
     def _log_path(self, name: str, index: int | None, attempt: int) -> str:
         prefix = "" if index is None else f"item-{index}."
         return os.path.join(self._run_dir, name, f"{prefix}attempt-{attempt}.log")
@@ -955,7 +952,7 @@ class _Runner:
     def _write_plan(self) -> Path:
         with self._plan_lock:
             if self._plan_path is None:
-                path = self.root / "runs" / self.run_id / "plan.json"
+                path = Path(self._run_dir, "plan.json")
                 atomic_write(path, json.dumps(self.plan, indent=1).encode("utf-8"))
                 self._plan_path = path
             return self._plan_path
