@@ -1020,25 +1020,35 @@ def _literal_ok(v: str) -> bool:
     )
 
 
-def _emit(v: Any, indent: int, out: list[str]) -> None:
+def _emit(v: Any, indent: int, out: list[str], spelled: dict[str, str]) -> None:
+    """Append the block YAML of ``v`` to ``out``; ``spelled``: the :func:`_scalar` of every
+    one-line string (key or value) seen so far (most recur: a spec repeats its vocabulary)."""
     pad = " " * indent
     if isinstance(v, dict):
         for k in sorted(v):
             x = v[k]
-            key = _scalar(str(k))
+            name = str(k)
+            key = spelled.get(name)
+            if key is None:
+                key = spelled[name] = _scalar(name)
             if isinstance(x, dict) and x:
                 out.append(f"{pad}{key}:\n")
-                _emit(x, indent + 2, out)
+                _emit(x, indent + 2, out, spelled)
             elif isinstance(x, list) and x:
                 out.append(f"{pad}{key}:\n")
-                _emit(x, indent, out)
+                _emit(x, indent, out, spelled)
+            elif type(x) is str and "\n" not in x:  # as _inline, with the spellings made so far
+                text = spelled.get(x)
+                if text is None:
+                    text = spelled[x] = _scalar(x)
+                out.append(f"{pad}{key}: {text}\n")
             else:
                 out.append(f"{pad}{key}:{_inline(x, indent + 2)}\n")
     else:
         for x in v:
             if isinstance(x, (dict, list)) and x:
                 sub: list[str] = []
-                _emit(x, indent + 2, sub)
+                _emit(x, indent + 2, sub, spelled)
                 first = sub[0]
                 out.append(f"{pad}- {first[indent + 2 :]}")
                 out.extend(sub[1:])
@@ -1065,7 +1075,7 @@ def dump_yaml(doc: dict[str, Any]) -> str:
     blocks, other strings plain only when YAML cannot read them as anything else (a fast,
     small emitter: PyYAML's pure-Python one dominated compile time on large flows)."""
     out: list[str] = []
-    _emit(doc, 0, out)
+    _emit(doc, 0, out, {})
     return "".join(out)
 
 
