@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -74,14 +75,20 @@ def _compile_text(
     stack: str | None,
     environ: Mapping[str, str] | None,
 ) -> Pipeline:
+    with _gc_paused():
+        return _compile_doc(text, file, source, environment, params, sets, stack, environ)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Compiling and emitting allocate many small objects that all live until the result is
+    built; the cyclic GC rescanning them makes big flows superlinear, so it is paused."""
     import gc
 
-    # The front-end allocates many small objects that all live until the IR is built; the cyclic
-    # GC rescanning them makes big flows superlinear, so it is paused while compiling.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
-        return _compile_doc(text, file, source, environment, params, sets, stack, environ)
+        yield
     finally:
         if was_enabled:
             gc.enable()
@@ -173,4 +180,6 @@ def emit(ir: Pipeline, target_name: str) -> dict[str, str]:
     """The files target ``target_name`` generates for ``ir``."""
     from flowc.compiler.registry import load_target
 
-    return load_target(target_name).emit(ir)
+    target = load_target(target_name)
+    with _gc_paused():
+        return target.emit(ir)

@@ -77,6 +77,7 @@ def compile_cmd(
 ) -> None:
     """Compile FLOW... to a target's files."""
     from flowc.compiler import registry
+    from flowc.compiler.api import emit
 
     known = registry.target_names()
     if target and all_targets:
@@ -114,7 +115,7 @@ def compile_cmd(
                 targets = [chosen]
             per_flow: list[tuple[Path, str, dict[str, str]]] = []
             for t in targets:
-                files = registry.load_target(t).emit(ir)
+                files = emit(ir, t)
                 if all_targets:
                     base = Path(output_dir)  # type: ignore[arg-type]
                     prefix = f"{ir.name}/{t}/"
