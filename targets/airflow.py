@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from flowc.compiler.errors import FlowcError
 from flowc.compiler.ir import encode_expr
-from flowc.targets.base import LINE_LENGTH, BaseTarget, black_format, jinja_env, py_literal
+from flowc.targets.base import LINE_LENGTH, BaseTarget, black_format, jinja_env, kebab, py_literal
 
 if TYPE_CHECKING:
     from flowc.compiler.ir import Pipeline, Step
@@ -480,7 +480,7 @@ class _Builder:
         args = [self._arg(s, i, a, quote=False) for i, a in enumerate(argv) if i > 0]
         kwargs = [
             ("task_id", py_literal(s.name)),
-            ("name", py_literal(s.name.replace("_", "-"))),
+            ("name", py_literal(kebab(s.name))),
             ("namespace", py_literal(self.namespace)),
             ("image", py_literal(jinja_literal(s.image or ""))),
             ("cmds", py_literal(cmds)),
