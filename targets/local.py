@@ -25,12 +25,11 @@ class LocalTarget(BaseTarget):
 
     def emit(self, ir: Pipeline) -> dict[str, str]:
         module = f"{ir.name}_flow"
-        header = [line.replace("\r", "\\r").replace("\n", "\\n") for line in self.header_lines(ir)]
         text = (
             jinja_env("local")
             .get_template("flow.py.j2")
             .render(
-                header=header,
+                header=self.header_lines(ir),
                 module=module,
                 name=ir.name,
                 description=ir.description,

@@ -87,3 +87,17 @@ def test_kfp_component_program_with_many_apostrophes_is_black_stable() -> None:
     program = spec["deploymentSpec"]["executors"]["exec-a"]["container"]["command"][3]
     assert program.count("'") >= 400
     assert black.format_str(program, mode=black.Mode(line_length=100)) == program
+
+
+def test_a_line_break_in_the_file_name_stays_in_the_header_comment() -> None:
+    from flowc.compiler.api import emit, load_text
+
+    flow = "flowc: 1\nname: inj\nsteps:\n  a: {run: flowc_demo.steps:echo, with: {value: x}}\n"
+    for brk in ("\n", "\r", "\r\n", "\x85", "\u2028", "\u2029", "\x0b", "\x0c"):
+        ir = load_text(flow, f"f{brk}import os; os.system(1){brk}#.yaml")
+        for target in ("local", "airflow", "kfp", "k8s"):
+            for text in emit(ir, target).values():
+                head = text.split("\n")[:2]
+                assert all(line.startswith("# ") for line in head), (target, head)
+                assert "os.system(1)" in head[0] and "os.system(1)" in head[1], (target, head)
+                assert not any(c in "".join(head) for c in brk), (target, head)
