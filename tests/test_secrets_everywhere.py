@@ -55,6 +55,10 @@ FLOW = {
             "env": {"TOKEN": "${secrets.api_token}"},
         },
         "boom": {"run": "flowc_secretsfix:fail_with", "with": {"token": "${secrets.api_token}"}},
+        # a command that prints a declared secret it never referenced, from the inherited env
+        "inherited": {
+            "command": [sys.executable, "-c", "import os; print('pw', os.environ['DB_PASSWORD'])"],
+        },
     },
 }
 
