@@ -218,6 +218,29 @@ def main() -> None:
             f"ratios ({label}): a/b = {ab:.2f} (goal <= 1.1: {'ok' if ab <= 1.1 else 'MISSED'})"
             f"   a/c = {ac:.2f} (goal <= 0.3: {'ok' if ac <= 0.3 else 'MISSED'})"
         )
+    from _rows import Row, emit
+
+    a_, b_, c_ = cmed["a flowc"], cmed["b hand-written"], cmed["c dag-factory"]
+    emit(
+        [
+            Row(
+                f"DagBag parse, {tasks}-task DAG: flowc vs hand-written (CPU)",
+                f"{a_ * 1000:.0f} ms",
+                f"hand-written {b_ * 1000:.0f} ms",
+                a_ / b_,
+                "<= 1.1x",
+                a_ / b_ <= 1.1,
+            ),
+            Row(
+                f"DagBag parse, {tasks}-task DAG: flowc vs dag-factory (CPU)",
+                f"{a_ * 1000:.0f} ms",
+                f"dag-factory {c_ * 1000:.0f} ms",
+                a_ / c_,
+                "<= 0.3x",
+                a_ / c_ <= 0.3,
+            ),
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -176,7 +176,7 @@ def main() -> None:
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
             }
-            timed_run([py, "-c", AIRFLOW_INIT], d, aenv)
+            timed_run([py, "-c", AIRFLOW_INIT], d, aenv)  # also writes Airflow's bytecode caches
             af = timed_run([py, "-c", AIRFLOW_TEST, str(dags)], d, aenv)
             rows.append(
                 Row(
