@@ -56,9 +56,11 @@ class MetadataStore:
             self.path, timeout=60.0, isolation_level=None, check_same_thread=False
         )
         self.db.execute("PRAGMA busy_timeout = 60000")
-        self.db.execute("PRAGMA journal_mode = WAL")
-        self.db.execute("PRAGMA synchronous = NORMAL")
         with self._lock:
+            # Switching a new database to WAL can report "locked" at once (the busy handler does
+            # not cover it) when several `flowc run`s create it together: retried like writes.
+            self._retry(lambda: self.db.execute("PRAGMA journal_mode = WAL"))
+            self.db.execute("PRAGMA synchronous = NORMAL")
             self._retry(lambda: self.db.executescript(_SCHEMA))
 
     # -- plumbing ------------------------------------------------------------------------------
