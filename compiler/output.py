@@ -20,7 +20,7 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -119,10 +119,10 @@ class CheckResult:
 
 
 def check_outputs(
-    root: Path, files: Mapping[str, str], source_path: str | None = None
+    root: Path, files: Mapping[str, str], source_paths: Iterable[str] = ()
 ) -> CheckResult:
-    """Compare without writing. ``source_path`` (the flow's Source.path) lets stale outputs of
-    the same flow that are no longer produced be named too."""
+    """Compare without writing. ``source_paths`` (the flows' Source.path) let outputs of those
+    flows that are no longer produced be named too."""
     diffs: list[tuple[str, str]] = []
     for rel in sorted(files):
         dest = confined_path(root, rel)
@@ -135,20 +135,19 @@ def check_outputs(
         new = want.splitlines(keepends=True)
         diff = "".join(difflib.unified_diff(old, new, old_name, f"b/{rel}"))
         diffs.append((rel, _ensure_newline(diff)))
-    extra = stale_outputs(root, files, source_path) if source_path else []
-    return CheckResult(tuple(diffs), tuple(extra))
+    return CheckResult(tuple(diffs), tuple(stale_outputs(root, files, source_paths)))
 
 
 def _ensure_newline(text: str) -> str:
     return text if not text or text.endswith("\n") else text + "\n"
 
 
-def stale_outputs(root: Path, files: Mapping[str, str], source_path: str) -> list[str]:
-    """Files under ``root`` whose provenance header says they came from ``source_path`` but that
-    the current compile does not produce."""
-    if not root.is_dir():
+def stale_outputs(root: Path, files: Mapping[str, str], source_paths: Iterable[str]) -> list[str]:
+    """Files under ``root`` whose provenance header says they came from one of ``source_paths``
+    but that the current compile does not produce (one walk of ``root`` for all of them)."""
+    markers = [f"from {src} (sha256" for src in source_paths]
+    if not markers or not root.is_dir():
         return []
-    marker = f"from {source_path} (sha256"
     produced = set(files)
     stale: list[str] = []
     for dirpath, dirnames, filenames in os.walk(root):
@@ -163,7 +162,7 @@ def stale_outputs(root: Path, files: Mapping[str, str], source_path: str) -> lis
                     head = fh.read(2048)
             except (OSError, UnicodeDecodeError):
                 continue
-            if PROVENANCE in head and marker in head:
+            if PROVENANCE in head and any(m in head for m in markers):
                 stale.append(rel)
     return stale
 

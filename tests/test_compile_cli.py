@@ -172,3 +172,19 @@ def test_sigkill_while_writing_leaves_old_outputs_whole(tmp_path: Path) -> None:
         write_outputs(root, {f"f{i:03d}.txt": old for i in range(60)})
         for leftover in root.glob(".*.tmp"):
             os.unlink(leftover)
+
+
+def test_a_flow_failing_for_one_target_contributes_nothing(project: Path) -> None:
+    """With --all, a flow that compiles for some targets but not another (an interval no cron
+    can express) writes no file and no manifest entry; the other flows are written."""
+    (project / "bad.yaml").write_text(
+        FLOW.replace("name: tiny", "name: bad").replace(
+            "\nsteps:\n", "\nschedule: {every: 45s}\nsteps:\n"
+        )
+    )
+    res = flowc("compile", "bad.yaml", "flow.yaml", "--all", "-o", "dist", cwd=project)
+    assert res.returncode == 1
+    assert "bad.yaml:" in res.stderr and "every" in res.stderr and "YAML" not in res.stderr
+    manifest = json.loads((project / "dist" / "manifest.json").read_text())
+    assert {e["flow"] for e in manifest["outputs"]} == {"tiny"}
+    assert not (project / "dist" / "bad").exists()

@@ -78,6 +78,12 @@ def compile_cmd(
     """Compile FLOW... to a target's files."""
     from flowc.compiler import registry
     from flowc.compiler.api import emit
+    from flowc.compiler.output import (
+        check_outputs,
+        manifest,
+        sha256_text,
+        write_outputs,
+    )
 
     known = registry.target_names()
     if target and all_targets:
@@ -113,57 +119,49 @@ def compile_cmd(
                         f"the stack's orchestrator asks for target '{chosen}', which is not installed",
                     )
                 targets = [chosen]
-            per_flow: list[tuple[Path, str, dict[str, str]]] = []
+            # Everything of this flow is gathered first and merged only once it all compiled:
+            # a flow that fails contributes nothing (no file, no manifest entry).
+            outputs: dict[tuple[Path, str], str] = {}
+            entries: list[dict[str, str]] = []
             for t in targets:
                 files = emit(ir, t)
                 if all_targets:
                     base = Path(output_dir)  # type: ignore[arg-type]
-                    prefix = f"{ir.name}/{t}/"
-                    files = {prefix + rel: text for rel, text in files.items()}
-                    for rel, text in files.items():
-                        from flowc.compiler.output import sha256_text
-
-                        manifest_entries.append(
-                            {"flow": ir.name, "target": t, "path": rel, "sha256": sha256_text(text)}
-                        )
+                    files = {f"{ir.name}/{t}/{rel}": text for rel, text in files.items()}
+                    entries += [
+                        {"flow": ir.name, "target": t, "path": rel, "sha256": sha256_text(text)}
+                        for rel, text in files.items()
+                    ]
                 else:
                     base = Path(output_dir) if output_dir else default_output_dir(ir, t)
-                per_flow.append((base, t, files))
-            for base, _t, files in per_flow:
-                bucket = produced.setdefault(base, {})
-                for rel, text in files.items():
-                    other = owners.get((base, rel))
-                    if other is not None and other != flow:
-                        raise FlowcError.at(
-                            None,
-                            f"{flow}: '{rel}' is also produced by {other}",
-                            "compile them to separate -o directories, or use --all",
-                        )
-                    owners[(base, rel)] = flow
-                    bucket[rel] = text
+                outputs.update(((base, rel), text) for rel, text in files.items())
+            for base, rel in outputs:
+                other = owners.get((base, rel))
+                if other is not None and other != flow:
+                    raise FlowcError.at(
+                        None,
+                        f"{flow}: '{rel}' is also produced by {other}",
+                        "compile them to separate -o directories, or use --all",
+                    )
+            for (base, rel), text in outputs.items():
+                owners[(base, rel)] = flow
+                produced.setdefault(base, {})[rel] = text
+            for base in {base for base, _ in outputs}:
                 sources.setdefault(base, []).append(ir.source.path)
+            manifest_entries += entries
         except FlowcError as e:
             click.echo(e.render(), err=True)
             failed = True
 
     if all_targets and output_dir:
-        from flowc.compiler.output import manifest
-
         produced.setdefault(Path(output_dir), {})["manifest.json"] = manifest(manifest_entries)
-
-    from flowc.compiler.output import check_outputs, stale_outputs, write_outputs
 
     for base, files in produced.items():
         if check:
-            result = check_outputs(base, files)
-            extra: list[str] = []
-            for src in sources.get(base, []):
-                extra += [x for x in stale_outputs(base, files, src) if x not in extra]
-            if result.diffs or extra:
+            result = check_outputs(base, files, sources.get(base, ()))
+            if not result.ok:
                 stale = True
                 sys.stdout.write(result.render(base))
-                for rel in extra:
-                    sys.stdout.write(f"{base / rel}: no longer produced by flowc (delete it)\n")
         else:  # flows that failed contributed nothing; the others are written
             write_outputs(base, files)
     if failed:
