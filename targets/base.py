@@ -135,13 +135,13 @@ class _Atoms(dict):
             if isinstance(value, dict):
                 text = (
                     "{"
-                    + ", ".join(f"{_black_atom(k)}: {self.of(v)}" for k, v in value.items())
+                    + ", ".join(f"{py_literal(k)}: {self.of(v)}" for k, v in value.items())
                     + "}"
                 )
             elif isinstance(value, (list, tuple)):
                 text = "[" + ", ".join(self.of(v) for v in value) + "]"
             else:
-                text = _black_atom(value)
+                text = py_literal(value)
             self[key] = text
         return text
 
@@ -162,7 +162,7 @@ def _layout(value: Any, col: int, indent: int, suffix_len: int, atoms: _Atoms) -
     lines = ["{" if isinstance(value, dict) else "["]
     if isinstance(value, dict):
         for k, v in value.items():
-            key = _black_atom(k) + ": "
+            key = py_literal(k) + ": "
             col_v = inner + _width(key)
             lines.append(pad + key + _layout(v, col_v, inner, len(comma), atoms) + comma)
     else:
@@ -192,34 +192,17 @@ def _black_string(text: str) -> str:
     return single
 
 
-def _black_atom(value: Any) -> str:
-    """One-line spelling of ``value`` in black's style."""
-    if isinstance(value, str):
-        return _black_string(value)
-    if isinstance(value, float):
-        text = py_literal(value)
-        return text.replace("e+", "e") if "e+" in text else text
-    if isinstance(value, dict):
-        return (
-            "{" + ", ".join(f"{_black_atom(k)}: {_black_atom(v)}" for k, v in value.items()) + "}"
-        )
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_black_atom(v) for v in value) + "]"
-    return py_literal(value)
-
-
 def py_literal(value: Any) -> str:
-    """A Python literal for a JSON-able value on one line; strings are ``repr``-quoted (safe for
-    any content: quotes, newlines, NUL, unicode) with black's quote preference, dict keys keep
-    their order. For data that may not fit a line, use :func:`format_literal`."""
+    """A Python literal for a JSON-able value on one line, spelled as black spells it: strings
+    are ``repr``-quoted (safe for any content: quotes, newlines, NUL, unicode) with black's quote
+    preference, exponents without "+", dict keys in their order. For data that may not fit a
+    line, use :func:`format_literal`."""
     if value is None or isinstance(value, (bool, int)):
         return repr(value)
     if isinstance(value, float):
-        return (
-            repr(value)
-            if value == value and value not in (float("inf"), float("-inf"))
-            else f"float({str(value)!r})"
-        )
+        if value != value or value in (float("inf"), float("-inf")):
+            return f"float({str(value)!r})"
+        return repr(value).replace("e+", "e")  # black spells exponents without "+"
     if isinstance(value, str):
         return _black_string(value)
     if isinstance(value, (list, tuple)):
