@@ -15,7 +15,6 @@ Goals: flowc >= 50x faster than Airflow, >= 10x faster than kfp.local, <= 1 ms/s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
@@ -189,8 +188,6 @@ def main() -> None:
                 )
             )
     emit_rows(rows)
-    if os.environ.get("FLOWC_BENCH_DEBUG"):
-        print(json.dumps([r.__dict__ for r in rows], indent=2))
 
 
 if __name__ == "__main__":
