@@ -58,16 +58,24 @@ def test_jinja_literal_round_trips_any_text(text: str) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.text(alphabet=st.characters(blacklist_characters="\x00")), max_size=4))
+@given(
+    st.lists(
+        st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")),
+        max_size=4,
+    )
+)
 def test_bash_command_text_gives_back_argv(argv: list[str]) -> None:
-    """shlex-quoted, Jinja-escaped, rendered, then run by bash: the argv arrives unchanged."""
+    """shlex-quoted, Jinja-escaped, rendered, then run by bash: the argv arrives unchanged.
+
+    Lone surrogates are left out: an argv is bytes, and a surrogate has no UTF-8 spelling.
+    """
     rendered = (
         airflow_jinja()
         .from_string(" ".join(jinja_literal(shlex.quote(a)) for a in ["printf", "%s\\0", *argv]))
         .render()
     )
     out = subprocess.run(["bash", "-c", rendered], capture_output=True, check=True).stdout
-    want = b"".join(a.encode("utf-8", "surrogateescape") + b"\0" for a in argv) if argv else b"\0"
+    want = b"".join(a.encode("utf-8") + b"\0" for a in argv) if argv else b"\0"
     assert out == want
 
 
