@@ -26,6 +26,7 @@ _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 _MERGE = "tag:yaml.org,2002:merge"
 _TS = "tag:yaml.org,2002:timestamp"
+_INT = "tag:yaml.org,2002:int"
 _SCALARS = {
     _STR,
     "tag:yaml.org,2002:int",
@@ -332,7 +333,18 @@ class _Walker:
         import yaml
 
         _init()
-        return yaml.SafeLoader.yaml_constructors[tag](_CONSTRUCTOR, node)
+        try:
+            return yaml.SafeLoader.yaml_constructors[tag](_CONSTRUCTOR, node)
+        except (ValueError, KeyError, TypeError, OverflowError, ArithmeticError) as e:
+            shown = value if len(value) <= 40 else f"{value[:20]}...{value[-10:]}"
+            digits = sum(c.isdigit() for c in value)
+            if tag == _INT and "digits" in str(e):
+                msg = f"integer with {digits} digits is too large"
+                hint = "quote it to keep it as a string"
+            else:
+                msg = f"'{shown}' is not a valid {_tag(tag)}"
+                hint = f"write a valid {_tag(tag)[2:]} or quote the value to make it a string"
+            raise FlowcError.at(loc, msg, hint) from None
 
 
 _CONSTRUCTOR: Any = None

@@ -16,6 +16,7 @@ the output directory through a symlink is refused with a clear error.
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -57,7 +58,28 @@ def confined_path(root: Path, rel: str) -> Path:
 def write_outputs(root: Path, files: Mapping[str, str]) -> list[Path]:
     """Write every file under ``root`` atomically (all temp files first, then all renames).
 
-    Files whose content is already identical are not touched (their mtime stays)."""
+    Files whose content is already identical are not touched (their mtime stays). A file that
+    cannot be written (``-o`` under a file, a read-only or special folder, a name too long for
+    the file system) is a FlowcError naming it; nothing was replaced then."""
+    try:
+        return _write_outputs(root, files)
+    except OSError as e:
+        raise _write_error(root, e) from None
+
+
+def _write_error(root: Path, e: OSError) -> FlowcError:
+    where = e.filename if e.filename is not None else root
+    hint = (
+        "the file name comes from the flow name: shorten it"
+        if e.errno == errno.ENAMETOOLONG
+        else "choose an output directory (-o) that is a writable folder"
+    )
+    return FlowcError.at(
+        None, f"cannot write the outputs under '{root}': {e.strerror or e}: {where}", hint
+    )
+
+
+def _write_outputs(root: Path, files: Mapping[str, str]) -> list[Path]:
     plan: list[tuple[Path, str]] = []
     for rel in sorted(files):
         dest = confined_path(root, rel)

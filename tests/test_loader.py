@@ -95,6 +95,12 @@ def test_merge_keys_work_and_local_keys_win() -> None:
             "f.yaml:1:5: error: YAML syntax error: mapping values are not allowed in this context",
         ),
         ("a: \x07\n", "f.yaml:1:4: error: character #x0007 is not allowed in YAML"),
+        ("a: !!float x\n", "f.yaml:1:4: error: 'x' is not a valid !!float"),
+        ("a: !!int x\n", "f.yaml:1:4: error: 'x' is not a valid !!int"),
+        ("a: !!bool x\n", "f.yaml:1:4: error: 'x' is not a valid !!bool"),
+        ("a: !!int 0x\n", "f.yaml:1:4: error: '0x' is not a valid !!int"),
+        ("a: !!int 0b\n", "f.yaml:1:4: error: '0b' is not a valid !!int"),
+        ("a: " + "9" * 5000 + "\n", "f.yaml:1:4: error: integer with 5000 digits is too large"),
     ],
 )
 def test_bad_documents_are_located(text: str, expected: str) -> None:
