@@ -124,3 +124,129 @@ def test_run_history_has_a_schema_version_and_forward_migrations(
     with pytest.raises(metadata.MetadataError, match="written by a newer flowc") as ei:
         metadata.MetadataStore(root=db.parent)
     assert ei.value.hint and "upgrade flowc" in ei.value.hint
+
+
+H = "flowc: 1\nname: demo\n"
+STEP = "steps:\n  a:\n    command: [echo]\n"
+ENGINE_CASES = [
+    (
+        "nan_param",
+        H + "params:\n  x: {type: float, default: .nan}\n" + STEP,
+        "flow.yaml:4:29: error: nan is not allowed: compiled specs are JSON, which has no NaN "
+        "or infinity",
+    ),
+    (
+        "inf_with",
+        H + "steps:\n  a: {run: m:f, with: {v: -.inf}}\n",
+        "flow.yaml:4:27: error: -inf is not allowed: compiled specs are JSON, which has no NaN "
+        "or infinity",
+    ),
+    (
+        "huge_int",
+        H + "steps:\n  a: {run: m:f, with: {v: 9223372036854775808}}\n",
+        "flow.yaml:4:27: error: integer out of range: engines store integers in 64 bits",
+    ),
+    (
+        "retries",
+        H + STEP + "    retries: 99999999999999999999\n",
+        "flow.yaml:6:14: error: step 'a': retries is 99999999999999999999; at most 100",
+    ),
+    (
+        "retries_default",
+        H + "defaults:\n  retries: 101\n" + STEP,
+        "flow.yaml:4:12: error: step 'a': retries is 101; at most 100",
+    ),
+    (
+        "long_tag",
+        H + f"tags: [ok, {'t' * 101}]\n" + STEP,
+        "flow.yaml:3:12: error: tag is 101 characters long; at most 100",
+    ),
+    (
+        "env_equals",
+        H + STEP + "    env: {A=B: 1}\n",
+        "flow.yaml:6:11: error: step 'a': invalid env var name 'A=B'",
+    ),
+    (
+        "env_empty",
+        H + STEP + "    env: {'': 1}\n",
+        "flow.yaml:6:11: error: step 'a': invalid env var name ''",
+    ),
+    (
+        "env_shell",
+        H + "defaults:\n  env: {'x y;': 1}\n" + STEP,
+        "flow.yaml:4:9: error: step 'a': invalid env var name 'x y;'",
+    ),
+    (
+        "secret_env",
+        H + "secrets:\n  t: {env: 'A B'}\n" + STEP,
+        "flow.yaml:4:12: error: secret 't': invalid env var name 'A B'",
+    ),
+    (
+        "k8s_secret_name",
+        H + "secrets:\n  t: {k8s: {name: My_Secret, key: token}}\n" + STEP,
+        "flow.yaml:4:19: error: secret 't': invalid Kubernetes secret name 'My_Secret'",
+    ),
+    (
+        "k8s_secret_key",
+        H + "secrets:\n  t: {k8s: {name: my-secret, key: 'a/b'}}\n" + STEP,
+        "flow.yaml:4:35: error: secret 't': invalid Kubernetes secret key 'a/b'",
+    ),
+    (
+        "image_space",
+        H + STEP + "    image: 'trainer:1 latest'\n",
+        "flow.yaml:6:12: error: step 'a': invalid image reference 'trainer:1 latest'",
+    ),
+    (
+        "image_upper",
+        H + "defaults:\n  image: Trainer:1\n" + STEP,
+        "flow.yaml:4:10: error: step 'a': invalid image reference 'Trainer:1'",
+    ),
+    (
+        "when_newline",
+        H
+        + "params:\n  s: {type: str, default: a}\n"
+        + STEP
+        + "    when: \"${params.s} == 'a\\nb'\"\n",
+        "flow.yaml:8:11: error: step 'a': 'when' has a control character (newline, tab, ...) in "
+        "a string",
+    ),
+    (
+        "when_1e400",
+        H
+        + "params:\n  x: {type: float, default: 1.0}\n"
+        + STEP
+        + "    when: '${params.x} > 1e400'\n",
+        "flow.yaml:8:11: error: step 'a': 'when' has the number inf",
+    ),
+]
+
+
+@pytest.mark.parametrize("name,text,expected", ENGINE_CASES, ids=[c[0] for c in ENGINE_CASES])
+def test_values_engines_reject_are_validate_errors(name: str, text: str, expected: str) -> None:
+    from flowc.compiler.api import load_text
+    from flowc.compiler.errors import FlowcError
+
+    with pytest.raises(FlowcError) as ei:
+        load_text(text, "flow.yaml", environ={})
+    lines = ei.value.render().splitlines()
+    assert lines[0] == expected
+    assert lines[1].startswith("  hint: ")
+
+
+def test_values_engines_accept_stay_valid() -> None:
+    from flowc.compiler.api import load_text
+
+    text = (
+        H
+        + f"tags: [{'t' * 100}]\n"
+        + "secrets:\n  t: {env: TOKEN_1, k8s: {name: my.secret-1, key: .token_A-1}}\n"
+        + "params:\n  x: {type: float, default: 1.0e+300}\n"
+        + "steps:\n  a:\n    command: [echo]\n    retries: 100\n"
+        + "    env: {_A1: 1, b: 2}\n"
+        + "    image: 'localhost:5000/team/trainer_x.y:v1.2-rc@sha256:"
+        + "0" * 64
+        + '\'\n    when: "${params.x} > 1.5e10"\n'
+        + "  b: {command: [echo], image: 'gcr.io/acme/x', when: \"'a b' == 'a b'\"}\n"
+    )
+    ir = load_text(text, "flow.yaml", environ={})
+    assert ir.steps[0].retries == 100
