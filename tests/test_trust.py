@@ -235,3 +235,13 @@ def test_no_import_cli_subprocess_leaves_no_marker(tmp_path: Path) -> None:
     assert res.returncode == 1, res.stderr
     assert "Traceback" not in res.stderr
     assert not marker.exists()
+
+
+def test_compile_flow_imports_false_is_the_api_of_no_import(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    evil(tmp_path, marker, "evil_api")
+    flow = write(tmp_path / "flow.yaml", "flowc: 1\nname: demo\nfunctions: [evil_api]\n")
+    with pytest.raises(FlowcError, match="parameter 'x' of function 'double'"):
+        compile_flow(flow, imports=False)
+    assert not marker.exists()
+    assert trust.import_allowed()  # the switch is scoped to the call
