@@ -78,7 +78,6 @@ def public_functions(module: ModuleType) -> list[tuple[str, Any]]:
 
 
 _relocate = trust.relocated
-import_path = trust.import_path  # the import path the other passes share
 
 
 def run(ctx: PassContext) -> None:
@@ -107,7 +106,7 @@ def run(ctx: PassContext) -> None:
             if name in funcs:
                 ctx.errors.error(
                     loc,
-                    f"function '{name}' is defined in both '{funcs[name][0]}' and " f"'{modname}'",
+                    f"function '{name}' is defined in both '{funcs[name][0]}' and '{modname}'",
                     "step names must be unique: rename one of them",
                 )
                 continue
