@@ -245,3 +245,45 @@ def test_compile_flow_imports_false_is_the_api_of_no_import(tmp_path: Path) -> N
         compile_flow(flow, imports=False)
     assert not marker.exists()
     assert trust.import_allowed()  # the switch is scoped to the call
+
+
+def test_no_import_checks_integration_classes_and_methods(tmp_path: Path) -> None:
+    marker = tmp_path / "marker"
+    write(
+        tmp_path / "lolpop_mod.py",
+        f"""
+        from pathlib import Path
+        Path({str(marker)!r}).write_text("ran")
+
+        class Runner:
+            pass
+
+        class Train:
+            def fit(self, data: str) -> str:
+                return data
+        """,
+    )
+    flow = write(
+        tmp_path / "flow.yaml",
+        """
+        flowc: 1
+        name: demo
+        runner: {main: "lolpop_mod:Runner"}
+        pipeline: {train: "lolpop_mod:Train", other: "lolpop_mod:Missing"}
+        steps:
+          fit: {run: "integration:train.fit", with: {data: x, extra: 1}}
+          fit2: {run: "integration:train.nope"}
+        """,
+    )
+    got = errors(flow, no_import=True)
+    assert not marker.exists()
+    text = "\n".join(got)
+    assert "class 'lolpop_mod:Missing' of 'pipeline.other' not found" in text, text
+    # method checks run once the classes are all found
+    (tmp_path / "flow.yaml").write_text(
+        flow.read_text().replace(', other: "lolpop_mod:Missing"', "")
+    )
+    text = "\n".join(errors(flow, no_import=True))
+    assert "method 'train.fit' has no parameter 'extra'" in text, text
+    assert "has no method 'nope'" in text, text
+    assert not marker.exists()
