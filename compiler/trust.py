@@ -326,10 +326,28 @@ def _opaque_module(name: str) -> types.ModuleType:
     return mod
 
 
+def _top_level(body: list[ast.stmt]) -> Iterator[ast.stmt]:
+    """The module's statements, with those of top-level ``if``/``try``/``with`` blocks (a
+    function defined in either branch may exist; the last definition wins, as on import)."""
+    for node in body:
+        if isinstance(node, ast.If):
+            yield from _top_level(node.body)
+            yield from _top_level(node.orelse)
+        elif isinstance(node, ast.Try):
+            for block in (node.body, *(h.body for h in node.handlers), node.orelse):
+                yield from _top_level(block)
+            yield from _top_level(node.finalbody)
+        elif isinstance(node, ast.With):
+            yield from _top_level(node.body)
+        else:
+            yield node
+
+
 def static_module(path: Path, name: str, what: str) -> types.ModuleType:
     """A stand-in for module ``name`` read from ``path`` without executing it: its top-level
-    functions (with signatures) and classes (methods, nested classes); a name bound any other
-    way (import, assignment) is an open class that relaxes every check."""
+    functions (with signatures) and classes (methods, nested classes), also inside top-level
+    ``if``/``try``/``with`` blocks; a name bound any other way (import, assignment) is an open
+    class that relaxes every check."""
     try:
         size = path.stat().st_size
         if size > MAX_SOURCE_BYTES:
@@ -348,7 +366,7 @@ def static_module(path: Path, name: str, what: str) -> types.ModuleType:
     mod.__file__ = str(path)
     other: set[str] = set()
     star = False
-    for node in tree.body:
+    for node in _top_level(tree.body):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
             setattr(mod, node.name, _stub(node.name, name, _signature(node.args)))
         elif isinstance(node, ast.ClassDef):

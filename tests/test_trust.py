@@ -4,6 +4,7 @@ checks what the source shows (classes, functions, signatures, constructor parame
 
 from __future__ import annotations
 
+import inspect
 import subprocess
 import sys
 import textwrap
@@ -287,3 +288,31 @@ def test_no_import_checks_integration_classes_and_methods(tmp_path: Path) -> Non
     assert "method 'train.fit' has no parameter 'extra'" in text, text
     assert "has no method 'nope'" in text, text
     assert not marker.exists()
+
+
+def test_static_module_reads_functions_in_top_level_blocks(tmp_path: Path) -> None:
+    src = write(
+        tmp_path / "blocks.py",
+        """
+        import sys
+        from os import path as p
+
+        try:
+            def a(x: int, *, y: str = "s") -> int:
+                return x
+        except ImportError:
+            pass
+        if sys.version_info >= (3,):
+            class K:
+                def __init__(self, n: int) -> None:
+                    pass
+        def _private() -> None:
+            pass
+        """,
+    )
+    mod = trust.static_module(src, "blocks", "test")
+    assert str(inspect.signature(mod.a)) == "(x: 'int', *, y: 'str' = 's')"
+    assert list(inspect.signature(mod.K.__init__).parameters) == ["self", "n"]
+    assert inspect.isclass(mod.p)  # bound by an import: an open stand-in
+    with pytest.raises(AttributeError):
+        mod.nothing  # noqa: B018
