@@ -169,6 +169,11 @@ def locate_module(name: str, flow_file: str, what: str) -> Path | None:
     """Where module ``name`` (and each parent package) would be loaded from, found without
     executing any of it; None when it is not found, or is built in. FlowcError (no location)
     when it (or a parent) would come from outside the project and installed packages."""
+    return _locate(name, flow_file, what)[0]
+
+
+def _locate(name: str, flow_file: str, what: str) -> tuple[Path | None, str | None]:
+    """``(origin, None)``, or ``(None, the first dotted prefix not found)``."""
     origin: Path | None = None
     path: list[str] | None = None
     parts = name.split(".")
@@ -183,7 +188,7 @@ def locate_module(name: str, flow_file: str, what: str) -> Path | None:
                 except (ImportError, ValueError, AttributeError):
                     spec = None
             if spec is None:
-                return None
+                return None, full
             if spec.has_location and spec.origin:
                 origin = Path(spec.origin).resolve()
                 if not _trusted(origin, flow_file):
@@ -197,7 +202,7 @@ def locate_module(name: str, flow_file: str, what: str) -> Path | None:
                 origin = None
             locations = spec.submodule_search_locations
             path = list(locations) if locations is not None else []
-    return origin
+    return origin, None
 
 
 def import_module(name: str, flow_file: str, what: str) -> types.ModuleType:
@@ -205,14 +210,16 @@ def import_module(name: str, flow_file: str, what: str) -> types.ModuleType:
     untrusted place is a FlowcError without location), then imported with the flow's folder on
     the path -- or, inside :func:`no_imports`, a stand-in built from its source (never
     executed). A module that is not found raises ModuleNotFoundError as an import would."""
-    origin = locate_module(name, flow_file, what)
+    origin, missing = _locate(name, flow_file, what)
     if import_allowed():
         with import_path(flow_file):
             return importlib.import_module(name)
     if name in sys.modules:  # already loaded by this process (flowc itself, stdlib)
         return sys.modules[name]
-    if origin is None:
-        raise ModuleNotFoundError(f"No module named '{name}'", name=name.split(".")[0])
+    if missing is not None:
+        raise ModuleNotFoundError(f"No module named '{missing}'", name=missing)
+    if origin is None:  # built in, frozen or a namespace package: nothing to read
+        return _opaque_module(name)
     if origin.suffix != ".py":  # compiled extension or bytecode only: nothing to read
         return _opaque_module(name)
     return static_module(origin, name, what)
