@@ -1,6 +1,8 @@
 """Long mutation-fuzzing run of the front-end (see tests/fuzz_frontend.py).
 
-    python bench/fuzz_frontend.py [--cases 5000] [--seed 0]
+    python bench/fuzz_frontend.py [--cases 5000] [--seed 0] [--golden] [--emit]
+
+``--golden`` mutates every golden flow too; ``--emit`` emits every target for flows that compile.
 
 Prints the number of cases, how many compiled / failed with located errors, and every crash.
 """
@@ -26,14 +28,18 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cases", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--golden", action="store_true", help="mutate the golden flows too")
+    ap.add_argument("--emit", action="store_true", help="emit every target for flows that compile")
     args = ap.parse_args()
+    bases = fuzz.BASES + (fuzz.GOLDEN_BASES if args.golden else [])
+    check = fuzz.check_emit if args.emit else fuzz.check
     rng = random.Random(args.seed)
     counts = {"ok": 0, "error": 0, "crash": 0}
     t0 = time.perf_counter()
     for i in range(args.cases):
-        text = fuzz.mutate(rng)
+        text = fuzz.mutate(rng, bases)
         try:
-            counts[fuzz.check(text)] += 1
+            counts[check(text)] += 1
         except Exception:
             counts["crash"] += 1
             print(f"--- crash in case {i} ---\n{text[:2000]}\n{traceback.format_exc()}")

@@ -22,18 +22,22 @@ def compile_flow(
     sets: Mapping[str, str] | Sequence[str] | None = None,
     stack: str | None = None,
     environ: Mapping[str, str] | None = None,
+    imports: bool = True,
 ) -> Pipeline:
     """Compile the flow file at ``path`` to the IR (raises FlowcError with located messages).
 
     ``params``: ``{name: text}`` or ``["k=v", ...]`` (``--param``; text coerced to the declared
     type). ``sets``: likewise for ``--set dotted.path=value`` (value read as a YAML scalar).
+    ``imports=False`` executes no code the flow names (``validate --no-import``; docs/trust.md).
     """
     from flowc.compiler.loader import read_source
+    from flowc.compiler.trust import no_imports
 
     p = str(path)
     raw, text = read_source(p)
     source = Source(_source_path(p), hashlib.sha256(raw).hexdigest())
-    return _compile_text(text, p, source, environment, params, sets, stack, environ)
+    with no_imports(not imports):
+        return _compile_text(text, p, source, environment, params, sets, stack, environ)
 
 
 def load_text(
@@ -45,10 +49,14 @@ def load_text(
     sets: Mapping[str, str] | Sequence[str] | None = None,
     stack: str | None = None,
     environ: Mapping[str, str] | None = None,
+    imports: bool = True,
 ) -> Pipeline:
     """Like :func:`compile_flow` for a flow given as text (tests, fuzzing)."""
+    from flowc.compiler.trust import no_imports
+
     source = Source(os.path.basename(filename), hashlib.sha256(text.encode("utf-8")).hexdigest())
-    return _compile_text(text, filename, source, environment, params, sets, stack, environ)
+    with no_imports(not imports):
+        return _compile_text(text, filename, source, environment, params, sets, stack, environ)
 
 
 def _pairs(items: Mapping[str, str] | Sequence[str] | None, opt: str) -> dict[str, str]:

@@ -82,6 +82,13 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         except FlowcError as e:
             click.echo(e.render(), err=True)
             sys.exit(1)
+        except Exception as e:
+            from flowc.runtime.metadata import MetadataError
+
+            if not isinstance(e, MetadataError):
+                raise
+            click.echo(FlowcError.at(None, e.message, e.hint).render(), err=True)
+            sys.exit(1)
 
     return wrapper
 

@@ -4,12 +4,16 @@ One document, a mapping at the top. The YAML is *composed* with pyyaml's ``SafeL
 constructed with a full loader), then walked here: duplicate keys, non-string keys, unknown tags
 (``!!python/...`` included), recursive aliases and alias bombs are located errors. Timestamps stay
 the strings the user wrote. :class:`Doc` maps a path of keys/indices (``("steps", "train",
-"retries")``) back to a :class:`~flowc.compiler.errors.Loc`.
+"retries")``) back to a :class:`~flowc.compiler.errors.Loc`. Limits in bytes as well as nodes:
+the input is read bounded (:data:`MAX_INPUT_BYTES`; devices and pipes are never read whole), and
+the expanded document (aliases counted at every use) has a node and a character budget.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +23,11 @@ Path = tuple[Any, ...]
 
 #: At most this many nodes (aliases expanded) per document beyond twice its distinct nodes.
 ALIAS_BUDGET = 100_000
+#: At most this many characters of keys and scalars (aliases expanded) beyond twice the
+#: document's length: aliases of one large string pass the node budget, not this one.
+EXPANDED_BUDGET = 8 * 1024 * 1024
+#: A flow file larger than this is refused (read bounded: a device or pipe is never read whole).
+MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_DEPTH = 200
 
 _STR = "tag:yaml.org,2002:str"
@@ -26,6 +35,7 @@ _SEQ = "tag:yaml.org,2002:seq"
 _MAP = "tag:yaml.org,2002:map"
 _MERGE = "tag:yaml.org,2002:merge"
 _TS = "tag:yaml.org,2002:timestamp"
+_INT = "tag:yaml.org,2002:int"
 _SCALARS = {
     _STR,
     "tag:yaml.org,2002:int",
@@ -103,15 +113,27 @@ def read_source(path: str) -> tuple[bytes, str]:
     """The bytes of ``path`` and their UTF-8 text (FlowcError when unreadable or not UTF-8)."""
     try:
         with open(path, "rb") as f:
-            raw = f.read()
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode) and not stat.S_ISFIFO(
+                os.fstat(f.fileno()).st_mode
+            ):
+                raise FlowcError.at(
+                    None, f"cannot read {path}: not a regular file", "give the path of a flow file"
+                )
+            raw = f.read(MAX_INPUT_BYTES + 1)
     except OSError as e:
         raise FlowcError.at(None, f"cannot read {path}: {e.strerror or e}") from None
+    if len(raw) > MAX_INPUT_BYTES:
+        raise FlowcError.at(Loc(path, 1, 1), _too_large())
     try:
         return raw, raw.decode("utf-8")
     except UnicodeDecodeError as e:
         raise FlowcError.at(
             Loc(path, 1, 1), f"not UTF-8 text ({e.reason} at byte {e.start})"
         ) from None
+
+
+def _too_large() -> str:
+    return f"the file is larger than {MAX_INPUT_BYTES // (1024 * 1024)} MiB; flowc reads no more"
 
 
 def load_file(path: str) -> Doc:
@@ -125,6 +147,8 @@ def load_text(text: str, file: str = "<string>") -> Doc:
 
     if text.startswith("\ufeff"):
         text = text[1:]
+    if len(text) > MAX_INPUT_BYTES:
+        raise FlowcError.at(Loc(file, 1, 1), _too_large())
     global _LOADER
     if _LOADER is None:
         _LOADER = _pick_loader()
@@ -204,6 +228,8 @@ class _Walker:
         self.key_locs: dict[Path, Loc] = {}
         self.scalar_cols: dict[Path, int] = {}
         self.visits = 0
+        self.chars = 0  # characters of keys and scalars visited (aliases expanded)
+        self.char_budget = 2 * len(text) + EXPANDED_BUDGET
         self.seen: set[int] = set()
         self.active: set[int] = set()
 
@@ -216,6 +242,15 @@ class _Walker:
                 "YAML aliases expand to too many nodes",
                 "the document looks like an alias bomb; write the values out",
             )
+        if isinstance(node.value, str):
+            self.chars += len(node.value)
+            if self.chars > self.char_budget:
+                raise FlowcError.at(
+                    _loc(self.file, node.start_mark),
+                    f"YAML aliases expand to more than {self.char_budget} characters",
+                    "the document looks like an alias bomb (a large value repeated by aliases); "
+                    "write the values out or make them smaller",
+                )
 
     def walk(self, node: Any, path: Path) -> Any:
         import yaml
@@ -332,7 +367,18 @@ class _Walker:
         import yaml
 
         _init()
-        return yaml.SafeLoader.yaml_constructors[tag](_CONSTRUCTOR, node)
+        try:
+            return yaml.SafeLoader.yaml_constructors[tag](_CONSTRUCTOR, node)
+        except (ValueError, KeyError, TypeError, OverflowError, ArithmeticError) as e:
+            shown = value if len(value) <= 40 else f"{value[:20]}...{value[-10:]}"
+            digits = sum(c.isdigit() for c in value)
+            if tag == _INT and "digits" in str(e):
+                msg = f"integer with {digits} digits is too large"
+                hint = "quote it to keep it as a string"
+            else:
+                msg = f"'{shown}' is not a valid {_tag(tag)}"
+                hint = f"write a valid {_tag(tag)[2:]} or quote the value to make it a string"
+            raise FlowcError.at(loc, msg, hint) from None
 
 
 _CONSTRUCTOR: Any = None

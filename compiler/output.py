@@ -7,6 +7,8 @@
 - :func:`check_outputs` compares the map with what is on disk, writes nothing, and returns
   unified diffs for stale or missing files plus the files this flow produced before but no longer
   would (found by their provenance header).
+- :func:`write_output_set` switches a whole ``--all`` output folder at once (built beside it,
+  then exchanged), so a set is never half old, half new.
 - :func:`manifest` lists outputs with their target and sha256 for ``--all`` (CI artifacts).
 
 Paths are confined: a relative path with ``..``, an absolute path, or a path that reaches outside
@@ -16,6 +18,7 @@ the output directory through a symlink is refused with a clear error.
 from __future__ import annotations
 
 import difflib
+import errno
 import hashlib
 import json
 import os
@@ -57,7 +60,28 @@ def confined_path(root: Path, rel: str) -> Path:
 def write_outputs(root: Path, files: Mapping[str, str]) -> list[Path]:
     """Write every file under ``root`` atomically (all temp files first, then all renames).
 
-    Files whose content is already identical are not touched (their mtime stays)."""
+    Files whose content is already identical are not touched (their mtime stays). A file that
+    cannot be written (``-o`` under a file, a read-only or special folder, a name too long for
+    the file system) is a FlowcError naming it; nothing was replaced then."""
+    try:
+        return _write_outputs(root, files)
+    except OSError as e:
+        raise _write_error(root, e) from None
+
+
+def _write_error(root: Path, e: OSError) -> FlowcError:
+    where = e.filename if e.filename is not None else root
+    hint = (
+        "the file name comes from the flow name: shorten it"
+        if e.errno == errno.ENAMETOOLONG
+        else "choose an output directory (-o) that is a writable folder"
+    )
+    return FlowcError.at(
+        None, f"cannot write the outputs under '{root}': {e.strerror or e}: {where}", hint
+    )
+
+
+def _write_outputs(root: Path, files: Mapping[str, str]) -> list[Path]:
     plan: list[tuple[Path, str]] = []
     for rel in sorted(files):
         dest = confined_path(root, rel)
@@ -88,6 +112,125 @@ def write_outputs(root: Path, files: Mapping[str, str]) -> list[Path]:
             except OSError:
                 pass
     return [dest for dest, _ in plan]
+
+
+def write_output_set(root: Path, files: Mapping[str, str]) -> None:
+    """Switch ``root`` to a new output set at once (``compile --all``): readers see the whole
+    previous set or the whole new one, never a mix.
+
+    The new ``root`` is built beside it (``.NAME.new-*`` in the same parent): the top-level
+    entries the set produces (``<flow>/``, ``manifest.json``) written whole -- an unchanged file
+    is hard-linked from the old set, so its mtime stays -- and every other entry of the old
+    ``root`` carried over (hard links). Then the two folders are exchanged in one
+    ``renameat2(RENAME_EXCHANGE)`` (Linux); elsewhere the old one is renamed aside first, so
+    for an instant ``root`` is missing but never half old, half new. The old set is removed."""
+    root = Path(root)
+    try:
+        _write_output_set(root, files)
+    except OSError as e:
+        raise _write_error(root, e) from None
+
+
+def _write_output_set(root: Path, files: Mapping[str, str]) -> None:
+    import shutil
+
+    for rel in files:
+        _safe_relpath(rel)
+    parent = root.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(20, "Not a directory", str(root))
+    if root.is_symlink():  # the exchange would replace the link, not the folder it names
+        raise FlowcError.at(
+            None,
+            f"refusing to write '{root}': it is a symlink",
+            "give the real output directory with -o",
+        )
+    new = Path(tempfile.mkdtemp(prefix=f".{root.name}.new-", dir=parent))
+    try:
+        tops = {PurePosixPath(rel).parts[0] for rel in files}
+        if root.is_dir():
+            for entry in sorted(os.listdir(root)):
+                if entry not in tops:
+                    _link_tree(root / entry, new / entry)
+        for rel in sorted(files):
+            dest = confined_path(new, rel)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            old = root.joinpath(*PurePosixPath(rel).parts)
+            text = files[rel]
+            if old.is_file() and not old.is_symlink() and _read(old) == text:
+                try:
+                    os.link(old, dest)
+                    continue
+                except OSError:
+                    pass
+            with open(dest, "w", encoding="utf-8", newline="") as fh:
+                fh.write(text)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.chmod(dest, old.stat().st_mode & 0o777 if old.is_file() else 0o644)
+        os.chmod(new, 0o777 & ~_umask())
+        if not root.exists():
+            os.rename(new, root)
+        elif not _exchange(new, root):
+            aside = Path(tempfile.mkdtemp(prefix=f".{root.name}.old-", dir=parent))
+            os.rmdir(aside)
+            os.rename(root, aside)
+            os.rename(new, root)
+            new = aside
+    finally:
+        shutil.rmtree(new, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _link_tree(src: Path, dest: Path) -> None:
+    """Carry ``src`` over to ``dest``: symlinks as symlinks, files hard-linked (copied where
+    links are not possible), folders recreated."""
+    import shutil
+
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dest)
+    elif src.is_dir():
+        shutil.copytree(src, dest, symlinks=True, copy_function=_link_or_copy)
+    else:
+        _link_or_copy(str(src), str(dest))
+
+
+def _link_or_copy(src: str, dest: str) -> None:
+    import shutil
+
+    try:
+        os.link(src, dest)
+    except OSError:
+        shutil.copy2(src, dest)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths atomically (Linux ``renameat2`` with ``RENAME_EXCHANGE``); False when the
+    system cannot."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    rc = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if rc == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), str(b))
 
 
 def _read(path: Path) -> str | None:

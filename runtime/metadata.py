@@ -5,6 +5,11 @@ messages (secret values masked by the executor before they get here). Never a se
 WAL journal + a busy timeout make it safe for several ``flowc run`` processes at once. One
 :class:`MetadataStore` object is used from one thread at a time (the executor's scheduler
 thread); separate processes each open their own.
+
+The schema is versioned (``schema_version`` table, :data:`SCHEMA_VERSION`); opening a store
+written by an older flowc applies :data:`MIGRATIONS` in order, one transaction. A store without
+the table predates versioning and is version 1. A store that is not SQLite, is damaged, or was
+written by a newer flowc raises :class:`MetadataError` (a message with a recovery hint).
 """
 
 from __future__ import annotations
@@ -20,6 +25,21 @@ from typing import Any
 
 METADATA_STORES: dict[str, str] = {"sqlite": "flowc.runtime.metadata:MetadataStore"}
 """Stack ``metadata_store.type`` -> ``"module:Class"``; ``Class(settings: dict, root: Path)``."""
+
+#: The schema version this flowc writes (``_SCHEMA`` is version 1; later ones are migrations).
+SCHEMA_VERSION = 1
+#: ``{version: SQL script}``: the script takes a store from ``version - 1`` to ``version``.
+MIGRATIONS: dict[int, str] = {}
+
+
+class MetadataError(Exception):
+    """The run history cannot be used (damaged, not a flowc store, newer schema)."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -41,6 +61,7 @@ CREATE TABLE IF NOT EXISTS items (
     run_id TEXT NOT NULL, step TEXT NOT NULL, idx INTEGER NOT NULL, key TEXT, outputs TEXT,
     PRIMARY KEY (run_id, step, idx)
 );
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
 """
 
 
@@ -50,20 +71,63 @@ class MetadataStore:
     def __init__(self, settings: Mapping[str, Any] | None = None, root: str | Path = ".flowc"):
         path = (settings or {}).get("path")
         self.path = Path(path) if path else Path(root) / "metadata.db"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self.db = sqlite3.connect(
-            self.path, timeout=60.0, isolation_level=None, check_same_thread=False
-        )
-        self.db.execute("PRAGMA busy_timeout = 60000")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(
+                self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+            )
+        except (OSError, sqlite3.Error) as e:
+            raise self._error(e) from None
         with self._lock:
+            self._retry(lambda: self.db.execute("PRAGMA busy_timeout = 60000"))
             # Switching a new database to WAL can report "locked" at once (the busy handler does
             # not cover it) when several `flowc run`s create it together: retried like writes.
             self._retry(lambda: self.db.execute("PRAGMA journal_mode = WAL"))
-            self.db.execute("PRAGMA synchronous = NORMAL")
-            self._retry(lambda: self.db.executescript(_SCHEMA))
+            self._retry(lambda: self.db.execute("PRAGMA synchronous = NORMAL"))
+            self._retry(self._migrate)
 
     # -- plumbing ------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """Create the tables and bring the schema to :data:`SCHEMA_VERSION` (one transaction)."""
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for stmt in _SCHEMA.split(";"):
+                if stmt.strip():
+                    db.execute(stmt)
+            row = db.execute("SELECT max(version) FROM schema_version").fetchone()
+            version = row[0] if row and row[0] is not None else 1
+            if version > SCHEMA_VERSION:
+                raise MetadataError(
+                    f"{self.path} was written by a newer flowc (run history schema {version}; "
+                    f"this flowc reads up to {SCHEMA_VERSION})",
+                    "upgrade flowc, or use another --root",
+                )
+            for v in range(version + 1, SCHEMA_VERSION + 1):
+                for stmt in MIGRATIONS[v].split(";"):
+                    if stmt.strip():
+                        db.execute(stmt)
+            db.execute("DELETE FROM schema_version")
+            db.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def _error(self, e: BaseException) -> MetadataError:
+        if isinstance(e, sqlite3.DatabaseError) and not isinstance(e, sqlite3.OperationalError):
+            return MetadataError(
+                f"the run history {self.path} is damaged or not a flowc store ({e})",
+                f"move it aside to start a new history (mv {self.path} {self.path}.broken); "
+                f"`sqlite3 {self.path}.broken .recover` may save the old runs",
+            )
+        return MetadataError(
+            f"cannot use the run history {self.path}: {e}",
+            "check the folder's permissions and free space, or use another --root",
+        )
 
     def _retry(self, fn: Any) -> Any:
         for i in range(50):
@@ -71,8 +135,10 @@ class MetadataStore:
                 return fn()
             except sqlite3.OperationalError as e:  # "database is locked" past the busy timeout
                 if "locked" not in str(e) or i == 49:
-                    raise
+                    raise self._error(e) from None
                 time.sleep(0.05 * (i + 1))
+            except sqlite3.Error as e:
+                raise self._error(e) from None
         return None
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> None:
@@ -225,9 +291,13 @@ class MetadataStore:
 
     def _rows(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self._lock:
-            cur = self._retry(lambda: self.db.execute(sql, args))
-            cols = [c[0] for c in cur.description]
-            return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+            def read() -> list[dict[str, Any]]:
+                cur = self.db.execute(sql, args)
+                cols = [c[0] for c in cur.description]
+                return [dict(zip(cols, row, strict=True)) for row in cur.fetchall()]
+
+            return self._retry(read)
 
     def run(self, run_id: str) -> dict[str, Any] | None:
         rows = self._rows("SELECT * FROM runs WHERE run_id=?", (run_id,))

@@ -1,6 +1,10 @@
 """Mutation fuzzing of the front-end, shared by tests/test_fuzz_frontend.py (bounded) and
 bench/fuzz_frontend.py (long runs). A mutated flow must either compile or raise FlowcError whose
-every diagnostic is located in the flow file; anything else (a traceback) is a bug."""
+every diagnostic is located in the flow file; anything else (a traceback) is a bug. Bases: the
+spec flows and every golden flow; mutations include the hostile inputs of issue 19 (bad YAML
+tags, huge ints, NaN/Inf, long names, invalid env/secret/image values). :func:`check_emit` also
+emits every target for a flow that compiled, and :func:`check_cli` runs the real CLI
+(``validate``, ``compile --all``) and checks its exit code (0, 1 or 2) and messages."""
 
 from __future__ import annotations
 
@@ -14,11 +18,14 @@ from flowc.compiler.api import load_text
 from flowc.compiler.errors import FlowcError
 
 SPEC = Path(__file__).parent / "fixtures" / "spec"
+GOLDEN = Path(__file__).resolve().parent.parent / "golden"
 BASES = [
     (SPEC / "churn_training.yaml").read_text(),
     (SPEC / "channels.yaml").read_text(),
     (SPEC / "integration_framework.yaml").read_text(),
 ]
+#: Every golden case's flow (mutated like the spec flows).
+GOLDEN_BASES = [p.read_text() for p in sorted(GOLDEN.glob("*/flow.yaml"))]
 HOSTILE = [
     "${",
     "${params.}",
@@ -42,6 +49,25 @@ HOSTILE = [
     "${" + "[" * 300 + "1" + "]" * 300 + "}",
     "${" + "not " * 300 + "true}",
     "${params.epochs} >= and",
+    # values engines reject (issue 19, item 8): refused at validate time
+    "A=B",
+    "x y;",
+    "My_Secret",
+    "Trainer:1 latest",
+    "${params.epochs} > 1e400",
+    "${params.epochs} == 'a\nb'",
+    "n" * 251,
+    "t" * 101,
+]
+#: Numbers engines or the loader choke on (issue 19, items 6 and 8).
+NUMBERS: list[Any] = [
+    float("nan"),
+    float("inf"),
+    float("-inf"),
+    10**20,
+    -(2**63),
+    2**63,
+    99999999999999999999,
 ]
 TEXT_SNIPPETS = [
     "\n!!python/object/apply:os.system ['true']\n",
@@ -58,6 +84,14 @@ TEXT_SNIPPETS = [
     "\n<<: 1\n",
     "'",
     '"',
+    # tags and sizes the loader must refuse located (issue 19, items 6 and 7)
+    " !!float x",
+    " !!int x",
+    " !!bool x",
+    " !!int 0x",
+    " " + "9" * 5000,
+    " .nan",
+    " -.inf",
 ]
 
 
@@ -79,7 +113,9 @@ def _get(data: Any, path: tuple) -> Any:
 
 
 def _random_value(rng: random.Random) -> Any:
-    kind = rng.randrange(8)
+    kind = rng.randrange(9)
+    if kind == 8:
+        return rng.choice(NUMBERS)
     if kind == 0:
         return rng.choice(HOSTILE)
     if kind == 1:
@@ -97,9 +133,9 @@ def _random_value(rng: random.Random) -> Any:
     return {}
 
 
-def mutate(rng: random.Random) -> str:
-    """A random mutation of one of the base flows, as YAML text."""
-    base = rng.choice(BASES)
+def mutate(rng: random.Random, bases: list[str] | None = None) -> str:
+    """A random mutation of one of ``bases`` (default: the spec flows), as YAML text."""
+    base = rng.choice(bases or BASES)
     if rng.random() < 0.3:  # text-level mutation
         text = base
         for _ in range(rng.randint(1, 3)):
@@ -151,11 +187,60 @@ def check(text: str) -> str:
     try:
         load_text(text, "flow.yaml", environ={})
     except FlowcError as e:
-        for d in e.diagnostics:
-            assert d.loc is not None, d.render()
-            assert d.loc.file == "flow.yaml" and d.loc.line >= 1 and d.loc.col >= 1, d.render()
-            assert "Traceback" not in d.render()
-            assert "internal error" not in d.message, d.render()
-        assert e.diagnostics, "FlowcError without diagnostics"
+        _assert_located(e)
         return "error"
     return "ok"
+
+
+def _assert_located(e: FlowcError) -> None:
+    for d in e.diagnostics:
+        assert d.loc is not None, d.render()
+        assert d.loc.file == "flow.yaml" and d.loc.line >= 1 and d.loc.col >= 1, d.render()
+        assert "Traceback" not in d.render()
+        assert "internal error" not in d.message, d.render()
+    assert e.diagnostics, "FlowcError without diagnostics"
+
+
+def check_emit(text: str) -> str:
+    """Like :func:`check`; a flow that compiles is also emitted for every target (a target may
+    refuse it with a located FlowcError, never crash)."""
+    from flowc.compiler.api import emit
+    from flowc.compiler.registry import target_names
+
+    try:
+        ir = load_text(text, "flow.yaml", environ={})
+    except FlowcError as e:
+        _assert_located(e)
+        return "error"
+    for t in target_names():
+        try:
+            emit(ir, t)
+        except FlowcError as e:
+            _assert_located(e)
+    return "ok"
+
+
+def check_cli(args: list[str], cwd: Path) -> int:
+    """Run ``flowc ARGS`` in-process (from ``cwd``); assert no traceback, an exit code of 0, 1
+    or 2, and every error line located (``FILE:LINE:COL: error:`` or ``flowc: error:``)."""
+    import os
+    import re
+
+    from click.testing import CliRunner
+
+    from flowc.compiler.cli import cli
+
+    here = os.getcwd()
+    os.chdir(cwd)
+    try:
+        res = CliRunner().invoke(cli, args)
+    finally:
+        os.chdir(here)
+    assert res.exception is None or isinstance(res.exception, SystemExit), repr(res.exception)
+    assert res.exit_code in (0, 1, 2), res.exit_code
+    assert "Traceback" not in res.output
+    located = re.compile(r"(\S.*:\d+:\d+|flowc): error: ")
+    for line in res.stderr.splitlines():
+        if "error:" in line and not line.startswith(("  ", "Error: ", "Usage: ")):
+            assert located.match(line), line
+    return res.exit_code

@@ -94,6 +94,10 @@ def test_all_targets_with_manifest_and_several_flows(project: Path) -> None:
     )
     assert res.returncode == 1
     assert "broken.yaml:" in res.stderr and ": error: " in res.stderr
+    assert not (project / "dist").exists()  # a failed --all writes no set
+    (project / "broken.yaml").unlink()
+    res = flowc("compile", "flow.yaml", "other.yaml", "--all", "-o", "dist", cwd=project)
+    assert res.returncode == 0, res.stderr
     manifest = json.loads((project / "dist" / "manifest.json").read_text())
     flows = {e["flow"] for e in manifest["outputs"]}
     targets = {e["target"] for e in manifest["outputs"]}
@@ -176,7 +180,9 @@ def test_sigkill_while_writing_leaves_old_outputs_whole(tmp_path: Path) -> None:
 
 def test_a_flow_failing_for_one_target_contributes_nothing(project: Path) -> None:
     """With --all, a flow that compiles for some targets but not another (an interval no cron
-    can express) writes no file and no manifest entry; the other flows are written."""
+    can express) writes no file and no manifest entry; the previous set stays whole."""
+    assert flowc("compile", "flow.yaml", "--all", "-o", "dist", cwd=project).returncode == 0
+    before = {p: p.read_bytes() for p in (project / "dist").rglob("*") if p.is_file()}
     (project / "bad.yaml").write_text(
         FLOW.replace("name: tiny", "name: bad").replace(
             "\nsteps:\n", "\nschedule: {every: 45s}\nsteps:\n"
@@ -188,3 +194,4 @@ def test_a_flow_failing_for_one_target_contributes_nothing(project: Path) -> Non
     manifest = json.loads((project / "dist" / "manifest.json").read_text())
     assert {e["flow"] for e in manifest["outputs"]} == {"tiny"}
     assert not (project / "dist" / "bad").exists()
+    assert {p: p.read_bytes() for p in (project / "dist").rglob("*") if p.is_file()} == before

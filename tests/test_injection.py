@@ -57,7 +57,7 @@ def make_flow(h: str, out_file: Path) -> dict:
         "flowc": 1,
         "name": "inj",
         "description": h,
-        "tags": ["inj", h],
+        "tags": ["inj", h[:100]],  # Airflow's tag limit (longer ones are validate errors)
         "owner": h,
         "params": {
             "p": {"type": "str", "default": h, "description": h},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from flowc.compiler import loader
 from flowc.compiler.errors import FlowcError, Loc
 from flowc.compiler.loader import load_file, load_text
 
@@ -95,6 +96,12 @@ def test_merge_keys_work_and_local_keys_win() -> None:
             "f.yaml:1:5: error: YAML syntax error: mapping values are not allowed in this context",
         ),
         ("a: \x07\n", "f.yaml:1:4: error: character #x0007 is not allowed in YAML"),
+        ("a: !!float x\n", "f.yaml:1:4: error: 'x' is not a valid !!float"),
+        ("a: !!int x\n", "f.yaml:1:4: error: 'x' is not a valid !!int"),
+        ("a: !!bool x\n", "f.yaml:1:4: error: 'x' is not a valid !!bool"),
+        ("a: !!int 0x\n", "f.yaml:1:4: error: '0x' is not a valid !!int"),
+        ("a: !!int 0b\n", "f.yaml:1:4: error: '0b' is not a valid !!int"),
+        ("a: " + "9" * 5000 + "\n", "f.yaml:1:4: error: integer with 5000 digits is too large"),
     ],
 )
 def test_bad_documents_are_located(text: str, expected: str) -> None:
@@ -148,3 +155,39 @@ def test_libyaml_composer_is_used() -> None:
 
     assert yaml.__with_libyaml__, "PyYAML without libyaml: install the binary wheel"
     assert loader._pick_loader() is yaml.CSafeLoader
+
+
+def test_aliases_of_one_large_string_are_refused_by_size() -> None:
+    """Few nodes, many bytes: 200 aliases of a 100 KB string pass the node budget."""
+    big = "x" * 100_000
+    text = "flowc: 1\nname: demo\nsteps:\n  a:\n    command: [echo]\n    env: {BIG: &big " + big
+    text += "}\n" + "".join(
+        f"  s{i}: {{command: [echo], env: {{BIG: *big}}}}\n" for i in range(200)
+    )
+    with pytest.raises(FlowcError) as ei:
+        load_text(text, "f.yaml")
+    (d,) = ei.value.diagnostics
+    assert d.loc is not None and d.loc.file == "f.yaml" and d.loc.line > 5
+    assert "YAML aliases expand to more than" in d.message
+    # a few uses of a large value stay fine
+    load_text(text.split("  s3:")[0], "f.yaml")
+
+
+def test_devices_are_not_read(tmp_path) -> None:
+    with pytest.raises(FlowcError) as ei:
+        load_file("/dev/zero")
+    assert ei.value.render() == (
+        "flowc: error: cannot read /dev/zero: not a regular file\n"
+        "  hint: give the path of a flow file"
+    )
+
+
+def test_input_size_is_bounded(tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(loader, "MAX_INPUT_BYTES", 1000)
+    flow = tmp_path / "flow.yaml"
+    flow.write_text("flowc: 1\nname: demo\n" + "# padding\n" * 200)
+    with pytest.raises(FlowcError) as ei:
+        load_file(str(flow))
+    assert ei.value.render().startswith(f"{flow}:1:1: error: the file is larger than")
+    with pytest.raises(FlowcError, match="larger than"):
+        load_text(flow.read_text(), "f.yaml")

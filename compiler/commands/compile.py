@@ -10,6 +10,8 @@
 - With neither ``--target`` nor ``--all``, the active stack's orchestrator picks the target.
 
 A flow that fails is reported with its location and the others still compile (exit 1 at the end).
+``--all`` writes one set, switched at once (:func:`~flowc.compiler.output.write_output_set`):
+when any flow fails, nothing is written and the previous set (files and manifest) stays whole.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ def compile_cmd(
         check_outputs,
         manifest,
         sha256_text,
+        write_output_set,
         write_outputs,
     )
 
@@ -162,6 +165,9 @@ def compile_cmd(
             if not result.ok:
                 stale = True
                 sys.stdout.write(result.render(base))
+        elif all_targets:  # one set, switched at once; a failed --all keeps the previous one
+            if not failed:
+                write_output_set(base, files)
         else:  # flows that failed contributed nothing; the others are written
             write_outputs(base, files)
     if failed:

@@ -14,6 +14,12 @@ from flowc.compiler.commands.common import flow_options, load_ir
 @click.argument("flows", nargs=-1, required=True, metavar="FLOW...")
 @flow_options
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing for valid flows.")
+@click.option(
+    "--no-import",
+    "no_import",
+    is_flag=True,
+    help="Execute no code of the flow: read referenced modules' source instead (docs/trust.md).",
+)
 @user_errors
 def validate(
     flows: tuple[str, ...],
@@ -22,14 +28,17 @@ def validate(
     sets: dict[str, str],
     stack: str | None,
     quiet: bool,
+    no_import: bool = False,
 ) -> None:
     """Parse and check FLOW files (all of them); no output is written."""
     from flowc.compiler.errors import FlowcError
+    from flowc.compiler.trust import no_imports
 
     bad = 0
     for flow in flows:
         try:
-            ir = load_ir(flow, env, params, sets, stack)
+            with no_imports(no_import):
+                ir = load_ir(flow, env, params, sets, stack)
         except FlowcError as e:
             bad += 1
             click.echo(e.render(), err=True)

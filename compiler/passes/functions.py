@@ -2,7 +2,9 @@
 per public function.
 
 The compiler **imports these modules at compile time** to read the functions' signatures (with
-the flow file's folder and the current directory on ``sys.path``, as ``flowc run`` has them).
+the flow file's folder and the current directory on ``sys.path``, as ``flowc run`` has them),
+through :mod:`flowc.compiler.trust`: only from the flow's project or installed packages, and with
+imports off (``validate --no-import``) from their source's AST.
 A public function is one defined in the module itself whose name does not start with ``_``;
 steps come in definition order, modules in the order listed. Each step is
 ``run: module:function`` with a single output named after the function. Its ``with:`` comes from
@@ -23,17 +25,13 @@ function named like a param or like a hand-listed step is an error.
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import inspect
-import os
-import sys
-from collections.abc import Iterator
 from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
-from flowc.compiler.errors import FlowcError, Loc, did_you_mean
+from flowc.compiler import trust
+from flowc.compiler.errors import FlowcError, did_you_mean
 from flowc.compiler.expr import value_expr
 from flowc.compiler.ir import Expr, Ref
 from flowc.compiler.passes import PassContext
@@ -48,24 +46,14 @@ IMPORT_HINT = (
 )
 
 
-@contextlib.contextmanager
-def import_path(flow_file: str) -> Iterator[None]:
-    """The flow file's folder and the current directory on ``sys.path`` while importing."""
-    extra = [os.path.dirname(os.path.abspath(flow_file)), os.getcwd()]
-    added = [p for p in extra if p not in sys.path]
-    sys.path[:0] = added
+def import_module(name: str, flow_file: str) -> ModuleType:
+    """Import a function module under the trust rule (:mod:`flowc.compiler.trust`; a stand-in
+    read from its source when imports are off); FlowcError (without location) when it cannot
+    be imported or lies outside the project."""
     try:
-        yield
-    finally:
-        for p in added:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(p)
-
-
-def import_module(name: str) -> ModuleType:
-    """Import a function module; FlowcError (without location) when it cannot be imported."""
-    try:
-        return importlib.import_module(name)
+        return trust.import_module(name, flow_file, f"function module '{name}'")
+    except FlowcError:
+        raise
     except ModuleNotFoundError as e:
         raise FlowcError.at(
             None, f"cannot import function module '{name}': {e}", IMPORT_HINT
@@ -89,8 +77,7 @@ def public_functions(module: ModuleType) -> list[tuple[str, Any]]:
     return out
 
 
-def _relocate(err: FlowcError, loc: Loc) -> FlowcError:
-    return FlowcError([replace(d, loc=d.loc or loc) for d in err.diagnostics])
+_relocate = trust.relocated
 
 
 def run(ctx: PassContext) -> None:
@@ -101,31 +88,29 @@ def run(ctx: PassContext) -> None:
     # 1. collect every public function of every module
     funcs: dict[str, tuple[str, Any, int]] = {}
     complete = True  # every module imported (else unknown names are not worth reporting)
-    with import_path(ctx.file):
-        for i, modname in enumerate(m.functions):
-            loc = ctx.loc("functions", i)
-            if not isinstance(modname, str) or not modname:
-                ctx.errors.error(loc, "a function module is a dotted module name")
+    for i, modname in enumerate(m.functions):
+        loc = ctx.loc("functions", i)
+        if not isinstance(modname, str) or not modname:
+            ctx.errors.error(loc, "a function module is a dotted module name")
+            continue
+        try:
+            module = import_module(modname, ctx.file)
+        except FlowcError as e:
+            ctx.errors.extend(_relocate(e, loc))
+            complete = False
+            continue
+        found = public_functions(module)
+        if not found:
+            ctx.errors.error(loc, f"function module '{modname}' defines no public function")
+        for name, fn in found:
+            if name in funcs:
+                ctx.errors.error(
+                    loc,
+                    f"function '{name}' is defined in both '{funcs[name][0]}' and '{modname}'",
+                    "step names must be unique: rename one of them",
+                )
                 continue
-            try:
-                module = import_module(modname)
-            except FlowcError as e:
-                ctx.errors.extend(_relocate(e, loc))
-                complete = False
-                continue
-            found = public_functions(module)
-            if not found:
-                ctx.errors.error(loc, f"function module '{modname}' defines no public function")
-            for name, fn in found:
-                if name in funcs:
-                    ctx.errors.error(
-                        loc,
-                        f"function '{name}' is defined in both '{funcs[name][0]}' and "
-                        f"'{modname}'",
-                        "step names must be unique: rename one of them",
-                    )
-                    continue
-                funcs[name] = (modname, fn, i)
+            funcs[name] = (modname, fn, i)
 
     # 2. steps: entries without run/command must name a function
     for name in ctx.function_steps:

@@ -6,7 +6,8 @@
   root (its integrations belong inside the integration that owns them);
 * the root layer holding more than one integration;
 * classes: imported at compile time when their module is importable here (the flow file's folder
-  and the current directory on ``sys.path``); a class missing from every importable place is an
+  and the current directory on ``sys.path``; through :mod:`flowc.compiler.trust`: only from the
+  project or installed packages, read from the source with imports off); a class missing from every importable place is an
   error listing the places tried. Nothing importable at all is not an error: the code may exist
   only in the image;
 * ``run: "integration:OBJ.METHOD"`` steps: the framework exists, ``OBJ`` is wired (the tree is
@@ -17,15 +18,14 @@
 
 from __future__ import annotations
 
-import importlib
 import inspect
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from flowc.compiler.errors import Loc, did_you_mean
+from flowc.compiler import trust
+from flowc.compiler.errors import FlowcError, Loc, did_you_mean
 from flowc.compiler.ir import FrameworkNode, Integration, IntegrationFramework, Layer
 from flowc.compiler.passes import PassContext
-from flowc.compiler.passes.functions import import_path
 
 if TYPE_CHECKING:
     from flowc.runtime.integrations import IntegrationTree
@@ -48,7 +48,7 @@ def run(ctx: PassContext) -> None:
     _cycles(ctx, fw.root, (), ("integration_framework", fw.root.layer))
     _placement(ctx, fw)
     classes: dict[tuple[str, str, tuple[str, ...]], type | None] = {}
-    with import_path(ctx.file):
+    with trust.import_path(ctx.file):
         for layer in fw.layers:
             _check_classes(ctx, fw, layer, classes)
     if len(ctx.errors.diagnostics) == before:
@@ -111,7 +111,10 @@ def _placement(ctx: PassContext, fw: IntegrationFramework) -> None:
 def _import(ctx: PassContext, module: str, loc: Loc | None) -> Any:
     """The module, None when it is not importable here, or False after reporting an error."""
     try:
-        return importlib.import_module(module)
+        return trust.import_module(module, ctx.file, f"integration module '{module}'")
+    except FlowcError as e:  # outside the project (trust rule), or unreadable source
+        ctx.errors.extend(trust.relocated(e, loc))
+        return False
     except ModuleNotFoundError:
         return None  # the module (or a dependency of it) is not here: it may be in the image
     except Exception as e:

@@ -3,7 +3,9 @@
 After pass 50 (``stack``) built the active stack, the custom ``components:`` and ``plugins:``:
 
 - every ``components:`` entry is loaded (``module:Class`` or ``path/to/file.py:Class``, a path
-  relative to the flow file) and registered under its key;
+  relative to the flow file) and registered under its key, after :mod:`flowc.compiler.trust`
+  accepted where it comes from; with imports off it is only checked in its source, and a stack
+  using it is not built;
 - every component of the active stack is resolved by ``(kind, type)`` through
   :mod:`flowc.runtime.stack`'s registry, built with its settings and ``validate()``-d; a
   problem is a located error naming the stack, the component key and the setting;
@@ -21,8 +23,9 @@ import dataclasses
 import inspect
 from pathlib import Path
 
-from flowc.compiler.errors import Loc, did_you_mean
-from flowc.compiler.ir import Plugin
+from flowc.compiler import trust
+from flowc.compiler.errors import FlowcError, Loc, did_you_mean
+from flowc.compiler.ir import CustomComponent, Plugin
 from flowc.compiler.passes import PassContext
 
 ORDER = 52
@@ -49,6 +52,9 @@ def _check_stack(ctx: PassContext) -> None:
     custom_failed: set[str] = set()
     for comp in ctx.components:
         try:
+            if not _trusted_component(ctx, comp):
+                custom_failed.add(comp.name)  # checked statically (or reported): not built
+                continue
             registry.load(comp.class_ref, comp.name, kind=comp.kind, base_dir=base_dir)
         except ComponentError as e:
             custom_failed.add(comp.name)
@@ -86,6 +92,50 @@ def _check_stack(ctx: PassContext) -> None:
                 image = reg.image_uri(step.image)
                 if image != step.image:
                     ctx.steps[name] = dataclasses.replace(step, image=image)
+
+
+def _trusted_component(ctx: PassContext, comp: CustomComponent) -> bool:
+    """Apply the trust rule to a ``components:`` class before anything of it runs: a file or
+    module outside the project is an error. True when the class may be imported; with imports
+    off it is checked in its source instead (file or module exists, defines the class)."""
+    from flowc.runtime.stack import split_ref
+
+    target, cls_name = split_ref(comp.class_ref)
+    what = f"component '{comp.name}'"
+    loc = ctx.loc("components", comp.name, "class")
+    is_file = target.endswith(".py") or "/" in target or "\\" in target
+    try:
+        if is_file:
+            path = trust.check_file(target, ctx.file, what)
+            if trust.import_allowed():
+                return True
+            if not path.is_file():
+                ctx.errors.error(
+                    loc,
+                    f"{what}: no such file: {target}",
+                    "a relative path is read from the flow file's folder",
+                )
+                return False
+            module = trust.static_module(path, path.stem, what)
+        else:
+            if trust.import_allowed():
+                trust.locate_module(target, ctx.file, what)
+                return True
+            try:
+                module = trust.import_module(target, ctx.file, what)
+            except ImportError as e:
+                ctx.errors.error(
+                    loc,
+                    f"{what}: cannot import module '{target}': {e}",
+                    "is the package installed, or its folder on PYTHONPATH?",
+                )
+                return False
+    except FlowcError as e:
+        ctx.errors.extend(trust.relocated(e, loc))
+        return False
+    if cls_name and not inspect.isclass(getattr(module, cls_name, None)):
+        ctx.errors.error(loc, f"{what}: '{target}' has no class '{cls_name}'")
+    return False
 
 
 def _check_plugins(ctx: PassContext) -> None:

@@ -10,7 +10,8 @@ Runs after ``channels`` (40, which builds ``ir.channels`` with producers/consume
 * ports only on operator steps; an operator is a ``run:`` class (not a ``command``), has no
   ``outputs`` and no ``foreach``;
 * the operator's own parameters: the class is imported (the flow file's folder is on the import
-  path while it is) and its constructor signature read: a ``with:`` key the constructor does not
+  path while it is; through :mod:`flowc.compiler.trust`: only from the project or installed
+  packages, read from the source with imports off) and its constructor signature read: a ``with:`` key the constructor does not
   take is an error; a required constructor parameter must come from ``with:`` or a pipeline param
   of the same name (the pipeline -> operator cascade); a literal of the wrong annotated type is an
   error. A class whose module cannot be found at compile time is checked at run time instead.
@@ -18,18 +19,14 @@ Runs after ``channels`` (40, which builds ``ir.channels`` with producers/consume
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import importlib
 import inspect
 import json
 import re
-import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-from flowc.compiler.errors import did_you_mean
+from flowc.compiler import trust
+from flowc.compiler.errors import FlowcError, did_you_mean
 from flowc.compiler.ir import Lit, Ref
 from flowc.compiler.passes import PassContext
 
@@ -144,37 +141,24 @@ def _avro_problem(schema: Any) -> str | None:
     return None
 
 
-@contextlib.contextmanager
-def _flow_dir_on_path(ctx: PassContext) -> Iterator[None]:
-    folder = str(Path(ctx.file).resolve().parent)
-    added = folder not in sys.path
-    if added:
-        sys.path.insert(0, folder)
-    try:
-        yield
-    finally:
-        if added:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(folder)
-
-
 def _load_class(ctx: PassContext, name: str, ref: str, loc: Any) -> type | None:
     module_name, _, attr = ref.partition(":")
-    with _flow_dir_on_path(ctx):
-        try:
-            obj: Any = importlib.import_module(module_name)
-        except ModuleNotFoundError as e:
-            if e.name and module_name.split(".")[0] == e.name.split(".")[0]:
-                return None  # not importable here (e.g. only inside the image): run-time check
-            ctx.errors.error(loc, f"operator step '{name}': importing {module_name} failed: {e}")
-            return None
-        except Exception as e:
-            ctx.errors.error(
-                loc,
-                f"operator step '{name}': importing {module_name} failed: "
-                f"{type(e).__name__}: {e}",
-            )
-            return None
+    try:
+        obj: Any = trust.import_module(module_name, ctx.file, f"operator step '{name}'")
+    except FlowcError as e:  # outside the project (trust rule), or unreadable source
+        ctx.errors.extend(trust.relocated(e, loc))
+        return None
+    except ModuleNotFoundError as e:
+        if e.name and module_name.split(".")[0] == e.name.split(".")[0]:
+            return None  # not importable here (e.g. only inside the image): run-time check
+        ctx.errors.error(loc, f"operator step '{name}': importing {module_name} failed: {e}")
+        return None
+    except Exception as e:
+        ctx.errors.error(
+            loc,
+            f"operator step '{name}': importing {module_name} failed: " f"{type(e).__name__}: {e}",
+        )
+        return None
     for part in attr.split("."):
         nxt = getattr(obj, part, None)
         if nxt is None:
