@@ -131,19 +131,20 @@ class ManualClock:
 @dataclass(eq=False)
 class _Sleeper:
     deadline: datetime
-    event: threading.Event
-    timed: bool  # a plain sleep (a run taking time), not a wait on someone's event
+    event: threading.Event | None  # a wait on someone's event (a worker's loop), or a plain sleep
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 class VirtualClock:
     """Simulated time shared by threads, for concurrent tests: ``sleep`` blocks until the driver
-    moves time to its deadline (or its event is set by someone else).
+    (:meth:`run_until`) releases it.
 
-    :meth:`run_until` moves time forward one deadline at a time, and only when the system is
-    idle: as many threads are blocked in ``sleep`` (with their event unset) as ``participants()``
-    says are alive. At equal instants, plain sleeps (runs ending) are released before waits on
-    an event (a worker's loop), so a run that takes exactly its period has ended when its next
-    slot is considered.
+    The driver acts only when the system is idle: as many threads are blocked in ``sleep`` as
+    ``participants()`` says are alive. Then, in this order: it releases the plain sleeps whose
+    deadline has come (runs ending now); else the waits whose event was set meanwhile (a
+    worker's loop woken by a finished run or a changed store); else it moves time to the next
+    deadline. So everything that ends at an instant has ended before a worker looks at what is
+    due at that instant, and nothing depends on thread timing.
     """
 
     settle = False
@@ -160,49 +161,53 @@ class VirtualClock:
             return self._now
 
     def sleep(self, seconds: float, event: threading.Event | None = None) -> None:
-        ev = event or threading.Event()
         with self._cond:
-            if ev.is_set() or seconds <= 0:
+            if (event is not None and event.is_set()) or seconds <= 0:
                 return
-            me = _Sleeper(self._now + timedelta(seconds=seconds), ev, event is None)
+            me = _Sleeper(self._now + timedelta(seconds=seconds), event)
             self._sleepers.append(me)
             self._cond.notify_all()
         try:
-            ev.wait()
+            me.release.wait()
         finally:
             with self._cond:
                 self._sleepers.remove(me)
                 self._cond.notify_all()
 
     def _idle(self, participants: Callable[[], int]) -> bool:
-        waiting = sum(1 for s in self._sleepers if not s.event.is_set())
-        return waiting >= participants()
+        return sum(1 for s in self._sleepers if not s.release.is_set()) >= participants()
 
     def run_until(
         self, end: datetime, participants: Callable[[], int], *, timeout: float = 60.0
     ) -> None:
-        """Advance to ``end``, deadline by deadline, each time waiting (up to ``timeout`` real
-        seconds) until the system is idle. Raises ``TimeoutError`` when it never gets idle."""
+        """Advance to ``end`` (see the class), waiting up to ``timeout`` real seconds each time
+        for the system to be idle. Raises ``TimeoutError`` when it never gets idle."""
         while True:
             with self._cond:
-                if not self._cond.wait_for(lambda: self._idle(participants), timeout):
-                    raise TimeoutError(
-                        f"not idle at {self._now.isoformat()}: {participants()} participant(s), "
-                        f"{len(self._sleepers)} sleeping"
-                    )
-                pending = [s for s in self._sleepers if not s.event.is_set()]
-                nxt = min((s.deadline for s in pending), default=end)
-                if nxt > end:
-                    self._now = max(self._now, end)
-                    return
-                self._now = max(self._now, nxt)
-                due = [s for s in pending if s.deadline <= self._now]
-                first = [s for s in due if s.timed] or due
-                for s in first:
-                    s.event.set()
+                # participants() can drop without a notification (a thread leaving the pool):
+                # look again every 20 ms of real time
+                give_up = time.monotonic() + timeout
+                while not self._cond.wait_for(lambda: self._idle(participants), 0.02):
+                    if time.monotonic() >= give_up:
+                        raise TimeoutError(
+                            f"not idle at {self._now.isoformat()}: {participants()} "
+                            f"participant(s), {len(self._sleepers)} sleeping"
+                        )
+                pending = [s for s in self._sleepers if not s.release.is_set()]
+                ending = [s for s in pending if s.event is None and s.deadline <= self._now]
+                woken = [s for s in pending if s.event is not None and s.event.is_set()]
+                woken += [s for s in pending if s.event is not None and s.deadline <= self._now]
+                chosen = ending or woken
+                if not chosen:
+                    nxt = min((s.deadline for s in pending), default=end)
+                    if nxt > end or not pending:
+                        self._now = max(self._now, end)
+                        return
+                    self._now = max(self._now, nxt)
+                    continue
+                for s in chosen:
+                    s.release.set()
                 self._cond.notify_all()
-                if not due and self._now >= end:
-                    return
 
 
 # --------------------------------------------------------------------------------------------
