@@ -1196,6 +1196,14 @@ def _outputs(result: Any) -> dict[str, Any]:
     }
 
 
+def _error_text(error: Any) -> str | None:
+    """A run's first error as ``flowc run`` prints it (step, attempt, exception, log path)."""
+    if error is None:
+        return None
+    render = getattr(error, "render", None)
+    return str(render() if callable(render) else error)
+
+
 def plan_runner(root: str | Path = ".flowc") -> Runner:
     """The default runner: ``flowc.runtime.executor.run_plan`` with the run recorded in the
     metadata store exactly like ``flowc run`` (logical date = the slot)."""
@@ -1211,8 +1219,7 @@ def plan_runner(root: str | Path = ".flowc") -> Runner:
             run_date=slot.astimezone(UTC).isoformat(),
         )
         status = str(getattr(result, "status", "succeeded"))
-        error = getattr(result, "error", None)
-        return status, None if error is None else str(error)
+        return status, _error_text(getattr(result, "error", None))
 
     return run
 
@@ -1225,9 +1232,8 @@ def plan_job_runner(root: str | Path = ".flowc") -> JobRunner:
         from flowc.runtime.executor import run_plan  # lazy: the executor is big
 
         result = run_plan(job.plan, dict(job.params) or None, root=str(root), run_id=job.run_id)
-        error = getattr(result, "error", None)
         status = str(getattr(result, "status", "succeeded"))
-        return status, None if error is None else str(error), _outputs(result)
+        return status, _error_text(getattr(result, "error", None)), _outputs(result)
 
     return run
 
