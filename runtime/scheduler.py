@@ -1345,6 +1345,10 @@ class Worker:
             # long downtimes: straight to the last interval slot at or before now
             step = float(entry.schedule["every_seconds"])
             k = int((now - entry.next_fire).total_seconds() // step) - 1
+            tz = _zone(str(entry.schedule.get("timezone") or "UTC"))
+            end = _local(entry.schedule.get("end"), tz)
+            if end is not None:  # never past the last slot
+                k = min(k, int((end - entry.next_fire).total_seconds() // step))
             if k > 0:
                 jumped = k
                 slot = entry.next_fire + timedelta(seconds=k * step)

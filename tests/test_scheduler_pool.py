@@ -213,6 +213,15 @@ def test_coalesce_overrides_catchup(store: ScheduleStore) -> None:
     assert (fire.slot, fire.skipped) == (T0 + timedelta(hours=3), 3)
 
 
+def test_a_long_downtime_coalesces_to_the_last_slot_before_end(store: ScheduleStore) -> None:
+    store.register(plan("tick", kind="every", every_seconds=1.0, end="2026-03-02T13:00:00"), now=T0)
+    rec = Recorder()
+    clock = ManualClock(T0 + timedelta(days=2))
+    (fire,) = Worker(store, rec, clock).tick()
+    assert (fire.slot, fire.skipped) == (T0 + timedelta(hours=1), 3600)
+    assert store.get("tick").next_fire is None
+
+
 def test_pause_and_resume(store: ScheduleStore) -> None:
     store.register(plan("tick", kind="every", every_seconds=60.0), now=T0)
     rec = Recorder()
