@@ -564,8 +564,9 @@ def notify_workers(folder: str | Path) -> None:
 
 class _Listener:
     """Sets ``event`` whenever :func:`notify_workers` is called for ``folder``, from this
-    process (directly) or another one (through a FIFO read by a daemon thread). Where FIFOs do
-    not exist (Windows), only in-process wake-ups work and ``fifo`` is None."""
+    process (directly) or another one (through a FIFO read by a daemon thread). Where FIFOs
+    cannot be made (Windows, some network file systems), only in-process wake-ups work and
+    ``fifo`` is None (the worker then looks at the store every second)."""
 
     def __init__(self, folder: Path, event: threading.Event) -> None:
         self.event = event
@@ -576,13 +577,17 @@ class _Listener:
         self.key = str(folder.resolve())
         with _LISTENERS_LOCK:
             _LISTENERS.setdefault(self.key, set()).add(event)
-        if hasattr(os, "mkfifo"):
-            path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.fifo"
+        path = folder / f"{os.getpid()}-{uuid.uuid4().hex[:8]}.fifo"
+        try:
             os.mkfifo(path, 0o600)
             # read-write: opening never blocks, and reads block (a writer always exists)
             self._fd = os.open(path, os.O_RDWR)
-            self.fifo = path
-            threading.Thread(target=self._read, name="flowc-wake", daemon=True).start()
+        except (AttributeError, OSError):  # no FIFOs here (Windows, some network file systems)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return
+        self.fifo = path
+        threading.Thread(target=self._read, name="flowc-wake", daemon=True).start()
 
     def _read(self) -> None:
         fd = self._fd

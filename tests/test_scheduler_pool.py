@@ -281,6 +281,50 @@ def test_a_job_of_a_dead_worker_is_interrupted(store: ScheduleStore) -> None:
     assert store.job(job.id).status == "interrupted"
 
 
+def test_a_store_written_by_the_first_scheduler_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "metadata.db"
+    con = sqlite3.connect(db)
+    con.execute(
+        "CREATE TABLE schedules (name TEXT PRIMARY KEY, flow TEXT NOT NULL, source TEXT, "
+        "schedule TEXT NOT NULL, plan TEXT NOT NULL, params TEXT NOT NULL, anchor TEXT NOT NULL, "
+        "next_fire TEXT, last_fire TEXT, registered TEXT NOT NULL, updated TEXT NOT NULL)"
+    )
+    con.execute(
+        "INSERT INTO schedules VALUES ('old', 'old', NULL, ?, '{}', '{}', ?, ?, NULL, ?, ?)",
+        ('{"kind": "every", "every_seconds": 60.0, "timezone": "UTC"}', *[T0.isoformat()] * 4),
+    )
+    con.commit()
+    con.close()
+    with ScheduleStore(db) as s:
+        (entry,) = s.list()
+        assert (entry.paused, entry.options) == (False, Options())
+        rec = Recorder()
+        assert [f.slot for f in Worker(s, rec, ManualClock(T0)).tick()] == [T0]
+        assert s.pause("old") and s.get("old").paused
+
+
+def test_a_worker_without_fifos_still_wakes_in_process(
+    store: ScheduleStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    def no_fifo(*a: Any, **k: Any) -> None:
+        raise OSError("operation not permitted")
+
+    monkeypatch.setattr(os, "mkfifo", no_fifo)
+    clock = VirtualClock(T0)
+    runner = TimedRunner(clock, {"late": 1.0})
+    running = Running(Worker(store, runner, clock, poll=3600), clock)
+    running.until(sec(2))
+    assert not list(store.wake_dir.glob("*"))
+    store.register(plan("late", kind="every", every_seconds=5.0), now=clock.now())
+    running.until(sec(8))
+    running.stop()
+    assert runner.starts["late"] == [sec(2), sec(7)]
+
+
 # cron: APScheduler's CronTrigger, crontab numbering, seconds field
 
 
