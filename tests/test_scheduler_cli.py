@@ -97,8 +97,12 @@ def test_worker_runs_until_sigterm_and_stops_cleanly(tmp_path: Path) -> None:
     assert "worker stopped after" in out
     con = sqlite3.connect(db)
     slots = [r[0] for r in con.execute("SELECT slot FROM schedule_fires ORDER BY slot")]
-    statuses = {r[0] for r in con.execute("SELECT status FROM schedule_fires")}
-    assert statuses == {"success"}  # nothing left running or interrupted
+    rows = con.execute("SELECT status, error FROM schedule_fires").fetchall()
+    # nothing left running or interrupted; a slot due while the previous run was still going
+    # (a slow machine) is skipped, as APScheduler does with max_instances=1
+    assert {status for status, _ in rows} <= {"success", "skipped"}
+    assert "success" in {status for status, _ in rows}
+    assert all("max_instances" in error for status, error in rows if status == "skipped")
     assert len(slots) == len(set(slots))
 
 
