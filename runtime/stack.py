@@ -743,7 +743,7 @@ class KubernetesOrchestrator(Orchestrator):
         "node_selector": setting(dict, default={}),
         "tolerations": setting(list, default=[]),
         "ttl_seconds_after_finished": setting(int),
-        # used by flowc.targets.k8s (engineer E): see docs/k8s.md
+        # read by flowc.targets.k8s: see docs/k8s.md
         "image_pull_policy": setting(str, help="Always | IfNotPresent (default) | Never"),
         "artifact_pvc": setting(str, help="PersistentVolumeClaim shared by the driver and steps"),
         "starting_deadline_seconds": setting(int, help="CronJob startingDeadlineSeconds"),
