@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from flowc.runtime import step as step_mod
+from flowc.runtime.plan import Plan, StepData
 from flowc.runtime.run_state import StepFailure, upstream_outputs
 from flowc.runtime.store import atomic_write
 
@@ -45,7 +46,7 @@ class AttemptRunner:
 
     def __init__(
         self,
-        plan: Mapping[str, Any],
+        plan: Plan,
         *,
         params: Mapping[str, Any],
         run_id: str,
@@ -79,7 +80,7 @@ class AttemptRunner:
             step_mod._kill_group(proc)
 
     def run(
-        self, name: str, data: Mapping[str, Any], index: int | None, item: Any
+        self, name: str, data: StepData, index: int | None, item: Any
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         retries = int(data.get("retries") or 0)
         delay = float(data.get("retry_delay") or 0.0)
@@ -126,7 +127,7 @@ class AttemptRunner:
     def _attempt(
         self,
         name: str,
-        data: Mapping[str, Any],
+        data: StepData,
         index: int | None,
         item: Any,
         attempt: int,
@@ -154,7 +155,7 @@ class AttemptRunner:
     def _isolated(
         self,
         name: str,
-        data: Mapping[str, Any],
+        data: StepData,
         index: int | None,
         item: Any,
         attempt: int,
@@ -214,7 +215,7 @@ class AttemptRunner:
                     rc = proc.wait(timeout=left)
                 except subprocess.TimeoutExpired:
                     raise step_mod.StepError(
-                        name, f"timed out after {float(timeout):g}s (process killed)"
+                        name, f"timed out after {timeout or 0.0:g}s (process killed)"
                     ) from None
                 self._mask_file(rlog)
                 try:
@@ -272,7 +273,7 @@ class AttemptRunner:
                 path.write_text(masked, encoding="utf-8")
 
     @staticmethod
-    def _log_written(data: Mapping[str, Any]) -> bool:
+    def _log_written(data: StepData) -> bool:
         """Whether the attempt just run in this thread wrote its log (a child process's log
         file always exists; a command always writes one)."""
         return _runs_isolated(data) or step_mod.log_was_written()
@@ -283,7 +284,7 @@ class AttemptRunner:
             fh.write(text)
 
 
-def _runs_isolated(data: Mapping[str, Any]) -> bool:
+def _runs_isolated(data: StepData) -> bool:
     """Whether a step's attempts run as child processes (``python -m flowc.runtime step``):
     replicas; a callable with a timeout (to be killable) or an ``env:`` (its own environment).
     A command is its own process already: it runs in-thread unless it has replicas."""

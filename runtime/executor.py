@@ -41,6 +41,7 @@ from flowc.runtime import services
 from flowc.runtime import step as step_mod
 from flowc.runtime.attempts import AttemptRunner, _Failed
 from flowc.runtime.metadata import MetadataStore, open_metadata_store
+from flowc.runtime.plan import ComponentData, Plan, StepData
 from flowc.runtime.recording import Writer
 from flowc.runtime.run_state import (
     OK,
@@ -67,7 +68,7 @@ Progress = Callable[[dict[str, Any]], None]
 
 
 def run_plan(
-    plan: Mapping[str, Any],
+    plan: Plan,
     params: Mapping[str, Any] | None = None,
     *,
     root: str | Path = ".flowc",
@@ -108,7 +109,7 @@ class _Runner:
 
     def __init__(
         self,
-        plan: Mapping[str, Any],
+        plan: Plan,
         given: Mapping[str, Any] | None,
         *,
         root: Path,
@@ -121,14 +122,15 @@ class _Runner:
         secret_resolver: step_mod.SecretResolver | None,
     ):
         self.plan = plan
-        self.steps: Mapping[str, Any] = plan["steps"]
+        self.steps: Mapping[str, StepData] = plan["steps"]
         self.order: list[str] = list(plan.get("order") or self.steps)
         self.flow = str(plan.get("name"))
         self.root = root.absolute()
         self.progress = progress
         self._progress_lock = threading.Lock()
         self.secret_resolver = secret_resolver
-        stack = (plan.get("stack") or {}).get("components") or {}
+        stack_data = plan.get("stack")
+        stack: dict[str, ComponentData] = stack_data["components"] if stack_data else {}
         orch = stack.get("orchestrator") or {}
         self.max_workers = max(
             1, int(max_workers or orch.get("max_workers") or os.cpu_count() or 1)
@@ -290,7 +292,7 @@ class _Runner:
             raise
         pool.shutdown(wait=True)
 
-    def _inputs(self, name: str, data: Mapping[str, Any], item: Any) -> step_mod.Inputs:
+    def _inputs(self, name: str, data: StepData, item: Any) -> step_mod.Inputs:
         return step_mod.Inputs(
             self.plan,
             name,
@@ -512,7 +514,7 @@ class _Runner:
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _cache_key(self, name: str, data: Mapping[str, Any], items: list[Any] | None) -> str:
+    def _cache_key(self, name: str, data: StepData, items: list[Any] | None) -> str:
         h = hashlib.sha256()
         head = [data.get("kind"), data.get("run"), data.get("outputs"), data.get("replicas")]
         h.update(json.dumps(head).encode())

@@ -168,7 +168,7 @@ def constructor_parameters(cls: type) -> tuple[list[str], list[str], bool]:
     """(required, optional, accepts **kwargs) of an operator class's constructor: the operator's
     own parameters (checked at compile time against ``with:`` and the pipeline params)."""
     try:
-        sig = inspect.signature(cls.__init__)
+        sig = inspect.signature(cls.__init__)  # type: ignore[misc]
     except (TypeError, ValueError):
         return [], [], True
     required: list[str] = []
@@ -218,7 +218,7 @@ def _build(spec: Mapping[str, Any], step: str, replica: int) -> tuple[Any, Any]:
         if name not in kwargs and name in params:
             kwargs[name] = params[name]
     try:
-        wants_ctx = "ctx" in inspect.signature(cls.__init__).parameters
+        wants_ctx = "ctx" in inspect.signature(cls.__init__).parameters  # type: ignore[misc]
     except (TypeError, ValueError):
         wants_ctx = False
     if wants_ctx:
@@ -615,7 +615,8 @@ def _supervise(
             _stop(live)
             return failure or ("<operators>", 0, "interrupted")
         elapsed = time.monotonic() - started
-        late = [k for k in live if (timeouts or {}).get(k[0]) and elapsed > timeouts[k[0]]]
+        limits = timeouts or {}
+        late = [k for k in live if limits.get(k[0]) and elapsed > limits[k[0]]]
         if late and failure is None:  # a step's `timeout:` bounds its replicas' whole life
             step, replica = late[0]
             failure = (step, replica, f"timed out after {timeouts[step]:g}s")  # type: ignore[index]

@@ -126,7 +126,7 @@ class Writer:
         when at hand, for stores without ``put_encoded``); return its URI."""
         put_encoded = getattr(self.store, "put_encoded", None)
         if put_encoded is not None:
-            return put_encoded(self.run_id, step, name, *encoded)
+            return str(put_encoded(self.run_id, step, name, *encoded))
         if value is MISSING:
             value = decode(*encoded)
         return self.store.put(self.run_id, step, name, value)

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowc.runtime.metadata import MetadataStore
+from flowc.runtime.plan import StepData
 from flowc.runtime.store import ArtifactStore, encode
 
 OK = ("success", "cached")
@@ -115,7 +116,7 @@ class Schedule:
     node it depends on was released (finished, whatever its outcome)."""
 
     def __init__(
-        self, steps: Mapping[str, Mapping[str, Any]], selected: list[str], done: Mapping[str, str]
+        self, steps: Mapping[str, StepData], selected: list[str], done: Mapping[str, str]
     ) -> None:
         """``done``: the states of steps finished before (a resumed run); they wait for
         nothing and nobody waits for them."""
@@ -154,9 +155,7 @@ class Schedule:
 # -- rules ------------------------------------------------------------------------------------
 
 
-def select(
-    steps: Mapping[str, Mapping[str, Any]], order: list[str], only: Iterable[str]
-) -> list[str]:
+def select(steps: Mapping[str, StepData], order: list[str], only: Iterable[str]) -> list[str]:
     """The steps ``--only`` runs: those named and everything they need upstream, in plan order
     (every step without ``only``)."""
     todo = list(only)
@@ -182,7 +181,7 @@ def blocked(states: Mapping[str, str], upstream: Iterable[str]) -> str | None:
 
 
 def upstream_outputs(
-    outputs: Mapping[str, dict[str, Any]], data: Mapping[str, Any]
+    outputs: Mapping[str, dict[str, Any]], data: StepData
 ) -> dict[str, dict[str, Any]]:
     """``{upstream step: its outputs}`` for the step ``data``, as far as they are known."""
     return {u: outputs[u] for u in data.get("upstream") or () if u in outputs}
@@ -202,7 +201,7 @@ def load_finished(
     meta: MetadataStore,
     store: ArtifactStore,
     run_id: str,
-    steps: Mapping[str, Mapping[str, Any]],
+    steps: Mapping[str, StepData],
     states: dict[str, str],
     outputs: dict[str, dict[str, Any]],
 ) -> dict[str, dict[int, tuple[str, dict[str, Any]]]]:

@@ -437,6 +437,7 @@ def execute(
     ctx_factory = lambda: _context(  # noqa: E731
         plan, step, inputs, replica, replicas, ctx_extra, log_path, attempt, index
     )
+    ctx: Context | None
     if ref.startswith("integration:"):
         ctx = ctx_factory()  # its integration tree: the run service's, else built here
         from flowc.runtime import integrations  # lazy: optional part

@@ -39,6 +39,8 @@ class LocalOrchestrator(Orchestrator):
 
     type_name = "local"
     target = "local"
+    # the settings, set by StackComponent.__init__ from SETTINGS
+    max_workers: int | None
     SETTINGS = {"max_workers": setting(int, help="parallel steps (default: CPU count)")}
 
     def validate(self) -> bool:
@@ -53,6 +55,10 @@ class AirflowOrchestrator(Orchestrator):
 
     type_name = "airflow"
     target = "airflow"
+    # the settings, set by StackComponent.__init__ from SETTINGS
+    dag_folder: str | None
+    pod_operator: bool
+    namespace: str | None
     SETTINGS = {
         "dag_folder": setting(str, help="where the DAG file goes (default output folder)"),
         "pod_operator": setting(bool, default=False, help="run steps as KubernetesPodOperator"),
@@ -78,6 +84,9 @@ class KubeflowOrchestrator(Orchestrator):
 
     type_name = "kubeflow"
     target = "kfp"
+    # the settings, set by StackComponent.__init__ from SETTINGS
+    host: str | None
+    namespace: str | None
     SETTINGS = {
         "host": setting(str, help="KFP API endpoint, e.g. http://localhost:8080"),
         "namespace": setting(str),
@@ -102,6 +111,13 @@ class VertexOrchestrator(Orchestrator):
 
     type_name = "vertex"
     target = "vertex"
+    # the settings, set by StackComponent.__init__ from SETTINGS
+    project: str
+    region: str
+    pipeline_root: str | None
+    service_account: str | None
+    network: str | None
+    experiment: str | None
     SETTINGS = {
         "project": setting(str, default=REQUIRED, help="the GCP project id"),
         "region": setting(str, default="us-central1"),
@@ -147,6 +163,19 @@ class KubernetesOrchestrator(Orchestrator):
 
     type_name = "kubernetes"
     target = "k8s"
+    # the settings, set by StackComponent.__init__ from SETTINGS
+    namespace: str
+    service_account: str | None
+    image: str | None
+    operator_image: str | None
+    image_pull_secrets: list[Any]
+    node_selector: dict[str, Any]
+    tolerations: list[Any]
+    ttl_seconds_after_finished: int | None
+    image_pull_policy: str | None
+    artifact_pvc: str | None
+    starting_deadline_seconds: int | None
+    poll_seconds: float | None
     SETTINGS = {
         "namespace": setting(str, default="default"),
         "service_account": setting(str),
@@ -201,6 +230,8 @@ class LocalArtifactStoreComponent(ArtifactStore):
     :class:`flowc.runtime.store.LocalArtifactStore`)."""
 
     type_name = "local"
+    # the settings, set by StackComponent.__init__ from SETTINGS
+    path: str | None
     SETTINGS = {"path": setting(str, help="folder (relative to the working directory)")}
 
     def validate(self) -> bool:
@@ -219,6 +250,10 @@ class GcsArtifactStoreComponent(ArtifactStore):
     """A Google Cloud Storage bucket (``google-cloud-storage``, extra ``gcp``)."""
 
     type_name = "gcs"
+    # the settings, set by StackComponent.__init__ from SETTINGS
+    bucket: str
+    prefix: str
+    project: str | None
     SETTINGS = {
         "bucket": setting(str, default=REQUIRED),
         "prefix": setting(str, default=""),
@@ -248,6 +283,8 @@ class SqliteMetadataStore(MetadataStore):
     """The local runtime's SQLite database of runs and steps."""
 
     type_name = "sqlite"
+    # the settings, set by StackComponent.__init__ from SETTINGS
+    path: str | None
     SETTINGS = {"path": setting(str, help="database file (default .flowc/metadata.db)")}
 
     def validate(self) -> bool:
@@ -264,7 +301,7 @@ class _UriRegistry(ContainerRegistry):
 
     @property
     def uri(self) -> str:
-        return self.settings["uri"]
+        return str(self.settings["uri"])
 
     def validate(self) -> bool:
         uri = self.uri
@@ -309,7 +346,7 @@ class ArtifactRegistry(ContainerRegistry):
     @property
     def uri(self) -> str:
         if self.settings["uri"]:
-            return self.settings["uri"]
+            return str(self.settings["uri"])
         s = self.settings
         return f"{s['location']}-docker.pkg.dev/{s['project']}/{s['repository']}"
 
