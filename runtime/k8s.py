@@ -37,6 +37,7 @@ from typing import Any
 
 from flowc.runtime import params as params_mod
 from flowc.runtime.entry import read_data, write_data
+from flowc.runtime.plan import Plan
 from flowc.runtime.step import MISSING, Inputs
 
 IN_PREFIX = "_k8s_in_"  # store names of a step instance's inputs / an attempt's result
@@ -259,7 +260,7 @@ class Driver:
 
     def __init__(
         self,
-        plan: Mapping[str, Any],
+        plan: Plan,
         config: Mapping[str, Any],
         *,
         batch: Any,

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from flowc.runtime import channels as ch
+from flowc.runtime.plan import Plan
 
 HOOKS = ("on_init", "on_running", "on_shutdown", "on_interrupt", "on_error")
 GRACE_SECONDS = 10.0
@@ -107,18 +108,16 @@ def run_dir_of(run: Any) -> Path:
     return Path(_get(run, "root", ".flowc")) / "runs" / str(_get(run, "run_id", "run"))
 
 
-def channel_db(plan: Mapping[str, Any], run_dir: Path) -> Path:
+def channel_db(plan: Plan, run_dir: Path) -> Path:
     """The local transport's database of a run."""
     return run_dir / ch.DB_NAME
 
 
-def replicas_of(plan: Mapping[str, Any], step: str) -> int:
+def replicas_of(plan: Plan, step: str) -> int:
     return max(1, int(plan["steps"][step].get("replicas") or 1))
 
 
-def channel_spec(
-    plan: Mapping[str, Any], name: str, location: str | None, run_id: str
-) -> ch.ChannelSpec:
+def channel_spec(plan: Plan, name: str, location: str | None, run_id: str) -> ch.ChannelSpec:
     data = plan["channels"][name]
     return ch.ChannelSpec(
         name,
@@ -452,7 +451,7 @@ def child_main(argv: list[str] | None = None) -> int:
 
 
 def run_operators(
-    plan: Mapping[str, Any],
+    plan: Plan,
     step_names: Iterable[str],
     run: Any,
     *,
@@ -520,7 +519,7 @@ def run_operators(
     _ACTIVE.add(stop)
     try:
         timeouts = {
-            s: float(plan["steps"][s]["timeout"]) for s in steps if plan["steps"][s].get("timeout")
+            s: float(t) for s in steps if (t := plan["steps"][s].get("timeout")) is not None and t
         }
         failure = _supervise(procs, status_dir, stop, timeouts)
     except KeyboardInterrupt:
@@ -570,7 +569,7 @@ def _step_env(spec: Mapping[str, Any], step: str) -> dict[str, str]:
     return _inputs(spec, step).env(data)
 
 
-def _prepare_kafka(plan: Mapping[str, Any], steps: list[str], spec: Mapping[str, Any]) -> None:
+def _prepare_kafka(plan: Plan, steps: list[str], spec: Mapping[str, Any]) -> None:
     done: set[str] = set()
     for step in steps:
         data = plan["steps"][step]

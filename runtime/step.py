@@ -24,6 +24,7 @@ from typing import Any
 
 from flowc.runtime import exprs
 from flowc.runtime.context import Context
+from flowc.runtime.plan import Plan, StepData
 
 
 class _Missing:
@@ -63,9 +64,7 @@ def env_secret_resolver(name: str, spec: Mapping[str, Any]) -> str | None:
     return os.environ.get(var)
 
 
-def resolve_secret(
-    plan: Mapping[str, Any], step: str, name: str, resolver: SecretResolver | None = None
-) -> str:
+def resolve_secret(plan: Plan, step: str, name: str, resolver: SecretResolver | None = None) -> str:
     """The value of secret ``name`` at run time, or a clear :class:`StepError`."""
     spec = (plan.get("secrets") or {}).get(name)
     if spec is None:
@@ -77,9 +76,7 @@ def resolve_secret(
     return value
 
 
-def known_secret_values(
-    plan: Mapping[str, Any], resolver: SecretResolver | None = None
-) -> list[str]:
+def known_secret_values(plan: Plan, resolver: SecretResolver | None = None) -> list[str]:
     """The values of the plan's declared secrets that resolve now (a resolver that fails counts
     as unset): what to mask in logs and errors."""
     out = []
@@ -274,7 +271,7 @@ class Inputs:
 
     def __init__(
         self,
-        plan: Mapping[str, Any],
+        plan: Plan,
         step: str,
         *,
         params: Mapping[str, Any],
@@ -339,13 +336,13 @@ class Inputs:
             return enc
         return exprs.evaluate(enc, self.lookup)
 
-    def kwargs(self, step_data: Mapping[str, Any]) -> dict[str, Any]:
+    def kwargs(self, step_data: StepData) -> dict[str, Any]:
         return {k: self.eval(v) for k, v in (step_data.get("with") or {}).items()}
 
-    def env(self, step_data: Mapping[str, Any]) -> dict[str, str]:
+    def env(self, step_data: StepData) -> dict[str, str]:
         return {k: exprs.to_text(self.eval(v)) for k, v in (step_data.get("env") or {}).items()}
 
-    def argv(self, step_data: Mapping[str, Any]) -> list[str]:
+    def argv(self, step_data: StepData) -> list[str]:
         return [exprs.to_text(self.eval(a)) for a in step_data.get("command") or []]
 
     @property
@@ -380,7 +377,7 @@ def map_outputs(step: str, declared: list[str], value: Any) -> dict[str, Any]:
 
 
 def execute(
-    plan: Mapping[str, Any],
+    plan: Plan,
     step: str,
     *,
     params: Mapping[str, Any],
@@ -473,7 +470,7 @@ def _to_mask(inputs: Inputs, mask_values: tuple[str, ...] | list[str]) -> list[s
 
 
 def _context(
-    plan: Mapping[str, Any],
+    plan: Plan,
     step: str,
     inputs: Inputs,
     replica: int | None,
@@ -505,7 +502,7 @@ def _context(
     )
 
 
-def _integrations(plan: Mapping[str, Any], run_id: str) -> Any:
+def _integrations(plan: Plan, run_id: str) -> Any:
     """The integration tree when no run service provided one (a task process on a remote
     target: built once per run id in this process)."""
     if not plan.get("integrations"):
@@ -544,7 +541,7 @@ def _applied_env(env: dict[str, str], replica: int | None, replicas: int) -> Ite
 
 def _run_command(
     step: str,
-    data: Mapping[str, Any],
+    data: StepData,
     argv: list[str],
     env: dict[str, str],
     run_id: str,
