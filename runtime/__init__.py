@@ -4,3 +4,6 @@ It executes a *plan* (the JSON-able data of ``Pipeline.to_data()``, see docs/pla
 imports ``flowc.compiler``. Optional parts (Kubernetes driver, Kafka channels, plugins) import
 their libraries lazily.
 """
+
+if __name__ != "flowc.runtime":  # the checkout on sys.path makes the bare folder importable too
+    raise ImportError(f"import flowc.runtime, not {__name__}: flowc's one import name is flowc.*")

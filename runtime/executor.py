@@ -14,6 +14,10 @@ separate processes. ``command:`` steps always run as their own process.
 Rules (docs/runtime.md): a step runs only when all its upstream steps succeeded (Airflow's
 ``all_success``); a ``when`` that is false skips the step; a skipped upstream skips its
 downstream (data and ``after`` edges alike); a failed upstream marks it ``upstream_failed``.
+
+The run is split along Hamilton's seams: :mod:`flowc.runtime.run_state` (scheduling state and
+rules), :mod:`flowc.runtime.attempts` (one instance's attempts), :mod:`flowc.runtime.recording`
+(the writer thread); this module drives them (:func:`run_plan`).
 """
 
 from __future__ import annotations
@@ -23,17 +27,11 @@ import dataclasses
 import hashlib
 import json
 import os
-import pickle
-import queue
-import secrets as _secrets
-import subprocess
 import sys
 import threading
 import time
 import traceback
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,72 +39,36 @@ from typing import Any
 from flowc.runtime import params as params_mod
 from flowc.runtime import services
 from flowc.runtime import step as step_mod
+from flowc.runtime.attempts import AttemptRunner, _Failed
 from flowc.runtime.metadata import MetadataStore, open_metadata_store
-from flowc.runtime.store import (
-    ArtifactStore,
-    Cache,
-    atomic_write,
-    decode,
-    encode,
-    open_artifact_store,
-    safe_name,
+from flowc.runtime.plan import ComponentData, Plan, StepData
+from flowc.runtime.recording import Writer
+from flowc.runtime.run_state import (
+    OK,
+    Node,
+    OperatorGroup,
+    RunError,
+    RunResult,
+    Schedule,
+    StepFailure,
+    StepNode,
+    StepRun,
+    blocked,
+    item_key,
+    load_finished,
+    new_run_id,
+    select,
+    upstream_outputs,
 )
+from flowc.runtime.store import ArtifactStore, Cache, encode, open_artifact_store, safe_name
 
-OK = ("success", "cached")
-OPERATORS = "<operators>"
+__all__ = ["OK", "Progress", "RunError", "RunResult", "StepFailure", "new_run_id", "run_plan"]
+
 Progress = Callable[[dict[str, Any]], None]
 
 
-class RunError(ValueError):
-    """The run cannot start: unknown ``only`` step, unknown ``resume`` run id, bad params."""
-
-
-@dataclass
-class StepFailure:
-    """The first error of a failed run: which step, which attempt, what, and where the log is."""
-
-    step: str
-    attempt: int
-    error: str
-    log_path: str | None = None
-    instance: str | None = None
-    traceback: str | None = None
-
-    def render(self) -> str:
-        where = f"step '{self.step}'" + (f" [{self.instance}]" if self.instance else "")
-        attempt = f" (attempt {self.attempt})" if self.attempt else ""
-        text = f"{where} failed{attempt}: {self.error}"
-        if self.log_path:
-            text += f"\n  log: {self.log_path}"
-        return text
-
-
-@dataclass
-class RunResult:
-    run_id: str
-    flow: str
-    status: str  # success | failed
-    states: dict[str, str]  # step -> success | cached | skipped | failed | upstream_failed
-    outputs: dict[str, dict[str, Any]]
-    error: StepFailure | None = None
-    root: str = ".flowc"
-    run_date: str | None = None
-    duration: float = 0.0
-    params: dict[str, Any] = field(default_factory=dict)
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "success"
-
-
-def new_run_id() -> str:
-    """Sortable and unique: ``20261126T004529-3f9a1c``."""
-    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + _secrets.token_hex(3)
-
-
 def run_plan(
-    plan: Mapping[str, Any],
+    plan: Plan,
     params: Mapping[str, Any] | None = None,
     *,
     root: str | Path = ".flowc",
@@ -140,174 +102,14 @@ def run_plan(
     return runner.run()
 
 
-@dataclass
-class _StepRun:
-    name: str
-    started: float
-    instances: int
-    cache_key: str | None = None
-    results: dict[int, dict[str, Any]] = field(default_factory=dict)
-    attempts: list[dict[str, Any]] = field(default_factory=list)
-    failures: dict[int, StepFailure] = field(default_factory=dict)
-    foreach: bool = False
-    items: list[Any] = field(default_factory=list)
-
-
-class _Failed(Exception):
-    def __init__(self, failure: StepFailure, attempts: list[dict[str, Any]]):
-        self.failure = failure
-        self.attempts = attempts
-        super().__init__(failure.render())
-
-
-class _ChildError(Exception):
-    def __init__(self, type_name: str, message: str, tb: str):
-        self.type_name = type_name
-        self.message = message
-        self.tb = tb
-        super().__init__(message)
-
-
-class _Writer:
-    """Writes artifacts, cache entries and metadata in submission order on its own thread, so
-    the scheduler never waits for the disk. Metadata writes queued together are committed in
-    one transaction, after the artifact files they refer to exist: a step is "completed" (for
-    ``resume``) once its metadata row says so, and then its outputs are on disk."""
-
-    def __init__(self, meta: MetadataStore, store: ArtifactStore, cache: Cache, run_id: str):
-        self.meta = meta
-        self.store = store
-        self.cache = cache
-        self.run_id = run_id
-        self.error: tuple[str, BaseException] | None = None
-        self._pool: cf.ThreadPoolExecutor | None = None
-        self.q: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.thread = threading.Thread(target=self._loop, name="flowc-writer", daemon=True)
-        self.thread.start()
-
-    def meta_op(self, op: str, *args: Any, **kw: Any) -> None:
-        self.q.put(("meta", op, args, kw))
-
-    def outputs(
-        self,
-        step: str,
-        outputs: dict[str, Any],
-        encoded: dict[str, tuple[str, bytes]],
-        cache_key: str | None,
-        **finished: Any,
-    ) -> None:
-        self.q.put(("outputs", step, (outputs, encoded, cache_key), finished))
-
-    def item(self, step: str, idx: int, key: str, encoded: dict[str, tuple[str, bytes]]) -> None:
-        """A finished foreach item: its outputs as ``<output>.item<idx>`` artifacts."""
-        self.q.put(("item", step, (idx, key, encoded), {}))
-
-    def close(self) -> None:
-        self.q.put(None)
-        self.thread.join()
-
-    def _loop(self) -> None:
-        stop = False
-        while not stop:
-            batch = [self.q.get()]
-            while True:
-                try:
-                    batch.append(self.q.get_nowait())
-                except queue.Empty:
-                    break
-            if batch[-1] is None:
-                stop = True
-                batch.pop()
-            files = [item for item in batch if item[0] != "meta"]
-            if len(files) > 1:  # disk latency: write a batch's files in parallel
-                if self._pool is None:
-                    self._pool = cf.ThreadPoolExecutor(4, thread_name_prefix="flowc-io")
-                chunks = [files[i::4] for i in range(min(4, len(files)))]  # 4 slices, not N tasks
-                done = {
-                    id(item): result
-                    for chunk, results in zip(
-                        chunks, self._pool.map(self._write_chunk, chunks), strict=True
-                    )
-                    for item, result in zip(chunk, results, strict=True)
-                }
-            else:
-                done = {id(item): self._try_write(item) for item in files}
-            calls: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
-            for item in batch:
-                kind, name, args, kw = item
-                if kind == "meta":
-                    calls.append((name, args, kw))
-                elif done[id(item)] is not None:
-                    calls.append(done[id(item)])
-            # a step that starts and finishes within one batch needs no "running" row
-            finished = {c[1][1] for c in calls if c[0] == "step_finished"}
-            calls = [
-                c
-                for c in calls
-                if c[0] != "steps_started" or any(n not in finished for n, _ in c[1][1])
-            ]
-            try:
-                self.meta.batch(calls)
-            except Exception as e:
-                if self.error is None:
-                    self.error = ("<metadata>", e)
-        if self._pool is not None:
-            self._pool.shutdown()
-
-    def _write_chunk(self, items: list[Any]) -> list[Any]:
-        return [self._try_write(item) for item in items]
-
-    def _try_write(self, item: Any) -> Any:
-        kind, name, args, kw = item
-        try:
-            if kind == "item":
-                return self._write_item(name, *args)
-            return self._write_outputs(name, *args, **dict(kw))
-        except Exception as e:
-            if self.error is None:
-                self.error = (name, e)
-            return None
-
-    def _write_item(
-        self, step: str, idx: int, key: str, encoded: dict[str, tuple[str, bytes]]
-    ) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        uris = {o: self._put(step, f"{o}.item{idx}", encoded[o]) for o in encoded}
-        return ("item_finished", (self.run_id, step, idx, key), {"outputs": uris})
-
-    def _put(
-        self, step: str, name: str, encoded: tuple[str, bytes], value: Any = step_mod.MISSING
-    ) -> str:
-        """Store one value already serialized by :func:`encode` (``value``: the value itself,
-        when at hand, for stores without ``put_encoded``); return its URI."""
-        put_encoded = getattr(self.store, "put_encoded", None)
-        if put_encoded is not None:
-            return put_encoded(self.run_id, step, name, *encoded)
-        if value is step_mod.MISSING:
-            value = decode(*encoded)
-        return self.store.put(self.run_id, step, name, value)
-
-    def _write_outputs(
-        self,
-        step: str,
-        outputs: dict[str, Any],
-        encoded: dict[str, tuple[str, bytes]],
-        cache_key: str | None,
-        **finished: Any,
-    ) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
-        uris = {o: self._put(step, o, encoded[o], value) for o, value in outputs.items()}
-        if cache_key is not None:
-            self.cache.put(cache_key, outputs)
-        return (
-            "step_finished",
-            (self.run_id, step, finished.pop("status")),
-            {**finished, "outputs": uris},
-        )
-
-
 class _Runner:
+    """One run: set up (stores, params or the resumed run, selection, the schedule), then the
+    scheduler loop on the calling thread; step instances run in :attr:`pool` through
+    :attr:`attempts`, results are recorded by :attr:`writer`."""
+
     def __init__(
         self,
-        plan: Mapping[str, Any],
+        plan: Plan,
         given: Mapping[str, Any] | None,
         *,
         root: Path,
@@ -320,14 +122,15 @@ class _Runner:
         secret_resolver: step_mod.SecretResolver | None,
     ):
         self.plan = plan
-        self.steps: Mapping[str, Any] = plan["steps"]
+        self.steps: Mapping[str, StepData] = plan["steps"]
         self.order: list[str] = list(plan.get("order") or self.steps)
         self.flow = str(plan.get("name"))
         self.root = root.absolute()
         self.progress = progress
         self._progress_lock = threading.Lock()
         self.secret_resolver = secret_resolver
-        stack = (plan.get("stack") or {}).get("components") or {}
+        stack_data = plan.get("stack")
+        stack: dict[str, ComponentData] = stack_data["components"] if stack_data else {}
         orch = stack.get("orchestrator") or {}
         self.max_workers = max(
             1, int(max_workers or orch.get("max_workers") or os.cpu_count() or 1)
@@ -343,33 +146,17 @@ class _Runner:
         self.first_error: StepFailure | None = None
         self.warnings: list[str] = []
         self.done_items: dict[str, dict[int, tuple[str, dict[str, Any]]]] = {}
-        self._plan_path: Path | None = None
-        self._plan_lock = threading.Lock()
 
         unknown = [s for s in only if s not in self.steps]
         if unknown:
             raise RunError(f"--only: unknown step(s) {unknown}; steps: {', '.join(self.order)}")
-        self.selected = self._select(only)
+        self.selected = select(self.steps, self.order, only)
 
+        self.run_id: str
+        self.params: dict[str, Any]
+        self.run_date: str | None
         if resume:
-            prev = self.meta.run(resume)
-            if prev is None:
-                raise RunError(f"--resume: no run {resume!r} in {self.meta.path}")
-            if prev["flow"] != self.flow:
-                raise RunError(f"--resume: run {resume!r} belongs to flow {prev['flow']!r}")
-            self.run_id = resume
-            self.params = dict(prev["params"])
-            old_steps = (prev.get("plan") or {}).get("steps") or {}
-            changed = sorted(
-                n for n in self.steps if n in old_steps and old_steps[n] != self.steps[n]
-            )
-            if changed:
-                self.warnings.append(
-                    f"the flow changed since run {resume} started (steps {', '.join(changed)}); "
-                    "finished steps keep their recorded outputs"
-                )
-            self.run_date = run_date or _iso(prev["started"])
-            self._load_finished(resume)
+            self._resume(resume, run_date)
         else:
             try:
                 self.params = params_mod.resolve(plan, given)
@@ -391,64 +178,57 @@ class _Runner:
             run_date=self.run_date,
             root=str(self.root),
         )
-        self.ctx_values: dict[str, Any] = {}
-        self._run_dir = os.path.join(str(self.root), "runs", self.run_id)  # step folders, plan
-        self._children: set[subprocess.Popen[bytes]] = set()
-        self._stopping = threading.Event()
+        self.attempts = AttemptRunner(
+            plan,
+            params=self.params,
+            run_id=self.run_id,
+            run_date=self.run_date,
+            root=self.root,
+            outputs=self.outputs,
+            secret_resolver=secret_resolver,
+            secret_values=self.secret_values,
+            emit=self._emit,
+        )
+        self.schedule = Schedule(self.steps, self.selected, self.states)
+        self.running: dict[cf.Future[Any], tuple[Node, int]] = {}
+        self.step_runs: dict[str, StepRun] = {}
+        self.pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="flowc")
+        self.writer = Writer(self.meta, self.store, self.cache, self.run_id)
 
     # -- setup -----------------------------------------------------------------------------------
 
-    def _select(self, only: tuple[str, ...]) -> list[str]:
-        if not only:
-            return list(self.order)
-        keep: set[str] = set()
-        todo = list(only)
-        while todo:
-            s = todo.pop()
-            if s in keep:
-                continue
-            keep.add(s)
-            todo.extend(self.steps[s].get("upstream") or ())
-        return [s for s in self.order if s in keep]
-
-    def _load_finished(self, run_id: str) -> None:
-        """Resume: steps recorded as finished keep their state; outputs are read back. A step
-        whose artifacts are missing runs again; so does a foreach item, unless it finished."""
-        for row in self.meta.items(run_id):
-            try:
-                outs = {
-                    o: self.store.get(run_id, row["step"], f"{o}.item{row['idx']}")
-                    for o in row["outputs"]
-                }
-            except Exception:
-                continue
-            self.done_items.setdefault(row["step"], {})[row["idx"]] = (row["key"], outs)
-        for row in self.meta.steps(run_id):
-            name, status = row["step"], row["status"]
-            if name not in self.steps or status not in ("success", "cached", "skipped"):
-                continue
-            if status == "skipped":
-                self.states[name] = status
-                continue
-            declared = list(self.steps[name].get("outputs") or ())
-            try:
-                self.outputs[name] = {o: self.store.get(run_id, name, o) for o in declared}
-            except Exception:
-                continue
-            self.states[name] = status
+    def _resume(self, resume: str, run_date: str | None) -> None:
+        prev = self.meta.run(resume)
+        if prev is None:
+            raise RunError(f"--resume: no run {resume!r} in {self.meta.path}")
+        if prev["flow"] != self.flow:
+            raise RunError(f"--resume: run {resume!r} belongs to flow {prev['flow']!r}")
+        self.run_id = resume
+        self.params = dict(prev["params"])
+        old_steps = (prev.get("plan") or {}).get("steps") or {}
+        changed = sorted(n for n in self.steps if n in old_steps and old_steps[n] != self.steps[n])
+        if changed:
+            self.warnings.append(
+                f"the flow changed since run {resume} started (steps {', '.join(changed)}); "
+                "finished steps keep their recorded outputs"
+            )
+        self.run_date = run_date or _iso(prev["started"])
+        self.done_items = load_finished(
+            self.meta, self.store, resume, self.steps, self.states, self.outputs
+        )
 
     # -- the run ---------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
         t0 = time.time()
         self.meta.start_run(self.run_id, self.flow, self.params, self.plan)
-        self.writer = _Writer(self.meta, self.store, self.cache, self.run_id)
+        self.writer.start()
         self._emit(None, "running")
         try:
             outcome = lambda: "success" if self.first_error is None else "failed"  # noqa: E731
             with services.running(self.plan, self.run_info, outcome) as values:
-                self.ctx_values = values
-                self._schedule()
+                self.attempts.ctx_values = values
+                self._loop()
         except KeyboardInterrupt:
             self.writer.close()
             self.meta.end_run(self.run_id, "interrupted", "interrupted by the user")
@@ -487,91 +267,52 @@ class _Runner:
             warnings=self.warnings,
         )
 
-    def _node(self, s: str) -> str:
-        return OPERATORS if self.steps[s].get("operator") else s
-
-    def _schedule(self) -> None:
-        selected = set(self.selected)
-        nodes: list[str] = []
-        members: dict[str, list[str]] = {}
-        for s in self.selected:
-            n = self._node(s)
-            if n not in members:
-                members[n] = []
-                nodes.append(n)
-            members[n].append(s)
-        self.members = members
-        pending: dict[str, set[str]] = {n: set() for n in nodes}
-        for s in self.selected:
-            for u in self.steps[s].get("upstream") or ():
-                if u in selected and self._node(u) != self._node(s) and u not in self.states:
-                    pending[self._node(s)].add(self._node(u))
-        self.dependents: dict[str, list[str]] = {n: [] for n in nodes}
-        for n, deps in pending.items():
-            for d in deps:
-                self.dependents[d].append(n)
-        self.pending = pending
-        self.ready: deque[str] = deque(
-            n for n in nodes if not pending[n] and not all(m in self.states for m in members[n])
-        )
-        self.running: dict[cf.Future[Any], tuple[str, int]] = {}
-        self.step_runs: dict[str, _StepRun] = {}
-        pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="flowc")
-        self.pool = pool
+    def _loop(self) -> None:
+        """Start what is ready, wait for the first instance to finish, collect it; repeat."""
+        ready, pool = self.schedule.ready, self.pool
         try:
-            while self.ready or self.running:
-                while self.ready:
-                    self._start(self.ready.popleft())
+            while ready or self.running:
+                while ready:
+                    self._start(ready.popleft())
                 if not self.running:
                     break
                 done, _ = cf.wait(self.running, return_when=cf.FIRST_COMPLETED)
                 for fut in done:
-                    name, index = self.running.pop(fut)
-                    if name == OPERATORS:
-                        self._collect_operators(fut)
+                    node, index = self.running.pop(fut)
+                    if isinstance(node, OperatorGroup):
+                        self._collect_operators(node, fut)
                     else:
-                        self._collect(name, index, fut)
+                        self._collect(node.name, index, fut)
         except BaseException:
             ops = sys.modules.get("flowc.runtime.operators")
             if ops is not None:  # streaming operators run in a pool thread: stop them
                 ops.interrupt_all()
-            self._stopping.set()
+            self.attempts.stop()
             pool.shutdown(wait=False, cancel_futures=True)
-            for proc in list(self._children):  # isolated attempts: stop them too
-                step_mod._kill_group(proc)
             raise
         pool.shutdown(wait=True)
 
-    def _finish_node(self, node: str) -> None:
-        for d in self.dependents.get(node, ()):
-            self.pending[d].discard(node)
-            if not self.pending[d]:
-                self.ready.append(d)
-
-    def _upstream(self, data: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-        return {u: self.outputs[u] for u in data.get("upstream") or () if u in self.outputs}
-
-    def _inputs(self, name: str, data: Mapping[str, Any], item: Any) -> step_mod.Inputs:
+    def _inputs(self, name: str, data: StepData, item: Any) -> step_mod.Inputs:
         return step_mod.Inputs(
             self.plan,
             name,
             params=self.params,
-            upstream=self._upstream(data),
+            upstream=upstream_outputs(self.outputs, data),
             run_id=self.run_id,
             run_date=self.run_date,
             item=item,
             secret_resolver=self.secret_resolver,
         )
 
-    def _start(self, node: str) -> None:
-        if node == OPERATORS:
-            self._start_operators()
+    def _start(self, node: Node) -> None:
+        if isinstance(node, OperatorGroup):
+            self._start_operators(node)
             return
-        name = node
+        name = node.name
         data = self.steps[name]
-        blocked = self._blocked(data.get("upstream") or ())
-        if blocked:
-            self._skip(name, blocked)
+        why = blocked(self.states, data.get("upstream") or ())
+        if why:
+            self._skip(name, why)
             return
         now = time.time()
         try:
@@ -592,23 +333,24 @@ class _Runner:
                 key = self._cache_key(name, data, items)
                 hit = self.cache.get(key)
                 if hit is not None and all(o in hit for o in data.get("outputs") or ()):
-                    run = _StepRun(name, now, 0, cache_key=None)
-                    self._succeed(run, hit, status="cached")
+                    self._succeed(StepRun(name, now, 0, cache_key=None), hit, status="cached")
                     return
         except Exception as e:
-            err, tb = self._describe(e)
+            err, tb = self.attempts.describe(e)
             self._fail(name, StepFailure(name, 0, err, traceback=tb), now, [])
             return
         self.writer.meta_op("steps_started", self.run_id, [(name, now)])
         self._emit(name, "running")
-        instances = [(None, step_mod.MISSING)] if items is None else list(enumerate(items))
-        run = _StepRun(name, now, len(instances), cache_key=key, foreach=items is not None)
+        instances: list[tuple[int | None, Any]] = (
+            [(None, step_mod.MISSING)] if items is None else list(enumerate(items))
+        )
+        run = StepRun(name, now, len(instances), cache_key=key, foreach=items is not None)
         run.items = items or []
         self.step_runs[name] = run
         done = self.done_items.get(name)
         if done and items:  # resume: items that finished before are not run again
             for i, it in enumerate(items):
-                if i in done and done[i][0] == _item_key(it):
+                if i in done and done[i][0] == item_key(it):
                     run.results[i] = done[i][1]
             instances = [(i, it) for i, it in instances if i not in run.results]
             if not instances:
@@ -617,20 +359,20 @@ class _Runner:
         if not instances:  # foreach over an empty list
             self._succeed(run, {o: [] for o in data.get("outputs") or ()})
             return
-        if len(instances) == 1 and not self.running and not self.ready:
+        if len(instances) == 1 and not self.running and not self.schedule.ready:
             # Nothing else can run until this step ends: run it here, saving two thread
             # hand-offs (the hot path of long chains).
             index, item = instances[0]
             fut: cf.Future[Any] = cf.Future()
             try:
-                fut.set_result(self._attempts(name, data, index, item))
+                fut.set_result(self.attempts.run(name, data, index, item))
             except _Failed as f:
                 fut.set_exception(f)
             self._collect(name, -1 if index is None else index, fut)
             return
         for index, item in instances:
-            fut = self.pool.submit(self._attempts, name, data, index, item)
-            self.running[fut] = (name, -1 if index is None else index)
+            fut = self.pool.submit(self.attempts.run, name, data, index, item)
+            self.running[fut] = (node, -1 if index is None else index)
 
     def _collect(self, name: str, index: int, fut: cf.Future[Any]) -> None:
         run = self.step_runs[name]
@@ -644,7 +386,7 @@ class _Runner:
         if run.foreach and index in run.results and run.instances > 1:
             try:  # persisted as it finishes, so a killed run resumes from here
                 encoded = {o: encode(v) for o, v in run.results[index].items()}
-                self.writer.item(name, index, _item_key(run.items[index]), encoded)
+                self.writer.item(name, index, item_key(run.items[index]), encoded)
             except Exception:  # not storable: the step will fail when gathered
                 pass
         self._complete(name)
@@ -665,12 +407,19 @@ class _Runner:
             outputs = run.results[-1]
         self._succeed(run, outputs)
 
-    def _succeed(self, run: _StepRun, outputs: dict[str, Any], status: str = "success") -> None:
+    def _release(self, name: str) -> None:
+        """``name`` finished: release its node, unless it is a member of the operator group
+        (the group is released once, when all its members are done)."""
+        node = self.schedule.node_of[name]
+        if isinstance(node, StepNode):
+            self.schedule.release(node)
+
+    def _succeed(self, run: StepRun, outputs: dict[str, Any], status: str = "success") -> None:
         name = run.name
         try:  # serialize now: an output that cannot be stored fails its step, here
             encoded = {o: encode(v) for o, v in outputs.items()}
         except Exception as e:
-            err, tb = self._describe(e)
+            err, tb = self.attempts.describe(e)
             failure = StepFailure(name, 0, f"cannot store outputs: {err}", traceback=tb)
             self._fail(name, failure, run.started, run.attempts)
             return
@@ -688,24 +437,14 @@ class _Runner:
         self.outputs[name] = outputs
         self.states[name] = status
         self._emit(name, status, duration=ended - run.started)
-        self._finish_node(name)
-
-    def _blocked(self, upstream: Iterable[str]) -> str | None:
-        """``"upstream_failed"`` (an upstream step failed) or ``"skipped"`` (one was skipped)
-        when a finished upstream step did not succeed; None when the step may run."""
-        bad = [self.states[u] for u in upstream if self.states.get(u, "success") not in OK]
-        if not bad:
-            return None
-        return (
-            "upstream_failed" if any(b in ("failed", "upstream_failed") for b in bad) else "skipped"
-        )
+        self._release(name)
 
     def _skip(self, name: str, status: str) -> None:
         now = time.time()
         self.writer.meta_op("step_finished", self.run_id, name, status, started=None, ended=now)
         self.states[name] = status
         self._emit(name, status)
-        self._finish_node(name)
+        self._release(name)
 
     def _fail(
         self, name: str, failure: StepFailure, started: float, attempts: list[dict[str, Any]]
@@ -729,23 +468,21 @@ class _Runner:
         if self.first_error is None:
             self.first_error = failure
         self._emit(name, "failed", attempt=failure.attempt, error=failure.render())
-        self._finish_node(name)
+        self._release(name)
 
     # -- operators (pypz): all started together by flowc.runtime.operators ---------------------
 
-    def _start_operators(self) -> None:
-        # Members are not graph nodes (the group is): _skip/_succeed/_fail of a member release
-        # no dependents; _finish_node(OPERATORS) does.
-        names = self.members[OPERATORS]
+    def _start_operators(self, group: OperatorGroup) -> None:
+        names = group.members
         ups = {u for s in names for u in self.steps[s].get("upstream") or () if u not in names}
-        blocked = self._blocked(ups)
-        if blocked:
+        why = blocked(self.states, ups)
+        if why:
             for s in names:
-                self._skip(s, blocked)
-            self._finish_node(OPERATORS)
+                self._skip(s, why)
+            self.schedule.release(group)
             return
-        started = time.time()
-        self.writer.meta_op("steps_started", self.run_id, [(s, started) for s in names])
+        group.started = time.time()
+        self.writer.meta_op("steps_started", self.run_id, [(s, group.started) for s in names])
         for s in names:
             self._emit(s, "running")
 
@@ -759,205 +496,25 @@ class _Runner:
             )
             return run_operators(self.plan, list(names), info)
 
-        fut = self.pool.submit(call)
-        self._op_future = (fut, names, started)
-        self.running[fut] = (OPERATORS, 0)
-        self.step_runs[OPERATORS] = _StepRun(OPERATORS, started, 1)
+        self.running[self.pool.submit(call)] = (group, 0)
 
-    def _collect_operators(self, fut: cf.Future[Any]) -> None:
-        _, names, started = self._op_future
+    def _collect_operators(self, group: OperatorGroup, fut: cf.Future[Any]) -> None:
+        names, started = group.members, group.started
         try:
             result = fut.result() or {}
         except Exception as e:
-            err, tb = self._describe(e)
+            err, tb = self.attempts.describe(e)
             for s in names:
                 self._fail(s, StepFailure(s, 1, err, traceback=tb), started, [])
-            self._finish_node(OPERATORS)
+            self.schedule.release(group)
             return
         for s in names:
-            run = _StepRun(s, started, 1)
-            outs = dict(result.get(s) or {})
-            self._succeed(run, outs)
-        self._finish_node(OPERATORS)
-
-    # -- one instance: attempts with retries (in a pool thread) ----------------------------------
-
-    def _attempts(
-        self, name: str, data: Mapping[str, Any], index: int | None, item: Any
-    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        retries = int(data.get("retries") or 0)
-        delay = float(data.get("retry_delay") or 0.0)
-        records: list[dict[str, Any]] = []
-        instance = None if index is None else str(index)
-        for attempt in range(1, retries + 2):
-            started = time.time()
-            log = self._log_path(name, index, attempt)
-            try:
-                outs = self._attempt(name, data, index, item, attempt, log)
-            except (Exception, SystemExit) as e:  # sys.exit() in a step fails the step only
-                err, tb = self._describe(e)
-                self._append_log(log, tb)
-                records.append(
-                    {
-                        "instance": instance,
-                        "attempt": attempt,
-                        "status": "failed",
-                        "started": started,
-                        "ended": time.time(),
-                        "error": err,
-                        "log": log,
-                    }
-                )
-                if attempt <= retries and not self._stopping.is_set():
-                    self._emit(name, "retry", attempt=attempt, error=err)
-                    if not (delay and self._stopping.wait(delay)):
-                        continue
-                failure = StepFailure(name, attempt, err, log, instance, tb)
-                raise _Failed(failure, records) from None
-            records.append(
-                {
-                    "instance": instance,
-                    "attempt": attempt,
-                    "status": "success",
-                    "started": started,
-                    "ended": time.time(),
-                    "log": log if self._log_written(data) else None,
-                }
-            )
-            return outs, records
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _attempt(
-        self,
-        name: str,
-        data: Mapping[str, Any],
-        index: int | None,
-        item: Any,
-        attempt: int,
-        log: str,
-    ) -> dict[str, Any]:
-        if not _runs_isolated(data):
-            return step_mod.execute(
-                self.plan,
-                name,
-                params=self.params,
-                upstream=self._upstream(data),
-                run_id=self.run_id,
-                run_date=self.run_date,
-                item=item,
-                ctx_extra={**self.ctx_values, "artifact_dir": os.path.join(self._run_dir, name)},
-                secret_resolver=self.secret_resolver,
-                log_path=log,
-                timeout=data.get("timeout"),
-                attempt=attempt,
-                index=index,
-                mask_values=self.secret_values,
-            )
-        return self._isolated(name, data, index, item, attempt, log)
-
-    def _isolated(
-        self,
-        name: str,
-        data: Mapping[str, Any],
-        index: int | None,
-        item: Any,
-        attempt: int,
-        log: str,
-    ) -> dict[str, Any]:
-        """Run the attempt as ``replicas`` child processes; kill them all on timeout."""
-        replicas = int(data.get("replicas") or 1)
-        if self._stopping.is_set():
-            raise step_mod.StepError(name, "the run was interrupted")
-        plan_path = self._write_plan()
-        step_dir = Path(self._run_dir, name)
-        step_dir.mkdir(parents=True, exist_ok=True)
-        env = {
-            **os.environ,
-            "PYTHONPATH": _child_pythonpath(),
-            "FLOWC_PARENT_PID": str(os.getpid()),
-        }
-        timeout = data.get("timeout")
-        procs = []
-        tag = ("" if index is None else f"{index}-") + f"a{attempt}"
-        for r in range(replicas):
-            replica = r if replicas > 1 else None
-            rtag = tag + ("" if replica is None else f"-r{replica}")
-            inp, out = step_dir / f".{rtag}.in.pkl", step_dir / f".{rtag}.out.pkl"
-            payload: dict[str, Any] = {
-                "params": self.params,
-                "upstream": self._upstream(data),
-                "run_id": self.run_id,
-                "run_date": self.run_date,
-                "index": index,
-                "replica": replica,
-                "attempt": attempt,
-                "artifact_dir": str(step_dir),
-                "root": str(self.root),
-                "timeout": timeout,
-            }
-            if item is not step_mod.MISSING:
-                payload["item"] = item
-            atomic_write(inp, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
-            out.unlink(missing_ok=True)
-            rlog = Path(log if replica is None else log.replace(".log", f".r{replica}.log"))
-            rlog.parent.mkdir(parents=True, exist_ok=True)
-            with open(rlog, "ab") as fh:
-                argv = [sys.executable, "-m", "flowc.runtime", "step", "--plan", str(plan_path)]
-                argv += ["--step", name, "--inputs", str(inp), "--outputs", str(out)]
-                proc = subprocess.Popen(  # noqa: S603
-                    argv, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
-                )
-            self._children.add(proc)
-            procs.append((proc, inp, out, rlog))
-        deadline = None if timeout is None else time.monotonic() + float(timeout)
-        results: list[dict[str, Any]] = []
-        try:
-            for proc, _inp, out, rlog in procs:
-                left = None if deadline is None else max(0.0, deadline - time.monotonic())
-                try:
-                    rc = proc.wait(timeout=left)
-                except subprocess.TimeoutExpired:
-                    raise step_mod.StepError(
-                        name, f"timed out after {float(timeout):g}s (process killed)"
-                    ) from None
-                self._mask_file(rlog)
-                try:
-                    value = pickle.loads(out.read_bytes())  # noqa: S301
-                except (OSError, EOFError, pickle.UnpicklingError):
-                    raise step_mod.StepError(
-                        name, f"step process exited with code {rc} and wrote no outputs"
-                    ) from None
-                if isinstance(value, dict) and "$error" in value:
-                    e = value["$error"]
-                    raise _ChildError(e["type"], e["message"], e["traceback"])
-                results.append(value)
-        finally:
-            for proc, inp, out, _rlog in procs:
-                if proc.poll() is None:
-                    step_mod._kill_group(proc)
-                self._children.discard(proc)
-                inp.unlink(missing_ok=True)
-                out.unlink(missing_ok=True)
-        if replicas == 1:
-            return results[0]
-        declared = list(data.get("outputs") or ())
-        return {o: [r[o] for r in results] for o in declared}
+            self._succeed(StepRun(s, started, 1), dict(result.get(s) or {}))
+        self.schedule.release(group)
 
     # -- helpers ---------------------------------------------------------------------------------
 
-    def _log_path(self, name: str, index: int | None, attempt: int) -> str:
-        prefix = "" if index is None else f"item-{index}."
-        return os.path.join(self._run_dir, name, f"{prefix}attempt-{attempt}.log")
-
-    def _write_plan(self) -> Path:
-        with self._plan_lock:
-            if self._plan_path is None:
-                path = Path(self._run_dir, "plan.json")
-                atomic_write(path, json.dumps(self.plan, indent=1).encode("utf-8"))
-                self._plan_path = path
-            return self._plan_path
-
-    def _cache_key(self, name: str, data: Mapping[str, Any], items: list[Any] | None) -> str:
+    def _cache_key(self, name: str, data: StepData, items: list[Any] | None) -> str:
         h = hashlib.sha256()
         head = [data.get("kind"), data.get("run"), data.get("outputs"), data.get("replicas")]
         h.update(json.dumps(head).encode())
@@ -971,36 +528,8 @@ class _Runner:
                 h.update(encode(inputs.argv(data))[1])
         return h.hexdigest()
 
-    def _describe(self, e: BaseException) -> tuple[str, str]:
-        if isinstance(e, _ChildError):
-            return self._mask(f"{e.type_name}: {e.message}"), self._mask(e.tb)
-        if isinstance(e, step_mod.StepError):
-            text = e.message
-        else:
-            text = f"{type(e).__name__}: {e}"
-        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
-        return self._mask(text), self._mask(tb)
-
     def _mask(self, text: str) -> str:
         return step_mod.mask(text, self.secret_values)
-
-    def _mask_file(self, path: Path) -> None:
-        if self.secret_values and path.exists():
-            text = path.read_text(encoding="utf-8", errors="replace")
-            masked = self._mask(text)
-            if masked != text:
-                path.write_text(masked, encoding="utf-8")
-
-    @staticmethod
-    def _log_written(data: Mapping[str, Any]) -> bool:
-        """Whether the attempt just run in this thread wrote its log (a child process's log
-        file always exists; a command always writes one)."""
-        return _runs_isolated(data) or step_mod.log_was_written()
-
-    def _append_log(self, log: str, text: str) -> None:
-        os.makedirs(os.path.dirname(log), exist_ok=True)
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(text)
 
     def _emit(self, step: str | None, status: str, **extra: Any) -> None:
         if self.progress is None:
@@ -1011,29 +540,6 @@ class _Runner:
                 self.progress(event)
             except Exception:  # a broken progress display must not break the run
                 self.progress = None
-
-
-def _runs_isolated(data: Mapping[str, Any]) -> bool:
-    """Whether a step's attempts run as child processes (``python -m flowc.runtime step``):
-    replicas; a callable with a timeout (to be killable) or an ``env:`` (its own environment).
-    A command is its own process already: it runs in-thread unless it has replicas."""
-    if int(data.get("replicas") or 1) > 1:
-        return True
-    return data.get("kind") != "command" and (
-        data.get("timeout") is not None or bool(data.get("env"))
-    )
-
-
-def _item_key(item: Any) -> str:
-    """Identifies a foreach item across a resume (its list may have changed)."""
-    return hashlib.sha256(encode(item)[1]).hexdigest()[:24]
-
-
-def _child_pythonpath() -> str:
-    """This process' import path for child processes (user modules found here are found
-    there: the flow's folder, the current directory, PYTHONPATH)."""
-    parts = [os.getcwd(), *(os.path.abspath(p) for p in sys.path if p and os.path.isdir(p))]
-    return os.pathsep.join(dict.fromkeys(parts))
 
 
 def _iso(ts: float | None) -> str | None:

@@ -30,7 +30,7 @@ def _walk_refs(enc: Any, out: list[list[str]]) -> None:
         if "$ref" in enc:
             out.append(list(enc["$ref"]))
         elif "$fmt" in enc or "$list" in enc:
-            for p in enc.get("$fmt", enc.get("$list", [])):
+            for p in enc["$fmt"] if "$fmt" in enc else enc["$list"]:
                 _walk_refs(p, out)
         elif "$dict" in enc:
             for v in enc["$dict"].values():

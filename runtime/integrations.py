@@ -32,6 +32,8 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from flowc.runtime.plan import Plan
+
 __all__ = [
     "Integration",
     "IntegrationError",
@@ -365,7 +367,7 @@ def _cache_key(fw: Any, run_id: str | None) -> tuple[str, str]:
     return (str(run_id), json.dumps(fw, sort_keys=True, default=str))
 
 
-def for_run(plan: Mapping[str, Any], run_id: str | None = None) -> IntegrationTree | None:
+def for_run(plan: Plan, run_id: str | None = None) -> IntegrationTree | None:
     """The tree for this plan and run, built on first use in this process and reused after
     (while a :func:`service` holds it, or, without one, among the 16 most recent runs)."""
     fw = plan.get("integrations")
@@ -384,11 +386,11 @@ def for_run(plan: Mapping[str, Any], run_id: str | None = None) -> IntegrationTr
 class _Service:
     """The run service behind ``ctx.integrations`` (see flowc.runtime.services)."""
 
-    def __init__(self, plan: Mapping[str, Any]) -> None:
+    def __init__(self, plan: Plan) -> None:
         self.key: tuple[str, str] | None = None
         self.fw = plan.get("integrations")
 
-    def start(self, plan: Mapping[str, Any], run: Any) -> IntegrationTree | None:
+    def start(self, plan: Plan, run: Any) -> IntegrationTree | None:
         run_id = getattr(run, "run_id", None)
         self.key = _cache_key(self.fw, run_id)
         with _LOCK:
@@ -412,7 +414,7 @@ class _Service:
         self.key = None
 
 
-def service(plan: Mapping[str, Any]) -> _Service | None:
+def service(plan: Plan) -> _Service | None:
     """Run-service factory (``flowc.runtime.services.SERVICES["integrations"]``): None when
     the plan declares no integration framework."""
     return _Service(plan) if plan.get("integrations") else None

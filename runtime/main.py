@@ -16,26 +16,24 @@ from typing import Any
 
 from flowc.runtime import params as params_mod
 from flowc.runtime.executor import RunError, RunResult, run_plan
+from flowc.runtime.plan import Plan
 
 
-def run(
-    plan: Mapping[str, Any], params: Mapping[str, Any] | None = None, **options: Any
-) -> RunResult:
+def run(plan: Plan, params: Mapping[str, Any] | None = None, **options: Any) -> RunResult:
     """Run ``plan`` with ``params``; ``options`` go to :func:`run_plan`. Values are typed, or
     command-line text for non-``str`` params (``{"epochs": "3"}`` works like ``--param``)."""
     declared = plan.get("params") or {}
     typed = {}
     for name, value in (params or {}).items():
-        ptype = (declared.get(name) or {}).get("type", "str")
+        spec = declared.get(name)
+        ptype = spec.get("type", "str") if spec else "str"
         if isinstance(value, str) and ptype != "str":
             value = params_mod.parse_value(name, ptype, value)
         typed[name] = value
     return run_plan(plan, typed, **options)
 
 
-def main(
-    plan: Mapping[str, Any], argv: Sequence[str] | None = None, module_dir: str | None = None
-) -> int:
+def main(plan: Plan, argv: Sequence[str] | None = None, module_dir: str | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog=f"{plan.get('name')}_flow.py", description=plan.get("description") or None
     )

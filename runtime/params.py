@@ -11,6 +11,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from flowc.runtime.plan import Plan
+
 
 class ParamError(ValueError):
     """A bad param value, an unknown param or a missing required one."""
@@ -50,7 +52,7 @@ def parse_value(name: str, ptype: str, text: str) -> Any:
     raise ParamError(f"param '{name}': unknown type {ptype!r}")
 
 
-def parse_cli(plan: Mapping[str, Any], pairs: Iterable[str]) -> dict[str, Any]:
+def parse_cli(plan: Plan, pairs: Iterable[str]) -> dict[str, Any]:
     """``["epochs=3", "path=x.csv"]`` -> typed values (unknown names are errors)."""
     declared = plan.get("params") or {}
     out: dict[str, Any] = {}
@@ -65,7 +67,7 @@ def parse_cli(plan: Mapping[str, Any], pairs: Iterable[str]) -> dict[str, Any]:
     return out
 
 
-def resolve(plan: Mapping[str, Any], given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def resolve(plan: Plan, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Declared defaults overlaid with ``given`` (typed values), checked. Keys in declared
     order."""
     declared = plan.get("params") or {}

@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowc.runtime.plan import Plan
+
 SERVICES: dict[str, str] = {
     "plugins": "flowc.runtime.plugins:service",
     "integrations": "flowc.runtime.integrations:service",
@@ -51,7 +53,7 @@ def _factory(target: str) -> Any:
 
 @contextmanager
 def running(
-    plan: Mapping[str, Any], run: RunInfo, outcome: Callable[[], str] | None = None
+    plan: Plan, run: RunInfo, outcome: Callable[[], str] | None = None
 ) -> Iterator[dict[str, Any]]:
     """Start every service the plan uses; yield ``{ctx attribute: value}``; stop them (in
     reverse order) on exit, whatever happened. A service whose ``stop`` takes ``status`` is told

@@ -3,220 +3,52 @@ the result to the declared outputs.
 
 No retries, no scheduling, no persistence: that is the executor's job (or Airflow's, KFP's...).
 This module is what every target calls inside its task / container, through :func:`execute`.
+It owns the inputs of an attempt (:class:`Inputs`), loading callables and mapping results to
+outputs; :mod:`.step_common` (errors, secrets), :mod:`.step_log` (log capture) and
+:mod:`.step_command` (commands, child processes) hold the rest, re-exported here.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import io
-import json
-import logging
 import os
-import subprocess
 import sys
-import tempfile
-import threading
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 from flowc.runtime import exprs
 from flowc.runtime.context import Context
+from flowc.runtime.plan import Plan, StepData
+from flowc.runtime.step_command import _applied_env, _kill_group, _run_command
+from flowc.runtime.step_common import (
+    MISSING,
+    SecretResolver,
+    StepError,
+    env_secret_resolver,
+    known_secret_values,
+    mask,
+    resolve_secret,
+)
+from flowc.runtime.step_log import _make_logger, capture, log_was_written
 
-
-class _Missing:
-    def __repr__(self) -> str:
-        return "MISSING"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-MISSING: Any = _Missing()
-"""Sentinel: "this instance is not a foreach item" (``None`` is a valid item)."""
-
-SecretResolver = Callable[[str, Mapping[str, Any]], "str | None"]
-"""``resolver(secret_name, secret_spec) -> value or None`` (spec = ``plan["secrets"][name]``)."""
-
-
-class StepError(Exception):
-    """A step attempt failed for a reason flowc can explain (missing output, missing secret,
-    command exit code, bad reference). ``step`` names the step."""
-
-    def __init__(self, step: str, message: str):
-        self.step = step
-        self.message = message
-        super().__init__(f"step '{step}': {message}")
-
-
-# ---------------------------------------------------------------------------------------------
-# Secrets
-# ---------------------------------------------------------------------------------------------
-
-
-def env_secret_resolver(name: str, spec: Mapping[str, Any]) -> str | None:
-    """The default resolver: ``secrets: {x: {env: VAR}}`` reads ``$VAR`` (then ``$X`` upper-cased
-    name when no ``env`` source is declared)."""
-    var = spec.get("env") or name.upper()
-    return os.environ.get(var)
-
-
-def resolve_secret(
-    plan: Mapping[str, Any], step: str, name: str, resolver: SecretResolver | None = None
-) -> str:
-    """The value of secret ``name`` at run time, or a clear :class:`StepError`."""
-    spec = (plan.get("secrets") or {}).get(name)
-    if spec is None:
-        raise StepError(step, f"secret '{name}' is not declared in the flow's secrets")
-    value = (resolver or env_secret_resolver)(name, spec)
-    if value is None:
-        where = f"environment variable {spec['env']}" if spec.get("env") else "its source"
-        raise StepError(step, f"secret '{name}' is missing at run time: set {where}")
-    return value
-
-
-def known_secret_values(
-    plan: Mapping[str, Any], resolver: SecretResolver | None = None
-) -> list[str]:
-    """The values of the plan's declared secrets that resolve now (a resolver that fails counts
-    as unset): what to mask in logs and errors."""
-    out = []
-    for name, spec in (plan.get("secrets") or {}).items():
-        try:
-            value = (resolver or env_secret_resolver)(name, spec)
-        except Exception:
-            value = None
-        if value:
-            out.append(value)
-    return out
-
-
-def mask(text: str, secrets: list[str] | tuple[str, ...]) -> str:
-    """``text`` with every secret value replaced by ``***``."""
-    for value in secrets:
-        if value:
-            text = text.replace(value, "***")
-    return text
-
-
-# ---------------------------------------------------------------------------------------------
-# Log capture: stdout/stderr of the current thread go to the step's log
-# ---------------------------------------------------------------------------------------------
-
-_local = threading.local()
-
-
-class _LazyLog:
-    """A log file opened on first write (most fast steps print nothing)."""
-
-    def __init__(self, path: str | Path, secrets: list[str]):
-        self.path = path
-        self.secrets = secrets
-        self._fh: io.TextIOBase | None = None
-        self.opened = False
-
-    def write(self, text: str) -> int:
-        if self._fh is None:
-            os.makedirs(os.path.dirname(os.fspath(self.path)) or ".", exist_ok=True)
-            self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
-            self.opened = True
-        self._fh.write(mask(text, self.secrets) if self.secrets else text)
-        self._fh.flush()
-        return len(text)
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-            self._fh = None
-
-
-class _ThreadStream(io.TextIOBase):
-    """Replaces sys.stdout/sys.stderr once: writes go to the calling thread's step log if it
-    has one, else to the original stream."""
-
-    def __init__(self, original: Any):
-        self._original = original
-
-    def write(self, text: str) -> int:
-        sink = getattr(_local, "sink", None)
-        if sink is not None:
-            return sink.write(text)
-        return self._original.write(text)
-
-    def flush(self) -> None:
-        if getattr(_local, "sink", None) is None:
-            self._original.flush()
-
-    def isatty(self) -> bool:
-        return getattr(_local, "sink", None) is None and self._original.isatty()
-
-    def fileno(self) -> int:
-        return self._original.fileno()
-
-    @property
-    def encoding(self) -> str:  # type: ignore[override]
-        return getattr(self._original, "encoding", "utf-8")
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._original, name)
-
-
-_install_lock = threading.Lock()
-
-
-def _install_streams() -> None:
-    if isinstance(sys.stdout, _ThreadStream) and isinstance(sys.stderr, _ThreadStream):
-        return
-    with _install_lock:
-        if not isinstance(sys.stdout, _ThreadStream):
-            sys.stdout = _ThreadStream(sys.stdout)
-        if not isinstance(sys.stderr, _ThreadStream):
-            sys.stderr = _ThreadStream(sys.stderr)
-
-
-@contextmanager
-def capture(log_path: str | Path | None, secrets: list[str]) -> Iterator[_LazyLog | None]:
-    """While active, this thread's prints go to ``log_path`` (secret values masked)."""
-    if log_path is None:
-        yield None
-        return
-    _install_streams()
-    sink = _LazyLog(log_path, secrets)
-    previous = getattr(_local, "sink", None)
-    _local.sink = sink
-    try:
-        yield sink
-    finally:
-        _local.sink = previous
-        _local.log_written = sink.opened
-        sink.close()
-
-
-def log_was_written() -> bool:
-    """Whether the last :func:`capture` (or command) in this thread wrote its log file."""
-    return bool(getattr(_local, "log_written", False))
-
-
-class _StderrHandler(logging.Handler):
-    """Writes to ``sys.stderr`` as it is at emit time (the step's log while captured)."""
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            sys.stderr.write(self.format(record) + "\n")
-        except Exception:  # pragma: no cover - logging must never break a step
-            self.handleError(record)
-
-
-def _make_logger(step: str) -> logging.Logger:
-    logger = logging.Logger(f"flowc.{step}")  # not registered globally: one per instance
-    h = _StderrHandler()
-    h.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(h)
-    logger.setLevel(logging.INFO)
-    return logger
-
+__all__ = [
+    "MISSING",
+    "Inputs",
+    "SecretResolver",
+    "StepError",
+    "_kill_group",
+    "callable_source",
+    "env_secret_resolver",
+    "execute",
+    "known_secret_values",
+    "load_callable",
+    "log_was_written",
+    "map_outputs",
+    "mask",
+    "resolve_secret",
+]
 
 # ---------------------------------------------------------------------------------------------
 # Callables
@@ -274,7 +106,7 @@ class Inputs:
 
     def __init__(
         self,
-        plan: Mapping[str, Any],
+        plan: Plan,
         step: str,
         *,
         params: Mapping[str, Any],
@@ -339,13 +171,13 @@ class Inputs:
             return enc
         return exprs.evaluate(enc, self.lookup)
 
-    def kwargs(self, step_data: Mapping[str, Any]) -> dict[str, Any]:
+    def kwargs(self, step_data: StepData) -> dict[str, Any]:
         return {k: self.eval(v) for k, v in (step_data.get("with") or {}).items()}
 
-    def env(self, step_data: Mapping[str, Any]) -> dict[str, str]:
+    def env(self, step_data: StepData) -> dict[str, str]:
         return {k: exprs.to_text(self.eval(v)) for k, v in (step_data.get("env") or {}).items()}
 
-    def argv(self, step_data: Mapping[str, Any]) -> list[str]:
+    def argv(self, step_data: StepData) -> list[str]:
         return [exprs.to_text(self.eval(a)) for a in step_data.get("command") or []]
 
     @property
@@ -380,7 +212,7 @@ def map_outputs(step: str, declared: list[str], value: Any) -> dict[str, Any]:
 
 
 def execute(
-    plan: Mapping[str, Any],
+    plan: Plan,
     step: str,
     *,
     params: Mapping[str, Any],
@@ -437,6 +269,7 @@ def execute(
     ctx_factory = lambda: _context(  # noqa: E731
         plan, step, inputs, replica, replicas, ctx_extra, log_path, attempt, index
     )
+    ctx: Context | None
     if ref.startswith("integration:"):
         ctx = ctx_factory()  # its integration tree: the run service's, else built here
         from flowc.runtime import integrations  # lazy: optional part
@@ -472,7 +305,7 @@ def _to_mask(inputs: Inputs, mask_values: tuple[str, ...] | list[str]) -> list[s
 
 
 def _context(
-    plan: Mapping[str, Any],
+    plan: Plan,
     step: str,
     inputs: Inputs,
     replica: int | None,
@@ -504,7 +337,7 @@ def _context(
     )
 
 
-def _integrations(plan: Mapping[str, Any], run_id: str) -> Any:
+def _integrations(plan: Plan, run_id: str) -> Any:
     """The integration tree when no run service provided one (a task process on a remote
     target: built once per run id in this process)."""
     if not plan.get("integrations"):
@@ -512,120 +345,3 @@ def _integrations(plan: Mapping[str, Any], run_id: str) -> Any:
     from flowc.runtime import integrations  # lazy: optional part
 
     return integrations.for_run(plan, run_id)
-
-
-def _replica_env(replica: int | None, replicas: int) -> dict[str, str]:
-    """``FLOWC_REPLICA``/``FLOWC_REPLICAS`` for a replica instance (nothing otherwise)."""
-    if replica is None:
-        return {}
-    return {"FLOWC_REPLICA": str(replica), "FLOWC_REPLICAS": str(replicas)}
-
-
-@contextmanager
-def _applied_env(env: dict[str, str], replica: int | None, replicas: int) -> Iterator[None]:
-    """Set the step's ``env:`` (and replica variables) in ``os.environ`` for the call. This is
-    process-wide: the executor only runs steps with env or replicas in their own process."""
-    extra = {**env, **_replica_env(replica, replicas)}
-    if not extra:
-        yield
-        return
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
-def _run_command(
-    step: str,
-    data: Mapping[str, Any],
-    argv: list[str],
-    env: dict[str, str],
-    run_id: str,
-    secrets: list[str],
-    replica: int | None,
-    replicas: int,
-    log: Path | None,
-    timeout: float | None,
-) -> dict[str, Any]:
-    """Run ``argv`` (never through a shell). Declared outputs are read from the JSON object the
-    process writes to the file named by ``$FLOWC_OUTPUTS``. ``secrets`` are masked in the log."""
-    if not argv:
-        raise StepError(step, "empty command")
-    declared = list(data.get("outputs") or [])
-    with tempfile.TemporaryDirectory(prefix="flowc-cmd-") as tmp:
-        out_file = Path(tmp) / "outputs.json"
-        child_env = {**os.environ, **env}
-        child_env["FLOWC_OUTPUTS"] = str(out_file)
-        child_env["FLOWC_RUN_ID"] = run_id
-        child_env["FLOWC_STEP"] = step
-        child_env.update(_replica_env(replica, replicas))
-        if log is not None:
-            log.parent.mkdir(parents=True, exist_ok=True)
-            fh: Any = open(log, "ab")  # noqa: SIM115
-            _local.log_written = True
-        else:
-            fh = None
-        try:
-            proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
-                argv,
-                stdout=fh,
-                stderr=subprocess.STDOUT if fh is not None else None,
-                env=child_env,
-                start_new_session=True,
-            )
-        except OSError as e:
-            if fh is not None:
-                fh.close()
-            raise StepError(step, f"cannot start command {argv[0]!r}: {e}") from None
-        try:
-            rc = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raise StepError(step, f"timed out after {timeout:g}s (command killed)") from None
-        finally:
-            if fh is not None:
-                fh.close()
-            if log is not None and secrets and log.exists():
-                log.write_text(mask(log.read_text(errors="replace"), secrets))
-        if rc != 0:
-            tail = _tail(log) if log is not None else ""
-            raise StepError(step, f"command {argv[0]!r} exited with code {rc}{tail}")
-        if not declared:
-            return {}
-        if not out_file.exists():
-            raise StepError(
-                step,
-                f"declares outputs {declared} but the command wrote no JSON object to "
-                "$FLOWC_OUTPUTS",
-            )
-        try:
-            values = json.loads(out_file.read_text(encoding="utf-8"))
-        except ValueError as e:
-            raise StepError(step, f"$FLOWC_OUTPUTS is not valid JSON: {e}") from None
-        if not isinstance(values, dict) or any(o not in values for o in declared):
-            raise StepError(step, f"$FLOWC_OUTPUTS must hold a JSON object with keys {declared}")
-        return {o: values[o] for o in declared}
-
-
-def _kill_group(proc: subprocess.Popen[Any]) -> None:
-    import signal
-
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        proc.kill()
-    proc.wait()
-
-
-def _tail(log: Path, lines: int = 5) -> str:
-    try:
-        text = log.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()[-lines:]
-    except OSError:
-        return ""
-    return ("; last output:\n  " + "\n  ".join(text)) if text else ""

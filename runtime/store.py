@@ -219,18 +219,12 @@ def open_artifact_store(
     kind = (settings or {}).get("type", "local")
     target = ARTIFACT_STORES.get(kind)
     if target is None:
+        from flowc.runtime import stack as stack_mod  # lazy: only types not in ARTIFACT_STORES
+
         try:
-            from flowc.runtime import stack as stack_mod
-        except ImportError:  # pragma: no cover - the registry is part of the package
-            stack_mod = None
-        if stack_mod is not None:
-            try:
-                return stack_mod.open_artifact_store({"artifact_store": dict(settings or {})}, root)
-            except stack_mod.ComponentError as e:
-                raise StoreError(f"artifact store {kind!r}: {e}") from None
-        raise StoreError(
-            f"unknown artifact store type {kind!r} (known: {', '.join(sorted(ARTIFACT_STORES))})"
-        )
+            return stack_mod.open_artifact_store({"artifact_store": dict(settings or {})}, root)
+        except stack_mod.ComponentError as e:
+            raise StoreError(f"artifact store {kind!r}: {e}") from None
     module, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module), attr)
     return cls(dict(settings or {}), Path(root))

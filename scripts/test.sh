@@ -10,7 +10,7 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[all]'
 
-# --- airflow (engineer C): Airflow 3.3 lives in its own venv (its cncf-kubernetes provider needs
+# --- airflow: Airflow 3.3 lives in its own venv (its cncf-kubernetes provider needs
 # kubernetes>=36, kfp needs <31). Pinned by scripts/airflow-constraints.txt; ~100 s on a fresh
 # machine, skipped when the marker matches. tests/test_airflow_*.py drive it by subprocess.
 AIRFLOW_MARK=".venv-airflow/.flowc-$(sha256sum scripts/airflow-constraints.txt | cut -c1-16)"
@@ -25,7 +25,7 @@ fi
 export FLOWC_AIRFLOW_PYTHON="$PWD/.venv-airflow/bin/python"
 # --- end airflow
 
-# --- stacks & plugins (engineer F): tests/test_plugin_rabbitmq.py starts its own RabbitMQ broker
+# --- stacks & plugins: tests/test_plugin_rabbitmq.py starts its own RabbitMQ broker
 # (free ports, private epmd, temp folder) from Debian's rabbitmq-server; install it when missing
 # (~35 s). The package's own service is not started (no systemd here; tests stop what they start).
 if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then

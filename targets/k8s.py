@@ -28,6 +28,7 @@ from flowc import __version__
 from flowc.compiler.errors import Collector, FlowcError
 from flowc.targets.base import BaseTarget, dns1123, json_text, k8s_secret
 from flowc.targets.base import every_to_cron as base_every_to_cron
+from flowc.targets.k8s_operators import operator_documents
 
 if TYPE_CHECKING:
     from flowc.compiler.ir import ComponentConfig, Pipeline, Step
@@ -425,21 +426,7 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
     else:
         docs.append(driver_cronjob(ir, opts, driver, namespace, job_spec))
     if any(s.operator for s in ir.steps):
-        import importlib
-
-        try:
-            k8s_operators = importlib.import_module("flowc.targets.k8s_operators")
-        except ModuleNotFoundError as e:
-            if e.name != "flowc.targets.k8s_operators":
-                raise
-            first = next(s for s in ir.steps if s.operator)
-            raise FlowcError.at(
-                first.loc,
-                f"step '{first.name}' is a streaming operator, which the k8s target does not "
-                "support yet",
-                "run it with the local target (`flowc run`) for now",
-            ) from None
-        operator_docs = k8s_operators.operator_documents(ir)
+        operator_docs = operator_documents(ir)
         if maps != [configmap]:  # they mount <configmap>: mount the parts instead
             for doc in operator_docs:
                 pod = doc["spec"]["template"]["spec"]

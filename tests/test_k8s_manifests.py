@@ -281,21 +281,6 @@ def test_bad_quantity_is_a_located_error() -> None:
     assert e.value.render().count("is not a Kubernetes quantity") == 2
 
 
-def test_operator_steps_need_the_operator_module(monkeypatch: pytest.MonkeyPatch) -> None:
-    import sys
-
-    ir = _ir(
-        "  w: {run: flowc_streaming.ops:DemoWriter, operator: true, produces: [r], with: {record_count: 1}}\n"
-        "  r2: {run: flowc_streaming.ops:DemoReader, operator: true, consumes: [r], with: {out_dir: o}}",
-        "channels:\n  r: {schema: {type: record, name: R, fields: []}, transport: kafka, location: 'k:9092'}",
-    )
-    monkeypatch.setitem(sys.modules, "flowc.targets.k8s_operators", None)
-    with pytest.raises(
-        FlowcError, match="streaming operator, which the k8s target does not support"
-    ):
-        K8sTarget().emit(ir)
-
-
 def test_output_is_deterministic() -> None:
     from flowc.compiler.api import compile_flow
 

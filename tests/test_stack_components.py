@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from flowc.compiler import stacks
 from flowc.compiler.api import compile_flow
 from flowc.compiler.cli import cli
 from flowc.compiler.errors import FlowcError
@@ -166,8 +167,8 @@ def test_module_class_reference_in_flow(tmp_path: Path) -> None:
         """,
     )
     ir = compile_flow(f, stack="air")
-    assert st.target_for(ir.stack) == "airflow"
-    assert st.default_output_for(ir.stack) == "dags/out"
+    assert stacks.target_for(ir.stack) == "airflow"
+    assert stacks.default_output_for(ir.stack) == "dags/out"
     entry = [e for e in st.get_component_registry().entries() if e.name == "pathorch"][0]
     assert entry.source == "module flowc_stackfix.components"
 
@@ -365,11 +366,13 @@ def test_target_for_accepts_ir_stack_component_and_plan() -> None:
 
     orch = ComponentConfig(kind="orchestrator", type="kubernetes", settings=(("namespace", "ml"),))
     s = Stack(name="k", components=(orch,))
-    assert st.target_for(s) == st.target_for(orch) == st.target_for(s.to_data()) == "k8s"
-    assert st.target_for(Stack(name="empty")) is None
-    assert st.target_for({"components": {"orchestrator": {"type": "decorated"}}}) == "k8s"
+    assert (
+        stacks.target_for(s) == stacks.target_for(orch) == stacks.target_for(s.to_data()) == "k8s"
+    )
+    assert stacks.target_for(Stack(name="empty")) is None
+    assert stacks.target_for({"components": {"orchestrator": {"type": "decorated"}}}) == "k8s"
     with pytest.raises(st.ComponentError):
-        st.target_for({"components": {"orchestrator": {"type": "nonesuch"}}})
+        stacks.target_for({"components": {"orchestrator": {"type": "nonesuch"}}})
 
 
 def test_compile_with_stack_and_no_target_uses_the_orchestrator(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ def target_from_stack(ir) -> str | None:  # noqa: ANN001 - Pipeline, imported la
     orch = ir.stack.orchestrator if ir.stack else None
     if orch is None:
         return None
-    from flowc.runtime.stack import ORCHESTRATOR_TARGETS, target_for
+    from flowc.compiler.stacks import ORCHESTRATOR_TARGETS, target_for
 
     try:
         name = target_for(orch)

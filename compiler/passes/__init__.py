@@ -6,22 +6,9 @@ ORDER (and list it in docs/passes.md); no existing file needs editing. A pass re
 the :class:`PassContext`; problems go to ``ctx.errors`` (report all you can, skip what is broken).
 A pass with ``NEEDS_CLEAN = True`` is skipped when earlier passes reported errors.
 
-Order (slots left free for other passes):
-
-====  =====================  ==========================================================
-10    environment            ``-e`` overlay: env params, merged defaults, stack choice
-15    secrets                ``secrets:`` -> SecretRef
-20    params                 params + env/CLI values coerced + checks
-25    schedule               cron / every / at, timezone, start/end
-30    steps                  steps with ``defaults`` cascaded, expressions parsed
-35    (functions)            function-module steps (FlowerPower/Hamilton)  [engineer G]
-40    channels               channels, producers/consumers
-50    stack                  active stack, custom components, plugins (``${env.X}`` resolved)
-55    integrations           integration framework tree and layers
-58    envrefs                ``${env.X}`` in steps/channels resolved at compile time
-70    refs                   references -> edges, upstream, step secrets, scoping, foreach type
-80    graph                  cycle detection (prints the path), topological order
-====  =====================  ==========================================================
+The passes and their order (every ``ORDER`` in this package, with what each pass decides) are
+listed in ``docs/passes.md``; ``tests/test_passes_frontend.py`` checks that every pass module is
+listed there.
 
 Then :func:`build` assembles the frozen :class:`~flowc.compiler.ir.Pipeline`.
 """

@@ -79,7 +79,6 @@ def _check_stack(ctx: PassContext) -> None:
                     f"stack '{stack.name}' {cfg.kind} ({cfg.type}): {e.message}",
                     e.hint,
                 )
-        ctx.extra["stack_components"] = built
 
     orch = built.get("orchestrator")
     if isinstance(orch, Orchestrator):

@@ -1,0 +1,234 @@
+"""The scheduling state of a local run: what the scheduler thread knows and decides with.
+
+Owns the outcome types (:class:`RunError`, :class:`StepFailure`, :class:`RunResult`), the graph
+nodes the scheduler starts (a :class:`StepNode` per ordinary step, one :class:`OperatorGroup` for
+every streaming operator of the run: they start together), the dependency bookkeeping between
+those nodes (:class:`Schedule`: pending, dependents, the ready queue), one step's in-flight
+record (:class:`StepRun`), and the pure rules: which steps ``--only`` selects, whether a finished
+upstream blocks a step, what a resumed run keeps. Nothing here runs a step or writes a file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from flowc.runtime.metadata import MetadataStore
+from flowc.runtime.plan import StepData
+from flowc.runtime.store import ArtifactStore, encode
+
+OK = ("success", "cached")
+"""Step states that let downstream steps run."""
+
+
+class RunError(ValueError):
+    """The run cannot start: unknown ``only`` step, unknown ``resume`` run id, bad params."""
+
+
+@dataclass
+class StepFailure:
+    """The first error of a failed run: which step, which attempt, what, and where the log is."""
+
+    step: str
+    attempt: int
+    error: str
+    log_path: str | None = None
+    instance: str | None = None
+    traceback: str | None = None
+
+    def render(self) -> str:
+        where = f"step '{self.step}'" + (f" [{self.instance}]" if self.instance else "")
+        attempt = f" (attempt {self.attempt})" if self.attempt else ""
+        text = f"{where} failed{attempt}: {self.error}"
+        if self.log_path:
+            text += f"\n  log: {self.log_path}"
+        return text
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    flow: str
+    status: str  # success | failed
+    states: dict[str, str]  # step -> success | cached | skipped | failed | upstream_failed
+    outputs: dict[str, dict[str, Any]]
+    error: StepFailure | None = None
+    root: str = ".flowc"
+    run_date: str | None = None
+    duration: float = 0.0
+    params: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "success"
+
+
+@dataclass
+class StepRun:
+    """One step between its start and its end: its instances' results and failures."""
+
+    name: str
+    started: float
+    instances: int
+    cache_key: str | None = None
+    results: dict[int, dict[str, Any]] = field(default_factory=dict)
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    failures: dict[int, StepFailure] = field(default_factory=dict)
+    foreach: bool = False
+    items: list[Any] = field(default_factory=list)
+
+
+# -- graph nodes ------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class StepNode:
+    """An ordinary step: the scheduler starts it, its instances run in the pool."""
+
+    name: str
+
+    @property
+    def members(self) -> tuple[str, ...]:
+        return (self.name,)
+
+
+@dataclass(eq=False)
+class OperatorGroup:
+    """Every streaming operator (pypz) of the run: started together by
+    :func:`flowc.runtime.operators.run_operators`, released together. Its members are not graph
+    nodes: skipping, succeeding or failing a member releases no dependent; the group does."""
+
+    members: tuple[str, ...]
+    started: float = 0.0
+
+
+Node = StepNode | OperatorGroup
+
+
+class Schedule:
+    """The nodes of the selected steps and who waits for whom: a node is *ready* once every
+    node it depends on was released (finished, whatever its outcome)."""
+
+    def __init__(
+        self, steps: Mapping[str, StepData], selected: list[str], done: Mapping[str, str]
+    ) -> None:
+        """``done``: the states of steps finished before (a resumed run); they wait for
+        nothing and nobody waits for them."""
+        ops = tuple(s for s in selected if steps[s].get("operator"))
+        group = OperatorGroup(ops) if ops else None
+        self.node_of: dict[str, Node] = {
+            s: group if group is not None and steps[s].get("operator") else StepNode(s)
+            for s in selected
+        }
+        nodes = list(dict.fromkeys(self.node_of.values()))
+        self.nodes: list[Node] = nodes
+        self.group = group
+        pending: dict[Node, set[Node]] = {n: set() for n in nodes}
+        for s in selected:
+            mine = self.node_of[s]
+            for u in steps[s].get("upstream") or ():
+                if u in self.node_of and u not in done and self.node_of[u] is not mine:
+                    pending[mine].add(self.node_of[u])
+        self.pending = pending
+        self.dependents: dict[Node, list[Node]] = {n: [] for n in nodes}
+        for n, deps in pending.items():
+            for d in deps:
+                self.dependents[d].append(n)
+        self.ready: deque[Node] = deque(
+            n for n in nodes if not pending[n] and not all(m in done for m in n.members)
+        )
+
+    def release(self, node: Node) -> None:
+        """``node`` finished: what waited only for it becomes ready."""
+        for d in self.dependents.get(node, ()):
+            self.pending[d].discard(node)
+            if not self.pending[d]:
+                self.ready.append(d)
+
+
+# -- rules ------------------------------------------------------------------------------------
+
+
+def select(steps: Mapping[str, StepData], order: list[str], only: Iterable[str]) -> list[str]:
+    """The steps ``--only`` runs: those named and everything they need upstream, in plan order
+    (every step without ``only``)."""
+    todo = list(only)
+    if not todo:
+        return list(order)
+    keep: set[str] = set()
+    while todo:
+        s = todo.pop()
+        if s in keep:
+            continue
+        keep.add(s)
+        todo.extend(steps[s].get("upstream") or ())
+    return [s for s in order if s in keep]
+
+
+def blocked(states: Mapping[str, str], upstream: Iterable[str]) -> str | None:
+    """``"upstream_failed"`` (an upstream step failed) or ``"skipped"`` (one was skipped) when a
+    finished upstream step did not succeed; None when the step may run."""
+    bad = [states[u] for u in upstream if states.get(u, "success") not in OK]
+    if not bad:
+        return None
+    return "upstream_failed" if any(b in ("failed", "upstream_failed") for b in bad) else "skipped"
+
+
+def upstream_outputs(
+    outputs: Mapping[str, dict[str, Any]], data: StepData
+) -> dict[str, dict[str, Any]]:
+    """``{upstream step: its outputs}`` for the step ``data``, as far as they are known."""
+    return {u: outputs[u] for u in data.get("upstream") or () if u in outputs}
+
+
+def item_key(item: Any) -> str:
+    """Identifies a foreach item across a resume (its list may have changed)."""
+    return hashlib.sha256(encode(item)[1]).hexdigest()[:24]
+
+
+def new_run_id() -> str:
+    """Sortable and unique: ``20261126T004529-3f9a1c``."""
+    return time.strftime("%Y%m%dT%H%M%S", time.gmtime()) + "-" + secrets.token_hex(3)
+
+
+def load_finished(
+    meta: MetadataStore,
+    store: ArtifactStore,
+    run_id: str,
+    steps: Mapping[str, StepData],
+    states: dict[str, str],
+    outputs: dict[str, dict[str, Any]],
+) -> dict[str, dict[int, tuple[str, dict[str, Any]]]]:
+    """Resume: steps recorded as finished keep their state (into ``states``) and their outputs
+    are read back (into ``outputs``). A step whose artifacts are missing runs again; so does a
+    foreach item, unless it finished. Returns the finished items: ``{step: {index: (item key,
+    outputs)}}``."""
+    done_items: dict[str, dict[int, tuple[str, dict[str, Any]]]] = {}
+    for row in meta.items(run_id):
+        try:
+            outs = {
+                o: store.get(run_id, row["step"], f"{o}.item{row['idx']}") for o in row["outputs"]
+            }
+        except Exception:
+            continue
+        done_items.setdefault(row["step"], {})[row["idx"]] = (row["key"], outs)
+    for row in meta.steps(run_id):
+        name, status = row["step"], row["status"]
+        if name not in steps or status not in ("success", "cached", "skipped"):
+            continue
+        if status == "skipped":
+            states[name] = status
+            continue
+        declared = list(steps[name].get("outputs") or ())
+        try:
+            outputs[name] = {o: store.get(run_id, name, o) for o in declared}
+        except Exception:
+            continue
+        states[name] = status
+    return done_items

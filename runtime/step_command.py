@@ -1,0 +1,135 @@
+"""``command:`` steps and child processes: running an argv (never through a shell) with the
+step's environment and replica variables, reading its declared outputs from ``$FLOWC_OUTPUTS``,
+killing a process group, and the environment a callable sees while it runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flowc.runtime.plan import StepData
+from flowc.runtime.step_common import StepError, mask
+from flowc.runtime.step_log import mark_log_written
+
+
+def _replica_env(replica: int | None, replicas: int) -> dict[str, str]:
+    """``FLOWC_REPLICA``/``FLOWC_REPLICAS`` for a replica instance (nothing otherwise)."""
+    if replica is None:
+        return {}
+    return {"FLOWC_REPLICA": str(replica), "FLOWC_REPLICAS": str(replicas)}
+
+
+@contextmanager
+def _applied_env(env: dict[str, str], replica: int | None, replicas: int) -> Iterator[None]:
+    """Set the step's ``env:`` (and replica variables) in ``os.environ`` for the call. This is
+    process-wide: the executor only runs steps with env or replicas in their own process."""
+    extra = {**env, **_replica_env(replica, replicas)}
+    if not extra:
+        yield
+        return
+    saved = {k: os.environ.get(k) for k in extra}
+    os.environ.update(extra)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run_command(
+    step: str,
+    data: StepData,
+    argv: list[str],
+    env: dict[str, str],
+    run_id: str,
+    secrets: list[str],
+    replica: int | None,
+    replicas: int,
+    log: Path | None,
+    timeout: float | None,
+) -> dict[str, Any]:
+    """Run ``argv`` (never through a shell). Declared outputs are read from the JSON object the
+    process writes to the file named by ``$FLOWC_OUTPUTS``. ``secrets`` are masked in the log."""
+    if not argv:
+        raise StepError(step, "empty command")
+    declared = list(data.get("outputs") or [])
+    with tempfile.TemporaryDirectory(prefix="flowc-cmd-") as tmp:
+        out_file = Path(tmp) / "outputs.json"
+        child_env = {**os.environ, **env}
+        child_env["FLOWC_OUTPUTS"] = str(out_file)
+        child_env["FLOWC_RUN_ID"] = run_id
+        child_env["FLOWC_STEP"] = step
+        child_env.update(_replica_env(replica, replicas))
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            fh: Any = open(log, "ab")  # noqa: SIM115
+            mark_log_written()
+        else:
+            fh = None
+        try:
+            proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
+                argv,
+                stdout=fh,
+                stderr=subprocess.STDOUT if fh is not None else None,
+                env=child_env,
+                start_new_session=True,
+            )
+        except OSError as e:
+            if fh is not None:
+                fh.close()
+            raise StepError(step, f"cannot start command {argv[0]!r}: {e}") from None
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise StepError(step, f"timed out after {timeout:g}s (command killed)") from None
+        finally:
+            if fh is not None:
+                fh.close()
+            if log is not None and secrets and log.exists():
+                log.write_text(mask(log.read_text(errors="replace"), secrets))
+        if rc != 0:
+            tail = _tail(log) if log is not None else ""
+            raise StepError(step, f"command {argv[0]!r} exited with code {rc}{tail}")
+        if not declared:
+            return {}
+        if not out_file.exists():
+            raise StepError(
+                step,
+                f"declares outputs {declared} but the command wrote no JSON object to "
+                "$FLOWC_OUTPUTS",
+            )
+        try:
+            values = json.loads(out_file.read_text(encoding="utf-8"))
+        except ValueError as e:
+            raise StepError(step, f"$FLOWC_OUTPUTS is not valid JSON: {e}") from None
+        if not isinstance(values, dict) or any(o not in values for o in declared):
+            raise StepError(step, f"$FLOWC_OUTPUTS must hold a JSON object with keys {declared}")
+        return {o: values[o] for o in declared}
+
+
+def _kill_group(proc: subprocess.Popen[Any]) -> None:
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        proc.kill()
+    proc.wait()
+
+
+def _tail(log: Path, lines: int = 5) -> str:
+    try:
+        text = log.read_text(encoding="utf-8", errors="replace").rstrip().splitlines()[-lines:]
+    except OSError:
+        return ""
+    return ("; last output:\n  " + "\n  ".join(text)) if text else ""
