@@ -31,8 +31,10 @@ without sleeping.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
+import functools
 import json
 import os
 import socket
@@ -45,7 +47,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
+
+if TYPE_CHECKING:
+    from flowc.runtime.plan import Plan
 
 __all__ = [
     "Clock",
@@ -748,16 +753,13 @@ class ScheduleStore:
             cols = {
                 r[1]
                 for r in self._retry(
-                    lambda t=table: self.db.execute(f"PRAGMA table_info({t})")
+                    functools.partial(self.db.execute, f"PRAGMA table_info({table})")
                 ).fetchall()
             }
             if column not in cols:
                 with contextlib.suppress(sqlite3.OperationalError):  # another process did it
-                    self._tx(
-                        lambda db, t=table, c=column, d=decl: db.execute(
-                            f"ALTER TABLE {t} ADD COLUMN {c} {d}"
-                        )
-                    )
+                    alter = f"ALTER TABLE {table} ADD COLUMN {column} {decl}"
+                    self._tx(_statement(alter))
 
     def _tx(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run ``fn`` in one IMMEDIATE transaction (serialised against other writers)."""
@@ -921,7 +923,7 @@ class ScheduleStore:
         self.notify()
         return True
 
-    def fires(self, name: str | None = None) -> list[dict[str, Any]]:
+    def fires(self, name: str | None = None) -> builtins.list[dict[str, Any]]:
         if name is None:
             return self._rows("SELECT * FROM schedule_fires ORDER BY name, slot")
         return self._rows("SELECT * FROM schedule_fires WHERE name = ? ORDER BY slot", (name,))
@@ -932,13 +934,13 @@ class ScheduleStore:
         self,
         name: str,
         expected: datetime,
-        runs: list[tuple[datetime, int]],
+        runs: builtins.list[tuple[datetime, int]],
         next_fire: datetime | None,
         owner: str,
         *,
         now: datetime,
         not_run: tuple[datetime, str, int, str] | None = None,
-    ) -> list[datetime] | None:
+    ) -> builtins.list[datetime] | None:
         """Atomically take the due slots of ``name``: only when the persisted next fire time is
         still ``expected`` and no slot was fired before. ``runs`` are ``(slot, skipped)`` rows
         recorded ``claimed`` (run id set); ``not_run`` is ``(slot, status, skipped, reason)``,
@@ -1106,10 +1108,10 @@ class ScheduleStore:
         rows = self._rows("SELECT * FROM jobs WHERE id = ?", (job_id,))
         return self._job(rows[0]) if rows else None
 
-    def jobs(self) -> list[Job]:
+    def jobs(self) -> builtins.list[Job]:
         return [self._job(r) for r in self._rows("SELECT * FROM jobs ORDER BY created, id")]
 
-    def claim_jobs(self, owner: str, limit: int) -> list[Job]:
+    def claim_jobs(self, owner: str, limit: int) -> builtins.list[Job]:
         """Take up to ``limit`` queued jobs, oldest first, for ``owner``."""
         if limit <= 0:
             return []
@@ -1145,6 +1147,11 @@ class ScheduleStore:
                 (status, time.time(), error, _json_text(result), job_id),
             )
         )
+
+
+def _statement(sql: str) -> Callable[[sqlite3.Connection], Any]:
+    """A transaction body that runs one SQL statement."""
+    return lambda db: db.execute(sql)
 
 
 def _json_text(value: Any) -> str | None:
@@ -1217,7 +1224,7 @@ def plan_runner(root: str | Path = ".flowc") -> Runner:
         from flowc.runtime.executor import run_plan  # lazy: the executor is big
 
         result = run_plan(
-            entry.plan,
+            cast("Plan", entry.plan),
             dict(entry.params) or None,
             root=str(root),
             run_id=run_id,
@@ -1236,7 +1243,9 @@ def plan_job_runner(root: str | Path = ".flowc") -> JobRunner:
     def run(job: Job) -> tuple[str, str | None, Any]:
         from flowc.runtime.executor import run_plan  # lazy: the executor is big
 
-        result = run_plan(job.plan, dict(job.params) or None, root=str(root), run_id=job.run_id)
+        result = run_plan(
+            cast("Plan", job.plan), dict(job.params) or None, root=str(root), run_id=job.run_id
+        )
         status = str(getattr(result, "status", "succeeded"))
         return status, _error_text(getattr(result, "error", None)), _outputs(result)
 
