@@ -25,6 +25,7 @@ import math
 from typing import TYPE_CHECKING, Any
 
 from flowc.compiler.errors import Collector
+from flowc.targets.base import pod_node_selector, pod_resources, secret_env_var
 
 if TYPE_CHECKING:
     from flowc.compiler.ir import Channel, Pipeline, Step
@@ -129,17 +130,17 @@ def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
             env.extend(channel_env(ir, ir.channel(cname)))
         env.extend(k8s.literal_env(step))
         for secret in step.secrets:
-            env.append(k8s._secret_env(ir, secret))
+            env.append(secret_env_var(ir, secret))
         volumes, mounts = k8s._volumes(configmap, opts)
         container: dict[str, Any] = {
             "name": "operator",
             "image": operator_image(step, opts),
-            "imagePullPolicy": opts.get("image_pull_policy", "IfNotPresent"),
+            "imagePullPolicy": opts["image_pull_policy"],
             "command": ["python", "-m", "flowc.runtime.operators"],
             "args": ["--plan", f"{k8s.PLAN_MOUNT}/plan.json", "--step", step.name],
             "env": env,
         }
-        res = k8s._resources(step)
+        res = pod_resources(step.resources)
         if res:
             container["resources"] = res
         container["volumeMounts"] = mounts
@@ -151,6 +152,8 @@ def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
         if step.timeout is not None:
             pod["activeDeadlineSeconds"] = max(1, math.ceil(step.timeout))
         pod.update(k8s._pod_common(opts))
+        if step.resources.node_selector():
+            pod["nodeSelector"] = pod_node_selector(step.resources, opts.get("node_selector"))
         pod["containers"] = [container]
         pod["volumes"] = volumes
         spec: dict[str, Any] = {

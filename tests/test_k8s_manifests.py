@@ -275,10 +275,12 @@ def test_orchestrator_options_are_checked() -> None:
 
 
 def test_bad_quantity_is_a_located_error() -> None:
-    ir = _ir("  a: {run: flowc_demo.steps:load, resources: {cpu: lots, memory: 2Gigs}}")
+    # the resources pass refuses it, so no target (and not `flowc validate`) accepts it
     with pytest.raises(FlowcError) as e:
-        K8sTarget().emit(ir)
-    assert e.value.render().count("is not a Kubernetes quantity") == 2
+        _ir("  a: {run: flowc_demo.steps:load, resources: {cpu: lots, memory: 2Gigs}}")
+    text = e.value.render()
+    assert text.count("is not a Kubernetes quantity") == 2
+    assert "flow.yaml:5:52: error: step 'a': resources.cpu 'lots'" in text
 
 
 def test_operator_steps_need_the_operator_module(monkeypatch: pytest.MonkeyPatch) -> None:
