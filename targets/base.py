@@ -138,7 +138,17 @@ def check_supported(ir: Pipeline, target: Any) -> list[Diagnostic]:
                     )
     for c in ir.channels:
         if c.transport not in caps.channel_transports:
-            error(c.loc, f"channel '{c.name}' ({c.transport}) cannot be used on the {name} target")
+            usable = sorted(caps.channel_transports)
+            error(
+                c.loc,
+                f"channel '{c.name}' uses the {c.transport} transport, which the {name} target "
+                "cannot use",
+                (
+                    f"use 'transport: {usable[0]}' with a 'location' for the {name} target"
+                    if usable
+                    else "compile flows with channels for the local or k8s target"
+                ),
+            )
     sched = ir.schedule
     if sched is not None:
         if caps.schedule == "none":
@@ -451,6 +461,19 @@ def dns1123(name: str, max_len: int = 63) -> str:
     out = _DNS1123.sub("-", name.lower()).strip("-")
     out = re.sub(r"-{2,}", "-", out)[:max_len].rstrip("-")
     return out or "x"
+
+
+def dns1123_unique(name: str, max_len: int = 63) -> str:
+    """:func:`dns1123` for names that must stay distinct: a name longer than ``max_len`` keeps
+    its start and ends with ``-`` and 8 hex digits of the sha256 of ``name`` (stable, and two
+    names that share their first ``max_len - 9`` characters still differ)."""
+    full = dns1123(name, 10_000)
+    if len(full) <= max_len:
+        return full
+    import hashlib
+
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{full[: max_len - 9].rstrip('-')}-{digest}"
 
 
 def kebab(name: str) -> str:

@@ -30,6 +30,7 @@ from flowc.targets.base import (
     BaseTarget,
     Capabilities,
     dns1123,
+    dns1123_unique,
     json_text,
     pod_node_selector,
     pod_resources,
@@ -269,14 +270,14 @@ def step_job_prefixes(ir: Pipeline) -> dict[str, str]:
     out: dict[str, str] = {}
     errors = Collector()
     for step in ir.steps:
-        prefix = dns1123(f"{base}-{step.name}", STEP_JOB_MAX)
+        prefix = dns1123_unique(f"{base}-{step.name}", STEP_JOB_MAX)
         if prefix in seen:
             errors.error(
                 step.loc,
                 f"step '{step.name}' and step '{seen[prefix]}' both become the Kubernetes name "
                 f"'{prefix}'",
-                "rename one of them (Kubernetes names turn '_' into '-' and are truncated to "
-                f"{STEP_JOB_MAX} characters here)",
+                "rename one of them (Kubernetes names turn '_' into '-'; a longer name is "
+                f"cut to {STEP_JOB_MAX} characters ending in a hash of the step's name)",
             )
         else:
             seen[prefix] = step.name

@@ -24,7 +24,6 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from flowc.compiler.errors import Collector
 from flowc.targets.base import pod_node_selector, pod_resources, secret_env_var
 
 if TYPE_CHECKING:
@@ -72,18 +71,6 @@ def channel_env(ir: Pipeline, channel: Channel) -> list[dict[str, Any]]:
     return env
 
 
-def _check(ir: Pipeline) -> None:
-    errors = Collector()
-    for c in ir.channels:
-        if c.transport != "kafka" and (c.producers or c.consumers):
-            errors.error(
-                c.loc,
-                f"channel '{c.name}' uses the local transport, which only works on one machine",
-                "use 'transport: kafka' with a 'location' for the k8s target",
-            )
-    errors.raise_if_any()
-
-
 def operator_image(step: Step, opts: dict[str, Any]) -> str:
     from flowc.targets import k8s
 
@@ -93,9 +80,8 @@ def operator_image(step: Step, opts: dict[str, Any]) -> str:
 def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
     """One Indexed Job per operator step, in the IR's step order."""
     from flowc.targets import k8s
-    from flowc.targets.base import dns1123
+    from flowc.targets.base import dns1123_unique
 
-    _check(ir)
     opts = k8s.orchestrator_options(ir)
     namespace = opts.get("namespace")
     base = k8s.flow_base(ir)
@@ -109,7 +95,7 @@ def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
     for step in ir.steps:
         if not step.operator:
             continue
-        name = dns1123(f"{base}-{step.name}", OPERATOR_JOB_MAX)
+        name = dns1123_unique(f"{base}-{step.name}", OPERATOR_JOB_MAX)
         labels = {
             **k8s.common_labels(ir, "operator"),
             "flowc.dev/step": k8s.label_value(step.name),
