@@ -110,13 +110,13 @@ def pipeline_job(ir: Pipeline) -> dict[str, Any]:
         labels["flowc-owner"] = _label(ir.owner)
     if ir.environment:
         labels["flowc-environment"] = _label(ir.environment)
+    # runtimeConfig even when empty: aiplatform.PipelineJob(template_path=<this file>) reads it
     job: dict[str, Any] = {
         "displayName": ir.name,
         "labels": labels,
         "pipelineSpec": spec,
+        "runtimeConfig": runtime,
     }
-    if runtime:
-        job["runtimeConfig"] = runtime
     if settings.get("service_account"):
         job["serviceAccount"] = settings["service_account"]
     if settings.get("network"):
