@@ -55,6 +55,12 @@ KFP_CAPABILITIES = Capabilities(
 )
 """What a KFP PipelineSpec can express (the vertex target's table starts from it)."""
 
+RUN_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
+CREATE_TIME_PLACEHOLDER = "{{$.pipeline_job_create_time_utc}}"
+SCHEDULE_TIME_PLACEHOLDER = "{{$.pipeline_job_schedule_time_utc}}"
+"""kfp.dsl's PIPELINE_JOB_ID / _CREATE_TIME_UTC / _SCHEDULE_TIME_UTC placeholders: ``${run.id}``
+and ``${run.date}`` reach a step as task inputs the backend fills in."""
+
 SCHEMA_VERSION = "2.1.0"
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
 
@@ -367,8 +373,12 @@ class _Builder:
                     "_item", ["item"], item_chan.type, item_chan, decode=item_chan.decode
                 )
             if r.root == "run" and r.path[:1] == ("id",):
-                return _Binding("_run_id", ["run", "id"], "STRING", None, "{{$.pipeline_job_uuid}}")
-            if r.root == "run":
+                return _Binding("_run_id", ["run", "id"], "STRING", None, RUN_ID_PLACEHOLDER)
+            if r.root == "run" and r.path[:1] == ("date",):
+                # the logical date: the scheduled time of a scheduled run, else its creation
+                when = SCHEDULE_TIME_PLACEHOLDER if self.ir.schedule else CREATE_TIME_PLACEHOLDER
+                return _Binding("_run_date", ["run", "date"], "STRING", None, when)
+            if r.root == "run":  # refused by check_supported (KFP_CAPABILITIES.run_values)
                 raise _err(r.loc or s.loc, f"${{{r.dotted}}} is not available on KFP")
             return None  # secrets (environment), flow.name (in the plan)
 
