@@ -206,5 +206,28 @@ def require_supported(ir: Pipeline, target: Any, warn: Callable[[str], None] | N
         raise FlowcError(errors)
 
 
+def check_targets(
+    ir: Pipeline, targets: Sequence[str] = (), warn: Callable[[str], None] | None = None
+) -> None:
+    """What ``flowc validate`` checks beyond the front end, for the targets the flow is meant
+    for (``targets``, else the active stack's orchestrator's, else none): every unsupported
+    feature at once, then the target's own emit (its output discarded), so a valid flow never
+    fails to compile for them. Raises FlowcError with every problem of every target."""
+    from flowc.compiler.registry import load_target
+
+    names = list(targets) or ([ir.stack.target] if ir.stack and ir.stack.target else [])
+    problems: list[Any] = []
+    for name in dict.fromkeys(names):
+        target = load_target(name)
+        try:
+            require_supported(ir, target, warn)
+            with _gc_paused():
+                target.emit(ir)
+        except FlowcError as e:
+            problems.extend(e.diagnostics)
+    if problems:
+        raise FlowcError(problems)
+
+
 def _stderr(text: str) -> None:
     sys.stderr.write(text + "\n")

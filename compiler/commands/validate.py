@@ -14,6 +14,13 @@ from flowc.compiler.commands.common import flow_options, load_ir
 @click.argument("flows", nargs=-1, required=True, metavar="FLOW...")
 @flow_options
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing for valid flows.")
+@click.option(
+    "-t",
+    "--target",
+    "targets",
+    multiple=True,
+    help="Also check what this target cannot express (repeatable; default: the stack's).",
+)
 @user_errors
 def validate(
     flows: tuple[str, ...],
@@ -22,14 +29,17 @@ def validate(
     sets: dict[str, str],
     stack: str | None,
     quiet: bool,
+    targets: tuple[str, ...] = (),
 ) -> None:
     """Parse and check FLOW files (all of them); no output is written."""
+    from flowc.compiler.api import check_targets
     from flowc.compiler.errors import FlowcError
 
     bad = 0
     for flow in flows:
         try:
             ir = load_ir(flow, env, params, sets, stack)
+            check_targets(ir, targets, warn=lambda text: click.echo(text, err=True))
         except FlowcError as e:
             bad += 1
             click.echo(e.render(), err=True)
