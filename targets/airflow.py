@@ -212,6 +212,7 @@ class _Builder:
         self.k8s_executor = self.pods
         self.vars = {s.name: _ident(s.name) for s in ir.steps}
         self.needs_macros = False
+        self.uses_literal = False  # airflow.sdk.literal() wraps literal BashOperator env values
 
     # -- defaults --------------------------------------------------------------------------
 
@@ -357,13 +358,12 @@ class _Builder:
                 if s.kind == "run":
                     copies: list[Any] = [{"index": i} for i in range(s.replicas)]
                 else:  # the expanded env replaces the static one: carry it in every copy
-                    base = self._env(s)
                     n = str(s.replicas)
                     copies = [
-                        {**base, "FLOWC_REPLICA": str(i), "FLOWC_REPLICAS": n}
+                        self._env_code(s, {"FLOWC_REPLICA": str(i), "FLOWC_REPLICAS": n})
                         for i in range(s.replicas)
                     ]
-                mapped = py_literal(copies)
+                mapped = py_literal(copies) if s.kind == "run" else "[" + ", ".join(copies) + "]"
             tasks.append(self._step_task(s, var, mapped))
             chain.append(var)
             for up in s.upstream:
@@ -410,7 +410,7 @@ class _Builder:
         kwargs = [
             ("task_id", py_literal(s.name)),
             ("bash_command", py_literal(self._bash_command(s))),
-            *([] if mapped else [("env", self._env_literal(s))]),
+            *([] if mapped else [("env", self._env_code(s))]),
             ("append_env", "True"),
             ("skip_on_exit_code", "None"),
             ("do_xcom_push", repr(bool(s.outputs))),
@@ -449,8 +449,26 @@ class _Builder:
             text += " "  # otherwise Airflow reads it as a template file name
         return text
 
-    def _env_literal(self, s: Step) -> str:
-        return py_literal(self._env(s))
+    def _env_code(self, s: Step, extra: dict[str, str] | None = None) -> str:
+        """The task's env as code. BashOperator renders ``env`` as templates and reads a value
+        ending in ``.sh``/``.bash`` (its ``template_ext``) as a template FILE: every literal value
+        is wrapped in ``airflow.sdk.literal()`` and reaches the step as written, as under
+        ``flowc run``. KubernetesPodOperator has no ``template_ext``: its values stay
+        Jinja-escaped text (it turns them into V1EnvVar objects)."""
+        if self._is_pod(s):
+            return py_literal({**self._env(s), **(extra or {})})
+        items: list[tuple[str, str]] = []
+        for k, v in s.env:
+            enc = encode_expr(v)
+            if is_plain(enc):
+                self.uses_literal = True
+                items.append((k, f"literal({py_literal(plain_text(enc))})"))
+            else:
+                self.needs_macros = True
+                items.append((k, py_literal(f"{{{{ flowc_env({s.name!r}, {k!r}) }}}}")))
+        fixed = {"FLOWC_STEP": s.name, "FLOWC_RUN_ID": "{{ run_id }}", **(extra or {})}
+        items += [(k, py_literal(v)) for k, v in fixed.items()]
+        return "{" + ", ".join(f"{py_literal(k)}: {code}" for k, code in items) + "}"
 
     def _env(self, s: Step) -> dict[str, str]:
         env: dict[str, str] = {}
@@ -481,7 +499,7 @@ class _Builder:
             ("image", py_literal(jinja_literal(s.image or ""))),
             ("cmds", py_literal(cmds)),
             ("arguments", py_literal(args)),
-            *([] if mapped else [("env_vars", self._env_literal(s))]),
+            *([] if mapped else [("env_vars", self._env_code(s))]),
             # declared outputs: the JSON the command writes to $FLOWC_OUTPUTS is the pod's XCom
             ("do_xcom_push", repr(bool(s.outputs))),
             *policy,
@@ -523,6 +541,8 @@ class _Builder:
             sdk_names.append("CronTriggerTimetable")
         if params:
             sdk_names.append("Param")
+        if self.uses_literal:
+            sdk_names.append("literal")
         return {
             "sdk_names": sdk_names,
             "header": self.header,
