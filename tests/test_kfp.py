@@ -719,3 +719,43 @@ def test_job_time_is_spelled_like_flowc_run() -> None:
     assert _job_time("2026-01-02T03:04:05Z") == "2026-01-02T03:04:05+00:00"
     assert _job_time("2026-01-02T03:04:05.123456Z") == "2026-01-02T03:04:05+00:00"
     assert "{{" not in _job_time("{{$.pipeline_job_create_time_utc}}")  # kfp.local leaves it
+
+
+def test_retry_delay_0s_is_the_retry_policy_kfps_compiler_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # retry_delay: 0s used to leave backoffDuration out (kfp then reads its defaults: factor 2)
+    import importlib
+
+    from kfp import compiler
+
+    (tmp_path / "kfp_own_retry.py").write_text(
+        "from kfp import dsl\n\n\n@dsl.component\ndef show(value: str) -> str:\n"
+        "    return value\n\n\n@dsl.pipeline(name='p')\ndef p() -> None:\n"
+        "    show(value='x').set_retry(3, backoff_duration='0s', backoff_factor=1)\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    compiler.Compiler().compile(
+        importlib.import_module("kfp_own_retry").p, str(tmp_path / "kfp.yaml")
+    )
+    theirs = yaml.safe_load((tmp_path / "kfp.yaml").read_text())["root"]["dag"]["tasks"]
+    ir = load_text(
+        _flow("  a: {run: flowc_demo.steps:echo, with: {value: x}, retries: 3, retry_delay: 0s}\n"),
+        "f.yaml",
+    )
+    ours = next(yaml.safe_load_all(emit(ir, "kfp")["pipeline.yaml"]))["root"]["dag"]["tasks"]
+    assert (
+        ours["a"]["retryPolicy"]
+        == theirs["show"]["retryPolicy"]
+        == {
+            "backoffDuration": "0s",
+            "backoffFactor": 1.0,
+            "backoffMaxDuration": "3600s",
+            "maxRetryCount": 3,
+        }
+    )
+    vertex = json.loads(emit(ir, "vertex")["pipeline_job.json"])
+    assert vertex["pipelineSpec"]["root"]["dag"]["tasks"]["a"]["retryPolicy"] == (
+        ours["a"]["retryPolicy"]
+    )
