@@ -41,6 +41,9 @@ class Capabilities:
     """Backfilling missed runs (``catchup: true``)."""
     step_timeout: bool = True
     """A per-step ``timeout`` is enforced (else a warning: it is not)."""
+    retry_delay: bool = True
+    """A step's ``retry_delay`` is applied between attempts (else a warning: the engine's own
+    back-off applies)."""
     foreach_over_loop: bool = True
     """``foreach`` over the output of a step that runs per item or replica."""
     run_values: frozenset[str] = frozenset({"id", "date", "status", "failed_steps"})
@@ -120,6 +123,12 @@ def check_supported(ir: Pipeline, target: Any) -> list[Diagnostic]:
                 s.loc,
                 f"step '{s.name}': the {name} target cannot enforce a per-step timeout; "
                 f"{s.timeout:g}s is not applied there",
+            )
+        if s.retries and s.retry_delay and not caps.retry_delay:
+            warning(
+                s.loc,
+                f"step '{s.name}': the {name} target cannot apply retry_delay "
+                f"{s.retry_delay:g}s; its engine's own back-off applies between attempts",
             )
         for r in _run_refs(s):
             if r.path[:1] and r.path[0] not in caps.run_values:

@@ -236,6 +236,7 @@ class K8sTarget(BaseTarget):
         operators=True,  # Deployments/Jobs of flowc.targets.k8s_operators
         channel_transports=frozenset({"kafka"}),  # pods on many nodes: no local transport
         store_in_pods=True,  # the driver and step pods exchange values through the store
+        retry_delay=False,  # a new pod per attempt, after Kubernetes' own back-off
     )
 
     def check(self, ir: Pipeline) -> list[Diagnostic]:

@@ -213,3 +213,17 @@ def test_every_unsupported_feature_is_reported_at_once_naming_the_target() -> No
         assert all(d.loc is not None and d.loc.line > 1 for d in diags)
     assert check_supported(ir, load_target("k8s")) == []
     assert check_supported(ir, load_target("local")) == []
+
+
+def test_what_a_target_drops_is_a_located_warning() -> None:
+    from flowc.compiler.registry import load_target
+    from flowc.targets.base import check_supported
+
+    ir = compile_flow(GOLDEN / "retries_timeout" / "flow.yaml")
+    k8s = check_supported(ir, load_target("k8s"))
+    assert k8s and all(d.severity == "warning" for d in k8s)
+    assert any("the k8s target cannot apply retry_delay 30s" in d.message for d in k8s)
+    vertex = check_supported(ir, load_target("vertex"))
+    assert any("cannot enforce a per-step timeout" in d.message for d in vertex)
+    assert [d for d in check_supported(ir, load_target("airflow"))] == []
+    assert emit(ir, "k8s", warn=lambda _t: None)  # warnings never stop the compile
