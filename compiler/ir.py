@@ -720,8 +720,13 @@ class Pipeline:
         :data:`SETTING_DEFAULTS` (no stack: nothing the stack would know)."""
         orch = self.stack.orchestrator if self.stack is not None else None
         if orch is not None and self.stack is not None and self.stack.target == target:
-            return orch.resolved_dict()
-        return dict(SETTING_DEFAULTS.get(target, {}))
+            settings = orch.resolved_dict()
+        else:
+            settings = dict(SETTING_DEFAULTS.get(target, {}))
+        if target == "k8s" and self.schedule is not None:
+            # a CronJob may start a missed run this late: an hour when catching up, else 5 min
+            settings.setdefault("starting_deadline_seconds", 3600 if self.schedule.catchup else 300)
+        return settings
 
     def downstream(self, name: str) -> tuple[str, ...]:
         return tuple(s.name for s in self.steps if name in s.upstream)

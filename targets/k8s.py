@@ -667,7 +667,7 @@ def driver_cronjob(
         cron = str(every_to_cron(float(sched.every_seconds or 0)))
     else:
         cron = str(sched.cron)
-    deadline = opts.get("starting_deadline_seconds", 3600 if sched.catchup else 300)
+    deadline = opts["starting_deadline_seconds"]
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
