@@ -97,6 +97,13 @@ def _run_refs(step: Step) -> Iterator[Ref]:
             yield from (r for r in e.refs() if r.root == "run")
 
 
+def _steps_text(steps: list[Step], most: int = 3) -> str:
+    """``step 'a'`` / ``steps 'a', 'b', 'c' and 7 more``."""
+    names = ", ".join(f"'{s.name}'" for s in steps[:most])
+    more = f" and {len(steps) - most} more" if len(steps) > most else ""
+    return f"step {names}" if len(steps) == 1 else f"steps {names}{more}"
+
+
 def check_supported(ir: Pipeline, target: Any) -> list[Diagnostic]:
     """Every feature of ``ir`` that ``target`` cannot express: errors (and warnings, severity
     ``warning``, for what it drops), located, each naming the target, sorted by location. Runs
@@ -111,6 +118,8 @@ def check_supported(ir: Pipeline, target: Any) -> list[Diagnostic]:
     def warning(loc: Loc | None, message: str, hint: str | None = None) -> None:
         out.append(Diagnostic(loc or ir.loc, message, hint, severity="warning"))
 
+    untimed: list[Step] = []  # steps whose timeout / retry_delay the target drops
+    undelayed: list[Step] = []
     for s in ir.steps:
         if s.operator and not caps.operators:
             error(
@@ -119,24 +128,16 @@ def check_supported(ir: Pipeline, target: Any) -> list[Diagnostic]:
                 "compile flows with operator steps for the local or k8s target",
             )
         if s.timeout is not None and not caps.step_timeout:
-            warning(
-                s.loc,
-                f"step '{s.name}': the {name} target cannot enforce a per-step timeout; "
-                f"{s.timeout:g}s is not applied there",
-            )
+            untimed.append(s)
         if s.retries and s.retry_delay and not caps.retry_delay:
-            warning(
-                s.loc,
-                f"step '{s.name}': the {name} target cannot apply retry_delay "
-                f"{s.retry_delay:g}s; its engine's own back-off applies between attempts",
-            )
+            undelayed.append(s)
         for r in _run_refs(s):
             if r.path[:1] and r.path[0] not in caps.run_values:
                 error(r.loc or s.loc, f"${{{r.dotted}}} is not available on the {name} target")
         f = s.foreach
         if f is not None and not caps.foreach_over_loop:
             for r in f.refs():
-                producer = ir.step(r.step) if r.step in {x.name for x in ir.steps} else None
+                producer = ir.step(r.step) if r.step else None
                 if producer is not None and (producer.foreach is not None or producer.replicas > 1):
                     error(
                         r.loc or s.loc,
@@ -145,6 +146,18 @@ def check_supported(ir: Pipeline, target: Any) -> list[Diagnostic]:
                         "loop over a list param or the output of a step that runs once, or "
                         "compile for the local, airflow or k8s target",
                     )
+    if untimed:
+        warning(
+            untimed[0].loc,
+            f"the {name} target cannot enforce a per-step timeout: not applied to "
+            f"{_steps_text(untimed)}",
+        )
+    if undelayed:
+        warning(
+            undelayed[0].loc,
+            f"the {name} target cannot apply retry_delay (its engine's own back-off applies "
+            f"between attempts): {_steps_text(undelayed)}",
+        )
     for c in ir.channels:
         if c.transport not in caps.channel_transports:
             usable = sorted(caps.channel_transports)

@@ -220,10 +220,15 @@ def test_what_a_target_drops_is_a_located_warning() -> None:
     from flowc.targets.base import check_supported
 
     ir = compile_flow(GOLDEN / "retries_timeout" / "flow.yaml")
-    k8s = check_supported(ir, load_target("k8s"))
-    assert k8s and all(d.severity == "warning" for d in k8s)
-    assert any("the k8s target cannot apply retry_delay 30s" in d.message for d in k8s)
-    vertex = check_supported(ir, load_target("vertex"))
-    assert any("cannot enforce a per-step timeout" in d.message for d in vertex)
+    (k8s,) = check_supported(ir, load_target("k8s"))  # one warning for all the steps
+    assert k8s.severity == "warning" and str(k8s.loc).endswith("flow.yaml:8:3")
+    assert k8s.message == (
+        "the k8s target cannot apply retry_delay (its engine's own back-off applies between "
+        "attempts): steps 'fetch', 'train'"
+    )
+    (vertex,) = check_supported(ir, load_target("vertex"))
+    assert "cannot enforce a per-step timeout: not applied to steps 'fetch', 'train'" in (
+        vertex.message
+    )
     assert [d for d in check_supported(ir, load_target("airflow"))] == []
     assert emit(ir, "k8s", warn=lambda _t: None)  # warnings never stop the compile
