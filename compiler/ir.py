@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cache
 from typing import Any, Literal
 
 from flowc.compiler.errors import Loc
@@ -228,6 +229,7 @@ GPU_NODE_LABEL = "cloud.google.com/gke-accelerator"
 """The node label a ``gpu_type`` selects on Kubernetes (GKE's, as kfp-kubernetes users set it)."""
 
 
+@cache
 def quantity_value(text: str) -> Fraction | None:
     """The value of a Kubernetes quantity (``"500m"`` -> 1/2, ``"1Gi"`` -> 2**30); None if
     ``text`` is not a non-negative quantity."""
@@ -381,6 +383,7 @@ class Step:
     env: tuple[tuple[str, Expr], ...] = ()
     resources: Resources = Resources()
     secrets: tuple[str, ...] = ()  # names of secrets this step references (sorted)
+    run_refs: tuple[Ref, ...] = ()  # its ${run.X} references, in source order (refs pass)
     description: str | None = None
     # streaming operators (pypz)
     operator: bool = False

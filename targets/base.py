@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cache
 from json.encoder import encode_basestring, encode_basestring_ascii
@@ -21,7 +21,11 @@ from flowc.compiler.errors import Diagnostic, Loc
 if TYPE_CHECKING:
     import jinja2
 
-    from flowc.compiler.ir import Pipeline, Ref, Resources, Step
+    from flowc.compiler.ir import Pipeline, Resources, Step
+
+
+ALL_RUN_VALUES = frozenset({"id", "date", "status", "failed_steps"})
+"""Every ``${run.X}`` the DSL defines."""
 
 
 @dataclass(frozen=True)
@@ -46,7 +50,7 @@ class Capabilities:
     back-off applies)."""
     foreach_over_loop: bool = True
     """``foreach`` over the output of a step that runs per item or replica."""
-    run_values: frozenset[str] = frozenset({"id", "date", "status", "failed_steps"})
+    run_values: frozenset[str] = ALL_RUN_VALUES
     """``${run.X}`` values its steps can read."""
     store_in_pods: bool = False
     """Steps run in pods that exchange values through the stack's artifact store (its class
@@ -87,16 +91,6 @@ class BaseTarget:
         return generated_header(ir, self.name)
 
 
-def _run_refs(step: Step) -> Iterator[Ref]:
-    from flowc.compiler.ir import Expr
-
-    exprs: list[Expr | None] = [step.foreach, step.when]
-    exprs += [e for _k, e in step.with_] + [e for _k, e in step.env] + list(step.command or ())
-    for e in exprs:
-        if e is not None:
-            yield from (r for r in e.refs() if r.root == "run")
-
-
 def _steps_text(steps: list[Step], most: int = 3) -> str:
     """``step 'a'`` / ``steps 'a', 'b', 'c' and 7 more``."""
     names = ", ".join(f"'{s.name}'" for s in steps[:most])
@@ -131,7 +125,7 @@ def check_supported(ir: Pipeline, target: Any) -> list[Diagnostic]:
             untimed.append(s)
         if s.retries and s.retry_delay and not caps.retry_delay:
             undelayed.append(s)
-        for r in _run_refs(s):
+        for r in s.run_refs if caps.run_values != ALL_RUN_VALUES else ():
             if r.path[:1] and r.path[0] not in caps.run_values:
                 error(r.loc or s.loc, f"${{{r.dotted}}} is not available on the {name} target")
         f = s.foreach
