@@ -24,6 +24,7 @@ from fractions import Fraction
 from functools import cache
 from typing import Any, Literal
 
+from flowc import __version__
 from flowc.compiler.errors import Loc
 
 PLAN_VERSION = 1
@@ -439,7 +440,11 @@ class Edge:
 # --------------------------------------------------------------------------------------------
 
 SETTING_DEFAULTS: dict[str, dict[str, Any]] = {
-    "k8s": {"image_pull_policy": "IfNotPresent", "poll_seconds": 2.0},
+    "k8s": {
+        "image": f"flowc/flowc:{__version__}",  # the driver's (and step pods' default) image
+        "image_pull_policy": "IfNotPresent",
+        "poll_seconds": 2.0,
+    },
     "airflow": {"namespace": "default"},
 }
 """Per target, defaults of orchestrator settings the runtime registry declares without one, as

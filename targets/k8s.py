@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
-from flowc import __version__
 from flowc.compiler.errors import Collector, Diagnostic, FlowcError
 from flowc.targets.base import (
     BaseTarget,
@@ -498,7 +497,7 @@ def _volumes(configmap: str | list[str], opts: dict[str, Any]) -> tuple[list[dic
 
 
 def _image(opts: dict[str, Any]) -> str:
-    return str(opts.get("image") or f"flowc/flowc:{__version__}")
+    return str(opts["image"])  # the stack's, else flowc/flowc:<version> (SETTING_DEFAULTS)
 
 
 def step_job_base(
