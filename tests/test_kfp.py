@@ -637,6 +637,25 @@ def test_stdlib_executor_writes_what_kfps_executor_writes(
     assert "flowc.runtime.kfp" in container["command"][2]
 
 
+def _kfp_own_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: str) -> dict:
+    """The root tasks kfp's own compiler writes for a pipeline whose one task is ``call`` of a
+    ``show(value: str) -> str`` component (a module file: kfp reads the component's source)."""
+    import hashlib
+    import importlib
+
+    from kfp import compiler
+
+    module = f"kfp_own_{hashlib.sha256(call.encode()).hexdigest()[:8]}"
+    (tmp_path / f"{module}.py").write_text(
+        "from kfp import dsl\n\n\n@dsl.component\ndef show(value: str) -> str:\n"
+        f"    return value\n\n\n@dsl.pipeline(name='p')\ndef p() -> None:\n    {call}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    compiler.Compiler().compile(importlib.import_module(module).p, str(tmp_path / "kfp.yaml"))
+    return yaml.safe_load((tmp_path / "kfp.yaml").read_text())["root"]["dag"]["tasks"]
+
+
 RUN_VALUES_FLOW = """\
 flowc: 1
 name: run_values
@@ -654,7 +673,7 @@ def test_run_date_and_id_compile_to_job_placeholders_and_run_on_kfp_local(
     # ${run.date} was a compile error for KFP and Vertex although the DSL defines it everywhere
     from datetime import UTC, datetime, timedelta
 
-    from kfp import compiler, components, dsl, local
+    from kfp import components, dsl, local
 
     from flowc.runtime.executor import run_plan
 
@@ -669,19 +688,10 @@ def test_run_date_and_id_compile_to_job_placeholders_and_run_on_kfp_local(
     assert consts["_run_id"] == {"runtimeValue": {"constant": dsl.PIPELINE_JOB_ID_PLACEHOLDER}}
 
     # kfp's own compiler spells the placeholder the same way
-    (tmp_path / "kfp_own_run_date.py").write_text(
-        "from kfp import dsl\n\n\n@dsl.component\ndef show(value: str) -> str:\n"
-        "    return value\n\n\n@dsl.pipeline(name='p')\ndef p() -> None:\n"
-        "    show(value=dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER)\n",
-        encoding="utf-8",
+    theirs = _kfp_own_tasks(
+        tmp_path, monkeypatch, "show(value=dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER)"
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    import importlib
-
-    p = importlib.import_module("kfp_own_run_date").p
-    compiler.Compiler().compile(p, str(tmp_path / "kfp.yaml"))
-    theirs = yaml.safe_load((tmp_path / "kfp.yaml").read_text())
-    assert theirs["root"]["dag"]["tasks"]["show"]["inputs"]["parameters"]["value"] == created
+    assert theirs["show"]["inputs"]["parameters"]["value"] == created
 
     # kfp.local (2.17) fills in the job id but not the job times (its placeholder resolver
     # raises IndexError on them, for kfp's own pipelines too): fill it in as the backend does
@@ -725,21 +735,11 @@ def test_retry_delay_0s_is_the_retry_policy_kfps_compiler_writes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # retry_delay: 0s used to leave backoffDuration out (kfp then reads its defaults: factor 2)
-    import importlib
-
-    from kfp import compiler
-
-    (tmp_path / "kfp_own_retry.py").write_text(
-        "from kfp import dsl\n\n\n@dsl.component\ndef show(value: str) -> str:\n"
-        "    return value\n\n\n@dsl.pipeline(name='p')\ndef p() -> None:\n"
-        "    show(value='x').set_retry(3, backoff_duration='0s', backoff_factor=1)\n",
-        encoding="utf-8",
+    theirs = _kfp_own_tasks(
+        tmp_path,
+        monkeypatch,
+        "show(value='x').set_retry(3, backoff_duration='0s', backoff_factor=1)",
     )
-    monkeypatch.syspath_prepend(str(tmp_path))
-    compiler.Compiler().compile(
-        importlib.import_module("kfp_own_retry").p, str(tmp_path / "kfp.yaml")
-    )
-    theirs = yaml.safe_load((tmp_path / "kfp.yaml").read_text())["root"]["dag"]["tasks"]
     ir = load_text(
         _flow("  a: {run: flowc_demo.steps:echo, with: {value: x}, retries: 3, retry_delay: 0s}\n"),
         "f.yaml",
