@@ -20,12 +20,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from fractions import Fraction
 from functools import cache
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from flowc import __version__
 from flowc.compiler.errors import Loc
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 PLAN_VERSION = 1
 
@@ -205,23 +207,23 @@ class Param:
 
 QUANTITY_RE = re.compile(r"[+]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?\d+))?\Z")
 """A non-negative Kubernetes resource quantity (``500m``, ``4``, ``16Gi``, ``1e3``)."""
-_SUFFIX = {
-    "": 1,
-    "n": Fraction(1, 10**9),
-    "u": Fraction(1, 10**6),
-    "m": Fraction(1, 1000),
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "P": 10**15,
-    "E": 10**18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
+_SUFFIX: dict[str, tuple[int, int]] = {  # suffix -> (numerator, denominator)
+    "": (1, 1),
+    "n": (1, 10**9),
+    "u": (1, 10**6),
+    "m": (1, 1000),
+    "k": (10**3, 1),
+    "M": (10**6, 1),
+    "G": (10**9, 1),
+    "T": (10**12, 1),
+    "P": (10**15, 1),
+    "E": (10**18, 1),
+    "Ki": (2**10, 1),
+    "Mi": (2**20, 1),
+    "Gi": (2**30, 1),
+    "Ti": (2**40, 1),
+    "Pi": (2**50, 1),
+    "Ei": (2**60, 1),
 }
 GPU_RESOURCE = "nvidia.com/gpu"
 """The extended resource a GPU count is requested as on Kubernetes (and KFP's default
@@ -234,6 +236,8 @@ GPU_NODE_LABEL = "cloud.google.com/gke-accelerator"
 def quantity_value(text: str) -> Fraction | None:
     """The value of a Kubernetes quantity (``"500m"`` -> 1/2, ``"1Gi"`` -> 2**30); None if
     ``text`` is not a non-negative quantity."""
+    from fractions import Fraction  # exact arithmetic, imported only when a flow has resources
+
     m = QUANTITY_RE.match(text)
     if m is None:
         return None
@@ -241,7 +245,8 @@ def quantity_value(text: str) -> Fraction | None:
     suffix = m.group(3) or ""
     if suffix[:1] in ("e", "E"):
         return number * Fraction(10) ** int(suffix[1:])
-    return number * _SUFFIX[suffix]
+    num, den = _SUFFIX[suffix]
+    return number * num / den
 
 
 @dataclass(frozen=True, slots=True)
