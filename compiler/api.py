@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -184,10 +185,57 @@ def _source_path(path: str) -> str:
     return abs_path.name
 
 
-def emit(ir: Pipeline, target_name: str) -> dict[str, str]:
-    """The files target ``target_name`` generates for ``ir``."""
+def emit(
+    ir: Pipeline, target_name: str, warn: Callable[[str], None] | None = None
+) -> dict[str, str]:
+    """The files target ``target_name`` generates for ``ir``. First every feature the target
+    cannot express is reported (:func:`flowc.targets.base.check_supported`): errors raise one
+    FlowcError holding all of them; warnings (what the target drops) go to ``warn`` (default:
+    a line on stderr)."""
     from flowc.compiler.registry import load_target
 
     target = load_target(target_name)
+    require_supported(ir, target, warn)
     with _gc_paused():
         return target.emit(ir)
+
+
+def require_supported(ir: Pipeline, target: Any, warn: Callable[[str], None] | None = None) -> None:
+    """Raise FlowcError with every error :func:`~flowc.targets.base.check_supported` finds for
+    ``target``; hand its warnings to ``warn`` (default: stderr)."""
+    from flowc.targets.base import check_supported
+
+    diags = check_supported(ir, target)
+    for d in diags:
+        if d.severity != "error":
+            (warn or _stderr)(d.render())
+    errors = [d for d in diags if d.severity == "error"]
+    if errors:
+        raise FlowcError(errors)
+
+
+def check_targets(
+    ir: Pipeline, targets: Sequence[str] = (), warn: Callable[[str], None] | None = None
+) -> None:
+    """What ``flowc validate`` checks beyond the front end, for the targets the flow is meant
+    for (``targets``, else the active stack's orchestrator's, else none): every unsupported
+    feature at once, then the target's own emit (its output discarded), so a valid flow never
+    fails to compile for them. Raises FlowcError with every problem of every target."""
+    from flowc.compiler.registry import load_target
+
+    names = list(targets) or ([ir.stack.target] if ir.stack and ir.stack.target else [])
+    problems: list[Any] = []
+    for name in dict.fromkeys(names):
+        target = load_target(name)
+        try:
+            require_supported(ir, target, warn)
+            with _gc_paused():
+                target.emit(ir)
+        except FlowcError as e:
+            problems.extend(e.diagnostics)
+    if problems:
+        raise FlowcError(problems)
+
+
+def _stderr(text: str) -> None:
+    sys.stderr.write(text + "\n")

@@ -1,7 +1,14 @@
 """The flowc IR: one typed, frozen, fully resolved, target-neutral description of a pipeline.
 
-Passes build it from the validated model; targets read only this (never YAML). Everything is an
-immutable dataclass with tuples instead of lists, so an IR can be hashed, compared and shared.
+Passes build it from the validated model; targets read only this (never YAML). Every node is a
+frozen dataclass with tuples instead of lists, so an IR can be compared and shared and no target
+can change what a pass decided. It is not hashable: literal values (``Lit.value``, parameter
+defaults, component settings, plugin config) are JSON data, lists and dicts included, kept as the
+plan embeds them; nothing keys a dict or set by an IR node.
+
+Every target-facing fact is decided here by a pass, once: resources as validated quantities with
+the request/limit policy (:class:`Resources`), retry count and delay (0 included), the active
+stack's settings with the registry's defaults applied (:attr:`ComponentConfig.resolved`).
 
 :meth:`Pipeline.to_data` turns the IR into the *plan*: plain JSON-able data that generated code
 embeds and :mod:`flowc.runtime` executes (the runtime never imports the compiler). Expressions in
@@ -11,10 +18,16 @@ the plan use the encoding documented in ``docs/plan.md`` and evaluated by
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
+from flowc import __version__
 from flowc.compiler.errors import Loc
+
+if TYPE_CHECKING:
+    from fractions import Fraction
 
 PLAN_VERSION = 1
 
@@ -192,17 +205,104 @@ class Param:
         return d
 
 
+QUANTITY_RE = re.compile(r"[+]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?\d+))?\Z")
+"""A non-negative Kubernetes resource quantity (``500m``, ``4``, ``16Gi``, ``1e3``)."""
+_SUFFIX: dict[str, tuple[int, int]] = {  # suffix -> (numerator, denominator)
+    "": (1, 1),
+    "n": (1, 10**9),
+    "u": (1, 10**6),
+    "m": (1, 1000),
+    "k": (10**3, 1),
+    "M": (10**6, 1),
+    "G": (10**9, 1),
+    "T": (10**12, 1),
+    "P": (10**15, 1),
+    "E": (10**18, 1),
+    "Ki": (2**10, 1),
+    "Mi": (2**20, 1),
+    "Gi": (2**30, 1),
+    "Ti": (2**40, 1),
+    "Pi": (2**50, 1),
+    "Ei": (2**60, 1),
+}
+GPU_RESOURCE = "nvidia.com/gpu"
+"""The extended resource a GPU count is requested as on Kubernetes (and KFP's default
+accelerator type)."""
+GPU_NODE_LABEL = "cloud.google.com/gke-accelerator"
+"""The node label a ``gpu_type`` selects on Kubernetes (GKE's, as kfp-kubernetes users set it)."""
+
+
+@cache
+def quantity_value(text: str) -> Fraction | None:
+    """The value of a Kubernetes quantity (``"500m"`` -> 1/2, ``"1Gi"`` -> 2**30); None if
+    ``text`` is not a non-negative quantity."""
+    from fractions import Fraction  # exact arithmetic, imported only when a flow has resources
+
+    m = QUANTITY_RE.match(text)
+    if m is None:
+        return None
+    number = Fraction(m.group(1))
+    suffix = m.group(3) or ""
+    if suffix[:1] in ("e", "E"):
+        return number * Fraction(10) ** int(suffix[1:])
+    num, den = _SUFFIX[suffix]
+    return number * num / den
+
+
 @dataclass(frozen=True, slots=True)
 class Resources:
-    """Requests/limits as Kubernetes quantities (strings), gpu as a count."""
+    """A step's resources, validated by the ``resources`` pass: ``cpu``/``memory`` are
+    Kubernetes quantities as written (a number ``cpu: 1`` becomes ``"1"``), ``gpu`` a count,
+    ``gpu_type`` an accelerator name (``NVIDIA_TESLA_T4``).
+
+    The one request/limit policy of every target (docs/dsl.md, "Resources"): a value is both the
+    request and the limit (Kubernetes' Guaranteed QoS, KFP's ``set_cpu_request`` +
+    ``set_cpu_limit``); a GPU count is the ``nvidia.com/gpu`` limit (Kubernetes sets the request
+    to it); ``gpu_type`` selects nodes by :data:`GPU_NODE_LABEL` on Kubernetes and is the
+    accelerator type on KFP/Vertex."""
 
     cpu: str | None = None
     memory: str | None = None
     gpu: int | None = None
-    gpu_type: str | None = None  # accelerator name (e.g. NVIDIA_TESLA_T4), optional extension
+    gpu_type: str | None = None
 
     def is_empty(self) -> bool:
         return self.cpu is None and self.memory is None and self.gpu is None
+
+    @property
+    def cpu_cores(self) -> float | None:
+        """``cpu`` in cores (``"500m"`` -> 0.5)."""
+        v = quantity_value(self.cpu) if self.cpu is not None else None
+        return None if v is None else float(v)
+
+    @property
+    def memory_bytes(self) -> int | None:
+        """``memory`` in bytes (``"1Gi"`` -> 1073741824)."""
+        v = quantity_value(self.memory) if self.memory is not None else None
+        return None if v is None else int(v)
+
+    def requests(self) -> dict[str, str]:
+        """Kubernetes ``resources.requests`` under the policy."""
+        out: dict[str, str] = {}
+        if self.cpu is not None:
+            out["cpu"] = self.cpu
+        if self.memory is not None:
+            out["memory"] = self.memory
+        return out
+
+    def limits(self) -> dict[str, str]:
+        """Kubernetes ``resources.limits`` under the policy (requests plus the GPU count)."""
+        out = self.requests()
+        if self.gpu:
+            out[GPU_RESOURCE] = str(self.gpu)
+        return out
+
+    def node_selector(self) -> dict[str, str]:
+        """The Kubernetes node labels a ``gpu_type`` needs (``NVIDIA_TESLA_T4`` ->
+        ``{GPU_NODE_LABEL: "nvidia-tesla-t4"}``), only for steps that ask for a GPU."""
+        if not self.gpu or not self.gpu_type:
+            return {}
+        return {GPU_NODE_LABEL: self.gpu_type.lower().replace("_", "-")}
 
     def to_data(self) -> dict[str, Any]:
         return {
@@ -289,6 +389,7 @@ class Step:
     env: tuple[tuple[str, Expr], ...] = ()
     resources: Resources = Resources()
     secrets: tuple[str, ...] = ()  # names of secrets this step references (sorted)
+    run_refs: tuple[Ref, ...] = ()  # its ${run.X} references, in source order (refs pass)
     description: str | None = None
     # streaming operators (pypz)
     operator: bool = False
@@ -343,6 +444,18 @@ class Edge:
 # Stacks, components, plugins (flowyml / ExperimentHub)
 # --------------------------------------------------------------------------------------------
 
+SETTING_DEFAULTS: dict[str, dict[str, Any]] = {
+    "k8s": {
+        "image": f"flowc/flowc:{__version__}",  # the driver's (and step pods' default) image
+        "image_pull_policy": "IfNotPresent",
+        "poll_seconds": 2.0,
+    },
+    "airflow": {"namespace": "default"},
+}
+"""Per target, defaults of orchestrator settings the runtime registry declares without one, as
+the target applies them. The ``stack_settings`` pass applies them to an orchestrator compiling
+to that target; :meth:`Pipeline.orchestrator_settings` gives them for a flow without one."""
+
 ComponentKind = (
     str  # "orchestrator" | "artifact_store" | "metadata_store" | "container_registry" | custom
 )
@@ -357,12 +470,20 @@ class ComponentConfig:
     type: str
     settings: tuple[tuple[str, Any], ...] = ()
     loc: Loc | None = field(default=None, compare=False)
+    resolved: tuple[tuple[str, Any], ...] = ()
+    """Every setting of the registered type with the registry's defaults applied (set by the
+    ``stack_settings`` pass; the plan keeps ``settings`` as written). Targets read these through
+    :meth:`setting`, so no target keeps its own defaults or option list."""
 
     def setting(self, key: str, default: Any = None) -> Any:
-        for k, v in self.settings:
+        for k, v in self.resolved or self.settings:
             if k == key:
                 return v
         return default
+
+    def resolved_dict(self) -> dict[str, Any]:
+        """The resolved settings as a dict (a fresh copy)."""
+        return dict(self.resolved or self.settings)
 
     def to_data(self) -> dict[str, Any]:
         return {"type": self.type, **dict(self.settings)}
@@ -375,6 +496,9 @@ class Stack:
     name: str
     components: tuple[ComponentConfig, ...] = ()
     loc: Loc | None = field(default=None, compare=False)
+    target: str | None = None
+    """The flowc target its orchestrator compiles to (``kubernetes`` -> ``k8s``; set by the
+    ``stack_settings`` pass); None without an orchestrator."""
 
     def component(self, kind: str) -> ComponentConfig | None:
         for c in self.components:
@@ -602,6 +726,20 @@ class Pipeline:
             if c.name == name:
                 return c
         raise KeyError(name)
+
+    def orchestrator_settings(self, target: str) -> dict[str, Any]:
+        """The orchestrator settings ``target`` compiles with: the active stack's orchestrator's
+        resolved settings when it is of that target's type, else only the defaults of
+        :data:`SETTING_DEFAULTS` (no stack: nothing the stack would know)."""
+        orch = self.stack.orchestrator if self.stack is not None else None
+        if orch is not None and self.stack is not None and self.stack.target == target:
+            settings = orch.resolved_dict()
+        else:
+            settings = dict(SETTING_DEFAULTS.get(target, {}))
+        if target == "k8s" and self.schedule is not None:
+            # a CronJob may start a missed run this late: an hour when catching up, else 5 min
+            settings.setdefault("starting_deadline_seconds", 3600 if self.schedule.catchup else 300)
+        return settings
 
     def downstream(self, name: str) -> tuple[str, ...]:
         return tuple(s.name for s in self.steps if name in s.upstream)

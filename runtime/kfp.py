@@ -16,7 +16,8 @@ the step once, and returns its outputs encoded the way the component's output de
      "outputs": [[output name, kfp output key, encoding], ...]}
 
 Ref paths: ``["params", X]``, ``["steps", S, "outputs", O]``, ``["item"]``, ``["replica"]``,
-``["run", "id"]``, ``["with", KEY]`` (a literal argument passed as a KFP constant). Decodes:
+``["run", "id"]``, ``["run", "date"]`` (job-time placeholders), ``["with", KEY]`` (a literal
+argument passed as a KFP constant). Decodes:
 ``"raw"``, ``"int"``, ``["json", depth]`` (a JSON text, or lists nested ``depth`` deep of JSON
 texts). Encodings: ``"json"`` (STRING holding JSON), ``"json-list"`` (a LIST of JSON texts: foreach items),
 ``"text"`` (STRING, strings verbatim and
@@ -101,6 +102,22 @@ def secret_resolver(name: str, spec: Mapping[str, Any]) -> str | None:
     return str(resp.payload.data.decode("utf-8"))
 
 
+def _job_time(value: Any) -> str:
+    """``${run.date}`` from the job-time placeholder KFP filled in (RFC 3339 UTC), spelled as
+    ``flowc run`` spells it (ISO 8601, seconds, ``+00:00``); a runner that left the placeholder
+    as it was (kfp.local) gives the time the step started."""
+    from datetime import UTC, datetime
+
+    text = str(value or "")
+    if text and not text.startswith("{{$"):
+        try:
+            when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError:
+            return text
+        return when.astimezone(UTC).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
 def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     """Run one instance of ``spec["step"]`` with the component's input ``values``; return the
     outputs as KFP's executor expects them (one value, or a tuple in declared order)."""
@@ -111,6 +128,7 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     item: Any = MISSING
     replica: int | None = None
     run_id = os.environ.get("FLOWC_RUN_ID") or "kfp"
+    run_date: str | None = None
     overrides: dict[str, Any] = {}
     for name, path, how in spec["inputs"]:
         if name not in values:
@@ -125,6 +143,8 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
             item = value
         elif root == "replica":
             replica = int(value)
+        elif root == "run" and path[1:2] == ["date"]:
+            run_date = _job_time(value)
         elif root == "run":
             run_id = str(value)
         elif root == "with":
@@ -139,6 +159,7 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
         params=params,
         upstream=upstream,
         run_id=run_id,
+        run_date=run_date,
         item=item,
         replica=replica,
         secret_resolver=secret_resolver,

@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from flowc.compiler.errors import FlowcError
 from flowc.compiler.ir import encode_expr
-from flowc.targets.base import LINE_LENGTH, BaseTarget, black_format, jinja_env, kebab, py_literal
+from flowc.targets.base import (
+    LINE_LENGTH,
+    BaseTarget,
+    Capabilities,
+    black_format,
+    jinja_env,
+    kebab,
+    pod_resources,
+    py_literal,
+)
 
 if TYPE_CHECKING:
     from flowc.compiler.ir import Pipeline, Step
@@ -58,7 +67,6 @@ RESERVED = {
     "CronTriggerTimetable",
     "annotations",
 }
-POD_ORCHESTRATOR_TYPES = ("airflow",)
 POD_XCOM_FILE = "/airflow/xcom/return.json"  # what KubernetesPodOperator's sidecar pushes
 
 
@@ -162,14 +170,9 @@ class AirflowTarget(BaseTarget):
     name: ClassVar[str] = "airflow"
     description: ClassVar[str] = "Airflow 3 DAG file (airflow.sdk, standard provider)"
 
+    CAPABILITIES: ClassVar[Capabilities] = Capabilities()
+
     def emit(self, ir: Pipeline) -> dict[str, str]:
-        for s in ir.steps:
-            if s.operator:
-                raise FlowcError.at(
-                    s.loc,
-                    f"step '{s.name}' is a streaming operator, which the airflow target cannot run",
-                    "use the local or k8s target for flows with operator steps",
-                )
         if ir.schedule is not None:
             for p in ir.params:
                 if p.required and not p.has_default:
@@ -202,17 +205,14 @@ class _Builder:
         self.ir = ir
         self.header = header
         self.imports: set[str] = set()
-        orch = ir.stack.orchestrator if ir.stack else None
-        self.pods = bool(
-            orch is not None
-            and orch.type in POD_ORCHESTRATOR_TYPES
-            and orch.setting("pod_operator", False)
-        )
-        self.namespace = orch.setting("namespace", "default") if orch is not None else "default"
+        settings = ir.orchestrator_settings("airflow")  # the stack's, when it runs on Airflow
+        self.pods = bool(settings.get("pod_operator"))
+        self.namespace = settings["namespace"]
         # pods asked for: Python tasks with resources get a pod_override (KubernetesExecutor)
         self.k8s_executor = self.pods
         self.vars = {s.name: _ident(s.name) for s in ir.steps}
         self.needs_macros = False
+        self.uses_literal = False  # airflow.sdk.literal() wraps literal BashOperator env values
 
     # -- defaults --------------------------------------------------------------------------
 
@@ -232,7 +232,9 @@ class _Builder:
         self.d_delay = self._common("retry_delay") or 0.0
         self.d_timeout = self._common("timeout")
         out.append(("retries", repr(self.d_retries)))
-        if self.d_delay:
+        # Airflow's own default delay is 5 minutes: a flow's delay (0s when none is written, as
+        # under `flowc run`) is always spelled when a task can retry
+        if self.d_delay or any(s.retries for s in self.ir.steps):
             self.imports.add("datetime")
             out.append(("retry_delay", _timedelta(self.d_delay)))
         if self.d_timeout is not None:
@@ -267,21 +269,16 @@ class _Builder:
         self.imports.add("k8s")
         res = self._k8s_resources(s)
         image = f", image={py_literal(s.image)}" if s.image and self.pods else ""
+        selector = s.resources.node_selector()
+        nodes = f", node_selector={py_literal(selector)}" if selector else ""
         return (
             '{"pod_override": k8s.V1Pod(spec=k8s.V1PodSpec(containers=[k8s.V1Container('
-            f'name="base"{image}, resources={res})]))}}'
+            f'name="base"{image}, resources={res})]{nodes}))}}'
         )
 
     def _k8s_resources(self, s: Step) -> str:
-        r = s.resources
-        req: dict[str, str] = {}
-        if r.cpu is not None:
-            req["cpu"] = r.cpu
-        if r.memory is not None:
-            req["memory"] = r.memory
-        lim = dict(req)
-        if r.gpu:
-            lim["nvidia.com/gpu"] = str(r.gpu)
+        res = pod_resources(s.resources)
+        req, lim = res.get("requests", {}), res.get("limits", {})
         return f"k8s.V1ResourceRequirements(requests={py_literal(req)}, limits={py_literal(lim)})"
 
     # -- DAG arguments -----------------------------------------------------------------------
@@ -361,13 +358,12 @@ class _Builder:
                 if s.kind == "run":
                     copies: list[Any] = [{"index": i} for i in range(s.replicas)]
                 else:  # the expanded env replaces the static one: carry it in every copy
-                    base = self._env(s)
                     n = str(s.replicas)
                     copies = [
-                        {**base, "FLOWC_REPLICA": str(i), "FLOWC_REPLICAS": n}
+                        self._env_code(s, {"FLOWC_REPLICA": str(i), "FLOWC_REPLICAS": n})
                         for i in range(s.replicas)
                     ]
-                mapped = py_literal(copies)
+                mapped = py_literal(copies) if s.kind == "run" else "[" + ", ".join(copies) + "]"
             tasks.append(self._step_task(s, var, mapped))
             chain.append(var)
             for up in s.upstream:
@@ -414,7 +410,7 @@ class _Builder:
         kwargs = [
             ("task_id", py_literal(s.name)),
             ("bash_command", py_literal(self._bash_command(s))),
-            *([] if mapped else [("env", self._env_literal(s))]),
+            *([] if mapped else [("env", self._env_code(s))]),
             ("append_env", "True"),
             ("skip_on_exit_code", "None"),
             ("do_xcom_push", repr(bool(s.outputs))),
@@ -453,8 +449,26 @@ class _Builder:
             text += " "  # otherwise Airflow reads it as a template file name
         return text
 
-    def _env_literal(self, s: Step) -> str:
-        return py_literal(self._env(s))
+    def _env_code(self, s: Step, extra: dict[str, str] | None = None) -> str:
+        """The task's env as code. BashOperator renders ``env`` as templates and reads a value
+        ending in ``.sh``/``.bash`` (its ``template_ext``) as a template FILE: every literal value
+        is wrapped in ``airflow.sdk.literal()`` and reaches the step as written, as under
+        ``flowc run``. KubernetesPodOperator has no ``template_ext``: its values stay
+        Jinja-escaped text (it turns them into V1EnvVar objects)."""
+        if self._is_pod(s):
+            return py_literal({**self._env(s), **(extra or {})})
+        items: list[tuple[str, str]] = []
+        for k, v in s.env:
+            enc = encode_expr(v)
+            if is_plain(enc):
+                self.uses_literal = True
+                items.append((k, f"literal({py_literal(plain_text(enc))})"))
+            else:
+                self.needs_macros = True
+                items.append((k, py_literal(f"{{{{ flowc_env({s.name!r}, {k!r}) }}}}")))
+        fixed = {"FLOWC_STEP": s.name, "FLOWC_RUN_ID": "{{ run_id }}", **(extra or {})}
+        items += [(k, py_literal(v)) for k, v in fixed.items()]
+        return "{" + ", ".join(f"{py_literal(k)}: {code}" for k, code in items) + "}"
 
     def _env(self, s: Step) -> dict[str, str]:
         env: dict[str, str] = {}
@@ -485,7 +499,7 @@ class _Builder:
             ("image", py_literal(jinja_literal(s.image or ""))),
             ("cmds", py_literal(cmds)),
             ("arguments", py_literal(args)),
-            *([] if mapped else [("env_vars", self._env_literal(s))]),
+            *([] if mapped else [("env_vars", self._env_code(s))]),
             # declared outputs: the JSON the command writes to $FLOWC_OUTPUTS is the pod's XCom
             ("do_xcom_push", repr(bool(s.outputs))),
             *policy,
@@ -493,6 +507,8 @@ class _Builder:
         if not s.resources.is_empty():
             self.imports.add("k8s")
             kwargs.append(("container_resources", self._k8s_resources(s)))
+        if s.resources.node_selector():
+            kwargs.append(("node_selector", py_literal(s.resources.node_selector())))
         return {
             "var": var,
             "ctor": "KubernetesPodOperator",
@@ -525,6 +541,8 @@ class _Builder:
             sdk_names.append("CronTriggerTimetable")
         if params:
             sdk_names.append("Param")
+        if self.uses_literal:
+            sdk_names.append("literal")
         return {
             "sdk_names": sdk_names,
             "header": self.header,

@@ -10,16 +10,54 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from functools import cache
 from json.encoder import encode_basestring, encode_basestring_ascii
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from flowc import __version__
+from flowc.compiler.errors import Diagnostic, Loc
 
 if TYPE_CHECKING:
     import jinja2
 
-    from flowc.compiler.ir import Pipeline
+    from flowc.compiler.ir import Pipeline, Resources, Step
+
+
+ALL_RUN_VALUES = frozenset({"id", "date", "status", "failed_steps"})
+"""Every ``${run.X}`` the DSL defines."""
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a target can express, as a table (sqlglot's dialect flags): :func:`check_supported`
+    reports every feature of a flow outside it, at once, located, naming the target."""
+
+    operators: bool = False
+    """Streaming operator steps (pypz)."""
+    channel_transports: frozenset[str] = frozenset()
+    """Channel transports its operator pods can use."""
+    schedule: str = "yes"
+    """``yes``: the output carries the schedule; ``none``: it cannot (a warning: the schedule
+    is given to the engine another way)."""
+    schedule_kinds: frozenset[str] = frozenset({"cron", "every", "at"})
+    catchup: bool = True
+    """Backfilling missed runs (``catchup: true``)."""
+    step_timeout: bool = True
+    """A per-step ``timeout`` is enforced (else a warning: it is not)."""
+    retry_delay: bool = True
+    """A step's ``retry_delay`` is applied between attempts (else a warning: the engine's own
+    back-off applies)."""
+    foreach_over_loop: bool = True
+    """``foreach`` over the output of a step that runs per item or replica."""
+    run_values: frozenset[str] = ALL_RUN_VALUES
+    """``${run.X}`` values its steps can read."""
+    store_in_pods: bool = False
+    """Steps run in pods that exchange values through the stack's artifact store (its class
+    must be importable there: a ``components:`` store from a file is refused)."""
+    metadata_stores: bool = False
+    """Runs record metadata through the stack's ``metadata_store`` (``flowc run``): its type
+    must be one the runtime can open."""
 
 
 class Target(Protocol):
@@ -34,17 +72,150 @@ class Target(Protocol):
 
 
 class BaseTarget:
-    """Shared helpers; subclasses set ``name``/``description`` and implement ``emit``."""
+    """Shared helpers; subclasses set ``name``/``description``, their :class:`Capabilities`
+    and implement ``emit`` (and :meth:`check` for target-specific limits)."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    CAPABILITIES: ClassVar[Capabilities] = Capabilities()
 
     def emit(self, ir: Pipeline) -> dict[str, str]:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def check(self, ir: Pipeline) -> list[Diagnostic]:
+        """Target-specific problems beyond the capability table (values it cannot express)."""
+        return []
+
     def header_lines(self, ir: Pipeline) -> list[str]:
         """The provenance lines every output starts with (as comments in the file's syntax)."""
         return generated_header(ir, self.name)
+
+
+def _steps_text(steps: list[Step], most: int = 3) -> str:
+    """``step 'a'`` / ``steps 'a', 'b', 'c' and 7 more``."""
+    names = ", ".join(f"'{s.name}'" for s in steps[:most])
+    more = f" and {len(steps) - most} more" if len(steps) > most else ""
+    return f"step {names}" if len(steps) == 1 else f"steps {names}{more}"
+
+
+def check_supported(ir: Pipeline, target: Any) -> list[Diagnostic]:
+    """Every feature of ``ir`` that ``target`` cannot express: errors (and warnings, severity
+    ``warning``, for what it drops), located, each naming the target, sorted by location. Runs
+    the capability table (:class:`Capabilities`), then the target's own :meth:`check`."""
+    caps: Capabilities = getattr(target, "CAPABILITIES", Capabilities())
+    name = target.name
+    out: list[Diagnostic] = []
+
+    def error(loc: Loc | None, message: str, hint: str | None = None) -> None:
+        out.append(Diagnostic(loc or ir.loc, message, hint))
+
+    def warning(loc: Loc | None, message: str, hint: str | None = None) -> None:
+        out.append(Diagnostic(loc or ir.loc, message, hint, severity="warning"))
+
+    untimed: list[Step] = []  # steps whose timeout / retry_delay the target drops
+    undelayed: list[Step] = []
+    for s in ir.steps:
+        if s.operator and not caps.operators:
+            error(
+                s.loc,
+                f"step '{s.name}' is a streaming operator, which the {name} target cannot run",
+                "compile flows with operator steps for the local or k8s target",
+            )
+        if s.timeout is not None and not caps.step_timeout:
+            untimed.append(s)
+        if s.retries and s.retry_delay and not caps.retry_delay:
+            undelayed.append(s)
+        for r in s.run_refs if caps.run_values != ALL_RUN_VALUES else ():
+            if r.path[:1] and r.path[0] not in caps.run_values:
+                error(r.loc or s.loc, f"${{{r.dotted}}} is not available on the {name} target")
+        f = s.foreach
+        if f is not None and not caps.foreach_over_loop:
+            for r in f.refs():
+                producer = ir.step(r.step) if r.step else None
+                if producer is not None and (producer.foreach is not None or producer.replicas > 1):
+                    error(
+                        r.loc or s.loc,
+                        f"step '{s.name}': the {name} target cannot loop over ${{{r.dotted}}}, "
+                        f"the output of step '{producer.name}', which runs per item or replica",
+                        "loop over a list param or the output of a step that runs once, or "
+                        "compile for the local, airflow or k8s target",
+                    )
+    if untimed:
+        warning(
+            untimed[0].loc,
+            f"the {name} target cannot enforce a per-step timeout: not applied to "
+            f"{_steps_text(untimed)}",
+        )
+    if undelayed:
+        warning(
+            undelayed[0].loc,
+            f"the {name} target cannot apply retry_delay (its engine's own back-off applies "
+            f"between attempts): {_steps_text(undelayed)}",
+        )
+    for c in ir.channels:
+        if c.transport not in caps.channel_transports:
+            usable = sorted(caps.channel_transports)
+            error(
+                c.loc,
+                f"channel '{c.name}' uses the {c.transport} transport, which the {name} target "
+                "cannot use",
+                (
+                    f"use 'transport: {usable[0]}' with a 'location' for the {name} target"
+                    if usable
+                    else "compile flows with channels for the local or k8s target"
+                ),
+            )
+    sched = ir.schedule
+    if sched is not None:
+        if caps.schedule == "none":
+            warning(
+                sched.loc,
+                f"the {name} target's output holds no schedule: this flow's schedule is not in it",
+                "create a recurring run from the compiled pipeline with the KFP client "
+                "(create_recurring_run), or compile for vertex, airflow or k8s",
+            )
+        elif sched.kind not in caps.schedule_kinds:
+            error(sched.loc, f"the {name} target cannot express a schedule with '{sched.kind}'")
+        elif sched.catchup and not caps.catchup:
+            error(
+                sched.loc,
+                f"the {name} target cannot catch up (backfill) missed runs",
+                f"set catchup: false for the {name} target",
+            )
+    stack = ir.stack
+    if stack is not None and caps.store_in_pods and stack.artifact_store is not None:
+        store = stack.artifact_store
+        custom = next((c for c in ir.components if c.name == store.type), None)
+        if custom is not None:
+            where = custom.class_ref.partition(":")[0]
+            if where.endswith(".py") or "/" in where:
+                error(
+                    store.loc,
+                    f"artifact store '{store.type}' is a class from the file {where}, which the "
+                    f"{name} target's step pods cannot import",
+                    "use a built-in store (local on a shared volume, gcs), or package the class "
+                    "as a module installed in the step image",
+                )
+            else:
+                warning(
+                    store.loc,
+                    f"artifact store '{store.type}' ({custom.class_ref}) must be importable in "
+                    f"the {name} target's step pods",
+                    "install its module in the step image",
+                )
+    if stack is not None and caps.metadata_stores and stack.metadata_store is not None:
+        from flowc.runtime.metadata import METADATA_STORES
+
+        meta = stack.metadata_store
+        if meta.type not in METADATA_STORES:
+            error(
+                meta.loc,
+                f"metadata store type '{meta.type}' cannot be opened by `flowc run` (the "
+                f"{name} target)",
+                f"known metadata store types: {', '.join(sorted(METADATA_STORES))}",
+            )
+    out.extend(target.check(ir) if hasattr(target, "check") else [])
+    return sorted(out, key=lambda d: (d.loc is None, d.loc or Loc("", 0, 0)))
 
 
 def generated_header(ir: Pipeline, target: str) -> list[str]:
@@ -308,6 +479,19 @@ def dns1123(name: str, max_len: int = 63) -> str:
     return out or "x"
 
 
+def dns1123_unique(name: str, max_len: int = 63) -> str:
+    """:func:`dns1123` for names that must stay distinct: a name longer than ``max_len`` keeps
+    its start and ends with ``-`` and 8 hex digits of the sha256 of ``name`` (stable, and two
+    names that share their first ``max_len - 9`` characters still differ)."""
+    full = dns1123(name, 10_000)
+    if len(full) <= max_len:
+        return full
+    import hashlib
+
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+    return f"{full[: max_len - 9].rstrip('-')}-{digest}"
+
+
 def kebab(name: str) -> str:
     """``load_data`` -> ``load-data`` (KFP / Kubernetes spelling of a step name)."""
     return name.replace("_", "-")
@@ -355,3 +539,33 @@ def k8s_secret(ir: Pipeline, name: str) -> tuple[str, str, str]:
     if ref.k8s_name:
         return var, ref.k8s_name, ref.k8s_key or name
     return var, f"{dns1123(ir.name, FLOW_SECRET_BASE_MAX)}-secrets", var
+
+
+# ---------------------------------------------------------------------------------------------
+# Pods (Kubernetes Jobs, Airflow pods, k8s operators): one spelling of the IR's pod facts
+# ---------------------------------------------------------------------------------------------
+
+
+def pod_resources(r: Resources) -> dict[str, dict[str, str]]:
+    """A container's ``resources`` under the IR's one policy (:class:`Resources`): each value
+    is the request and the limit, a GPU count the ``nvidia.com/gpu`` limit. Empty: ``{}``."""
+    out: dict[str, dict[str, str]] = {}
+    requests, limits = r.requests(), r.limits()
+    if requests:
+        out["requests"] = requests
+    if limits:
+        out["limits"] = limits
+    return out
+
+
+def pod_node_selector(r: Resources, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """A pod's ``nodeSelector``: ``base`` (the stack's) plus the node label a ``gpu_type`` needs
+    (:meth:`Resources.node_selector`)."""
+    return {**(base or {}), **r.node_selector()}
+
+
+def secret_env_var(ir: Pipeline, name: str) -> dict[str, Any]:
+    """The container env entry that carries secret ``name`` (see :func:`k8s_secret`): a
+    ``secretKeyRef``, never a value."""
+    var, secret, key = k8s_secret(ir, name)
+    return {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}

@@ -24,35 +24,28 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import yaml
 
-from flowc import __version__
-from flowc.compiler.errors import Collector, FlowcError
-from flowc.targets.base import BaseTarget, dns1123, json_text, k8s_secret
+from flowc.compiler.errors import Collector, Diagnostic, FlowcError
+from flowc.targets.base import (
+    BaseTarget,
+    Capabilities,
+    dns1123,
+    dns1123_unique,
+    json_text,
+    pod_node_selector,
+    pod_resources,
+    secret_env_var,
+)
 from flowc.targets.base import every_to_cron as base_every_to_cron
 from flowc.targets.k8s_operators import operator_documents
 
 if TYPE_CHECKING:
-    from flowc.compiler.ir import ComponentConfig, Pipeline, Step
+    from flowc.compiler.ir import Pipeline, Step
 
 PLAN_MOUNT = "/etc/flowc"
 """Where the plan ConfigMap is mounted in the driver and step pods."""
 PVC_MOUNT = "/flowc/artifacts"
 """Where the ``artifact_pvc`` volume is mounted (the artifact root then)."""
 DEFAULT_ARTIFACT_ROOT = ".flowc/artifacts"
-ORCHESTRATOR_TYPES = ("kubernetes", "k8s")
-OPTIONS = (
-    "namespace",
-    "service_account",
-    "image_pull_secrets",
-    "image_pull_policy",
-    "node_selector",
-    "tolerations",
-    "ttl_seconds_after_finished",
-    "image",
-    "artifact_pvc",
-    "starting_deadline_seconds",
-    "poll_seconds",
-    "operator_image",  # used by flowc.targets.k8s_operators
-)
 CONFIGMAP_MAX = 1_000_000
 """Data bytes (keys + values) up to which the plan goes into ONE ConfigMap ``<flow>-flowc-plan``
 (data keys ``k8s.json``, ``plan.json``): a ConfigMap holds 1 MiB, this leaves room for keys."""
@@ -64,7 +57,6 @@ MIN_PART = 4096
 the file) is left in it; else it starts the next ConfigMap."""
 BASE_MAX = 40  # flow name part: leaves room for "-driver-<11-digit CronJob suffix>"
 STEP_JOB_MAX = 44  # step Job name prefix: + "-<run id 8>" + "-<item index up to 9999>"
-_QUANTITY = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)(([KMGTPE]i)|[numkMGTPE]|([eE][+-]?\d+))?$")
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
 
@@ -240,6 +232,16 @@ class K8sTarget(BaseTarget):
     description: ClassVar[str] = (
         "Kubernetes manifests: RBAC, plan ConfigMap and a driver Job (CronJob when scheduled)"
     )
+    CAPABILITIES: ClassVar[Capabilities] = Capabilities(
+        operators=True,  # Deployments/Jobs of flowc.targets.k8s_operators
+        channel_transports=frozenset({"kafka"}),  # pods on many nodes: no local transport
+        store_in_pods=True,  # the driver and step pods exchange values through the store
+        retry_delay=False,  # a new pod per attempt, after Kubernetes' own back-off
+    )
+
+    def check(self, ir: Pipeline) -> list[Diagnostic]:
+        problem = _every_problem(ir)
+        return [] if problem is None else [problem]
 
     def emit(self, ir: Pipeline) -> dict[str, str]:
         docs = build_documents(ir)
@@ -252,21 +254,9 @@ class K8sTarget(BaseTarget):
 
 
 def orchestrator_options(ir: Pipeline) -> dict[str, Any]:
-    """Settings of the active stack's kubernetes orchestrator (empty for any other type)."""
-    orch: ComponentConfig | None = ir.stack.orchestrator if ir.stack else None
-    if orch is None or orch.type not in ORCHESTRATOR_TYPES:
-        return {}
-    opts = dict(orch.settings)
-    unknown = sorted(k for k in opts if k not in OPTIONS)
-    if unknown:
-        from flowc.compiler.errors import did_you_mean
-
-        raise FlowcError.at(
-            orch.loc,
-            f"unknown kubernetes orchestrator option '{unknown[0]}'",
-            did_you_mean(unknown[0], OPTIONS) or f"known options: {', '.join(OPTIONS)}",
-        )
-    return opts
+    """The kubernetes orchestrator settings this flow compiles with, as the ``stack_settings``
+    pass resolved them (:meth:`flowc.compiler.ir.Pipeline.orchestrator_settings`)."""
+    return ir.orchestrator_settings("k8s")
 
 
 def flow_base(ir: Pipeline) -> str:
@@ -281,14 +271,14 @@ def step_job_prefixes(ir: Pipeline) -> dict[str, str]:
     out: dict[str, str] = {}
     errors = Collector()
     for step in ir.steps:
-        prefix = dns1123(f"{base}-{step.name}", STEP_JOB_MAX)
+        prefix = dns1123_unique(f"{base}-{step.name}", STEP_JOB_MAX)
         if prefix in seen:
             errors.error(
                 step.loc,
                 f"step '{step.name}' and step '{seen[prefix]}' both become the Kubernetes name "
                 f"'{prefix}'",
-                "rename one of them (Kubernetes names turn '_' into '-' and are truncated to "
-                f"{STEP_JOB_MAX} characters here)",
+                "rename one of them (Kubernetes names turn '_' into '-'; a longer name is "
+                f"cut to {STEP_JOB_MAX} characters ending in a hash of the step's name)",
             )
         else:
             seen[prefix] = step.name
@@ -327,7 +317,6 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
     base = flow_base(ir)
     namespace = opts.get("namespace")
     prefixes = step_job_prefixes(ir)
-    _check_steps(ir)
     sa_name = opts.get("service_account") or f"{base}-flowc"
     rbac_name = f"{base}-flowc-driver"
     configmap = f"{base}-flowc-plan"
@@ -390,7 +379,7 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
             "base": base,
             "configmap": configmap,
             "store": store,
-            "poll_seconds": float(opts.get("poll_seconds", 2.0)),
+            "poll_seconds": float(opts["poll_seconds"]),
             "job": step_job_base(ir, opts, sa_name, configmap if maps == [configmap] else maps),
             "steps": steps,
         }
@@ -456,21 +445,6 @@ def _store_settings(ir: Pipeline, opts: dict[str, Any]) -> dict[str, Any]:
     return store.to_data()
 
 
-def _check_steps(ir: Pipeline) -> None:
-    """Resource quantities Kubernetes would reject, reported all at once."""
-    errors = Collector()
-    for s in ir.steps:
-        for field in ("cpu", "memory"):
-            value = getattr(s.resources, field)
-            if value is not None and not _QUANTITY.match(str(value)):
-                errors.error(
-                    s.loc,
-                    f"step '{s.name}': resources.{field} '{value}' is not a Kubernetes quantity",
-                    'write e.g. cpu: "500m" or "2", memory: 512Mi or 4Gi',
-                )
-    errors.raise_if_any()
-
-
 def _pod_common(opts: dict[str, Any]) -> dict[str, Any]:
     spec: dict[str, Any] = {}
     if opts.get("image_pull_secrets"):
@@ -510,13 +484,7 @@ def _volumes(configmap: str | list[str], opts: dict[str, Any]) -> tuple[list[dic
 
 
 def _image(opts: dict[str, Any]) -> str:
-    return str(opts.get("image") or f"flowc/flowc:{__version__}")
-
-
-def _secret_env(ir: Pipeline, name: str) -> dict[str, Any]:
-    """The container env entry that carries secret ``name`` (see :func:`k8s_secret`)."""
-    var, secret, key = k8s_secret(ir, name)
-    return {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+    return str(opts["image"])  # the stack's, else flowc/flowc:<version> (SETTING_DEFAULTS)
 
 
 def step_job_base(
@@ -529,7 +497,7 @@ def step_job_base(
     container: dict[str, Any] = {
         "name": "step",
         "image": _image(opts),
-        "imagePullPolicy": opts.get("image_pull_policy", "IfNotPresent"),
+        "imagePullPolicy": opts["image_pull_policy"],
         "command": ["python", "-m", "flowc.runtime.k8s", "step"],
         "args": ["--plan", f"{PLAN_MOUNT}/plan.json", "--config", f"{PLAN_MOUNT}/k8s.json"],
         "volumeMounts": mounts,
@@ -570,7 +538,7 @@ def step_job_patch(ir: Pipeline, step: Step, prefix: str, opts: dict[str, Any]) 
     for replicas, image, env (literal values, secrets as ``secretKeyRef``), resources."""
     env = literal_env(step)
     for name in step.secrets:
-        env.append(_secret_env(ir, name))
+        env.append(secret_env_var(ir, name))
     if step.replicas > 1:
         env.append(
             {
@@ -596,34 +564,18 @@ def step_job_patch(ir: Pipeline, step: Step, prefix: str, opts: dict[str, Any]) 
         container["image"] = step.image
     if env:
         container["env"] = env
-    res = _resources(step)
+    res = pod_resources(step.resources)
     if res:
         container["resources"] = res
+    selector = step.resources.node_selector()
+    if selector:  # the pod's nodeSelector replaces the shared one: carry the stack's too
+        pod["nodeSelector"] = pod_node_selector(step.resources, opts.get("node_selector"))
     patch: dict[str, Any] = {"name_prefix": prefix, "label": label_value(step.name), "spec": spec}
     if pod:
         patch["pod"] = pod
     if container:
         patch["container"] = container
     return patch
-
-
-def _resources(step: Step) -> dict[str, Any]:
-    r = step.resources
-    requests: dict[str, Any] = {}
-    limits: dict[str, Any] = {}
-    if r.cpu is not None:
-        requests["cpu"] = str(r.cpu)
-    if r.memory is not None:
-        requests["memory"] = str(r.memory)
-        limits["memory"] = str(r.memory)
-    if r.gpu:
-        limits["nvidia.com/gpu"] = str(r.gpu)
-    out: dict[str, Any] = {}
-    if requests:
-        out["requests"] = requests
-    if limits:
-        out["limits"] = limits
-    return out
 
 
 def driver_job_spec(
@@ -634,7 +586,7 @@ def driver_job_spec(
     container = {
         "name": "driver",
         "image": _image(opts),
-        "imagePullPolicy": opts.get("image_pull_policy", "IfNotPresent"),
+        "imagePullPolicy": opts["image_pull_policy"],
         "command": ["python", "-m", "flowc.runtime.k8s", "drive"],
         "args": ["--plan", f"{PLAN_MOUNT}/plan.json", "--config", f"{PLAN_MOUNT}/k8s.json"],
         "env": [
@@ -667,6 +619,19 @@ def driver_job_spec(
     return spec
 
 
+def _every_problem(ir: Pipeline) -> Diagnostic | None:
+    """An ``every`` schedule a CronJob cannot say, as a located diagnostic (else None)."""
+    sched = ir.schedule
+    if sched is None or sched.kind != "every" or every_to_cron(sched.every_seconds or 0):
+        return None
+    return Diagnostic(
+        sched.loc,
+        f"`every: {sched.every_seconds:g}s` cannot be expressed as a Kubernetes CronJob schedule",
+        "use a period that divides an hour or a day evenly (1m, 5m, 15m, 1h, 6h, 1d, 7d), or "
+        "write `cron:`",
+    )
+
+
 def driver_cronjob(
     ir: Pipeline, opts: dict[str, Any], name: str, namespace: str | None, job_spec: dict[str, Any]
 ) -> dict[str, Any]:
@@ -682,18 +647,13 @@ def driver_cronjob(
         except ValueError as e:
             raise FlowcError.at(sched.loc, f"schedule at: {e}") from None
     elif sched.kind == "every":
-        cron = every_to_cron(float(sched.every_seconds or 0))
-        if cron is None:
-            raise FlowcError.at(
-                sched.loc,
-                f"`every: {sched.every_seconds:g}s` cannot be expressed as a Kubernetes CronJob "
-                "schedule",
-                "use a period that divides an hour or a day evenly (1m, 5m, 15m, 1h, 6h, 1d, "
-                "7d), or write `cron:`",
-            )
+        problem = _every_problem(ir)
+        if problem is not None:
+            raise FlowcError(problem)
+        cron = str(every_to_cron(float(sched.every_seconds or 0)))
     else:
         cron = str(sched.cron)
-    deadline = opts.get("starting_deadline_seconds", 3600 if sched.catchup else 300)
+    deadline = opts["starting_deadline_seconds"]
     return {
         "apiVersion": "batch/v1",
         "kind": "CronJob",

@@ -24,7 +24,7 @@ import json
 import math
 from typing import TYPE_CHECKING, Any
 
-from flowc.compiler.errors import Collector
+from flowc.targets.base import pod_node_selector, pod_resources, secret_env_var
 
 if TYPE_CHECKING:
     from flowc.compiler.ir import Channel, Pipeline, Step
@@ -71,18 +71,6 @@ def channel_env(ir: Pipeline, channel: Channel) -> list[dict[str, Any]]:
     return env
 
 
-def _check(ir: Pipeline) -> None:
-    errors = Collector()
-    for c in ir.channels:
-        if c.transport != "kafka" and (c.producers or c.consumers):
-            errors.error(
-                c.loc,
-                f"channel '{c.name}' uses the local transport, which only works on one machine",
-                "use 'transport: kafka' with a 'location' for the k8s target",
-            )
-    errors.raise_if_any()
-
-
 def operator_image(step: Step, opts: dict[str, Any]) -> str:
     from flowc.targets import k8s
 
@@ -92,9 +80,8 @@ def operator_image(step: Step, opts: dict[str, Any]) -> str:
 def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
     """One Indexed Job per operator step, in the IR's step order."""
     from flowc.targets import k8s
-    from flowc.targets.base import dns1123
+    from flowc.targets.base import dns1123_unique
 
-    _check(ir)
     opts = k8s.orchestrator_options(ir)
     namespace = opts.get("namespace")
     base = k8s.flow_base(ir)
@@ -108,7 +95,7 @@ def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
     for step in ir.steps:
         if not step.operator:
             continue
-        name = dns1123(f"{base}-{step.name}", OPERATOR_JOB_MAX)
+        name = dns1123_unique(f"{base}-{step.name}", OPERATOR_JOB_MAX)
         labels = {
             **k8s.common_labels(ir, "operator"),
             "flowc.dev/step": k8s.label_value(step.name),
@@ -129,17 +116,17 @@ def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
             env.extend(channel_env(ir, ir.channel(cname)))
         env.extend(k8s.literal_env(step))
         for secret in step.secrets:
-            env.append(k8s._secret_env(ir, secret))
+            env.append(secret_env_var(ir, secret))
         volumes, mounts = k8s._volumes(configmap, opts)
         container: dict[str, Any] = {
             "name": "operator",
             "image": operator_image(step, opts),
-            "imagePullPolicy": opts.get("image_pull_policy", "IfNotPresent"),
+            "imagePullPolicy": opts["image_pull_policy"],
             "command": ["python", "-m", "flowc.runtime.operators"],
             "args": ["--plan", f"{k8s.PLAN_MOUNT}/plan.json", "--step", step.name],
             "env": env,
         }
-        res = k8s._resources(step)
+        res = pod_resources(step.resources)
         if res:
             container["resources"] = res
         container["volumeMounts"] = mounts
@@ -151,6 +138,8 @@ def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
         if step.timeout is not None:
             pod["activeDeadlineSeconds"] = max(1, math.ceil(step.timeout))
         pod.update(k8s._pod_common(opts))
+        if step.resources.node_selector():
+            pod["nodeSelector"] = pod_node_selector(step.resources, opts.get("node_selector"))
         pod["containers"] = [container]
         pod["volumes"] = volumes
         spec: dict[str, Any] = {

@@ -40,12 +40,26 @@ from flowc.compiler.ir import (
 )
 from flowc.targets.base import (
     BaseTarget,
+    Capabilities,
     dns1123,
     k8s_secret,
     kebab,
     py_literal,
     seconds_text,
 )
+
+KFP_CAPABILITIES = Capabilities(
+    schedule="none",  # a PipelineSpec has no schedule: a recurring run is made apart
+    foreach_over_loop=False,  # a ParallelFor's collected output is not a loop source in KFP
+    run_values=frozenset({"id", "date"}),  # the job's placeholders
+)
+"""What a KFP PipelineSpec can express (the vertex target's table starts from it)."""
+
+RUN_ID_PLACEHOLDER = "{{$.pipeline_job_uuid}}"
+CREATE_TIME_PLACEHOLDER = "{{$.pipeline_job_create_time_utc}}"
+SCHEDULE_TIME_PLACEHOLDER = "{{$.pipeline_job_schedule_time_utc}}"
+"""kfp.dsl's PIPELINE_JOB_ID / _CREATE_TIME_UTC / _SCHEDULE_TIME_UTC placeholders: ``${run.id}``
+and ``${run.date}`` reach a step as task inputs the backend fills in."""
 
 SCHEMA_VERSION = "2.1.0"
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
@@ -359,8 +373,12 @@ class _Builder:
                     "_item", ["item"], item_chan.type, item_chan, decode=item_chan.decode
                 )
             if r.root == "run" and r.path[:1] == ("id",):
-                return _Binding("_run_id", ["run", "id"], "STRING", None, "{{$.pipeline_job_uuid}}")
-            if r.root == "run":
+                return _Binding("_run_id", ["run", "id"], "STRING", None, RUN_ID_PLACEHOLDER)
+            if r.root == "run" and r.path[:1] == ("date",):
+                # the logical date: the scheduled time of a scheduled run, else its creation
+                when = SCHEDULE_TIME_PLACEHOLDER if self.ir.schedule else CREATE_TIME_PLACEHOLDER
+                return _Binding("_run_date", ["run", "date"], "STRING", None, when)
+            if r.root == "run":  # refused by check_supported (KFP_CAPABILITIES.run_values)
                 raise _err(r.loc or s.loc, f"${{{r.dotted}}} is not available on KFP")
             return None  # secrets (environment), flow.name (in the plan)
 
@@ -501,12 +519,16 @@ class _Builder:
         if params:
             spec["inputs"] = {"parameters": params}
         if s.retries > 0:
-            rp: dict[str, Any] = {"maxRetryCount": s.retries}
-            if s.retry_delay:
-                rp["backoffDuration"] = seconds_text(s.retry_delay)
-                rp["backoffFactor"] = 1.0
-                rp["backoffMaxDuration"] = seconds_text(s.retry_delay)
-            spec["retryPolicy"] = rp
+            # always all four fields, as kfp's compiler writes them (a missing backoffDuration is
+            # read as kfp's default, a missing factor as 2): a fixed delay, 0s included, as under
+            # `flowc run`; the longest delay is the delay itself (kfp's default 1h when 0s)
+            delay = seconds_text(s.retry_delay)
+            spec["retryPolicy"] = {
+                "backoffDuration": delay,
+                "backoffFactor": 1.0,
+                "backoffMaxDuration": delay if s.retry_delay else "3600s",
+                "maxRetryCount": s.retries,
+            }
         node = _Node(task, spec, needs)
         node.outputs = [(key, _enc_type(enc)) for _o, key, enc in outputs]
         self._leaf_outputs = {o: key for o, key, _enc in outputs}
@@ -610,8 +632,6 @@ class _Builder:
 
     def _step(self, s: Step) -> None:
         task = self.task_of[s.name]
-        if s.operator:
-            raise _err(s.loc, f"step '{s.name}': streaming operators cannot compile to KFP")
         item_chan: _Chan | None = None
         items_spec: dict[str, Any] | None = None
         if s.foreach is not None:
@@ -795,10 +815,6 @@ class _Builder:
     # -- whole pipeline ------------------------------------------------------------------------
 
     def build(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
-        if self.ir.channels:
-            raise _err(
-                self.ir.channels[0].loc or self.ir.loc, "streaming channels cannot compile to KFP"
-            )
         self._names()
         self._infer()
         for s in self.ir.steps:
@@ -920,42 +936,17 @@ def _cel_double(e: Expr, text: str) -> str:
 # Resources
 # ---------------------------------------------------------------------------------------------
 
-_MEM = {
-    "": 1,
-    "k": 1e3,
-    "M": 1e6,
-    "G": 1e9,
-    "T": 1e12,
-    "P": 1e15,
-    "E": 1e18,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-    "Pi": 2**50,
-    "Ei": 2**60,
-}
-
-
-def _cpu_number(q: str) -> float:
-    return float(q[:-1]) / 1000 if q.endswith("m") else float(q)
-
-
-def _memory_gb(q: str) -> float:
-    m = re.fullmatch(r"([0-9.]+)([A-Za-z]*)", q)
-    if not m or m.group(2) not in _MEM:
-        return 0.0
-    return float(m.group(1)) * _MEM[m.group(2)] / 1e9
-
 
 def _resources(s: Step) -> dict[str, Any]:
+    """A container's resources under the IR's policy (requests = limits), in both of KFP's
+    spellings: the quantity strings and the legacy numbers (cores, GB)."""
     r = s.resources
     out: dict[str, Any] = {}
     if r.cpu:
-        cpu = _cpu_number(r.cpu)
+        cpu = r.cpu_cores
         out.update(cpuLimit=cpu, cpuRequest=cpu, resourceCpuLimit=r.cpu, resourceCpuRequest=r.cpu)
     if r.memory:
-        gb = _memory_gb(r.memory)
+        gb = (r.memory_bytes or 0) / 1e9
         out.update(
             memoryLimit=gb,
             memoryRequest=gb,
@@ -1103,6 +1094,7 @@ class KfpTarget(BaseTarget):
 
     name: ClassVar[str] = "kfp"
     description: ClassVar[str] = "Kubeflow Pipelines v2 PipelineSpec (pipeline.yaml)"
+    CAPABILITIES: ClassVar[Capabilities] = KFP_CAPABILITIES
 
     def emit(self, ir: Pipeline) -> dict[str, str]:
         spec, platform = build_pipeline_spec(ir)

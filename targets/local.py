@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
-from flowc.targets.base import BaseTarget, black_format, jinja_env
+from flowc.targets.base import BaseTarget, Capabilities, black_format, jinja_env
 
 if TYPE_CHECKING:
     from flowc.compiler.ir import Pipeline
@@ -21,6 +21,9 @@ class LocalTarget(BaseTarget):
     name: ClassVar[str] = "local"
     description: ClassVar[str] = (
         "a Python module that runs the flow on this machine (flowc.runtime)"
+    )
+    CAPABILITIES: ClassVar[Capabilities] = Capabilities(
+        operators=True, channel_transports=frozenset({"local", "kafka"}), metadata_stores=True
     )
 
     def emit(self, ir: Pipeline) -> dict[str, str]:

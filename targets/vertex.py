@@ -11,15 +11,16 @@ runtime glue reads the secret's ``vertex:`` source) and a per-step ``timeout`` i
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
-from flowc.compiler.errors import FlowcError
+from flowc.compiler.errors import Diagnostic, FlowcError
 from flowc.compiler.ir import Pipeline, Schedule
-from flowc.targets.base import BaseTarget, every_to_cron, json_text
-from flowc.targets.kfp import build_pipeline_spec
+from flowc.targets.base import BaseTarget, Capabilities, every_to_cron, json_text
+from flowc.targets.kfp import KFP_CAPABILITIES, build_pipeline_spec
 
 _LABEL = re.compile(r"[^a-z0-9_-]+")
 
@@ -35,47 +36,68 @@ def dump_json(doc: Any) -> str:
 
 
 def _vertex_settings(ir: Pipeline) -> dict[str, Any]:
-    """The active stack's vertex orchestrator settings; empty when the active stack (if any) does
-    not run on Vertex: the bodies then leave out what only the stack knows (project, region,
-    pipeline root, service account, network), to be given when the job is submitted."""
-    orch = ir.stack.orchestrator if ir.stack is not None else None
-    if orch is None or orch.type != "vertex":
-        return {}
-    settings = dict(orch.settings)
-    root = settings.get("pipeline_root")
-    if not root:
-        store = ir.stack.artifact_store if ir.stack else None
-        bucket = store.setting("bucket") if store is not None and store.type == "gcs" else None
-        if not bucket:
-            raise FlowcError.at(
-                orch.loc or ir.loc,
-                "the vertex orchestrator needs pipeline_root (or a gcs artifact_store bucket)",
-                "e.g. pipeline_root: gs://my-bucket/pipelines",
-            )
-        root = f"gs://{bucket}/pipelines"
-    settings["pipeline_root"] = root
-    settings.setdefault("region", "us-central1")
-    return settings
+    """The active stack's vertex orchestrator settings as the ``stack_settings`` pass resolved
+    them (region default, ``pipeline_root`` from a gcs store's bucket); empty when the active
+    stack (if any) does not run on Vertex: the bodies then leave out what only the stack knows
+    (project, region, pipeline root, service account, network), to be given at submission."""
+    return ir.orchestrator_settings("vertex")
 
 
-def _check_secrets(ir: Pipeline) -> None:
+def _problems(ir: Pipeline) -> list[Diagnostic]:
+    """What a Vertex job cannot carry: a secret without a Secret Manager source, a vertex stack
+    without a pipeline root, a schedule that is not a Vertex cron."""
+    out: list[Diagnostic] = []
     for s in ir.steps:
         for name in s.secrets:
             ref = ir.secret(name)
             if not ref.vertex:
-                raise FlowcError.at(
-                    ref.loc or s.loc,
-                    f"secret '{name}' (used by step '{s.name}') has no Secret Manager source for "
-                    "Vertex AI",
-                    f"declare it as {name}: {{vertex: {{secret: "
-                    "projects/P/secrets/S/versions/latest}}",
+                out.append(
+                    Diagnostic(
+                        ref.loc or s.loc,
+                        f"secret '{name}' (used by step '{s.name}') has no Secret Manager source "
+                        "for Vertex AI",
+                        f"declare it as {name}: {{vertex: {{secret: "
+                        "projects/P/secrets/S/versions/latest}}",
+                    )
                 )
+    orch = ir.stack.orchestrator if ir.stack is not None else None
+    if orch is not None and ir.stack is not None and ir.stack.target == "vertex":
+        if not orch.setting("pipeline_root"):
+            out.append(
+                Diagnostic(
+                    orch.loc or ir.loc,
+                    "the vertex orchestrator needs pipeline_root (or a gcs artifact_store bucket)",
+                    "e.g. pipeline_root: gs://my-bucket/pipelines",
+                )
+            )
+    sched = ir.schedule
+    if sched is not None and sched.kind == "every" and not every_to_cron(sched.every_seconds or 0):
+        out.append(
+            Diagnostic(
+                sched.loc,
+                f"Vertex AI schedules are cron-based: every {sched.every_seconds:g}s has no cron "
+                "equivalent",
+                "use whole minutes dividing an hour (1m, 5m, 15m, 30m), whole hours dividing a "
+                "day (1h, 2h, 6h, 12h), 1d, or a cron expression",
+            )
+        )
+    if sched is not None and sched.kind == "at":
+        at = datetime.fromisoformat((sched.at or "").replace("Z", "+00:00"))
+        if at.second or at.microsecond:
+            out.append(Diagnostic(sched.loc, "Vertex AI schedules run on whole minutes"))
+    return out
+
+
+def _require(ir: Pipeline) -> None:
+    problems = _problems(ir)
+    if problems:
+        raise FlowcError(problems)
 
 
 def pipeline_job(ir: Pipeline) -> dict[str, Any]:
     """The ``PipelineJob`` request body (JSON names of google.cloud.aiplatform.v1)."""
     settings = _vertex_settings(ir)
-    _check_secrets(ir)
+    _require(ir)
     spec, _ = build_pipeline_spec(ir, platform=False)
     runtime: dict[str, Any] = {}
     if settings.get("pipeline_root"):
@@ -88,13 +110,13 @@ def pipeline_job(ir: Pipeline) -> dict[str, Any]:
         labels["flowc-owner"] = _label(ir.owner)
     if ir.environment:
         labels["flowc-environment"] = _label(ir.environment)
+    # runtimeConfig even when empty: aiplatform.PipelineJob(template_path=<this file>) reads it
     job: dict[str, Any] = {
         "displayName": ir.name,
         "labels": labels,
         "pipelineSpec": spec,
+        "runtimeConfig": runtime,
     }
-    if runtime:
-        job["runtimeConfig"] = runtime
     if settings.get("service_account"):
         job["serviceAccount"] = settings["service_account"]
     if settings.get("network"):
@@ -113,17 +135,8 @@ def _utc(local: str, tz: str) -> str:
 def schedule_body(
     ir: Pipeline, sched: Schedule, job: dict[str, Any], settings: dict[str, Any]
 ) -> dict[str, Any]:
-    """The Vertex ``Schedule`` body for ``sched`` (a located FlowcError if Vertex cannot run it)."""
-    try:
-        ZoneInfo(sched.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise FlowcError.at(sched.loc, f"unknown timezone '{sched.timezone}'") from None
-    if sched.catchup:
-        raise FlowcError.at(
-            sched.loc,
-            "Vertex AI schedules cannot catch up (backfill) missed runs",
-            "set catchup: false for the vertex target",
-        )
+    """The Vertex ``Schedule`` body for ``sched`` (what Vertex cannot run is reported by
+    :func:`flowc.targets.base.check_supported` with :class:`VertexTarget`'s table)."""
     body: dict[str, Any] = {
         "allowQueueing": False,
         "displayName": ir.name,
@@ -134,21 +147,11 @@ def schedule_body(
         cron = sched.cron or ""
     elif sched.kind == "every":
         cron = every_to_cron(sched.every_seconds or 0) or ""
-        if not cron:
-            raise FlowcError.at(
-                sched.loc,
-                f"Vertex AI schedules are cron-based: every {sched.every_seconds:g}s has no cron "
-                "equivalent",
-                "use whole minutes dividing an hour (1m, 5m, 15m, 30m), whole hours dividing a "
-                "day (1h, 2h, 6h, 12h), 1d, or a cron expression",
-            )
     else:  # at: one run, at that minute
         at = datetime.fromisoformat((sched.at or "").replace("Z", "+00:00"))
         if at.tzinfo is None:
             at = at.replace(tzinfo=ZoneInfo(tz))
         at = at.astimezone(UTC)
-        if at.second or at.microsecond:
-            raise FlowcError.at(sched.loc, "Vertex AI schedules run on whole minutes")
         tz = "UTC"
         cron = f"{at.minute} {at.hour} {at.day} {at.month} *"
         body["maxRunCount"] = "1"
@@ -170,6 +173,15 @@ class VertexTarget(BaseTarget):
 
     name: ClassVar[str] = "vertex"
     description: ClassVar[str] = "Vertex AI PipelineJob (and Schedule) request bodies (JSON)"
+    CAPABILITIES: ClassVar[Capabilities] = dataclasses.replace(
+        KFP_CAPABILITIES,
+        schedule="yes",  # schedule.json
+        catchup=False,  # Vertex schedules do not backfill
+        step_timeout=False,  # no per-task timeout in a Vertex job
+    )
+
+    def check(self, ir: Pipeline) -> list[Diagnostic]:
+        return _problems(ir)
 
     def emit(self, ir: Pipeline) -> dict[str, str]:
         job = pipeline_job(ir)

@@ -405,3 +405,43 @@ def test_dagbag_pods_and_resources(tmp_path: Path) -> None:
     plain = r[str(res_golden)]["dags"]["resources"]["tasks"]
     assert plain["train"]["executor_config"] == {"flowc_resources": "dict"}
     assert "kubernetes" not in res_golden.read_text()
+
+
+RETRY_ENV_FLOW = """\
+flowc: 1
+name: retry_env
+steps:
+  flaky:
+    command:
+      - sh
+      - -c
+      - >-
+        if [ ! -f "$MARK" ]; then touch "$MARK"; exit 1; fi;
+        printf '{"script": "%s", "other": "%s"}' "$SCRIPT" "$OTHER" > "$FLOWC_OUTPUTS"
+    retries: 1
+    retry_delay: 0s
+    env: {SCRIPT: deploy.sh, OTHER: "{{ ds }} x.bash", MARK: "MARK_PATH"}
+    outputs: [script, other]
+"""
+
+
+def test_dag_test_retries_at_once_and_env_values_are_literal(tmp_path: Path) -> None:
+    # retry_delay: 0s fell back to Airflow's 5-minute default; env values ending in .sh/.bash
+    # were read as template files (TemplateNotFound, or the file rendered when it existed)
+    mark = tmp_path / "attempted"
+    ir = load_text(RETRY_ENV_FLOW.replace("MARK_PATH", str(mark)), "retry_env.yaml")
+    (text,) = emit(ir, "airflow").values()
+    assert "retry_delay" in text and "literal(" in text
+    f = tmp_path / "dags_import" / "retry_env.py"
+    f.parent.mkdir()
+    f.write_text(text)
+    dag = _harness(tmp_path / "home_import", ["import", str(f)])[str(f)]["dags"]["retry_env"]
+    assert dag["tasks"]["flaky"]["retries"] == 1
+    assert dag["tasks"]["flaky"]["retry_delay"] == 0.0  # timedelta(0), not Airflow's 300 s
+    runs = _run_dags(tmp_path, {"retry_env": [None]}, sources={"retry_env": text})
+    (run,) = runs["retry_env"]
+    assert run["state"] == "success", run  # attempt 1 failed, attempt 2 ran at once
+    got = airflow_outputs(ir, run)
+    mark.unlink()
+    assert got == _local(ir, tmp_path / "local").outputs
+    assert got["flaky"] == {"script": "deploy.sh", "other": "{{ ds }} x.bash"}

@@ -177,12 +177,36 @@ def test_names_are_sanitized_and_collisions_are_located_errors() -> None:
     text = e.value.render()
     assert text.startswith("flow.yaml:6:3: error:"), text
     assert "'my-flow-load-data'" in text
-    long_a, long_b = "x" * 60 + "_a", "x" * 60 + "_b"
-    ir = _ir(
-        f"  {long_a}: {{run: flowc_demo.steps:load}}\n  {long_b}: {{run: flowc_demo.steps:load}}"
+
+
+def test_truncated_step_names_stay_distinct_and_valid() -> None:
+    # realistic names sharing their first 44 characters once prefixed by the flow's name used
+    # to collide ("both become the Kubernetes name"), failing `compile --all`
+    steps = "\n".join(
+        f"  {n}: {{run: flowc_demo.steps:load}}"
+        for n in ("condition_is_true", "condition_is_false", "x" * 60 + "_a", "x" * 60 + "_b")
     )
-    with pytest.raises(FlowcError, match="both become the Kubernetes name"):
-        K8sTarget().emit(ir)
+    ir = _ir(steps, name="nightly_customer_churn_feature_pipeline")
+    docs = build_documents(ir)
+    config = json.loads(next(d for d in docs if d["kind"] == "ConfigMap")["data"]["k8s.json"])
+    prefixes = [p["name_prefix"] for p in config["steps"].values()]
+    assert len(set(prefixes)) == 4 and all(len(p) <= 44 for p in prefixes), prefixes
+    assert prefixes[0].startswith("nightly-customer-churn-feature-pipe-")
+    assert prefixes == [
+        p["name_prefix"]
+        for p in json.loads(
+            next(d for d in build_documents(ir) if d["kind"] == "ConfigMap")["data"]["k8s.json"]
+        )["steps"].values()
+    ]  # stable
+    short = json.loads(
+        next(d for d in build_documents(_ir(steps, name="f")) if d["kind"] == "ConfigMap")["data"][
+            "k8s.json"
+        ]
+    )["steps"]
+    assert short["condition_is_true"]["name_prefix"] == "f-condition-is-true"  # not truncated
+    for job in step_jobs(docs):
+        assert all_schema_errors(job) == [], job["metadata"]["name"]
+    assert semantic_errors([*docs, *step_jobs(docs)]) == []
 
 
 @pytest.mark.parametrize(
@@ -275,10 +299,12 @@ def test_orchestrator_options_are_checked() -> None:
 
 
 def test_bad_quantity_is_a_located_error() -> None:
-    ir = _ir("  a: {run: flowc_demo.steps:load, resources: {cpu: lots, memory: 2Gigs}}")
+    # the resources pass refuses it, so no target (and not `flowc validate`) accepts it
     with pytest.raises(FlowcError) as e:
-        K8sTarget().emit(ir)
-    assert e.value.render().count("is not a Kubernetes quantity") == 2
+        _ir("  a: {run: flowc_demo.steps:load, resources: {cpu: lots, memory: 2Gigs}}")
+    text = e.value.render()
+    assert text.count("is not a Kubernetes quantity") == 2
+    assert "flow.yaml:5:52: error: step 'a': resources.cpu 'lots'" in text
 
 
 def test_output_is_deterministic() -> None:
@@ -489,3 +515,43 @@ def test_step_env_follows_the_shared_env() -> None:
     assert job["metadata"]["labels"]["flowc.dev/step"] == "a"
     assert job["spec"]["template"]["metadata"]["labels"] == job["metadata"]["labels"]
     assert list(job["spec"])[-1] == "template"
+
+
+def test_gpu_type_selects_accelerator_nodes_and_requests_equal_limits() -> None:
+    ir = _ir(
+        "  a: {run: flowc_demo.steps:load, resources: {cpu: '4', memory: 16Gi, gpu: 2, "
+        "gpu_type: NVIDIA_TESLA_T4}}",
+        STACK.format(opts="node_selector: {pool: gpu}", store="local, path: /a"),
+        stack="c",
+    )
+    docs = build_documents(ir)
+    (job,) = step_jobs(docs)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["nodeSelector"] == {
+        "pool": "gpu",
+        "cloud.google.com/gke-accelerator": "nvidia-tesla-t4",
+    }
+    assert pod["containers"][0]["resources"] == {
+        "requests": {"cpu": "4", "memory": "16Gi"},
+        "limits": {"cpu": "4", "memory": "16Gi", "nvidia.com/gpu": "2"},
+    }
+    assert all_schema_errors(job) == []
+
+
+def test_stack_default_resources_are_accepted_and_checked_like_validate() -> None:
+    from flowc.compiler.api import emit
+
+    ok = STACK.format(opts="resources: {cpu: 500m, memory: 1Gi}", store="local, path: /a")
+    ir = _ir("  a: {run: flowc_demo.steps:load}", ok, stack="c")
+    (job,) = step_jobs(build_documents(ir))
+    assert job["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"] == {
+        "cpu": "500m",
+        "memory": "1Gi",
+    }
+    assert "manifests.yaml" in emit(ir, "k8s")
+    bad = STACK.format(opts="resources: {cpu: lots}", store="local, path: /a")
+    with pytest.raises(FlowcError) as e:  # the front end (validate) refuses it, at the stack
+        _ir("  a: {run: flowc_demo.steps:load}", bad, stack="c")
+    assert "stack 'c' orchestrator: resources.cpu 'lots' is not a Kubernetes quantity" in str(
+        e.value
+    )

@@ -635,3 +635,127 @@ def test_stdlib_executor_writes_what_kfps_executor_writes(
     assert outputs["flowc.runtime.kfp"] == outputs["kfp.dsl.executor_main"]
     assert outputs["flowc.runtime.kfp"]["parameterValues"]
     assert "flowc.runtime.kfp" in container["command"][2]
+
+
+def _kfp_own_tasks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, call: str) -> dict:
+    """The root tasks kfp's own compiler writes for a pipeline whose one task is ``call`` of a
+    ``show(value: str) -> str`` component (a module file: kfp reads the component's source)."""
+    import hashlib
+    import importlib
+
+    from kfp import compiler
+
+    module = f"kfp_own_{hashlib.sha256(call.encode()).hexdigest()[:8]}"
+    (tmp_path / f"{module}.py").write_text(
+        "from kfp import dsl\n\n\n@dsl.component\ndef show(value: str) -> str:\n"
+        f"    return value\n\n\n@dsl.pipeline(name='p')\ndef p() -> None:\n    {call}\n",
+        encoding="utf-8",
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    compiler.Compiler().compile(importlib.import_module(module).p, str(tmp_path / "kfp.yaml"))
+    return yaml.safe_load((tmp_path / "kfp.yaml").read_text())["root"]["dag"]["tasks"]
+
+
+RUN_VALUES_FLOW = """\
+flowc: 1
+name: run_values
+steps:
+  stamp:
+    run: flowc_demo.steps:echo
+    with: {value: "${run.date}", ns: "${run.id}"}
+    outputs: [value, ns]
+"""
+
+
+def test_run_date_and_id_compile_to_job_placeholders_and_run_on_kfp_local(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # ${run.date} was a compile error for KFP and Vertex although the DSL defines it everywhere
+    from datetime import UTC, datetime, timedelta
+
+    from kfp import components, dsl, local
+
+    from flowc.runtime.executor import run_plan
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flow.yaml").write_text(RUN_VALUES_FLOW, encoding="utf-8")
+    ir = compile_flow(Path("flow.yaml"))
+    text = emit(ir, "kfp")["pipeline.yaml"]
+    spec = next(yaml.safe_load_all(text))
+    consts = spec["root"]["dag"]["tasks"]["stamp"]["inputs"]["parameters"]
+    created = {"runtimeValue": {"constant": dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER}}
+    assert consts["_run_date"] == created
+    assert consts["_run_id"] == {"runtimeValue": {"constant": dsl.PIPELINE_JOB_ID_PLACEHOLDER}}
+
+    # kfp's own compiler spells the placeholder the same way
+    theirs = _kfp_own_tasks(
+        tmp_path, monkeypatch, "show(value=dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER)"
+    )
+    assert theirs["show"]["inputs"]["parameters"]["value"] == created
+
+    # kfp.local (2.17) fills in the job id but not the job times (its placeholder resolver
+    # raises IndexError on them, for kfp's own pipelines too): fill it in as the backend does
+    filled = text.replace(dsl.PIPELINE_JOB_CREATE_TIME_UTC_PLACEHOLDER, "2026-01-02T03:04:05Z")
+    (tmp_path / "pipeline.yaml").write_text(filled, encoding="utf-8")
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(tmp_path / "kfp-root"),
+        raise_on_error=True,
+    )
+    components.load_component_from_file(str(tmp_path / "pipeline.yaml"))()
+    kfp_out = _kfp_outputs(_docs(tmp_path / "pipeline.yaml")[0], tmp_path / "kfp-root")
+    assert kfp_out["stamp"]["value"] == "2026-01-02T03:04:05+00:00"  # as `flowc run` spells it
+    assert kfp_out["stamp"]["ns"] and "{{" not in kfp_out["stamp"]["ns"]
+    got = run_plan(ir.to_data(), root=str(tmp_path / "flowc")).outputs["stamp"]
+    when = datetime.fromisoformat(got["value"])
+    assert when.utcoffset() == timedelta(0) and abs(datetime.now(UTC) - when) < timedelta(hours=1)
+
+    vertex = json.loads(emit(ir, "vertex")["pipeline_job.json"])
+    assert vertex["pipelineSpec"]["root"]["dag"]["tasks"]["stamp"]["inputs"] == {
+        "parameters": consts
+    }
+    scheduled = RUN_VALUES_FLOW.replace("steps:\n", "schedule: {cron: '0 1 * * *'}\nsteps:\n", 1)
+    (tmp_path / "flow.yaml").write_text(scheduled, encoding="utf-8")
+    job = json.loads(emit(compile_flow(Path("flow.yaml")), "vertex")["pipeline_job.json"])
+    params = job["pipelineSpec"]["root"]["dag"]["tasks"]["stamp"]["inputs"]["parameters"]
+    assert params["_run_date"] == {
+        "runtimeValue": {"constant": dsl.PIPELINE_JOB_SCHEDULE_TIME_UTC_PLACEHOLDER}
+    }
+
+
+def test_job_time_is_spelled_like_flowc_run() -> None:
+    from flowc.runtime.kfp import _job_time
+
+    assert _job_time("2026-01-02T03:04:05Z") == "2026-01-02T03:04:05+00:00"
+    assert _job_time("2026-01-02T03:04:05.123456Z") == "2026-01-02T03:04:05+00:00"
+    assert "{{" not in _job_time("{{$.pipeline_job_create_time_utc}}")  # kfp.local leaves it
+
+
+def test_retry_delay_0s_is_the_retry_policy_kfps_compiler_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # retry_delay: 0s used to leave backoffDuration out (kfp then reads its defaults: factor 2)
+    theirs = _kfp_own_tasks(
+        tmp_path,
+        monkeypatch,
+        "show(value='x').set_retry(3, backoff_duration='0s', backoff_factor=1)",
+    )
+    ir = load_text(
+        _flow("  a: {run: flowc_demo.steps:echo, with: {value: x}, retries: 3, retry_delay: 0s}\n"),
+        "f.yaml",
+    )
+    ours = next(yaml.safe_load_all(emit(ir, "kfp")["pipeline.yaml"]))["root"]["dag"]["tasks"]
+    assert (
+        ours["a"]["retryPolicy"]
+        == theirs["show"]["retryPolicy"]
+        == {
+            "backoffDuration": "0s",
+            "backoffFactor": 1.0,
+            "backoffMaxDuration": "3600s",
+            "maxRetryCount": 3,
+        }
+    )
+    vertex = json.loads(emit(ir, "vertex")["pipeline_job.json"])
+    assert vertex["pipelineSpec"]["root"]["dag"]["tasks"]["a"]["retryPolicy"] == (
+        ours["a"]["retryPolicy"]
+    )

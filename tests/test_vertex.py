@@ -100,6 +100,31 @@ def test_aiplatform_sdk_builds_the_job_offline(path: Path, tmp_path: Path) -> No
     )
 
 
+@pytest.mark.parametrize("path", JOBS, ids=_case)
+def test_the_job_body_itself_is_an_aiplatform_template(path: Path) -> None:
+    # a body without params used to have no runtimeConfig: PipelineJob raised KeyError
+    body = json.loads(path.read_text())
+    job = aiplatform.PipelineJob(
+        display_name=body["displayName"],
+        template_path=str(path),
+        pipeline_root=body["runtimeConfig"].get("gcsOutputDirectory", "gs://b/root"),
+        credentials=AnonymousCredentials(),
+        project="acme-ml",
+        location="us-central1",
+    )
+    built = job.to_dict()
+    assert built["pipelineSpec"]["root"] == json.loads(json.dumps(body["pipelineSpec"]["root"]))
+    given = body["runtimeConfig"].get("parameterValues", {})
+    assert set(built["runtimeConfig"].get("parameterValues", {})) >= set(given)
+
+
+def test_a_flow_without_params_still_has_a_runtime_config() -> None:
+    out = emit(load_text("flowc: 1\nname: t\nsteps:\n  a: {run: 'm:f'}\n", "f.yaml"), "vertex")
+    job = json.loads(out["pipeline_job.json"])
+    assert "inputDefinitions" not in job["pipelineSpec"]["root"]  # no params
+    assert job["runtimeConfig"] == {}
+
+
 STACK = """\
 stacks:
   gcp:
@@ -131,7 +156,7 @@ def test_without_a_vertex_stack_the_bodies_leave_out_project_settings() -> None:
         "vertex",
     )
     job = json.loads(out["pipeline_job.json"])
-    assert "runtimeConfig" not in job and "serviceAccount" not in job
+    assert job["runtimeConfig"] == {} and "serviceAccount" not in job
     sched = json.loads(out["schedule.json"])
     assert sched["createPipelineJobRequest"] == {"pipelineJob": job}
     json_format.ParseDict(sched, Schedule.pb()())

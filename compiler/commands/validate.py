@@ -20,6 +20,13 @@ from flowc.compiler.commands.common import flow_options, load_ir
     is_flag=True,
     help="Execute no code of the flow: read referenced modules' source instead (docs/trust.md).",
 )
+@click.option(
+    "-t",
+    "--target",
+    "targets",
+    multiple=True,
+    help="Also check what this target cannot express (repeatable; default: the stack's).",
+)
 @user_errors
 def validate(
     flows: tuple[str, ...],
@@ -29,8 +36,10 @@ def validate(
     stack: str | None,
     quiet: bool,
     no_import: bool = False,
+    targets: tuple[str, ...] = (),
 ) -> None:
     """Parse and check FLOW files (all of them); no output is written."""
+    from flowc.compiler.api import check_targets
     from flowc.compiler.errors import FlowcError
     from flowc.compiler.trust import no_imports
 
@@ -39,6 +48,7 @@ def validate(
         try:
             with no_imports(no_import):
                 ir = load_ir(flow, env, params, sets, stack)
+                check_targets(ir, targets, warn=lambda text: click.echo(text, err=True))
         except FlowcError as e:
             bad += 1
             click.echo(e.render(), err=True)

@@ -108,11 +108,14 @@ def run(ctx: PassContext) -> None:
         secrets: set[str] = set()
         data_srcs: set[tuple[str, str]] = set()
         when_srcs: set[tuple[str, str]] = set()
+        run_refs: list[Ref] = []
         for where, e in _step_exprs(s):
             for r in e.refs():
                 if check_ref(ctx, r, s, where) is None:
                     continue
-                if r.root == "steps":
+                if r.root == "run":
+                    run_refs.append(r)
+                elif r.root == "steps":
                     (when_srcs if where == "when" else data_srcs).add((r.path[0], r.path[2]))
                 elif r.root == "secrets":
                     secrets.add(r.path[0])
@@ -139,7 +142,7 @@ def run(ctx: PassContext) -> None:
         if s.foreach is not None:
             _foreach_check(ctx, s)
         ctx.steps[name] = dataclasses.replace(
-            s, upstream=tuple(sorted(ups)), secrets=tuple(sorted(secrets))
+            s, upstream=tuple(sorted(ups)), secrets=tuple(sorted(secrets)), run_refs=tuple(run_refs)
         )
     for cname, c in ctx.channels.items():
         if c.location is not None:

@@ -44,6 +44,11 @@ def describe(dag) -> dict:
                 if not type(t).__name__ == "MappedOperator"
                 else t.partial_kwargs.get("retries")
             ),
+            "retry_delay": (
+                getattr(t, "retry_delay", None)
+                if not type(t).__name__ == "MappedOperator"
+                else t.partial_kwargs.get("retry_delay")
+            ).total_seconds(),
         }
     params = {}
     for k in dag.params:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.python import PythonOperator
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, literal
 
 # The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
 # parses this file; flowc.runtime reads it inside the tasks.
@@ -68,7 +68,7 @@ with DAG(
         task_id="shell",
         bash_command="export FLOWC_OUTPUTS=\"$(mktemp)\" && python -c 'import json, os, sys; open(os.environ['\"'\"'FLOWC_OUTPUTS'\"'\"'], '\"'\"'w'\"'\"').write(json.dumps({{ '{' }}'\"'\"'argv'\"'\"': sys.argv[1:], '\"'\"'env'\"'\"': os.environ['\"'\"'ODD'\"'\"']}))' 'a '\"'\"''\"'\"''\"'\"' {{ '{' }}{{ '{' }} ds }} {{ '{' }}% if x %} {{ '{' }}# c #} \\ '\"'\"'q'\"'\"' \"d\" $HOME `id`\nb' {{ flowc_arg('shell', 4, True) }} {{ flowc_arg('shell', 5, True) }} run.sh && printf '\\n' && tr -d '\\r\\n' < \"$FLOWC_OUTPUTS\"",
         env={
-            "ODD": "e {{ '{' }}{{ '{' }} ds }} {{ '{' }}% if %} ''' \\ $HOME",
+            "ODD": literal("e {{ ds }} {% if %} ''' \\ $HOME"),
             "FLOWC_STEP": "shell",
             "FLOWC_RUN_ID": "{{ run_id }}",
         },

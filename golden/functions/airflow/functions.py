@@ -9,6 +9,8 @@ and ``<step>__items`` fan-out helpers are added for ``when:`` and ``foreach:``.
 
 from __future__ import annotations
 
+import datetime
+
 from airflow.providers.standard.operators.python import PythonOperator
 from airflow.sdk import DAG, Param
 
@@ -36,7 +38,7 @@ with DAG(
     description="Steps generated from a module of plain functions (FlowerPower / Hamilton)",
     schedule=None,
     catchup=False,
-    default_args={"retries": 0},
+    default_args={"retries": 0, "retry_delay": datetime.timedelta(seconds=0)},
     params={"n_rows": Param(3, type="integer")},
 ) as dag:
     raw_rows = PythonOperator(
