@@ -65,7 +65,7 @@ def test_builtins_are_registered_by_kind() -> None:
     names = st.get_component_registry().list_all()
     assert {"local", "airflow", "kubeflow", "vertex", "kubernetes"} <= set(names["orchestrator"])
     assert {"local", "gcs"} <= set(names["artifact_store"])
-    assert names["metadata_store"][:1] == ["sqlite"]
+    assert "sqlite" in names["metadata_store"]  # the registry is per process: others may follow
     assert {"gcr", "artifact_registry", "docker"} <= set(names["container_registry"])
     targets = {
         n: st.get_component_registry().get("orchestrator", n).target

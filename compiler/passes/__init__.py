@@ -54,6 +54,7 @@ class PassContext:
     stack: ir.Stack | None = None
     components: list[ir.CustomComponent] = field(default_factory=list)
     plugins: list[ir.Plugin] = field(default_factory=list)
+    stack_components: dict[str, Any] = field(default_factory=dict)  # kind -> built (pass 52)
     integrations: ir.IntegrationFramework | None = None
     channels: dict[str, ir.Channel] = field(default_factory=dict)
     functions: tuple[str, ...] = ()

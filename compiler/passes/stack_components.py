@@ -80,6 +80,7 @@ def _check_stack(ctx: PassContext) -> None:
                     e.hint,
                 )
 
+    ctx.stack_components = built
     orch = built.get("orchestrator")
     if isinstance(orch, Orchestrator):
         _apply_default_resources(ctx, orch.default_resources())

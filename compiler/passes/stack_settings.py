@@ -29,7 +29,7 @@ def run(ctx: PassContext) -> None:
         return
     from flowc.compiler.stacks import target_for
 
-    built: dict[str, Any] = ctx.extra.get("stack_components") or {}
+    built = ctx.stack_components
     try:
         target = target_for(stack)
     except ValueError:  # an unknown orchestrator type: reported by pass 52
