@@ -23,8 +23,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-import yaml
-
 from flowc import __version__
 from flowc.compiler.errors import FlowcError, Loc
 from flowc.compiler.ir import (
@@ -46,6 +44,7 @@ from flowc.targets.base import (
     py_literal,
     seconds_text,
 )
+from flowc.targets.yaml_writer import dump as dump_yaml
 
 SCHEMA_VERSION = "2.1.0"
 EXECUTOR_MODULE = "kfp.dsl.executor_main"
@@ -971,112 +970,6 @@ def _resources(s: Step) -> dict[str, Any]:
             "type": kind,
         }
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# YAML
-# ---------------------------------------------------------------------------------------------
-
-
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
-_YAML_WORDS = {"yes", "no", "true", "false", "on", "off", "null", "y", "n"}
-_UNPRINTABLE = re.compile("[^\t\n\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def _scalar(v: Any) -> str:
-    if v is None:
-        return "null"
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if v != v:
-            return ".nan"
-        if v in (float("inf"), float("-inf")):
-            return ".inf" if v > 0 else "-.inf"
-        text = repr(v)
-        if "e" in text and "." not in text.split("e")[0]:
-            mant, exp = text.split("e")
-            text = f"{mant}.0e{exp}"
-        return text
-    if _PLAIN.fullmatch(v) and v.lower() not in _YAML_WORDS:
-        return v
-    if _UNPRINTABLE.search(v):
-        return yaml.safe_dump(v, default_style='"', width=1 << 30).rstrip("\n").removesuffix("...")
-    return json.dumps(v, ensure_ascii=False)
-
-
-def _literal_ok(v: str) -> bool:
-    return (
-        "\n" in v
-        and not v.endswith("\n\n")
-        and not v.startswith((" ", "\n"))
-        and "\r" not in v
-        and not _UNPRINTABLE.search(v)
-        and not any(line != line.rstrip() for line in v.split("\n"))
-    )
-
-
-def _emit(v: Any, indent: int, out: list[str], spelled: dict[str, str]) -> None:
-    """Append the block YAML of ``v`` to ``out``; ``spelled``: the :func:`_scalar` of every
-    one-line string (key or value) seen so far (most recur: a spec repeats its vocabulary)."""
-    pad = " " * indent
-    if isinstance(v, dict):
-        for k in sorted(v):
-            x = v[k]
-            name = str(k)
-            key = spelled.get(name)
-            if key is None:
-                key = spelled[name] = _scalar(name)
-            if isinstance(x, dict) and x:
-                out.append(f"{pad}{key}:\n")
-                _emit(x, indent + 2, out, spelled)
-            elif isinstance(x, list) and x:
-                out.append(f"{pad}{key}:\n")
-                _emit(x, indent, out, spelled)
-            elif type(x) is str and "\n" not in x:  # as _inline, with the spellings made so far
-                text = spelled.get(x)
-                if text is None:
-                    text = spelled[x] = _scalar(x)
-                out.append(f"{pad}{key}: {text}\n")
-            else:
-                out.append(f"{pad}{key}:{_inline(x, indent + 2)}\n")
-    else:
-        for x in v:
-            if isinstance(x, (dict, list)) and x:
-                sub: list[str] = []
-                _emit(x, indent + 2, sub, spelled)
-                first = sub[0]
-                out.append(f"{pad}- {first[indent + 2 :]}")
-                out.extend(sub[1:])
-            else:
-                out.append(f"{pad}-{_inline(x, indent + 2)}\n")
-
-
-def _inline(x: Any, indent: int) -> str:
-    if isinstance(x, dict):
-        return " {}"
-    if isinstance(x, list):
-        return " []"
-    if isinstance(x, str) and _literal_ok(x):
-        chomp = "" if x.endswith("\n") else "-"
-        pad = " " * indent
-        body = x[:-1] if x.endswith("\n") else x
-        lines = "\n".join(pad + line if line else "" for line in body.split("\n"))
-        return f" |{chomp}\n{lines}"
-    return " " + _scalar(x)
-
-
-def dump_yaml(doc: dict[str, Any]) -> str:
-    """Deterministic block YAML for JSON-like data: keys sorted, multi-line strings as literal
-    blocks, other strings plain only when YAML cannot read them as anything else (a fast,
-    small emitter: PyYAML's pure-Python one dominated compile time on large flows)."""
-    out: list[str] = []
-    _emit(doc, 0, out, {})
-    return "".join(out)
 
 
 def build_pipeline_spec(
