@@ -8,10 +8,13 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowc.compiler.errors import FlowcError
 from flowc.compiler.ir import Pipeline, Source
+
+if TYPE_CHECKING:
+    from flowc.targets.build_cache import BuildCache
 
 
 def compile_flow(
@@ -176,10 +179,14 @@ def _source_path(path: str) -> str:
     return abs_path.name
 
 
-def emit(ir: Pipeline, target_name: str) -> dict[str, str]:
-    """The files target ``target_name`` generates for ``ir``."""
+def emit(ir: Pipeline, target_name: str, *, cache: BuildCache | None = None) -> dict[str, str]:
+    """The files target ``target_name`` generates for ``ir``. ``cache``: one per flow when
+    several targets compile it (``compile --all``), so they share work (the kfp and vertex
+    targets one PipelineSpec build); handed to targets that declare ``uses_build_cache``."""
     from flowc.compiler.registry import load_target
 
     target = load_target(target_name)
     with _gc_paused():
+        if cache is not None and getattr(target, "uses_build_cache", False):
+            return target.emit(ir, cache=cache)
         return target.emit(ir)

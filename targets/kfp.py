@@ -44,6 +44,7 @@ from flowc.targets.base import (
     py_literal,
     seconds_text,
 )
+from flowc.targets.build_cache import BuildCache
 from flowc.targets.yaml_writer import dump as dump_yaml
 
 SCHEMA_VERSION = "2.1.0"
@@ -973,22 +974,19 @@ def _resources(s: Step) -> dict[str, Any]:
 
 
 def build_pipeline_spec(
-    ir: Pipeline, *, platform: bool = True
+    ir: Pipeline, *, platform: bool = True, cache: BuildCache | None = None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The PipelineSpec of ``ir`` as JSON-able data, and the kfp-kubernetes platform spec (or
     None when no step needs one, or ``platform`` is false). Raises a located FlowcError for what
     KFP cannot express.
 
-    The kfp and vertex targets of one compile share one build: the last IR object built and its
-    result are kept (an IR is frozen), so the data returned is shared and must not be changed."""
-    if _last_build[0] is not ir:
-        result = _Builder(ir).build()
-        _last_build[:] = [ir, result]
-    spec, platform_spec = _last_build[1]
+    With a ``cache`` (one compile's, see :mod:`flowc.targets.build_cache`) the kfp and vertex
+    targets share one build per IR; the data returned is then shared and must not be changed."""
+    if cache is None:
+        spec, platform_spec = _Builder(ir).build()
+    else:
+        spec, platform_spec = cache.get("kfp.pipeline_spec", ir, _Builder(ir).build)
     return spec, platform_spec if platform else None
-
-
-_last_build: list[Any] = [None, None]  # [IR, build_pipeline_spec result without the flag]
 
 
 class KfpTarget(BaseTarget):
@@ -996,9 +994,10 @@ class KfpTarget(BaseTarget):
 
     name: ClassVar[str] = "kfp"
     description: ClassVar[str] = "Kubeflow Pipelines v2 PipelineSpec (pipeline.yaml)"
+    uses_build_cache: ClassVar[bool] = True
 
-    def emit(self, ir: Pipeline) -> dict[str, str]:
-        spec, platform = build_pipeline_spec(ir)
+    def emit(self, ir: Pipeline, cache: BuildCache | None = None) -> dict[str, str]:
+        spec, platform = build_pipeline_spec(ir, cache=cache)
         head = "".join(f"# {line}\n" for line in self.header_lines(ir))
         text = head + dump_yaml(spec)
         if platform is not None:

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from flowc.compiler.errors import FlowcError
 from flowc.compiler.ir import Pipeline, Schedule
 from flowc.targets.base import BaseTarget, every_to_cron, json_text
+from flowc.targets.build_cache import BuildCache
 from flowc.targets.kfp import build_pipeline_spec
 
 _LABEL = re.compile(r"[^a-z0-9_-]+")
@@ -72,11 +73,12 @@ def _check_secrets(ir: Pipeline) -> None:
                 )
 
 
-def pipeline_job(ir: Pipeline) -> dict[str, Any]:
-    """The ``PipelineJob`` request body (JSON names of google.cloud.aiplatform.v1)."""
+def pipeline_job(ir: Pipeline, cache: BuildCache | None = None) -> dict[str, Any]:
+    """The ``PipelineJob`` request body (JSON names of google.cloud.aiplatform.v1); ``cache``:
+    the compile's, holding the KFP target's spec build when it ran first."""
     settings = _vertex_settings(ir)
     _check_secrets(ir)
-    spec, _ = build_pipeline_spec(ir, platform=False)
+    spec, _ = build_pipeline_spec(ir, platform=False, cache=cache)
     runtime: dict[str, Any] = {}
     if settings.get("pipeline_root"):
         runtime["gcsOutputDirectory"] = settings["pipeline_root"]
@@ -171,8 +173,10 @@ class VertexTarget(BaseTarget):
     name: ClassVar[str] = "vertex"
     description: ClassVar[str] = "Vertex AI PipelineJob (and Schedule) request bodies (JSON)"
 
-    def emit(self, ir: Pipeline) -> dict[str, str]:
-        job = pipeline_job(ir)
+    uses_build_cache: ClassVar[bool] = True
+
+    def emit(self, ir: Pipeline, cache: BuildCache | None = None) -> dict[str, str]:
+        job = pipeline_job(ir, cache)
         out = {"pipeline_job.json": dump_json(job)}
         if ir.schedule is not None:
             settings = _vertex_settings(ir)
