@@ -57,6 +57,12 @@ RESERVED = {
     "KubernetesPodOperator",
     "CronTriggerTimetable",
     "annotations",
+    "_run",
+    "_items",
+    "_when",
+    "_arg",
+    "_env",
+    "_outputs",
 }
 POD_ORCHESTRATOR_TYPES = ("airflow",)
 POD_XCOM_FILE = "/airflow/xcom/return.json"  # what KubernetesPodOperator's sidecar pushes
@@ -213,6 +219,7 @@ class _Builder:
         self.k8s_executor = self.pods
         self.vars = {s.name: _ident(s.name) for s in ir.steps}
         self.needs_macros = False
+        self.needs_outputs_hook = False
 
     # -- defaults --------------------------------------------------------------------------
 
@@ -418,6 +425,7 @@ class _Builder:
             ("append_env", "True"),
             ("skip_on_exit_code", "None"),
             ("do_xcom_push", repr(bool(s.outputs))),
+            *self._outputs_hook(s),
             *policy,
         ]
         return {
@@ -426,6 +434,14 @@ class _Builder:
             "kwargs": kwargs,
             "mapped": ("env", mapped) if mapped else None,
         }
+
+    def _outputs_hook(self, s: Step) -> list[tuple[str, str]]:
+        """A command step with outputs pushes one XCom per output name after it ran (a
+        ``run:`` step's callable pushes them itself): see flowc.runtime.airflow."""
+        if not s.outputs:
+            return []
+        self.needs_outputs_hook = True
+        return [("post_execute", "_outputs")]
 
     def _arg(self, s: Step, index: int, enc: Any, *, quote: bool) -> str:
         """Template text for argv[index]: inline when plain, else the ``flowc_arg`` macro."""
@@ -488,6 +504,7 @@ class _Builder:
             *([] if mapped else [("env_vars", self._env_literal(s))]),
             # declared outputs: the JSON the command writes to $FLOWC_OUTPUTS is the pod's XCom
             ("do_xcom_push", repr(bool(s.outputs))),
+            *self._outputs_hook(s),
             *policy,
         ]
         if not s.resources.is_empty():
@@ -534,6 +551,7 @@ class _Builder:
             "tasks": tasks,
             "edges": edges,
             "macros": self.needs_macros,
+            "outputs_hook": self.needs_outputs_hook,
             "any_python": "PythonOperator" in self.imports,
             "any_when": "ShortCircuitOperator" in self.imports,
             "any_foreach": any(s.foreach is not None for s in ir.steps),
