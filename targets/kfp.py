@@ -11,8 +11,11 @@ platform spec), emitted straight from the IR the way kfp's own compiler lays it 
 - ``run:`` steps are lightweight Python components (``kfp.dsl.executor_main`` with a generated
   one-line function calling :func:`flowc.runtime.kfp.run_component`); ``command:`` steps are
   container components with ``{{$.inputs.parameters[...]}}`` placeholders;
-- step outputs cross as STRING parameters holding JSON, except where KFP itself reads them: a
-  foreach source is a LIST, a value compared in a ``when`` gets the literal's type.
+- step outputs cross as typed parameters where the type is known: a foreach source is a LIST,
+  a value compared in a ``when`` gets the literal's type, else the type of the callable's return
+  annotation (``Step.output_types``: NUMBER_INTEGER, NUMBER_DOUBLE, STRING, BOOLEAN, LIST,
+  STRUCT), so the KFP UI and plain-KFP consumers see values; other outputs are STRING
+  parameters holding JSON.
 """
 
 from __future__ import annotations
@@ -260,6 +263,10 @@ class _Builder:
                     for r in a.refs():
                         if r.root == "steps":
                             self._demand(r, "text", s.loc)
+        for s in self.ir.steps:  # what no consumer decided: the type the callable declares
+            for o, typ in s.output_types:
+                if self.enc.get((s.name, o)) == "json":
+                    self.enc[(s.name, o)] = PARAM_TYPES[typ]
 
     def _infer_when(self, e: Expr, loc: Loc | None, want: str | None) -> None:
         if isinstance(e, Ref):
@@ -712,9 +719,7 @@ class _Builder:
                 dec: Any = ["json", depth] if enc == "json" else "raw"
                 item_dec: Any = ["json", depth - 1] if enc == "json" else "raw"
             else:
-                dec = {"json": ["json", 0], "json-list": ["json", 1], "NUMBER_INTEGER": "int"}.get(
-                    enc, "raw"
-                )
+                dec = _DECODES.get(enc, "raw")
                 item_dec = ["json", 0] if enc == "json-list" else "raw"
             # kfp spells it <task>-<key>; "--" before any other key keeps the name unambiguous
             # (a task may be called "train-auc") and lets kfp.local's condition evaluator find it
@@ -836,6 +841,17 @@ class _Builder:
         if self.k8s:
             platform = {"platforms": {"kubernetes": {"deploymentSpec": {"executors": self.k8s}}}}
         return spec_doc, platform
+
+
+_DECODES: dict[str, Any] = {
+    "json": ["json", 0],
+    "json-list": ["json", 1],
+    "NUMBER_INTEGER": "int",
+    # KFP carries LIST/STRUCT values as protobuf Values: nested ints arrive as doubles
+    "LIST": "ints",
+    "STRUCT": "ints",
+}
+"""How a consumer decodes an unlooped output of each encoding (see flowc.runtime.kfp.decode)."""
 
 
 def _enc_type(enc: str) -> str:
