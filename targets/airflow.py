@@ -7,7 +7,9 @@ dict literal of a 1,000-step plan costs most of a second); every task calls :mod
 (imported inside the task callable) which runs the step with :func:`flowc.runtime.step.execute`,
 the same code ``flowc run`` uses. Mapping:
 
-- ``run:`` step -> ``PythonOperator`` (outputs -> XCom ``return_value``, a dict by output name);
+- ``run:`` step -> ``PythonOperator`` (outputs -> XCom ``return_value``, a dict by output name,
+  and one XCom per output name, as ``multiple_outputs`` pushes; command tasks push those from a
+  ``post_execute`` hook);
 - ``command:`` step -> ``BashOperator`` (shell-quoted argv; literal text Jinja-escaped, references
   rendered at run time by the ``flowc_arg`` macro), or ``KubernetesPodOperator`` when the step has
   an ``image`` and the stack's orchestrator sets ``pod_operator: true``;

@@ -14,6 +14,9 @@ What counts (anything else leaves the output untyped, carried as JSON as before)
 - only a plain top-level ``def`` (a decorator may change what is returned), never a union,
   ``Optional`` or ``None`` (a value KFP cannot type);
 - only ``run:`` steps outside ``foreach``/``replicas`` (their outputs are collected as lists).
+
+A module whose source is not found where it would be imported from leaves its outputs untyped:
+compile where the step code is (as ``flowc run`` needs it), or the KFP spec differs.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from flowc.compiler.passes import PassContext
 
 ORDER = 85
+NEEDS_CLEAN = True
 
 _NAMES = {
     "int": "int",
