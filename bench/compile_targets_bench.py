@@ -76,11 +76,13 @@ def one(path: Path, repeat: int) -> None:
     import resource
 
     from flowc.compiler.api import compile_flow, emit
+    from flowc.targets.build_cache import BuildCache
 
-    def all_targets() -> None:
+    def all_targets() -> None:  # as `flowc compile --all`: one build cache per flow
         ir = compile_flow(str(path), stack="gcp")
+        cache = BuildCache()
         for t in TARGETS:
-            assert emit(ir, t)
+            assert emit(ir, t, cache=cache)
 
     all_targets()
     best = float("inf")

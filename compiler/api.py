@@ -9,10 +9,13 @@ import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from flowc.compiler.errors import FlowcError
 from flowc.compiler.ir import Pipeline, Source
+
+if TYPE_CHECKING:
+    from flowc.targets.build_cache import BuildCache
 
 
 def compile_flow(
@@ -186,17 +189,25 @@ def _source_path(path: str) -> str:
 
 
 def emit(
-    ir: Pipeline, target_name: str, warn: Callable[[str], None] | None = None
+    ir: Pipeline,
+    target_name: str,
+    warn: Callable[[str], None] | None = None,
+    *,
+    cache: BuildCache | None = None,
 ) -> dict[str, str]:
     """The files target ``target_name`` generates for ``ir``. First every feature the target
     cannot express is reported (:func:`flowc.targets.base.check_supported`): errors raise one
     FlowcError holding all of them; warnings (what the target drops) go to ``warn`` (default:
-    a line on stderr)."""
+    a line on stderr). ``cache``: one per flow when several targets compile it
+    (``compile --all``), so they share work (the kfp and vertex targets one PipelineSpec
+    build); handed to targets that declare ``uses_build_cache``."""
     from flowc.compiler.registry import load_target
 
     target = load_target(target_name)
     require_supported(ir, target, warn)
     with _gc_paused():
+        if cache is not None and getattr(target, "uses_build_cache", False):
+            return target.emit(ir, cache=cache)
         return target.emit(ir)
 
 

@@ -395,6 +395,9 @@ class Step:
     operator: bool = False
     produces: tuple[str, ...] = ()
     consumes: tuple[str, ...] = ()
+    # (output, "str" | "int" | "float" | "bool" | "list" | "dict"): from the callable's return
+    # annotation (compiler/passes/output_types.py); outputs without one are absent
+    output_types: tuple[tuple[str, str], ...] = ()
     loc: Loc | None = field(default=None, compare=False)
 
     @property

@@ -8,7 +8,11 @@ environment).
 
 XCom shapes: a ``run:`` task returns ``{output: value}``; a ``command:`` task's last stdout line
 is the JSON object its process wrote to ``$FLOWC_OUTPUTS``; a mapped task (``foreach`` or
-``replicas``) has one such value per map index and its outputs are lists in item order.
+``replicas``) has one such value per map index and its outputs are lists in item order. That
+``return_value`` is what flowc's own tasks read. Besides it, every task pushes one XCom per
+output, keyed by the output's name (as ``multiple_outputs=True`` does), so other DAGs, sensors
+and hand-written tasks read ``ti.xcom_pull(task_ids=STEP, key=OUTPUT)`` (an output named
+``return_value`` is only in the dict: the key is Airflow's own).
 """
 
 from __future__ import annotations
@@ -110,6 +114,29 @@ def _outputs_of(plan: Mapping[str, Any], step: str, value: Any) -> dict[str, Any
     return dict(value or {})
 
 
+XCOM_RETURN_KEY = "return_value"
+"""Airflow's key of a task's returned value."""
+
+
+def push_outputs(ti: Any, outputs: Mapping[str, Any]) -> None:
+    """One XCom per output name (what ``multiple_outputs=True`` pushes), besides the
+    ``return_value`` dict; ``return_value`` itself is Airflow's key and stays the dict."""
+    for name, value in outputs.items():
+        if name != XCOM_RETURN_KEY:
+            ti.xcom_push(key=name, value=value)
+
+
+def push_command_outputs(
+    plan_in: str | Mapping[str, Any], step: str, context: Mapping[str, Any], result: Any
+) -> None:
+    """A command task's ``post_execute``: its outputs (the JSON its process wrote, which the
+    operator returned as ``return_value``) pushed one XCom per name too (:func:`push_outputs`)."""
+    plan = load_plan(plan_in)
+    if result in (NO_ITEMS, "", None) or not plan["steps"][step].get("outputs"):
+        return  # the placeholder instance of a foreach over no items
+    push_outputs(context["ti"], _outputs_of(plan, step, result))
+
+
 def upstream_values(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> dict:
     """``{upstream step: {output: value}}`` for the steps ``step`` references, from XCom."""
     ti = context["ti"]
@@ -191,7 +218,7 @@ def run_step(
     with services.running(
         plan, run
     ) as values:  # plugins, integration tree (when the flow has them)
-        return execute(
+        outputs = execute(
             plan,
             step,
             params=inputs.params,
@@ -205,6 +232,9 @@ def run_step(
             attempt=int(getattr(ti, "try_number", 1) or 1),
             index=position if foreach else None,
         )
+    if ti is not None:
+        push_outputs(ti, outputs)
+    return outputs
 
 
 def foreach_items(

@@ -18,11 +18,14 @@ the step once, and returns its outputs encoded the way the component's output de
 Ref paths: ``["params", X]``, ``["steps", S, "outputs", O]``, ``["item"]``, ``["replica"]``,
 ``["run", "id"]``, ``["run", "date"]`` (job-time placeholders), ``["with", KEY]`` (a literal
 argument passed as a KFP constant). Decodes:
-``"raw"``, ``"int"``, ``["json", depth]`` (a JSON text, or lists nested ``depth`` deep of JSON
+``"raw"``, ``"int"``, ``"ints"`` (a LIST/STRUCT whose integral doubles become ints: protobuf
+Values have no ints), ``["json", depth]`` (a JSON text, or lists nested ``depth`` deep of JSON
 texts). Encodings: ``"json"`` (STRING holding JSON), ``"json-list"`` (a LIST of JSON texts: foreach items),
 ``"text"`` (STRING, strings verbatim and
 other values as compact JSON, as a command line sees them), or a KFP parameter type for values
-KFP itself must understand (numbers, strings, booleans compared in conditions).
+KFP itself must understand (numbers, strings, booleans compared in conditions) and for outputs
+whose callable declares their type (its return annotation): the value itself, which the KFP UI
+and plain-KFP consumers read as such.
 """
 
 from __future__ import annotations
@@ -40,8 +43,22 @@ def decode(value: Any, how: Any) -> Any:
     """Turn a KFP input parameter value back into the flowc value it carries."""
     if how == "int":
         return int(value) if isinstance(value, float) and value.is_integer() else value
+    if how == "ints":
+        return _ints(value)
     if isinstance(how, list) and how and how[0] == "json":
         return _json_decode(value, int(how[1]))
+    return value
+
+
+def _ints(value: Any) -> Any:
+    """A LIST/STRUCT value with its integral doubles made ints again: KFP carries these as
+    protobuf Values, whose only number is a double (so a nested ``1.0`` arrives as ``1``)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_ints(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _ints(v) for k, v in value.items()}
     return value
 
 
@@ -77,11 +94,13 @@ def encode(step: str, name: str, value: Any, how: str) -> Any:
                 f"output '{name}' is foreach items and must be a list, got {type(value).__name__}",
             )
         return [json.dumps(v, ensure_ascii=False) for v in value]
+    if how == "LIST" and isinstance(value, tuple):
+        value = list(value)  # what JSON makes of it everywhere else
     if not _KFP_TYPE_CHECKS[how](value):
         raise StepError(
             step,
-            f"output '{name}' must be {how} on KFP (it is used in a condition or as foreach "
-            f"items), got {type(value).__name__}",
+            f"output '{name}' must be {how} on KFP (the type its step's return annotation "
+            f"declares, or a condition or foreach using it needs), got {type(value).__name__}",
         )
     return float(value) if how == "NUMBER_DOUBLE" else value
 

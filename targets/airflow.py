@@ -7,7 +7,9 @@ dict literal of a 1,000-step plan costs most of a second); every task calls :mod
 (imported inside the task callable) which runs the step with :func:`flowc.runtime.step.execute`,
 the same code ``flowc run`` uses. Mapping:
 
-- ``run:`` step -> ``PythonOperator`` (outputs -> XCom ``return_value``, a dict by output name);
+- ``run:`` step -> ``PythonOperator`` (outputs -> XCom ``return_value``, a dict by output name,
+  and one XCom per output name, as ``multiple_outputs`` pushes; command tasks push those from a
+  ``post_execute`` hook);
 - ``command:`` step -> ``BashOperator`` (shell-quoted argv; literal text Jinja-escaped, references
   rendered at run time by the ``flowc_arg`` macro), or ``KubernetesPodOperator`` when the step has
   an ``image`` and the stack's orchestrator sets ``pod_operator: true``;
@@ -66,6 +68,12 @@ RESERVED = {
     "KubernetesPodOperator",
     "CronTriggerTimetable",
     "annotations",
+    "_run",
+    "_items",
+    "_when",
+    "_arg",
+    "_env",
+    "_outputs",
 }
 POD_XCOM_FILE = "/airflow/xcom/return.json"  # what KubernetesPodOperator's sidecar pushes
 
@@ -213,6 +221,7 @@ class _Builder:
         self.vars = {s.name: _ident(s.name) for s in ir.steps}
         self.needs_macros = False
         self.uses_literal = False  # airflow.sdk.literal() wraps literal BashOperator env values
+        self.needs_outputs_hook = False
 
     # -- defaults --------------------------------------------------------------------------
 
@@ -414,6 +423,7 @@ class _Builder:
             ("append_env", "True"),
             ("skip_on_exit_code", "None"),
             ("do_xcom_push", repr(bool(s.outputs))),
+            *self._outputs_hook(s),
             *policy,
         ]
         return {
@@ -422,6 +432,14 @@ class _Builder:
             "kwargs": kwargs,
             "mapped": ("env", mapped) if mapped else None,
         }
+
+    def _outputs_hook(self, s: Step) -> list[tuple[str, str]]:
+        """A command step with outputs pushes one XCom per output name after it ran (a
+        ``run:`` step's callable pushes them itself): see flowc.runtime.airflow."""
+        if not s.outputs:
+            return []
+        self.needs_outputs_hook = True
+        return [("post_execute", "_outputs")]
 
     def _arg(self, s: Step, index: int, enc: Any, *, quote: bool) -> str:
         """Template text for argv[index]: inline when plain, else the ``flowc_arg`` macro."""
@@ -502,6 +520,7 @@ class _Builder:
             *([] if mapped else [("env_vars", self._env_code(s))]),
             # declared outputs: the JSON the command writes to $FLOWC_OUTPUTS is the pod's XCom
             ("do_xcom_push", repr(bool(s.outputs))),
+            *self._outputs_hook(s),
             *policy,
         ]
         if not s.resources.is_empty():
@@ -552,6 +571,7 @@ class _Builder:
             "tasks": tasks,
             "edges": edges,
             "macros": self.needs_macros,
+            "outputs_hook": self.needs_outputs_hook,
             "any_python": "PythonOperator" in self.imports,
             "any_when": "ShortCircuitOperator" in self.imports,
             "any_foreach": any(s.foreach is not None for s in ir.steps),

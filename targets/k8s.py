@@ -22,8 +22,6 @@ import math
 import re
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import yaml
-
 from flowc.compiler.errors import Collector, Diagnostic, FlowcError
 from flowc.targets.base import (
     BaseTarget,
@@ -37,6 +35,7 @@ from flowc.targets.base import (
 )
 from flowc.targets.base import every_to_cron as base_every_to_cron
 from flowc.targets.k8s_operators import operator_documents
+from flowc.targets.yaml_writer import Block, dump_documents
 
 if TYPE_CHECKING:
     from flowc.compiler.ir import Pipeline, Step
@@ -153,78 +152,6 @@ def at_to_cron(at: str, timezone: str) -> str:
     if when.tzinfo is not None:
         when = when.astimezone(ZoneInfo(timezone))
     return f"{when.minute} {when.hour} {when.day} {when.month} *"
-
-
-class _Dumper(yaml.SafeDumper):
-    """Block style, multi-line strings as ``|`` literals, never aliases."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
-
-
-def _str_representer(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-    if "\n" in data:
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
-    return dumper.represent_scalar("tag:yaml.org,2002:str", data)
-
-
-_Dumper.add_representer(str, _str_representer)
-
-
-class Block(str):
-    """Multi-line ASCII text (the ConfigMap's JSON) written as a YAML literal block directly:
-    PyYAML's scalar analysis is quadratic-ish on large strings and dominated the compile time.
-    A part of a split file may start with spaces (written ``|2``: explicit indentation) and end
-    without a newline (``|-``: strip chomping)."""
-
-    def __new__(cls, text: str) -> Block:
-        if not text.isascii() or text.endswith("\n\n"):
-            raise ValueError("a Block is ASCII text ending with at most one newline")
-        if text[:1] in ("", "\n") or "\t" in text or "\r" in text:
-            raise ValueError("a Block is not empty, does not start with a newline, has no tab/CR")
-        return super().__new__(cls, text)
-
-    def header(self) -> str:
-        """The literal block's header: ``|``, indentation indicator, chomping indicator."""
-        return "|" + ("2" if self.startswith(" ") else "") + ("" if self.endswith("\n") else "-")
-
-
-_BLOCK = re.compile(r"^( *)(.*?)'?__flowc_block_(\d+)__'?$", re.M)
-
-
-def dump_documents(docs: list[dict[str, Any]], header: list[str]) -> str:
-    """A deterministic multi-document YAML stream."""
-    blocks: list[Block] = []
-
-    def swap(v: Any) -> Any:
-        if isinstance(v, Block):
-            blocks.append(v)
-            return f"__flowc_block_{len(blocks) - 1}__"
-        if isinstance(v, dict):
-            return {k: swap(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [swap(x) for x in v]
-        return v
-
-    def unswap(m: re.Match[str]) -> str:
-        indent = m.group(1) + "  "  # the "2" of Block.header
-        block = blocks[int(m.group(3))]
-        body = "".join(indent + line for line in block.splitlines(True))
-        return f"{m.group(1)}{m.group(2)}{block.header()}\n{body}".rstrip("\n")
-
-    out = [f"# {line}" for line in header]
-    for doc in docs:
-        out.append("---")
-        text = yaml.dump(
-            swap(doc),
-            Dumper=_Dumper,
-            sort_keys=False,
-            default_flow_style=False,
-            allow_unicode=True,
-            width=100000,
-        ).rstrip("\n")
-        out.append(_BLOCK.sub(unswap, text))
-    return "\n".join(out) + "\n"
 
 
 class K8sTarget(BaseTarget):

@@ -11,8 +11,11 @@ platform spec), emitted straight from the IR the way kfp's own compiler lays it 
 - ``run:`` steps are lightweight Python components (``kfp.dsl.executor_main`` with a generated
   one-line function calling :func:`flowc.runtime.kfp.run_component`); ``command:`` steps are
   container components with ``{{$.inputs.parameters[...]}}`` placeholders;
-- step outputs cross as STRING parameters holding JSON, except where KFP itself reads them: a
-  foreach source is a LIST, a value compared in a ``when`` gets the literal's type.
+- step outputs cross as typed parameters where the type is known: a foreach source is a LIST,
+  a value compared in a ``when`` gets the literal's type, else the type of the callable's return
+  annotation (``Step.output_types``: NUMBER_INTEGER, NUMBER_DOUBLE, STRING, BOOLEAN, LIST,
+  STRUCT), so the KFP UI and plain-KFP consumers see values; other outputs are STRING
+  parameters holding JSON.
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
-
-import yaml
 
 from flowc import __version__
 from flowc.compiler.errors import FlowcError, Loc
@@ -47,6 +48,8 @@ from flowc.targets.base import (
     py_literal,
     seconds_text,
 )
+from flowc.targets.build_cache import BuildCache
+from flowc.targets.yaml_writer import dump as dump_yaml
 
 KFP_CAPABILITIES = Capabilities(
     schedule="none",  # a PipelineSpec has no schedule: a recurring run is made apart
@@ -274,6 +277,10 @@ class _Builder:
                     for r in a.refs():
                         if r.root == "steps":
                             self._demand(r, "text", s.loc)
+        for s in self.ir.steps:  # what no consumer decided: the type the callable declares
+            for o, typ in s.output_types:
+                if self.enc.get((s.name, o)) == "json":
+                    self.enc[(s.name, o)] = PARAM_TYPES[typ]
 
     def _infer_when(self, e: Expr, loc: Loc | None, want: str | None) -> None:
         if isinstance(e, Ref):
@@ -732,9 +739,7 @@ class _Builder:
                 dec: Any = ["json", depth] if enc == "json" else "raw"
                 item_dec: Any = ["json", depth - 1] if enc == "json" else "raw"
             else:
-                dec = {"json": ["json", 0], "json-list": ["json", 1], "NUMBER_INTEGER": "int"}.get(
-                    enc, "raw"
-                )
+                dec = _DECODES.get(enc, "raw")
                 item_dec = ["json", 0] if enc == "json-list" else "raw"
             # kfp spells it <task>-<key>; "--" before any other key keeps the name unambiguous
             # (a task may be called "train-auc") and lets kfp.local's condition evaluator find it
@@ -854,6 +859,17 @@ class _Builder:
         return spec_doc, platform
 
 
+_DECODES: dict[str, Any] = {
+    "json": ["json", 0],
+    "json-list": ["json", 1],
+    "NUMBER_INTEGER": "int",
+    # KFP carries LIST/STRUCT values as protobuf Values: nested ints arrive as doubles
+    "LIST": "ints",
+    "STRUCT": "ints",
+}
+"""How a consumer decodes an unlooped output of each encoding (see flowc.runtime.kfp.decode)."""
+
+
 def _enc_type(enc: str) -> str:
     """The KFP parameter type of an output encoding (see flowc.runtime.kfp)."""
     return {"json": "STRING", "text": "STRING", "json-list": "LIST"}.get(enc, enc)
@@ -964,129 +980,20 @@ def _resources(s: Step) -> dict[str, Any]:
     return out
 
 
-# ---------------------------------------------------------------------------------------------
-# YAML
-# ---------------------------------------------------------------------------------------------
-
-
-_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*")
-_YAML_WORDS = {"yes", "no", "true", "false", "on", "off", "null", "y", "n"}
-_UNPRINTABLE = re.compile("[^\t\n\x20-\x7e\x85\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def _scalar(v: Any) -> str:
-    if v is None:
-        return "null"
-    if v is True:
-        return "true"
-    if v is False:
-        return "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, float):
-        if v != v:
-            return ".nan"
-        if v in (float("inf"), float("-inf")):
-            return ".inf" if v > 0 else "-.inf"
-        text = repr(v)
-        if "e" in text and "." not in text.split("e")[0]:
-            mant, exp = text.split("e")
-            text = f"{mant}.0e{exp}"
-        return text
-    if _PLAIN.fullmatch(v) and v.lower() not in _YAML_WORDS:
-        return v
-    if _UNPRINTABLE.search(v):
-        return yaml.safe_dump(v, default_style='"', width=1 << 30).rstrip("\n").removesuffix("...")
-    return json.dumps(v, ensure_ascii=False)
-
-
-def _literal_ok(v: str) -> bool:
-    return (
-        "\n" in v
-        and not v.endswith("\n\n")
-        and not v.startswith((" ", "\n"))
-        and "\r" not in v
-        and not _UNPRINTABLE.search(v)
-        and not any(line != line.rstrip() for line in v.split("\n"))
-    )
-
-
-def _emit(v: Any, indent: int, out: list[str], spelled: dict[str, str]) -> None:
-    """Append the block YAML of ``v`` to ``out``; ``spelled``: the :func:`_scalar` of every
-    one-line string (key or value) seen so far (most recur: a spec repeats its vocabulary)."""
-    pad = " " * indent
-    if isinstance(v, dict):
-        for k in sorted(v):
-            x = v[k]
-            name = str(k)
-            key = spelled.get(name)
-            if key is None:
-                key = spelled[name] = _scalar(name)
-            if isinstance(x, dict) and x:
-                out.append(f"{pad}{key}:\n")
-                _emit(x, indent + 2, out, spelled)
-            elif isinstance(x, list) and x:
-                out.append(f"{pad}{key}:\n")
-                _emit(x, indent, out, spelled)
-            elif type(x) is str and "\n" not in x:  # as _inline, with the spellings made so far
-                text = spelled.get(x)
-                if text is None:
-                    text = spelled[x] = _scalar(x)
-                out.append(f"{pad}{key}: {text}\n")
-            else:
-                out.append(f"{pad}{key}:{_inline(x, indent + 2)}\n")
-    else:
-        for x in v:
-            if isinstance(x, (dict, list)) and x:
-                sub: list[str] = []
-                _emit(x, indent + 2, sub, spelled)
-                first = sub[0]
-                out.append(f"{pad}- {first[indent + 2 :]}")
-                out.extend(sub[1:])
-            else:
-                out.append(f"{pad}-{_inline(x, indent + 2)}\n")
-
-
-def _inline(x: Any, indent: int) -> str:
-    if isinstance(x, dict):
-        return " {}"
-    if isinstance(x, list):
-        return " []"
-    if isinstance(x, str) and _literal_ok(x):
-        chomp = "" if x.endswith("\n") else "-"
-        pad = " " * indent
-        body = x[:-1] if x.endswith("\n") else x
-        lines = "\n".join(pad + line if line else "" for line in body.split("\n"))
-        return f" |{chomp}\n{lines}"
-    return " " + _scalar(x)
-
-
-def dump_yaml(doc: dict[str, Any]) -> str:
-    """Deterministic block YAML for JSON-like data: keys sorted, multi-line strings as literal
-    blocks, other strings plain only when YAML cannot read them as anything else (a fast,
-    small emitter: PyYAML's pure-Python one dominated compile time on large flows)."""
-    out: list[str] = []
-    _emit(doc, 0, out, {})
-    return "".join(out)
-
-
 def build_pipeline_spec(
-    ir: Pipeline, *, platform: bool = True
+    ir: Pipeline, *, platform: bool = True, cache: BuildCache | None = None
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """The PipelineSpec of ``ir`` as JSON-able data, and the kfp-kubernetes platform spec (or
     None when no step needs one, or ``platform`` is false). Raises a located FlowcError for what
     KFP cannot express.
 
-    The kfp and vertex targets of one compile share one build: the last IR object built and its
-    result are kept (an IR is frozen), so the data returned is shared and must not be changed."""
-    if _last_build[0] is not ir:
-        result = _Builder(ir).build()
-        _last_build[:] = [ir, result]
-    spec, platform_spec = _last_build[1]
+    With a ``cache`` (one compile's, see :mod:`flowc.targets.build_cache`) the kfp and vertex
+    targets share one build per IR; the data returned is then shared and must not be changed."""
+    if cache is None:
+        spec, platform_spec = _Builder(ir).build()
+    else:
+        spec, platform_spec = cache.get("kfp.pipeline_spec", ir, _Builder(ir).build)
     return spec, platform_spec if platform else None
-
-
-_last_build: list[Any] = [None, None]  # [IR, build_pipeline_spec result without the flag]
 
 
 class KfpTarget(BaseTarget):
@@ -1095,9 +1002,10 @@ class KfpTarget(BaseTarget):
     name: ClassVar[str] = "kfp"
     description: ClassVar[str] = "Kubeflow Pipelines v2 PipelineSpec (pipeline.yaml)"
     CAPABILITIES: ClassVar[Capabilities] = KFP_CAPABILITIES
+    uses_build_cache: ClassVar[bool] = True
 
-    def emit(self, ir: Pipeline) -> dict[str, str]:
-        spec, platform = build_pipeline_spec(ir)
+    def emit(self, ir: Pipeline, cache: BuildCache | None = None) -> dict[str, str]:
+        spec, platform = build_pipeline_spec(ir, cache=cache)
         head = "".join(f"# {line}\n" for line in self.header_lines(ir))
         text = head + dump_yaml(spec)
         if platform is not None:

@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from flowc.compiler.errors import Diagnostic, FlowcError
 from flowc.compiler.ir import Pipeline, Schedule
 from flowc.targets.base import BaseTarget, Capabilities, every_to_cron, json_text
+from flowc.targets.build_cache import BuildCache
 from flowc.targets.kfp import KFP_CAPABILITIES, build_pipeline_spec
 
 _LABEL = re.compile(r"[^a-z0-9_-]+")
@@ -94,11 +95,12 @@ def _require(ir: Pipeline) -> None:
         raise FlowcError(problems)
 
 
-def pipeline_job(ir: Pipeline) -> dict[str, Any]:
-    """The ``PipelineJob`` request body (JSON names of google.cloud.aiplatform.v1)."""
+def pipeline_job(ir: Pipeline, cache: BuildCache | None = None) -> dict[str, Any]:
+    """The ``PipelineJob`` request body (JSON names of google.cloud.aiplatform.v1); ``cache``:
+    the compile's, holding the KFP target's spec build when it ran first."""
     settings = _vertex_settings(ir)
     _require(ir)
-    spec, _ = build_pipeline_spec(ir, platform=False)
+    spec, _ = build_pipeline_spec(ir, platform=False, cache=cache)
     runtime: dict[str, Any] = {}
     if settings.get("pipeline_root"):
         runtime["gcsOutputDirectory"] = settings["pipeline_root"]
@@ -183,8 +185,10 @@ class VertexTarget(BaseTarget):
     def check(self, ir: Pipeline) -> list[Diagnostic]:
         return _problems(ir)
 
-    def emit(self, ir: Pipeline) -> dict[str, str]:
-        job = pipeline_job(ir)
+    uses_build_cache: ClassVar[bool] = True
+
+    def emit(self, ir: Pipeline, cache: BuildCache | None = None) -> dict[str, str]:
+        job = pipeline_job(ir, cache)
         out = {"pipeline_job.json": dump_json(job)}
         if ir.schedule is not None:
             settings = _vertex_settings(ir)

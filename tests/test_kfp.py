@@ -215,10 +215,10 @@ def _normalize(spec: dict[str, Any]) -> dict[str, Any]:
 DSL_CASES = {
     "basic": """
         @dsl.component(base_image="python:3.11-slim")
-        def load(path: str, rows: int) -> str: ...
+        def load(path: str, rows: int) -> list: ...
 
         @dsl.component(base_image="python:3.11-slim")
-        def count(frame: str) -> str: ...
+        def count(frame: list) -> int: ...
 
         @dsl.pipeline(name="basic")
         def pipeline(path: str = "data.csv", rows: int = 3):
@@ -504,7 +504,8 @@ def test_glue_runs_a_step_like_kfps_executor() -> None:
     src = spec["deploymentSpec"]["executors"]["exec-count"]["container"]["command"][3]
     ns: dict[str, Any] = {}
     exec(compile(src, "count", "exec"), ns)
-    assert ns["count"](frame=json.dumps([{"id": 0}, {"id": 1}])) == "2"
+    # typed: the LIST value in (its nested ints as KFP's doubles), the NUMBER_INTEGER out
+    assert ns["count"](frame=[{"id": 0.0}, {"id": 1.0}]) == 2
 
 
 TRICKY = [

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner
 
 from flowc.compiler import stacks
@@ -390,7 +391,9 @@ def test_compile_with_stack_and_no_target_uses_the_orchestrator(tmp_path: Path) 
     (pkg,) = out.iterdir()
     text = pkg.read_text()
     assert pkg.suffix == ".yaml" and "pipelineInfo" in text
-    assert 'image: "gcr.io/acme/trainer:1.0"' in text and 'image: "trainer:1.0"' not in text
+    spec = next(yaml.safe_load_all(text))
+    images = {e["container"]["image"] for e in spec["deploymentSpec"]["executors"].values()}
+    assert images == {"gcr.io/acme/trainer:1.0"}
 
 
 # ---------------------------------------------------------------------------------------------

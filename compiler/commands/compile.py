@@ -87,6 +87,7 @@ def compile_cmd(
         write_output_set,
         write_outputs,
     )
+    from flowc.targets.build_cache import BuildCache
 
     known = registry.target_names()
     if target and all_targets:
@@ -126,8 +127,9 @@ def compile_cmd(
             # a flow that fails contributes nothing (no file, no manifest entry).
             outputs: dict[tuple[Path, str], str] = {}
             entries: list[dict[str, str]] = []
+            cache = BuildCache()  # kfp and vertex share one PipelineSpec build
             for t in targets:
-                files = emit(ir, t)
+                files = emit(ir, t, cache=cache)
                 if all_targets:
                     base = Path(output_dir)  # type: ignore[arg-type]
                     files = {f"{ir.name}/{t}/{rel}": text for rel, text in files.items()}

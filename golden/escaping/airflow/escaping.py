@@ -31,6 +31,13 @@ def _run(step, index=None, **context):
     return run_step(PLAN_JSON, step, context, index)
 
 
+def _outputs(context, result):
+    """After a command task: its outputs as one XCom per output name, besides return_value."""
+    from flowc.runtime.airflow import push_command_outputs
+
+    push_command_outputs(PLAN_JSON, context["ti"].task_id, context, result)
+
+
 def _arg(step, index, quote):
     """Macro: argv[index] of a command step, evaluated at run time."""
     from flowc.runtime.airflow import command_arg
@@ -75,6 +82,7 @@ with DAG(
         append_env=True,
         skip_on_exit_code=None,
         do_xcom_push=True,
+        post_execute=_outputs,
     )
     check = PythonOperator(
         task_id="check",
