@@ -590,7 +590,7 @@ def drive(argv: list[str] | None = None) -> int:
             run_id=run_id,
             owner=owner,
             params=given,
-            run_date=datetime.now(UTC).date().isoformat(),
+            run_date=datetime.now(UTC).isoformat(timespec="seconds"),  # as `flowc run`: ISO time
         )
         driver.run()
     except (DriverError, params_mod.ParamError) as e:
