@@ -41,6 +41,7 @@ from flowc.runtime.step import MISSING, Inputs
 
 IN_PREFIX = "_k8s_in_"  # store names of a step instance's inputs / an attempt's result
 OUT_PREFIX = "_k8s_out_"
+ATTEMPT_PREFIX = "_k8s_attempt_"  # how many attempts of a step instance have started
 RUN_LABEL = "flowc.dev/run"
 STEP_LABEL = "flowc.dev/step"
 
@@ -620,6 +621,17 @@ def step(argv: list[str] | None = None) -> int:
     inputs = dict(store.get(args.run, args.step, f"{IN_PREFIX}{args.index}"))
     if args.replica is not None:
         inputs["replica"] = args.replica
+    replica = 0 if args.replica is None else args.replica
+    # Kubernetes retries a failed pod without telling it which attempt it is: count them
+    # (the pods of one instance run one after another)
+    counter = f"{ATTEMPT_PREFIX}{args.index}_{replica}"
+    attempt = (
+        int(store.get(args.run, args.step, counter)) + 1
+        if store.exists(args.run, args.step, counter)
+        else 1
+    )
+    store.put(args.run, args.step, counter, attempt)
+    inputs["attempt"] = attempt
     with tempfile.TemporaryDirectory(prefix="flowc-step-") as tmp:
         in_path, out_path = Path(tmp) / "inputs.pkl", Path(tmp) / "outputs.pkl"
         write_data(in_path, inputs)
@@ -629,7 +641,6 @@ def step(argv: list[str] | None = None) -> int:
             plan_path.write_text(read_mounted(args.plan), encoding="utf-8")
         rc = run_step(str(plan_path), args.step, str(in_path), str(out_path))
         result = read_data(out_path)
-    replica = 0 if args.replica is None else args.replica
     store.put(args.run, args.step, f"{OUT_PREFIX}{args.index}_{replica}", result)
     return rc
 
