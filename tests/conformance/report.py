@@ -101,6 +101,8 @@ def _note(case: str, engine: str, cell: Cell, mark: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import tests.conftest  # noqa: F401  (the fixture step packages on sys.path and PYTHONPATH)
+
     with tempfile.TemporaryDirectory(prefix="flowc-conformance-") as tmp:
         cells, seconds = build(Path(tmp))
     PAGE.write_text(render(cells), encoding="utf-8")
