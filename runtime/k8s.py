@@ -39,6 +39,7 @@ from typing import Any
 from flowc.runtime import params as params_mod
 from flowc.runtime.entry import read_data, write_data
 from flowc.runtime.k8s_jobs import (
+    ATTEMPT_PREFIX,
     IN_PREFIX,
     OUT_PREFIX,
     PLAN_FILES,
@@ -60,6 +61,7 @@ from flowc.runtime.plan import Plan
 from flowc.runtime.step import MISSING, Inputs
 
 __all__ = [
+    "ATTEMPT_PREFIX",
     "IN_PREFIX",
     "OUT_PREFIX",
     "PLAN_FILES",
@@ -430,7 +432,7 @@ def drive(argv: list[str] | None = None) -> int:
             run_id=run_id,
             owner=owner,
             params=given,
-            run_date=datetime.now(UTC).date().isoformat(),
+            run_date=datetime.now(UTC).isoformat(timespec="seconds"),  # as `flowc run`: ISO time
         )
         driver.run()
     except (DriverError, params_mod.ParamError) as e:
@@ -460,6 +462,17 @@ def step(argv: list[str] | None = None) -> int:
     inputs = dict(store.get(args.run, args.step, f"{IN_PREFIX}{args.index}"))
     if args.replica is not None:
         inputs["replica"] = args.replica
+    replica = 0 if args.replica is None else args.replica
+    # Kubernetes retries a failed pod without telling it which attempt it is: count them
+    # (the pods of one instance run one after another)
+    counter = f"{ATTEMPT_PREFIX}{args.index}_{replica}"
+    attempt = (
+        int(store.get(args.run, args.step, counter)) + 1
+        if store.exists(args.run, args.step, counter)
+        else 1
+    )
+    store.put(args.run, args.step, counter, attempt)
+    inputs["attempt"] = attempt
     with tempfile.TemporaryDirectory(prefix="flowc-step-") as tmp:
         in_path, out_path = Path(tmp) / "inputs.pkl", Path(tmp) / "outputs.pkl"
         write_data(in_path, inputs)
@@ -469,7 +482,6 @@ def step(argv: list[str] | None = None) -> int:
             plan_path.write_text(read_mounted(args.plan), encoding="utf-8")
         rc = run_step(str(plan_path), args.step, str(in_path), str(out_path))
         result = read_data(out_path)
-    replica = 0 if args.replica is None else args.replica
     store.put(args.run, args.step, f"{OUT_PREFIX}{args.index}_{replica}", result)
     return rc
 

@@ -14,6 +14,7 @@ from typing import Any
 
 IN_PREFIX = "_k8s_in_"  # store names of a step instance's inputs / an attempt's result
 OUT_PREFIX = "_k8s_out_"
+ATTEMPT_PREFIX = "_k8s_attempt_"  # how many attempts of a step instance have started
 RUN_LABEL = "flowc.dev/run"
 STEP_LABEL = "flowc.dev/step"
 

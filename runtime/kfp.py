@@ -35,7 +35,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from flowc.runtime import exprs
+from flowc.runtime import exprs, services
 from flowc.runtime.step import MISSING, StepError, env_secret_resolver, execute
 
 
@@ -137,6 +137,19 @@ def _job_time(value: Any) -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def run_params(plan: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's params as a step sees them (``ctx.params``), as under ``flowc run``: every
+    declared param with a default, overlaid with the values this component received (its
+    inputs carry the params it references, with their run-time values)."""
+    out: dict[str, Any] = {}
+    for name, spec in (plan.get("params") or {}).items():
+        if name in given:
+            out[name] = given[name]
+        elif "default" in spec:
+            out[name] = spec["default"]
+    return out
+
+
 def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     """Run one instance of ``spec["step"]`` with the component's input ``values``; return the
     outputs as KFP's executor expects them (one value, or a tuple in declared order)."""
@@ -172,17 +185,21 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
         data = dict(plan["steps"][step])
         data["with"] = {**data.get("with", {}), **{k: {"$lit": v} for k, v in overrides.items()}}
         plan = {**plan, "steps": {**plan["steps"], step: data}}
-    outs = execute(
-        plan,
-        step,
-        params=params,
-        upstream=upstream,
-        run_id=run_id,
-        run_date=run_date,
-        item=item,
-        replica=replica,
-        secret_resolver=secret_resolver,
-    )
+    params = run_params(plan, params)
+    run = services.RunInfo(run_id=run_id, flow=str(plan.get("name")), params=params)
+    with services.running(plan, run) as values:  # plugins, integration tree (when used)
+        outs = execute(
+            plan,
+            step,
+            params=params,
+            upstream=upstream,
+            run_id=run_id,
+            run_date=run_date,
+            item=item,
+            replica=replica,
+            ctx_extra=values,
+            secret_resolver=secret_resolver,
+        )
     encoded = [encode(step, name, outs[name], how) for name, _key, how in spec["outputs"]]
     if not encoded:
         return None

@@ -1,0 +1,1 @@
+"""The conformance matrix (issue 16): cases, engines, normalisation, the generated report."""
