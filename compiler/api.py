@@ -111,18 +111,29 @@ def _compile_doc(
     set_pairs = _pairs(sets, "--set")
     if set_pairs:
         apply_sets(doc, set_pairs)
-    model = schema.validate(doc)
-    ctx = PassContext(
-        doc=doc,
-        model=model,
-        source=source,
-        environment=environment,
-        cli_params=_pairs(params, "--param"),
-        stack_name=stack,
-        environ=dict(os.environ if environ is None else environ),
-    )
-    run_passes(ctx)
-    return build(ctx)
+    cli_params = _pairs(params, "--param")
+    env = dict(os.environ if environ is None else environ)
+
+    def context(doc: Any, model: Any) -> PassContext:
+        ctx = PassContext(
+            doc=doc,
+            model=model,
+            source=source,
+            environment=environment,
+            cli_params=cli_params,
+            stack_name=stack,
+            environ=env,
+        )
+        run_passes(ctx)
+        return ctx
+
+    try:
+        model = schema.validate(doc)
+    except FlowcError as e:  # check the rest too: every problem of the file in one report
+        from flowc.compiler.recover import diagnose
+
+        raise FlowcError(diagnose(doc, e, context)) from None
+    return build(context(doc, model))
 
 
 def apply_sets(doc: Any, sets: Mapping[str, str]) -> None:

@@ -80,7 +80,11 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except FlowcError as e:
-            click.echo(e.render(), err=True)
+            from flowc.compiler import render
+
+            ctx = click.get_current_context(silent=True)
+            fmt = (ctx.params.get("output_format") if ctx else None) or "text"
+            render.emit(e.diagnostics, fmt)
             sys.exit(1)
 
     return wrapper

@@ -1,6 +1,7 @@
 """Options shared by the commands that compile a flow (validate, graph, compile, run):
 ``flow_options`` adds ``-e/--env``, ``--param k=v``, ``--set path=value``, ``--stack``;
-``load_ir`` calls :func:`flowc.compiler.api.compile_flow` with them. Stable API."""
+``load_ir`` calls :func:`flowc.compiler.api.compile_flow` with them; ``output_format_option``
+adds ``--output-format text|json|github|sarif`` for the diagnostics. Stable API."""
 
 from __future__ import annotations
 
@@ -70,3 +71,18 @@ def load_ir(
     from flowc.compiler.api import compile_flow
 
     return compile_flow(flow, environment=env, params=params or {}, sets=sets or {}, stack=stack)
+
+
+def output_format_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``output_format``: how diagnostics are printed (see :mod:`flowc.compiler.render`)."""
+    from flowc.compiler.render import FORMATS
+
+    return click.option(
+        "--output-format",
+        "output_format",
+        type=click.Choice(FORMATS),
+        default="text",
+        show_default=True,
+        help="Diagnostics as text (stderr; code frames on a terminal), or json, github "
+        "(::error annotations), sarif (stdout).",
+    )(fn)

@@ -20,7 +20,7 @@ from pathlib import Path
 import click
 
 from flowc.compiler.cli import user_errors
-from flowc.compiler.commands.common import flow_options, load_ir
+from flowc.compiler.commands.common import flow_options, load_ir, output_format_option
 from flowc.compiler.errors import FlowcError
 
 
@@ -66,6 +66,7 @@ def default_output_dir(ir, target: str) -> Path:  # noqa: ANN001
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if DIR is stale.")
 @flow_options
+@output_format_option
 @user_errors
 def compile_cmd(
     flows: tuple[str, ...],
@@ -73,11 +74,13 @@ def compile_cmd(
     all_targets: bool,
     output_dir: str | None,
     check: bool,
+    output_format: str = "text",
     **flow_kw: object,
 ) -> None:
     """Compile FLOW... to a target's files."""
-    from flowc.compiler import registry
+    from flowc.compiler import registry, render
     from flowc.compiler.api import emit
+    from flowc.compiler.errors import Diagnostic, Loc
     from flowc.compiler.output import (
         check_outputs,
         manifest,
@@ -100,6 +103,8 @@ def compile_cmd(
     produced: dict[Path, dict[str, str]] = {}  # output dir -> {rel: text}
     owners: dict[tuple[Path, str], str] = {}  # (dir, rel) -> flow
     sources: dict[Path, list[str]] = {}
+    given: dict[Path, list[str]] = {}  # output dir -> the flow files as given
+    found: list[Diagnostic] = []
     manifest_entries: list[dict[str, str]] = []
 
     for flow in flows:
@@ -148,9 +153,12 @@ def compile_cmd(
                 produced.setdefault(base, {})[rel] = text
             for base in {base for base, _ in outputs}:
                 sources.setdefault(base, []).append(ir.source.path)
+                given.setdefault(base, []).append(flow)
             manifest_entries += entries
         except FlowcError as e:
-            click.echo(e.render(), err=True)
+            if output_format == "text":
+                render.print_text(e.diagnostics)
+            found += e.diagnostics
             failed = True
 
     if all_targets and output_dir:
@@ -161,9 +169,20 @@ def compile_cmd(
             result = check_outputs(base, files, sources.get(base, ()))
             if not result.ok:
                 stale = True
-                sys.stdout.write(result.render(base))
+                if output_format == "text":
+                    sys.stdout.write(result.render(base))
+                for rel in [r for r, _ in result.diffs] + list(result.extra):
+                    found.append(
+                        Diagnostic(
+                            Loc(given[base][0], 1, 1) if given.get(base) else None,
+                            f"compiled output '{base / rel}' is stale",
+                            "run the same command without --check to update it",
+                        )
+                    )
         else:  # flows that failed contributed nothing; the others are written
             write_outputs(base, files)
+    if output_format != "text":
+        render.emit(found, output_format)
     if failed:
         sys.exit(1)
     if stale:

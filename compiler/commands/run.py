@@ -98,8 +98,31 @@ def run(
     if not result.ok:
         if result.error is not None:
             click.echo(f"error: {result.error.render()}", err=True)
+            hint = failure_hint(plan, result.error.step, str(result.error.render()))
+            if hint:
+                click.echo(f"  hint: {hint}", err=True)
         click.echo(f"  resume with: flowc run {flow} --resume {result.run_id}", err=True)
         sys.exit(1)
+
+
+def failure_hint(plan: dict[str, Any], step: str, error: str) -> str | None:
+    """A hint for a run-time failure whose usual cause the plan shows: ``foreach`` over the
+    output of a step with a single output that returned ``{"that_output": [...]}`` (one
+    declared output is the whole return value, so the dict itself became the output)."""
+    if "foreach must be a list, got dict" not in error:
+        return None
+    ref = ((plan.get("steps") or {}).get(step) or {}).get("foreach")
+    path = ref.get("$ref") if isinstance(ref, dict) else None
+    if not (isinstance(path, list) and len(path) == 4 and path[0] == "steps"):
+        return None
+    src, out = path[1], path[3]
+    if list((plan["steps"].get(src) or {}).get("outputs") or []) != [out]:
+        return None
+    return (
+        f"step '{src}' declares one output, '{out}', so its whole return value is '{out}': "
+        f"return the list itself, not {{'{out}': [...]}} (a dict keyed by output name is "
+        "only for two or more outputs)"
+    )
 
 
 def _sniffing(root: str, progress: Any) -> Any:

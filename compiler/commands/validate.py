@@ -7,13 +7,14 @@ import sys
 import click
 
 from flowc.compiler.cli import user_errors
-from flowc.compiler.commands.common import flow_options, load_ir
+from flowc.compiler.commands.common import flow_options, load_ir, output_format_option
 
 
 @click.command()
 @click.argument("flows", nargs=-1, required=True, metavar="FLOW...")
 @flow_options
 @click.option("-q", "--quiet", is_flag=True, help="Print nothing for valid flows.")
+@output_format_option
 @user_errors
 def validate(
     flows: tuple[str, ...],
@@ -22,20 +23,27 @@ def validate(
     sets: dict[str, str],
     stack: str | None,
     quiet: bool,
+    output_format: str = "text",
 ) -> None:
     """Parse and check FLOW files (all of them); no output is written."""
+    from flowc.compiler import render
     from flowc.compiler.errors import FlowcError
 
     bad = 0
+    found = []  # machine formats print every flow's diagnostics as one document at the end
     for flow in flows:
         try:
             ir = load_ir(flow, env, params, sets, stack)
         except FlowcError as e:
             bad += 1
-            click.echo(e.render(), err=True)
+            if output_format == "text":
+                render.print_text(e.diagnostics)
+            found += e.diagnostics
             continue
-        if not quiet:
+        if not quiet and output_format == "text":
             click.echo(f"{flow}: ok ({len(ir.steps)} steps)")
+    if output_format != "text":
+        render.emit(found, output_format)
     if bad:
         click.echo(f"{bad} of {len(flows)} flow(s) invalid", err=True)
         sys.exit(1)
