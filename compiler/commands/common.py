@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from flowc.compiler.commands.completion import complete_environments, complete_stacks
+
 if TYPE_CHECKING:
     from flowc.compiler.ir import Pipeline
 
@@ -31,6 +33,7 @@ def flow_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         "stack",
         default=None,
         metavar="NAME",
+        shell_complete=complete_stacks,
         help="Stack to use (overrides the environment's stack).",
     )(fn)
     fn = click.option(
@@ -55,6 +58,7 @@ def flow_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         "env",
         default=None,
         metavar="ENV",
+        shell_complete=complete_environments,
         help="Environment overlay from 'environments:'.",
     )(fn)
     return fn

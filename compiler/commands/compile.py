@@ -22,6 +22,7 @@ import click
 from flowc.compiler.cli import user_errors
 from flowc.compiler.commands.common import flow_options, load_ir, output_format_option
 from flowc.compiler.errors import FlowcError
+from flowc.compiler.registry import target_names
 
 
 def target_from_stack(ir) -> str | None:  # noqa: ANN001 - Pipeline, imported lazily
@@ -56,13 +57,22 @@ def default_output_dir(ir, target: str) -> Path:  # noqa: ANN001
 @click.command("compile")
 @click.argument("flows", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
-    "-t", "--target", help="Target: airflow, kfp, vertex, k8s, local (see `flowc targets`)."
+    "-t",
+    "--target",
+    type=click.Choice(target_names()),
+    help="Target (see `flowc targets`). Without it (and without --all): the target of the "
+    "stack's orchestrator.",
 )
 @click.option(
     "--all", "all_targets", is_flag=True, help="Every target, under DIR/<flow>/<target>/."
 )
 @click.option(
-    "-o", "--output", "output_dir", type=click.Path(file_okay=False), help="Output directory."
+    "-o",
+    "--output",
+    "output_dir",
+    type=click.Path(file_okay=False),
+    show_default="build/flowc/TARGET; airflow: the stack's dag_folder if set",
+    help="Output directory.",
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if DIR is stale.")
 @flow_options
@@ -83,6 +93,7 @@ def compile_cmd(
     from flowc.compiler.errors import Diagnostic, Loc
     from flowc.compiler.output import (
         check_outputs,
+        confined_path,
         manifest,
         sha256_text,
         write_outputs,
@@ -91,10 +102,6 @@ def compile_cmd(
     known = registry.target_names()
     if target and all_targets:
         raise click.UsageError("use either --target or --all, not both")
-    if target and target not in known:
-        raise click.BadParameter(
-            f"unknown target '{target}' (known: {', '.join(known)})", param_hint="--target"
-        )
     if all_targets and not output_dir:
         raise click.UsageError("--all needs -o DIR")
 
@@ -180,7 +187,11 @@ def compile_cmd(
                         )
                     )
         else:  # flows that failed contributed nothing; the others are written
-            write_outputs(base, files)
+            written = set(write_outputs(base, files))
+            if output_format == "text":
+                for rel in sorted(files):
+                    path = confined_path(base, rel)
+                    click.echo(f"{path}: {'written' if path in written else 'unchanged'}")
     if output_format != "text":
         render.emit(found, output_format)
     if failed:

@@ -18,6 +18,7 @@ import click
 
 from flowc.compiler.cli import user_errors
 from flowc.compiler.commands.common import flow_options, load_ir
+from flowc.compiler.commands.completion import complete_run_ids, complete_steps
 from flowc.compiler.errors import FlowcError
 
 STATUS_STYLE = {
@@ -34,13 +35,27 @@ STATUS_STYLE = {
 @click.command("run")
 @click.argument("flow", type=click.Path(dir_okay=False))
 @flow_options
-@click.option("--only", "only", multiple=True, metavar="STEP", help="Run STEP and what it needs.")
-@click.option("--resume", default=None, metavar="RUN_ID", help="Continue an earlier run.")
+@click.option(
+    "--only",
+    "only",
+    multiple=True,
+    metavar="STEP",
+    shell_complete=complete_steps,
+    help="Run STEP and what it needs (repeatable).",
+)
+@click.option(
+    "--resume",
+    default=None,
+    metavar="RUN_ID",
+    shell_complete=complete_run_ids,
+    help="Continue an earlier run (see `flowc runs list`).",
+)
 @click.option(
     "--max-workers",
     type=click.IntRange(min=1),
     default=None,
-    help="Parallel steps (default: CPUs).",
+    show_default="the number of CPUs",
+    help="Parallel steps.",
 )
 @click.option(
     "--root",
@@ -95,6 +110,7 @@ def run(
         counts[state] = counts.get(state, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     click.echo(f"run {result.run_id} {result.status} in {result.duration:.2f}s ({summary})")
+    click.echo(where_things_went(plan, result))
     if not result.ok:
         if result.error is not None:
             click.echo(f"error: {result.error.render()}", err=True)
@@ -103,6 +119,61 @@ def run(
                 click.echo(f"  hint: {hint}", err=True)
         click.echo(f"  resume with: flowc run {flow} --resume {result.run_id}", err=True)
         sys.exit(1)
+
+
+def where_things_went(plan: dict[str, Any], result: Any) -> str:
+    """The run folder, the flow's outputs (the outputs of its final steps: the steps no other
+    step needs) and every file the steps wrote through ``ctx`` (``ctx.artifact_path``)."""
+    import json
+
+    from flowc.runtime.step import known_secret_values, mask
+
+    run_dir = _shown(Path(result.root) / "runs" / result.run_id)
+    lines = [f"  run folder: {run_dir}"]
+    steps: dict[str, Any] = plan.get("steps") or {}
+    needed = {u for s in steps.values() for u in (s.get("upstream") or ())}
+    needed |= {u for s in steps.values() for u in (s.get("after") or ())}
+    secrets = known_secret_values(plan)
+    outs = []
+    for name in plan.get("order") or steps:
+        if name in needed or result.states.get(name) not in ("success", "cached"):
+            continue
+        for out, value in (result.outputs.get(name) or {}).items():
+            text = json.dumps(value, default=str, ensure_ascii=False)
+            text = mask(text, secrets)
+            outs.append(f"    {name}.{out} = {text if len(text) <= 200 else text[:197] + '...'}")
+    if outs:
+        lines += ["  outputs:", *outs]
+    files = []
+    for name in plan.get("order") or steps:
+        folder = run_dir / name
+        if not folder.is_dir():
+            continue
+        declared = tuple(steps.get(name, {}).get("outputs") or ())
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if _is_runtime_file(path.relative_to(folder).as_posix(), declared):
+                continue
+            files.append(f"    {path}")
+    if files:
+        lines += ["  files written by steps:", *files]
+    return "\n".join(lines)
+
+
+def _shown(path: Path) -> Path:
+    """``path`` relative to the current directory when it is inside it."""
+    try:
+        return path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path
+
+
+def _is_runtime_file(rel: str, outputs: tuple[str, ...]) -> bool:
+    """A file the runtime itself keeps in a step folder: logs and stored outputs."""
+    import re
+
+    if re.fullmatch(r"(.*\.)?attempt-\d+\.log", rel):
+        return True
+    return any(re.fullmatch(re.escape(o) + r"(\.item\d+)?\.json", rel) for o in outputs)
 
 
 def failure_hint(plan: dict[str, Any], step: str, error: str) -> str | None:

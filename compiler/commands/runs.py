@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from flowc.compiler.cli import user_errors
+from flowc.compiler.commands.completion import complete_run_ids
 from flowc.compiler.errors import FlowcError
 
 _root_option = click.option(
@@ -78,7 +79,7 @@ def list_runs(root: str, flow: str | None, limit: int) -> None:
 
 
 @runs.command("show")
-@click.argument("run_id")
+@click.argument("run_id", shell_complete=complete_run_ids)
 @_root_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @user_errors
