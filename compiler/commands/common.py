@@ -90,3 +90,25 @@ def output_format_option(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="Diagnostics as text (stderr; code frames on a terminal), or json, github "
         "(::error annotations), sarif (stdout).",
     )(fn)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``as_json``: a listing printed as a JSON list of objects instead of a table."""
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print a JSON list of objects (for scripts)."
+    )(fn)
+
+
+def print_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], as_json: bool) -> None:
+    """A listing: aligned columns, or with ``as_json`` one JSON object per row keyed by the
+    lower-case header names (values as given: strings, numbers, booleans, null)."""
+    if as_json:
+        import json
+
+        keys = [h.lower().replace(" ", "_") for h in headers]
+        data = [dict(zip(keys, row, strict=True)) for row in rows]
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    from flowc.compiler.commands.components import table
+
+    click.echo(table(headers, [["-" if c is None else str(c) for c in row] for row in rows]))

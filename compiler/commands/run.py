@@ -65,6 +65,15 @@ STATUS_STYLE = {
     help="Project state folder: runs, artifacts, cache, metadata.db.",
 )
 @click.option("--sniff", is_flag=True, help="Show streaming channel counters while it runs.")
+@click.option(
+    "-q", "--quiet", is_flag=True, help="Print only the final line (and errors), no progress."
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    help="Stream every step's output live, each line prefixed by its step.",
+)
 @user_errors
 def run(
     flow: str,
@@ -77,8 +86,12 @@ def run(
     max_workers: int | None,
     root: str,
     sniff: bool = False,
+    quiet: bool = False,
+    verbose: bool = False,
 ) -> None:
     """Run FLOW locally."""
+    if quiet and verbose:
+        raise click.UsageError("use either --quiet or --verbose, not both")
     ir = load_ir(flow, env, params, sets, stack)
     plan = ir.to_data()
     for path in (os.getcwd(), str(Path(flow).resolve().parent)):
@@ -90,7 +103,7 @@ def run(
     if resume and params:
         click.echo("warning: --param is ignored with --resume: the run keeps its params", err=True)
 
-    reporter = _Reporter(plan)
+    reporter = _Reporter(plan, quiet=quiet, tail=_LogTail(root) if verbose else None)
     try:
         with reporter:
             result = run_plan(
@@ -110,7 +123,8 @@ def run(
         counts[state] = counts.get(state, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     click.echo(f"run {result.run_id} {result.status} in {result.duration:.2f}s ({summary})")
-    click.echo(where_things_went(plan, result))
+    if not quiet:
+        click.echo(where_things_went(plan, result))
     if not result.ok:
         if result.error is not None:
             click.echo(f"error: {result.error.render()}", err=True)
@@ -202,16 +216,97 @@ def _sniffing(root: str, progress: Any) -> Any:
     return sniffing(root, progress)
 
 
-class _Reporter:
-    """Plain lines, or a Rich live table on a terminal."""
+class _LogTail:
+    """Streams a run's step logs while they grow: every complete new line is printed as
+    ``step | line`` (``step[3] | ...`` for foreach item 3, ``step#2 | ...`` for attempt 2).
+    The logs are the runtime's own (secrets already masked); they are read by a thread that
+    looks for new bytes ten times a second, and once more when the run ends."""
 
-    def __init__(self, plan: dict[str, Any]):
+    INTERVAL = 0.1
+
+    def __init__(self, root: str):
+        import threading
+
+        self.root = Path(root)
+        self.offsets: dict[Path, int] = {}
+        self.partial: dict[Path, str] = {}
+        self.lock = threading.Lock()
+        self.stopped = threading.Event()
+        self.thread: Any = None
+        self.folder: Path | None = None
+        self.echo: Any = click.echo
+
+    def start(self, run_id: str) -> None:
+        import threading
+
+        self.folder = self.root / "runs" / run_id
+        self.thread = threading.Thread(target=self._loop, name="flowc-log-tail", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while not self.stopped.wait(self.INTERVAL):
+            self.drain()
+
+    def close(self) -> None:
+        self.stopped.set()
+        if self.thread is not None:
+            self.thread.join()
+        self.drain(final=True)
+
+    @staticmethod
+    def prefix(log: Path) -> str:
+        import re
+
+        m = re.fullmatch(r"(?:item-(\d+)\.)?attempt-(\d+)\.log", log.name)
+        name = log.parent.name
+        if m is None:
+            return name
+        item, attempt = m.groups()
+        return name + (f"[{item}]" if item else "") + (f"#{attempt}" if attempt != "1" else "")
+
+    def drain(self, final: bool = False) -> None:
+        if self.folder is None or not self.folder.is_dir():
+            return
+        with self.lock:
+            for log in sorted(self.folder.glob("*/*.log"), key=lambda p: p.stat().st_mtime_ns):
+                start = self.offsets.get(log, 0)
+                try:
+                    with open(log, "rb") as fh:
+                        fh.seek(start)
+                        chunk = fh.read()
+                except OSError:
+                    continue
+                if not chunk:
+                    continue
+                self.offsets[log] = start + len(chunk)
+                text = self.partial.pop(log, "") + chunk.decode("utf-8", "replace")
+                lines = text.split("\n")
+                rest = lines.pop()
+                if rest and not final:
+                    self.partial[log] = rest
+                elif rest:
+                    lines.append(rest)
+                for line in lines:
+                    self.echo(f"{self.prefix(log)} | {line}")
+            if final:
+                for log, rest in sorted(self.partial.items()):
+                    self.echo(f"{self.prefix(log)} | {rest}")
+                self.partial.clear()
+
+
+class _Reporter:
+    """Plain lines, or a Rich live table on a terminal; nothing with ``quiet``; step output
+    streamed above it with a :class:`_LogTail`."""
+
+    def __init__(self, plan: dict[str, Any], quiet: bool = False, tail: _LogTail | None = None):
         self.steps = list(plan.get("order") or plan["steps"])
-        self.tty = sys.stdout.isatty()
+        self.quiet = quiet
+        self.tty = sys.stdout.isatty() and not quiet
         self.states: dict[str, tuple[str, str]] = {}
         self.started: dict[str, float] = {}
         self.live: Any = None
         self.run_id: str | None = None
+        self.tail = tail
 
     def __enter__(self) -> _Reporter:
         if self.tty:
@@ -220,9 +315,14 @@ class _Reporter:
             # the table is rebuilt by Live's refresh thread (8/s), not on every event
             self.live = Live(get_renderable=self._table, refresh_per_second=8, transient=False)
             self.live.__enter__()
+            if self.tail is not None:  # lines go above the live table
+                console = self.live.console
+                self.tail.echo = lambda line: console.print(line, markup=False, highlight=False)
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        if self.tail is not None:
+            self.tail.close()
         if self.live is not None:
             self.live.refresh()
             self.live.__exit__(*exc)
@@ -244,6 +344,10 @@ class _Reporter:
         step, status = ev.get("step"), ev["status"]
         if step is None:
             self.run_id = ev["run_id"]
+            if status == "running" and self.tail is not None and self.tail.folder is None:
+                self.tail.start(ev["run_id"])
+            if self.quiet:
+                return
             if status == "running" and not self.tty:
                 click.echo(f"run {ev['run_id']} started")
             return
@@ -257,7 +361,9 @@ class _Reporter:
         if status == "failed":
             info = _first_line(ev.get("error"))
         self.states[step] = (status, info)
-        if self.live is None:
+        if self.tail is not None and status != "running":
+            self.tail.drain()  # a finished step's output before its status line
+        if self.live is None and not self.quiet:
             click.echo(f"{step}: {status}" + (f" ({info})" if info else ""))
 
 
