@@ -178,6 +178,18 @@ def apply_sets(doc: Any, sets: Mapping[str, str]) -> None:
         doc.value_locs.setdefault((*path, last), doc.loc(path))
 
 
+def output_relpath(output_dir: str | os.PathLike[str]) -> str | None:
+    """An output folder relative to the git repository holding it (posix), else as given when
+    relative; None for an absolute folder outside any repository (outputs never hold an
+    absolute path)."""
+    given = Path(output_dir)
+    abs_path = given.resolve()
+    for parent in (abs_path, *abs_path.parents):
+        if (parent / ".git").exists():
+            return abs_path.relative_to(parent).as_posix() or "."
+    return None if given.is_absolute() else given.as_posix()
+
+
 def _source_path(path: str) -> str:
     """``path`` relative to the git repository holding it (posix), else its file name."""
     abs_path = Path(path).resolve()
@@ -187,10 +199,18 @@ def _source_path(path: str) -> str:
     return abs_path.name
 
 
-def emit(ir: Pipeline, target_name: str) -> dict[str, str]:
-    """The files target ``target_name`` generates for ``ir``."""
+def emit(
+    ir: Pipeline, target_name: str, output_dir: str | os.PathLike[str] | None = None
+) -> dict[str, str]:
+    """The files target ``target_name`` generates for ``ir``; ``output_dir`` (where they will be
+    written) goes into the provenance header's regenerate command as ``-o``."""
+    import dataclasses
+
     from flowc.compiler.registry import load_target
 
     target = load_target(target_name)
+    if output_dir is not None:
+        out = output_relpath(output_dir)
+        ir = dataclasses.replace(ir, source=dataclasses.replace(ir.source, output_dir=out))
     with _gc_paused():
         return target.emit(ir)

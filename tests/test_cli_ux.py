@@ -149,3 +149,26 @@ def test_completion_script_for_each_shell(project: Path) -> None:
         res = CliRunner().invoke(cli, ["completion", shell])
         assert res.exit_code == 0 and "_FLOWC_COMPLETE" in res.stdout and marker in res.stdout
     assert CliRunner().invoke(cli, ["completion", "tcsh"]).exit_code == 2
+
+
+def test_header_regenerates_into_the_output_folder_relative_to_the_repository(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "flow.yaml").write_text(FLOW)
+    (tmp_path / "sub").mkdir()
+    p = flowc("compile", "../flow.yaml", "-t", "local", "-o", "../out", cwd=tmp_path / "sub")
+    assert p.returncode == 0, p.stderr
+    header = (tmp_path / "out" / "tiny_flow.py").read_text().splitlines()[1]
+    assert (
+        header == "# Do not edit: regenerate with `flowc compile flow.yaml --target local -o out`."
+    )
+    p = flowc("compile", "flow.yaml", "--all", "-o", "dist", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    header = (tmp_path / "dist" / "tiny" / "kfp" / "pipeline.yaml").read_text().splitlines()[1]
+    assert header.endswith("`flowc compile flow.yaml --target kfp -o dist/tiny/kfp`.")
+    # following the header's command reproduces the file byte for byte
+    before = (tmp_path / "dist" / "tiny" / "kfp" / "pipeline.yaml").read_bytes()
+    p = flowc("compile", "flow.yaml", "--target", "kfp", "-o", "dist/tiny/kfp", cwd=tmp_path)
+    assert p.stdout == "dist/tiny/kfp/pipeline.yaml: unchanged\n"
+    assert (tmp_path / "dist" / "tiny" / "kfp" / "pipeline.yaml").read_bytes() == before

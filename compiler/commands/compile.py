@@ -54,6 +54,34 @@ def default_output_dir(ir, target: str) -> Path:  # noqa: ANN001
     return Path("build") / "flowc" / target
 
 
+def update_command(
+    flows: tuple[str, ...],
+    target: str | None,
+    all_targets: bool,
+    output_dir: str | None,
+    flow_kw: dict[str, object],
+) -> str:
+    """The ``flowc compile`` command, as given but without ``--check``, that updates stale
+    outputs (shell-quoted, ready to paste)."""
+    import shlex
+
+    args = ["flowc", "compile", *flows]
+    if all_targets:
+        args.append("--all")
+    elif target:
+        args += ["--target", target]
+    if output_dir:
+        args += ["-o", output_dir]
+    if flow_kw.get("env"):
+        args += ["-e", str(flow_kw["env"])]
+    for opt, key in (("--param", "params"), ("--set", "sets")):
+        pairs = flow_kw.get(key) or {}
+        args += [a for k, v in pairs.items() for a in (opt, f"{k}={v}")]  # type: ignore[union-attr]
+    if flow_kw.get("stack"):
+        args += ["--stack", str(flow_kw["stack"])]
+    return shlex.join(args)
+
+
 @click.command("compile")
 @click.argument("flows", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
@@ -105,6 +133,7 @@ def compile_cmd(
     if all_targets and not output_dir:
         raise click.UsageError("--all needs -o DIR")
 
+    fix = update_command(flows, target, all_targets, output_dir, flow_kw)
     failed = False
     stale = False
     produced: dict[Path, dict[str, str]] = {}  # output dir -> {rel: text}
@@ -136,9 +165,9 @@ def compile_cmd(
             outputs: dict[tuple[Path, str], str] = {}
             entries: list[dict[str, str]] = []
             for t in targets:
-                files = emit(ir, t)
                 if all_targets:
                     base = Path(output_dir)  # type: ignore[arg-type]
+                    files = emit(ir, t, output_dir=base / ir.name / t)
                     files = {f"{ir.name}/{t}/{rel}": text for rel, text in files.items()}
                     entries += [
                         {"flow": ir.name, "target": t, "path": rel, "sha256": sha256_text(text)}
@@ -146,6 +175,7 @@ def compile_cmd(
                     ]
                 else:
                     base = Path(output_dir) if output_dir else default_output_dir(ir, t)
+                    files = emit(ir, t, output_dir=base)
                 outputs.update(((base, rel), text) for rel, text in files.items())
             for base, rel in outputs:
                 other = owners.get((base, rel))
@@ -183,7 +213,7 @@ def compile_cmd(
                         Diagnostic(
                             Loc(given[base][0], 1, 1) if given.get(base) else None,
                             f"compiled output '{base / rel}' is stale",
-                            "run the same command without --check to update it",
+                            f"update it with: {fix}",
                         )
                     )
         else:  # flows that failed contributed nothing; the others are written
@@ -197,8 +227,5 @@ def compile_cmd(
     if failed:
         sys.exit(1)
     if stale:
-        click.echo(
-            "flowc: outputs are stale; run the same command without --check to update them",
-            err=True,
-        )
+        click.echo(f"flowc: outputs are stale; update them with: {fix}", err=True)
         sys.exit(1)
