@@ -103,7 +103,7 @@ def run(
     if resume and params:
         click.echo("warning: --param is ignored with --resume: the run keeps its params", err=True)
 
-    reporter = _Reporter(plan, quiet=quiet, tail=_LogTail(root) if verbose else None)
+    reporter = _Reporter(plan, quiet=quiet, tail=_LogTail(root) if verbose else None, root=root)
     try:
         with reporter:
             result = run_plan(
@@ -116,6 +116,13 @@ def run(
             )
     except RunError as e:
         raise FlowcError.at(None, str(e)) from None
+    except KeyboardInterrupt:
+        # the executor recorded the run as interrupted; steps already running finish first
+        run_id = reporter.run_id or resume
+        click.echo("interrupted", err=True)
+        if run_id:
+            click.echo(f"  resume with: flowc run {flow} --resume {run_id}", err=True)
+        sys.exit(130)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     counts: dict[str, int] = {}
@@ -294,11 +301,80 @@ class _LogTail:
                 self.partial.clear()
 
 
+class _ItemProgress:
+    """Foreach progress of a running step, ``done/total``: the total from the list it iterates
+    (a literal, a param of the run, or an upstream step's stored output), the done count from
+    the metadata store's finished items. Unknown parts make it None (the view shows only the
+    elapsed time)."""
+
+    def __init__(self, plan: dict[str, Any], root: str, run_id: str):
+        self.plan = plan
+        self.root = Path(root)
+        self.run_id = run_id
+        self.totals: dict[str, int | None] = {}
+        self.store: Any = None
+
+    def total(self, name: str) -> int | None:
+        if name not in self.totals:
+            self.totals[name] = self._total(name)
+        return self.totals[name]
+
+    def _total(self, name: str) -> int | None:
+        import json
+
+        enc = (self.plan.get("steps") or {}).get(name, {}).get("foreach")
+        if isinstance(enc, list):
+            return len(enc)
+        path = enc.get("$ref") if isinstance(enc, dict) else None
+        if not isinstance(path, list):
+            return None
+        value: Any = None
+        if len(path) == 4 and path[0] == "steps" and path[2] == "outputs":
+            stored = self.root / "runs" / self.run_id / path[1] / f"{path[3]}.json"
+            try:
+                value = json.loads(stored.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return None
+        elif len(path) == 2 and path[0] == "params":
+            run = self._meta().run(self.run_id) if self._meta() else None
+            value = (run or {}).get("params", {}).get(path[1])
+        return len(value) if isinstance(value, list) else None
+
+    def _meta(self) -> Any:
+        if self.store is None and (self.root / "metadata.db").exists():
+            from flowc.runtime.metadata import MetadataStore
+
+            self.store = MetadataStore(root=str(self.root))
+        return self.store
+
+    def of(self, name: str) -> str | None:
+        """``"3/6"`` for a running foreach step, else None."""
+        if (self.plan.get("steps") or {}).get(name, {}).get("foreach") is None:
+            return None
+        total = self.total(name)
+        meta = self._meta()
+        if total is None or meta is None:
+            return None
+        try:
+            done = len({r["idx"] for r in meta.items(self.run_id) if r["step"] == name})
+        except Exception:  # the store is busy or being written: show what is known
+            return None
+        return f"{min(done, total)}/{total}"
+
+
 class _Reporter:
     """Plain lines, or a Rich live table on a terminal; nothing with ``quiet``; step output
     streamed above it with a :class:`_LogTail`."""
 
-    def __init__(self, plan: dict[str, Any], quiet: bool = False, tail: _LogTail | None = None):
+    def __init__(
+        self,
+        plan: dict[str, Any],
+        quiet: bool = False,
+        tail: _LogTail | None = None,
+        root: str = ".flowc",
+    ):
+        self.plan = plan
+        self.root = root
         self.steps = list(plan.get("order") or plan["steps"])
         self.quiet = quiet
         self.tty = sys.stdout.isatty() and not quiet
@@ -307,6 +383,10 @@ class _Reporter:
         self.live: Any = None
         self.run_id: str | None = None
         self.tail = tail
+        self.flow = str(plan.get("name") or "")
+        self.t0 = time.monotonic()
+        self.t_end: float | None = None
+        self.progress: _ItemProgress | None = None
 
     def __enter__(self) -> _Reporter:
         if self.tty:
@@ -327,23 +407,43 @@ class _Reporter:
             self.live.refresh()
             self.live.__exit__(*exc)
 
-    def _table(self) -> Any:
-        from rich.table import Table
+    def title(self) -> str:
+        """One line: flow, run id, steps done of all, elapsed."""
+        done = sum(1 for st, _ in self.states.values() if st not in ("running", "retry"))
+        elapsed = (self.t_end or time.monotonic()) - self.t0
+        run = f"run {self.run_id}" if self.run_id else "starting"
+        return f"{self.flow} · {run} · {done}/{len(self.steps)} steps · {elapsed:.1f}s"
 
-        title = f"run {self.run_id}" if self.run_id else None
-        table = Table(
-            box=None, show_header=False, pad_edge=False, title=title, title_justify="left"
-        )
+    def running_info(self, name: str, now: float) -> str:
+        """Elapsed time of a running step, with its foreach progress ``n/m`` when known."""
+        text = f"{now - self.started.get(name, now):.1f}s"
+        progress = self.progress.of(name) if self.progress is not None else None
+        return f"{progress} items, {text}" if progress else text
+
+    def _table(self) -> Any:
+        from rich.console import Group
+        from rich.table import Table
+        from rich.text import Text
+
+        table = Table(box=None, show_header=False, pad_edge=False)
+        now = time.monotonic()
         for name in self.steps:
             status, info = self.states.get(name, ("pending", ""))
+            if status == "running":
+                info = self.running_info(name, now)
             style = STATUS_STYLE.get(status, "dim")
             table.add_row(name, f"[{style}]{status}[/{style}]", info)
-        return table
+        title = Text(self.title(), style="bold", no_wrap=True, overflow="ellipsis")
+        return Group(title, table)
 
     def event(self, ev: dict[str, Any]) -> None:
         step, status = ev.get("step"), ev["status"]
         if step is None:
             self.run_id = ev["run_id"]
+            if status != "running":
+                self.t_end = time.monotonic()
+            if self.tty and self.progress is None:
+                self.progress = _ItemProgress(self.plan, self.root, ev["run_id"])
             if status == "running" and self.tail is not None and self.tail.folder is None:
                 self.tail.start(ev["run_id"])
             if self.quiet:
