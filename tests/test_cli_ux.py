@@ -50,6 +50,7 @@ def test_run_ends_with_the_run_folder_outputs_and_files(tmp_path: Path) -> None:
     folder = f".flowc/runs/{run_id}"
     assert lines[head + 1] == f"  run folder: {folder}"
     assert lines[head + 2] == "  outputs:"
+    # the outputs no other step reads (load.count is read by report's when: not listed)
     assert lines[head + 3].startswith('    report.result = {"path": ')
     assert '"total": 928.75}' in lines[head + 3]
     assert lines[head + 4 :] == ["  files written by steps:", f"    {folder}/report/report.md"]

@@ -131,7 +131,7 @@ def run(
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
     click.echo(f"run {result.run_id} {result.status} in {result.duration:.2f}s ({summary})")
     if not quiet:
-        click.echo(where_things_went(plan, result))
+        click.echo(where_things_went(plan, result, consumed_outputs(ir)))
     if not result.ok:
         if result.error is not None:
             click.echo(f"error: {result.error.render()}", err=True)
@@ -142,9 +142,20 @@ def run(
         sys.exit(1)
 
 
-def where_things_went(plan: dict[str, Any], result: Any) -> str:
-    """The run folder, the flow's outputs (the outputs of its final steps: the steps no other
-    step needs) and every file the steps wrote through ``ctx`` (``ctx.artifact_path``)."""
+def consumed_outputs(ir: Any) -> set[tuple[str, str]]:
+    """``(step, output)`` pairs some other step reads (as data or in its ``when``)."""
+    out = {(e.src, e.output) for e in ir.edges if e.output}
+    for s in ir.steps:
+        if s.when is not None and not isinstance(s.when, str | bool):
+            out |= {(r.step, r.output) for r in s.when.refs() if r.step and r.output}
+    return out
+
+
+def where_things_went(
+    plan: dict[str, Any], result: Any, consumed: set[tuple[str, str]] | None = None
+) -> str:
+    """The run folder, the flow's outputs (the step outputs no other step reads) and every
+    file the steps wrote through ``ctx`` (``ctx.artifact_path``)."""
     import json
 
     from flowc.runtime.step import known_secret_values, mask
@@ -152,14 +163,15 @@ def where_things_went(plan: dict[str, Any], result: Any) -> str:
     run_dir = _shown(Path(result.root) / "runs" / result.run_id)
     lines = [f"  run folder: {run_dir}"]
     steps: dict[str, Any] = plan.get("steps") or {}
-    needed = {u for s in steps.values() for u in (s.get("upstream") or ())}
-    needed |= {u for s in steps.values() for u in (s.get("after") or ())}
+    consumed = consumed or set()
     secrets = known_secret_values(plan)
     outs = []
     for name in plan.get("order") or steps:
-        if name in needed or result.states.get(name) not in ("success", "cached"):
+        if result.states.get(name) not in ("success", "cached"):
             continue
         for out, value in (result.outputs.get(name) or {}).items():
+            if (name, out) in consumed:
+                continue
             text = json.dumps(value, default=str, ensure_ascii=False)
             text = mask(text, secrets)
             outs.append(f"    {name}.{out} = {text if len(text) <= 200 else text[:197] + '...'}")
