@@ -45,15 +45,15 @@ def test_run_ends_with_the_run_folder_outputs_and_files(tmp_path: Path) -> None:
     p = flowc("run", "flow.yaml", cwd=tmp_path / "qs")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.splitlines()
-    head = next(i for i, ln in enumerate(lines) if ln.startswith("run ") and " success in " in ln)
-    run_id = lines[head].split()[1]
+    run_id = lines[-1].split()[1]  # the status line stays last
+    assert lines[-1].startswith(f"run {run_id} success in ")
     folder = f".flowc/runs/{run_id}"
-    assert lines[head + 1] == f"  run folder: {folder}"
-    assert lines[head + 2] == "  outputs:"
+    head = lines.index(f"run folder: {folder}")
+    assert lines[head + 1] == "outputs:"
     # the outputs no other step reads (load.count is read by report's when: not listed)
-    assert lines[head + 3].startswith('    report.result = {"path": ')
-    assert '"total": 928.75}' in lines[head + 3]
-    assert lines[head + 4 :] == ["  files written by steps:", f"    {folder}/report/report.md"]
+    assert lines[head + 2].startswith('  report.result = {"path": ')
+    assert '"total": 928.75}' in lines[head + 2]
+    assert lines[head + 3 : -1] == ["files written by steps:", f"  {folder}/report/report.md"]
     assert (tmp_path / "qs" / folder / "report" / "report.md").is_file()
 
 

@@ -129,9 +129,9 @@ def run(
     for state in result.states.values():
         counts[state] = counts.get(state, 0) + 1
     summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
-    click.echo(f"run {result.run_id} {result.status} in {result.duration:.2f}s ({summary})")
-    if not quiet:
+    if not quiet:  # where things went, then the status line last (scripts read the last line)
         click.echo(where_things_went(plan, result, consumed_outputs(ir)))
+    click.echo(f"run {result.run_id} {result.status} in {result.duration:.2f}s ({summary})")
     if not result.ok:
         if result.error is not None:
             click.echo(f"error: {result.error.render()}", err=True)
@@ -161,7 +161,7 @@ def where_things_went(
     from flowc.runtime.step import known_secret_values, mask
 
     run_dir = _shown(Path(result.root) / "runs" / result.run_id)
-    lines = [f"  run folder: {run_dir}"]
+    lines = [f"run folder: {run_dir}"]
     steps: dict[str, Any] = plan.get("steps") or {}
     consumed = consumed or set()
     secrets = known_secret_values(plan)
@@ -174,9 +174,9 @@ def where_things_went(
                 continue
             text = json.dumps(value, default=str, ensure_ascii=False)
             text = mask(text, secrets)
-            outs.append(f"    {name}.{out} = {text if len(text) <= 200 else text[:197] + '...'}")
+            outs.append(f"  {name}.{out} = {text if len(text) <= 200 else text[:197] + '...'}")
     if outs:
-        lines += ["  outputs:", *outs]
+        lines += ["outputs:", *outs]
     files = []
     for name in plan.get("order") or steps:
         folder = run_dir / name
@@ -186,9 +186,9 @@ def where_things_went(
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
             if _is_runtime_file(path.relative_to(folder).as_posix(), declared):
                 continue
-            files.append(f"    {path}")
+            files.append(f"  {path}")
     if files:
-        lines += ["  files written by steps:", *files]
+        lines += ["files written by steps:", *files]
     return "\n".join(lines)
 
 
