@@ -123,18 +123,29 @@ def _compile_doc(
     set_pairs = _pairs(sets, "--set")
     if set_pairs:
         apply_sets(doc, set_pairs)
-    model = schema.validate(doc)
-    ctx = PassContext(
-        doc=doc,
-        model=model,
-        source=source,
-        environment=environment,
-        cli_params=_pairs(params, "--param"),
-        stack_name=stack,
-        environ=dict(os.environ if environ is None else environ),
-    )
-    run_passes(ctx)
-    return build(ctx)
+    cli_params = _pairs(params, "--param")
+    env = dict(os.environ if environ is None else environ)
+
+    def context(doc: Any, model: Any) -> PassContext:
+        ctx = PassContext(
+            doc=doc,
+            model=model,
+            source=source,
+            environment=environment,
+            cli_params=cli_params,
+            stack_name=stack,
+            environ=env,
+        )
+        run_passes(ctx)
+        return ctx
+
+    try:
+        model = schema.validate(doc)
+    except FlowcError as e:  # check the rest too: every problem of the file in one report
+        from flowc.compiler.recover import diagnose
+
+        raise FlowcError(diagnose(doc, e, context)) from None
+    return build(context(doc, model))
 
 
 def apply_sets(doc: Any, sets: Mapping[str, str]) -> None:
@@ -179,6 +190,18 @@ def apply_sets(doc: Any, sets: Mapping[str, str]) -> None:
         doc.value_locs.setdefault((*path, last), doc.loc(path))
 
 
+def output_relpath(output_dir: str | os.PathLike[str]) -> str | None:
+    """An output folder relative to the git repository holding it (posix), else as given when
+    relative; None for an absolute folder outside any repository (outputs never hold an
+    absolute path)."""
+    given = Path(output_dir)
+    abs_path = given.resolve()
+    for parent in (abs_path, *abs_path.parents):
+        if (parent / ".git").exists():
+            return abs_path.relative_to(parent).as_posix() or "."
+    return None if given.is_absolute() else given.as_posix()
+
+
 def _source_path(path: str) -> str:
     """``path`` relative to the git repository holding it (posix), else its file name."""
     abs_path = Path(path).resolve()
@@ -193,18 +216,28 @@ def emit(
     target_name: str,
     warn: Callable[[str], None] | None = None,
     *,
+    output_dir: str | os.PathLike[str] | None = None,
     cache: BuildCache | None = None,
 ) -> dict[str, str]:
     """The files target ``target_name`` generates for ``ir``. First every feature the target
     cannot express is reported (:func:`flowc.targets.base.check_supported`): errors raise one
     FlowcError holding all of them; warnings (what the target drops) go to ``warn`` (default:
-    a line on stderr). ``cache``: one per flow when several targets compile it
-    (``compile --all``), so they share work (the kfp and vertex targets one PipelineSpec
-    build); handed to targets that declare ``uses_build_cache``."""
+    a line on stderr). ``output_dir`` (where the files will be written) goes into the
+    provenance header's regenerate command as ``-o``. ``cache``: one per flow when several
+    targets compile it (``compile --all``), so they share work (the kfp and vertex targets one
+    PipelineSpec build); handed to targets that declare ``uses_build_cache``."""
+    import dataclasses
+
     from flowc.compiler.registry import load_target
 
     target = load_target(target_name)
     require_supported(ir, target, warn)
+    if output_dir is not None:
+        out = output_relpath(output_dir)
+        placed = dataclasses.replace(ir, source=dataclasses.replace(ir.source, output_dir=out))
+        if cache is not None:
+            cache.alias(placed, ir)  # only the header differs: builds are shared
+        ir = placed
     with _gc_paused():
         if cache is not None and getattr(target, "uses_build_cache", False):
             return target.emit(ir, cache=cache)

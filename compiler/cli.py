@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "schema": "flowc.compiler.commands.schema:schema",
     "targets": "flowc.compiler.commands.targets:targets",
     "compile": "flowc.compiler.commands.compile:compile_cmd",
+    "completion": "flowc.compiler.commands.completion:completion",
     "run": "flowc.compiler.commands.run:run",
     "runs": "flowc.compiler.commands.runs:runs",
     "sniff": "flowc.compiler.commands.sniff:sniff",
@@ -64,7 +65,10 @@ class LazyGroup(click.Group):
             return unavailable
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @click.version_option(__version__, "--version", prog_name="flowc")
 def cli() -> None:
     """flowc: compile one YAML pipeline to Airflow 3, KFP v2, Vertex AI, Kubernetes, or run it
@@ -83,7 +87,11 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except FlowcError as e:
-            click.echo(e.render(), err=True)
+            from flowc.compiler import render
+
+            ctx = click.get_current_context(silent=True)
+            fmt = (ctx.params.get("output_format") if ctx else None) or "text"
+            render.emit(e.diagnostics, fmt)
             sys.exit(1)
         except Exception as e:
             from flowc.runtime.metadata import MetadataError

@@ -70,8 +70,14 @@ class Collector:
 
     def raise_if_any(self) -> None:
         if self.diagnostics:
-            key = lambda d: (d.loc is None, d.loc or Loc("", 0, 0))  # noqa: E731
-            raise FlowcError(sorted(self.diagnostics, key=key))
+            raise FlowcError(sorted_unique(self.diagnostics))
+
+
+def sorted_unique(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
+    """Diagnostics in source order (unlocated ones last), each distinct one once (a problem
+    found twice, e.g. a bad ``defaults:`` value cascaded into two steps, is reported once)."""
+    key = lambda d: (d.loc is None, d.loc or Loc("", 0, 0))  # noqa: E731
+    return sorted(dict.fromkeys(diagnostics), key=key)
 
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str | None:

@@ -1,25 +1,85 @@
-"""Text pictures of a pipeline's DAG: Mermaid and Graphviz dot (deterministic)."""
+"""Pictures of a pipeline's DAG: Mermaid and Graphviz dot text (deterministic), and images
+(svg, png, pdf) through Graphviz's ``dot`` program when it is installed.
+
+Edges, the same in both formats: data edges solid (labelled with the outputs read), ``after:``
+edges dotted, edges from the steps a ``when`` reads dotted and labelled ``when <condition>``
+(a condition that reads no step is written in its step's box). With a run's states
+(``flowc graph --run RUN_ID``) every box is coloured by its step's state in that run.
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
+from flowc.compiler import ir as irm
 from flowc.compiler.ir import Pipeline
 
-_STYLE = {"data": "-->", "order": "-.->", "when": "-. when .->"}
+#: fill colour per step state of a run (the live view's colours)
+STATE_COLORS = {
+    "success": "#b7e4c7",
+    "cached": "#bde0fe",
+    "skipped": "#e9ecef",
+    "failed": "#f4a3a8",
+    "upstream_failed": "#ffd6a5",
+    "running": "#a5f3fc",
+    "pending": "#ffffff",
+}
+
+IMAGE_FORMATS = ("svg", "png", "pdf")
+INSTALL_HINT = (
+    "install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew install graphviz), "
+    "or write the text with -o FILE.dot / FILE.mmd"
+)
 
 
-def render(ir: Pipeline, fmt: str = "mermaid") -> str:
-    return mermaid(ir) if fmt == "mermaid" else dot(ir)
+def render(ir: Pipeline, fmt: str = "mermaid", states: Mapping[str, str] | None = None) -> str:
+    return mermaid(ir, states) if fmt == "mermaid" else dot(ir, states)
 
 
-def _label(ir: Pipeline, name: str) -> str:
+def expr_text(e: Any) -> str:
+    """An expression written back as DSL text: ``${steps.train.outputs.auc} >= 0.8``."""
+    if isinstance(e, irm.Ref):
+        return "${" + e.dotted + (f":-{e.default}" if e.default is not None else "") + "}"
+    if isinstance(e, irm.Lit):
+        v = e.value
+        return f"'{v}'" if isinstance(v, str) else json.dumps(v)
+    if isinstance(e, irm.BinOp):
+        return f"{_operand(e.left)} {e.op} {_operand(e.right)}"
+    if isinstance(e, irm.Not):
+        return f"not {_operand(e.operand)}"
+    if isinstance(e, irm.Format):
+        return "".join(p if isinstance(p, str) else expr_text(p) for p in e.parts)
+    if isinstance(e, irm.ListOf):
+        return "[" + ", ".join(expr_text(i) for i in e.items) + "]"
+    if isinstance(e, irm.DictOf):
+        return "{" + ", ".join(f"{k}: {expr_text(v)}" for k, v in e.items) + "}"
+    return str(e)
+
+
+def _operand(e: Any) -> str:
+    text = expr_text(e)
+    return f"({text})" if isinstance(e, irm.BinOp) and e.op in ("and", "or") else text
+
+
+def _condition(ir: Pipeline, name: str) -> tuple[str | None, frozenset[str]]:
+    """A step's ``when`` text and the steps it reads."""
+    s = ir.step(name)
+    if s.when is None:
+        return None, frozenset()
+    if isinstance(s.when, irm.Lit):
+        return json.dumps(s.when.value), frozenset()
+    return expr_text(s.when), frozenset(r.step for r in s.when.refs() if r.step)
+
+
+def _label(ir: Pipeline, name: str, gated: set[str]) -> str:
     s = ir.step(name)
     extra = []
     if s.foreach is not None:
         extra.append("foreach")
-    if s.when is not None:
-        extra.append("when")
+    if s.when is not None and name not in gated:
+        extra.append(f"when {_condition(ir, name)[0]}")
     if s.replicas > 1:
         extra.append(f"x{s.replicas}")
     if s.operator:
@@ -32,18 +92,48 @@ def _mid(name: str) -> str:
     return f"s_{name}"
 
 
-def mermaid(ir: Pipeline) -> str:
+def _mtext(text: str) -> str:
+    """Text inside a quoted Mermaid label (quotes as entities)."""
+    return text.replace('"', "#quot;")
+
+
+def mermaid(ir: Pipeline, states: Mapping[str, str] | None = None) -> str:
+    edges, gated = _styled_edges(ir)
     lines = ["flowchart TD"]
     for s in ir.steps:
-        lines.append(f'    {_mid(s.name)}["{_label(ir, s.name)}"]')
-    for src, dst, kind, out in _edges(ir):
-        lab = f"|{out}|" if out and kind == "data" else ""
-        lines.append(f"    {_mid(src)} {_STYLE[kind]}{lab} {_mid(dst)}")
+        lines.append(f'    {_mid(s.name)}["{_mtext(_label(ir, s.name, gated))}"]')
+    for src, dst, style, label in edges:
+        arrow = {"data": "-->", "order": "-.->", "when": "-.->"}[style]
+        simple = label.replace(",", "").replace("_", "").isalnum()
+        quoted = f'|"{_mtext(label)}"|'
+        lab = "" if not label else f"|{label}|" if simple else quoted
+        lines.append(f"    {_mid(src)} {arrow}{lab} {_mid(dst)}")
     for c in ir.channels:
         for p in c.producers:
             for q in c.consumers:
                 lines.append(f"    {_mid(p)} == {c.name} ==> {_mid(q)}")
+    if states is not None:
+        for state, color in STATE_COLORS.items():
+            lines.append(f"    classDef {state} fill:{color},stroke:#333")
+        for s in ir.steps:
+            lines.append(f"    class {_mid(s.name)} {states.get(s.name, 'pending')}")
     return "\n".join(lines) + "\n"
+
+
+def _styled_edges(ir: Pipeline) -> tuple[list[tuple[str, str, str, str]], set[str]]:
+    """``(src, dst, style, label)`` per edge, and the steps whose condition is on an edge."""
+    out = []
+    gated: set[str] = set()
+    for src, dst, kind, outs in _edges(ir):
+        cond, reads = _condition(ir, dst)
+        if cond is not None and src in reads:
+            gated.add(dst)
+            out.append((src, dst, "when", f"when {cond}"))
+        elif kind == "order":
+            out.append((src, dst, "order", ""))
+        else:
+            out.append((src, dst, "data", outs if kind == "data" else ""))
+    return out, gated
 
 
 def _edges(ir: Pipeline) -> list[tuple[str, str, str, str]]:
@@ -58,17 +148,22 @@ def _edges(ir: Pipeline) -> list[tuple[str, str, str, str]]:
     return [(k[0], k[1], k[2], ",".join(sorted(merged[k]))) for k in keys]
 
 
-def dot(ir: Pipeline) -> str:
+def dot(ir: Pipeline, states: Mapping[str, str] | None = None) -> str:
     q = json.dumps
+    edges, gated = _styled_edges(ir)
     lines = [f"digraph {q(ir.name)} {{", "  rankdir=TB;", "  node [shape=box];"]
     for s in ir.steps:
-        lines.append(f"  {q(s.name)} [label={q(_label(ir, s.name))}];")
-    for src, dst, kind, out in _edges(ir):
+        attrs = [f"label={q(_label(ir, s.name, gated))}"]
+        if states is not None:
+            color = STATE_COLORS.get(states.get(s.name, "pending"), "#ffffff")
+            attrs += ["style=filled", f"fillcolor={q(color)}"]
+        lines.append(f"  {q(s.name)} [{', '.join(attrs)}];")
+    for src, dst, style, label in edges:
         attrs = []
-        if out:
-            attrs.append(f"label={q(out)}")
-        if kind != "data":
-            attrs.append("style=dashed")
+        if label:
+            attrs.append(f"label={q(label)}")
+        if style != "data":
+            attrs.append("style=dotted")
         lines.append(f"  {q(src)} -> {q(dst)}" + (f" [{', '.join(attrs)}]" if attrs else "") + ";")
     for c in ir.channels:
         for p in c.producers:
@@ -76,3 +171,20 @@ def dot(ir: Pipeline) -> str:
                 lines.append(f"  {q(p)} -> {q(c2)} [label={q(c.name)}, style=bold];")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def image(dot_text: str, fmt: str) -> bytes:
+    """``dot_text`` rendered by Graphviz's ``dot -T<fmt>``; FileNotFoundError when ``dot`` is
+    not installed, RuntimeError with its message when it fails."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("dot")
+    if exe is None:
+        raise FileNotFoundError("dot")
+    proc = subprocess.run(
+        [exe, f"-T{fmt}"], input=dot_text.encode("utf-8"), capture_output=True, timeout=120
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.decode("utf-8", "replace").strip())
+    return proc.stdout

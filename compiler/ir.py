@@ -673,10 +673,13 @@ class Channel:
 @dataclass(frozen=True, slots=True)
 class Source:
     """Where the flow came from: a path relative to its repository (or its file name when it is
-    outside one) and the sha256 of its bytes. Never an absolute path."""
+    outside one) and the sha256 of its bytes. Never an absolute path. ``output_dir``: where the
+    compiled files go, relative to the repository, when the caller knows it (for the
+    regenerate command of the provenance header; not part of the plan)."""
 
     path: str
     sha256: str
+    output_dir: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -274,9 +274,10 @@ def check_outputs(
         if have == want:
             continue
         old = [] if have is None else have.splitlines(keepends=True)
-        old_name = "/dev/null" if have is None else f"a/{rel}"
+        shown = (root / rel).as_posix()  # the path as the user finds it: under the output folder
+        old_name = "/dev/null" if have is None else f"a/{shown}"
         new = want.splitlines(keepends=True)
-        diff = "".join(difflib.unified_diff(old, new, old_name, f"b/{rel}"))
+        diff = "".join(difflib.unified_diff(old, new, old_name, f"b/{shown}"))
         diffs.append((rel, _ensure_newline(diff)))
     return CheckResult(tuple(diffs), tuple(stale_outputs(root, files, source_paths)))
 

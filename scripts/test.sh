@@ -37,6 +37,12 @@ if [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
   $SUDO service rabbitmq-server stop >/dev/null 2>&1 || true
 fi
 # --- end stacks & plugins
+# tests/test_graph.py renders `flowc graph -o dag.png|svg` with Graphviz's dot (Debian: graphviz)
+if ! command -v dot >/dev/null 2>&1; then
+  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends graphviz >/dev/null
+fi
 
 set +e
 .venv/bin/python -m pytest -n "${FLOWC_TEST_WORKERS:-2}" "$@"

@@ -25,9 +25,18 @@ class BuildCache:
 
     def __init__(self) -> None:
         self._entries: dict[tuple[str, int], tuple[Pipeline, Any]] = {}
+        self._aliases: dict[int, tuple[Pipeline, Pipeline]] = {}
+
+    def alias(self, ir: Pipeline, same_as: Pipeline) -> None:
+        """Let ``ir`` share ``same_as``'s entries: a copy that differs only where builds do not
+        look (the output folder named in the provenance header)."""
+        self._aliases[id(ir)] = (ir, same_as)
 
     def get(self, key: str, ir: Pipeline, build: Callable[[], T]) -> T:
         """The value built for ``(key, ir)``, building it with ``build()`` the first time."""
+        alias = self._aliases.get(id(ir))
+        if alias is not None and alias[0] is ir:
+            ir = alias[1]
         slot = (key, id(ir))
         hit = self._entries.get(slot)
         if hit is not None and hit[0] is ir:  # the entry holds ir, so its id is not reused

@@ -64,7 +64,8 @@ def compile_case(case_dir: Path, target: str) -> dict[str, str]:
                 sets=opts.get("sets"),
                 stack=opts.get("stack"),
             )
-            return emit(ir, target)
+            # the header's command regenerates the golden files in place
+            return emit(ir, target, output_dir=os.path.relpath(case_dir / target))
         except FlowcError as e:
             return {"ERROR": e.render() + "\n"}
 

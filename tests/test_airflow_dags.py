@@ -91,7 +91,7 @@ def _compile(case: str) -> tuple[Pipeline, str]:
             )
     finally:
         os.chdir(cwd)
-    (text,) = emit(ir, "airflow").values()
+    (text,) = emit(ir, "airflow", output_dir=case_dir / "airflow").values()
     return ir, text
 
 

@@ -1,6 +1,7 @@
 """Options shared by the commands that compile a flow (validate, graph, compile, run):
 ``flow_options`` adds ``-e/--env``, ``--param k=v``, ``--set path=value``, ``--stack``;
-``load_ir`` calls :func:`flowc.compiler.api.compile_flow` with them. Stable API."""
+``load_ir`` calls :func:`flowc.compiler.api.compile_flow` with them; ``output_format_option``
+adds ``--output-format text|json|github|sarif`` for the diagnostics. Stable API."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from flowc.compiler.commands.completion import complete_environments, complete_stacks
 
 if TYPE_CHECKING:
     from flowc.compiler.ir import Pipeline
@@ -30,6 +33,7 @@ def flow_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         "stack",
         default=None,
         metavar="NAME",
+        shell_complete=complete_stacks,
         help="Stack to use (overrides the environment's stack).",
     )(fn)
     fn = click.option(
@@ -54,6 +58,7 @@ def flow_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         "env",
         default=None,
         metavar="ENV",
+        shell_complete=complete_environments,
         help="Environment overlay from 'environments:'.",
     )(fn)
     return fn
@@ -70,3 +75,40 @@ def load_ir(
     from flowc.compiler.api import compile_flow
 
     return compile_flow(flow, environment=env, params=params or {}, sets=sets or {}, stack=stack)
+
+
+def output_format_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``output_format``: how diagnostics are printed (see :mod:`flowc.compiler.render`)."""
+    from flowc.compiler.render import FORMATS
+
+    return click.option(
+        "--output-format",
+        "output_format",
+        type=click.Choice(FORMATS),
+        default="text",
+        show_default=True,
+        help="Diagnostics as text (stderr; code frames on a terminal), or json, github "
+        "(::error annotations), sarif (stdout).",
+    )(fn)
+
+
+def json_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``as_json``: a listing printed as a JSON list of objects instead of a table."""
+    return click.option(
+        "--json", "as_json", is_flag=True, help="Print a JSON list of objects (for scripts)."
+    )(fn)
+
+
+def print_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], as_json: bool) -> None:
+    """A listing: aligned columns, or with ``as_json`` one JSON object per row keyed by the
+    lower-case header names (values as given: strings, numbers, booleans, null)."""
+    if as_json:
+        import json
+
+        keys = [h.lower().replace(" ", "_") for h in headers]
+        data = [dict(zip(keys, row, strict=True)) for row in rows]
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    from flowc.compiler.commands.components import table
+
+    click.echo(table(headers, [["-" if c is None else str(c) for c in row] for row in rows]))

@@ -22,8 +22,9 @@ from pathlib import Path
 import click
 
 from flowc.compiler.cli import user_errors
-from flowc.compiler.commands.common import flow_options, load_ir
+from flowc.compiler.commands.common import flow_options, load_ir, output_format_option
 from flowc.compiler.errors import FlowcError
+from flowc.compiler.registry import target_names
 
 
 def target_from_stack(ir) -> str | None:  # noqa: ANN001 - Pipeline, imported lazily
@@ -55,19 +56,57 @@ def default_output_dir(ir, target: str) -> Path:  # noqa: ANN001
     return Path("build") / "flowc" / target
 
 
+def update_command(
+    flows: tuple[str, ...],
+    target: str | None,
+    all_targets: bool,
+    output_dir: str | None,
+    flow_kw: dict[str, object],
+) -> str:
+    """The ``flowc compile`` command, as given but without ``--check``, that updates stale
+    outputs (shell-quoted, ready to paste)."""
+    import shlex
+
+    args = ["flowc", "compile", *flows]
+    if all_targets:
+        args.append("--all")
+    elif target:
+        args += ["--target", target]
+    if output_dir:
+        args += ["-o", output_dir]
+    if flow_kw.get("env"):
+        args += ["-e", str(flow_kw["env"])]
+    for opt, key in (("--param", "params"), ("--set", "sets")):
+        pairs = flow_kw.get(key) or {}
+        args += [a for k, v in pairs.items() for a in (opt, f"{k}={v}")]  # type: ignore[union-attr]
+    if flow_kw.get("stack"):
+        args += ["--stack", str(flow_kw["stack"])]
+    return shlex.join(args)
+
+
 @click.command("compile")
 @click.argument("flows", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option(
-    "-t", "--target", help="Target: airflow, kfp, vertex, k8s, local (see `flowc targets`)."
+    "-t",
+    "--target",
+    type=click.Choice(target_names()),
+    help="Target (see `flowc targets`). Without it (and without --all): the target of the "
+    "stack's orchestrator.",
 )
 @click.option(
     "--all", "all_targets", is_flag=True, help="Every target, under DIR/<flow>/<target>/."
 )
 @click.option(
-    "-o", "--output", "output_dir", type=click.Path(file_okay=False), help="Output directory."
+    "-o",
+    "--output",
+    "output_dir",
+    type=click.Path(file_okay=False),
+    show_default="build/flowc/TARGET; airflow: the stack's dag_folder if set",
+    help="Output directory.",
 )
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if DIR is stale.")
 @flow_options
+@output_format_option
 @user_errors
 def compile_cmd(
     flows: tuple[str, ...],
@@ -75,13 +114,16 @@ def compile_cmd(
     all_targets: bool,
     output_dir: str | None,
     check: bool,
+    output_format: str = "text",
     **flow_kw: object,
 ) -> None:
     """Compile FLOW... to a target's files."""
-    from flowc.compiler import registry
+    from flowc.compiler import registry, render
     from flowc.compiler.api import emit
+    from flowc.compiler.errors import Diagnostic, Loc
     from flowc.compiler.output import (
         check_outputs,
+        confined_path,
         manifest,
         sha256_text,
         write_output_set,
@@ -92,18 +134,17 @@ def compile_cmd(
     known = registry.target_names()
     if target and all_targets:
         raise click.UsageError("use either --target or --all, not both")
-    if target and target not in known:
-        raise click.BadParameter(
-            f"unknown target '{target}' (known: {', '.join(known)})", param_hint="--target"
-        )
     if all_targets and not output_dir:
         raise click.UsageError("--all needs -o DIR")
 
+    fix = update_command(flows, target, all_targets, output_dir, flow_kw)
     failed = False
     stale = False
     produced: dict[Path, dict[str, str]] = {}  # output dir -> {rel: text}
     owners: dict[tuple[Path, str], str] = {}  # (dir, rel) -> flow
     sources: dict[Path, list[str]] = {}
+    given: dict[Path, list[str]] = {}  # output dir -> the flow files as given
+    found: list[Diagnostic] = []
     manifest_entries: list[dict[str, str]] = []
 
     for flow in flows:
@@ -129,9 +170,9 @@ def compile_cmd(
             entries: list[dict[str, str]] = []
             cache = BuildCache()  # kfp and vertex share one PipelineSpec build
             for t in targets:
-                files = emit(ir, t, cache=cache)
                 if all_targets:
                     base = Path(output_dir)  # type: ignore[arg-type]
+                    files = emit(ir, t, output_dir=base / ir.name / t, cache=cache)
                     files = {f"{ir.name}/{t}/{rel}": text for rel, text in files.items()}
                     entries += [
                         {"flow": ir.name, "target": t, "path": rel, "sha256": sha256_text(text)}
@@ -139,6 +180,7 @@ def compile_cmd(
                     ]
                 else:
                     base = Path(output_dir) if output_dir else default_output_dir(ir, t)
+                    files = emit(ir, t, output_dir=base, cache=cache)
                 outputs.update(((base, rel), text) for rel, text in files.items())
             for base, rel in outputs:
                 other = owners.get((base, rel))
@@ -153,9 +195,12 @@ def compile_cmd(
                 produced.setdefault(base, {})[rel] = text
             for base in {base for base, _ in outputs}:
                 sources.setdefault(base, []).append(ir.source.path)
+                given.setdefault(base, []).append(flow)
             manifest_entries += entries
         except FlowcError as e:
-            click.echo(e.render(), err=True)
+            if output_format == "text":
+                render.print_text(e.diagnostics)
+            found += e.diagnostics
             failed = True
 
     if all_targets and output_dir:
@@ -166,17 +211,42 @@ def compile_cmd(
             result = check_outputs(base, files, sources.get(base, ()))
             if not result.ok:
                 stale = True
-                sys.stdout.write(result.render(base))
+                if output_format == "text":
+                    sys.stdout.write(result.render(base))
+                for rel in [r for r, _ in result.diffs] + list(result.extra):
+                    found.append(
+                        Diagnostic(
+                            Loc(given[base][0], 1, 1) if given.get(base) else None,
+                            f"compiled output '{base / rel}' is stale",
+                            f"update it with: {fix}",
+                        )
+                    )
         elif all_targets:  # one set, switched at once; a failed --all keeps the previous one
             if not failed:
+                same = {rel for rel, text in files.items() if _holds(base, rel, text)}
                 write_output_set(base, files)
+                if output_format == "text":
+                    for rel in sorted(files):
+                        state = "unchanged" if rel in same else "written"
+                        click.echo(f"{confined_path(base, rel)}: {state}")
         else:  # flows that failed contributed nothing; the others are written
-            write_outputs(base, files)
+            written = set(write_outputs(base, files))
+            if output_format == "text":
+                for rel in sorted(files):
+                    path = confined_path(base, rel)
+                    click.echo(f"{path}: {'written' if path in written else 'unchanged'}")
+    if output_format != "text":
+        render.emit(found, output_format)
     if failed:
         sys.exit(1)
     if stale:
-        click.echo(
-            "flowc: outputs are stale; run the same command without --check to update them",
-            err=True,
-        )
+        click.echo(f"flowc: outputs are stale; update them with: {fix}", err=True)
         sys.exit(1)
+
+
+def _holds(base: Path, rel: str, text: str) -> bool:
+    """Whether ``base/rel`` already holds exactly ``text``."""
+    try:
+        return (base / rel).read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import click
 
 from flowc.compiler.cli import user_errors
-from flowc.compiler.commands.common import flow_options, load_ir
+from flowc.compiler.commands.common import flow_options, json_option, load_ir, print_rows
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -37,6 +37,7 @@ def components() -> None:
 @components.command("list")
 @click.argument("flow", required=False)
 @flow_options
+@json_option
 @user_errors
 def list_cmd(
     flow: str | None,
@@ -44,6 +45,7 @@ def list_cmd(
     params: dict[str, str],
     sets: dict[str, str],
     stack: str | None,
+    as_json: bool = False,
 ) -> None:
     """List component types as KIND NAME SOURCE CLASS. With FLOW, its `components:` are loaded
     (and its active stack checked) first."""
@@ -52,7 +54,7 @@ def list_cmd(
     if flow:
         load_ir(flow, env, params, sets, stack)
     reg = get_component_registry()
-    click.echo(table(["kind", "name", "source", "class"], _rows(reg.entries())))
+    print_rows(["kind", "name", "source", "class"], _rows(reg.entries()), as_json)
     for err in reg.entry_point_errors:
         click.echo(f"flowc: warning: entry point {err}", err=True)
 

@@ -11,6 +11,8 @@ from typing import Any
 import click
 
 from flowc.compiler.cli import user_errors
+from flowc.compiler.commands.common import json_option, print_rows
+from flowc.compiler.commands.completion import complete_run_ids
 from flowc.compiler.errors import FlowcError
 
 _root_option = click.option(
@@ -34,6 +36,10 @@ def _when(ts: float | None) -> str:
     if ts is None:
         return "-"
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _iso(ts: float | None) -> str | None:
+    return None if ts is None else datetime.fromtimestamp(ts, UTC).isoformat()
 
 
 def _status(row: dict[str, Any]) -> str:
@@ -62,10 +68,18 @@ def runs() -> None:
 @_root_option
 @click.option("--flow", default=None, help="Only runs of this flow.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@json_option
 @user_errors
-def list_runs(root: str, flow: str | None, limit: int) -> None:
+def list_runs(root: str, flow: str | None, limit: int, as_json: bool = False) -> None:
     """Most recent runs first."""
     rows = _store(root).runs(limit=limit, flow=flow)
+    if as_json:
+        keys = ["run_id", "flow", "status", "started", "duration"]
+        data = [
+            [r["run_id"], r["flow"], _status(r), _iso(r["started"]), r["duration"]] for r in rows
+        ]
+        print_rows(keys, data, True)
+        return
     if not rows:
         click.echo("no runs")
         return
@@ -78,7 +92,7 @@ def list_runs(root: str, flow: str | None, limit: int) -> None:
 
 
 @runs.command("show")
-@click.argument("run_id")
+@click.argument("run_id", shell_complete=complete_run_ids)
 @_root_option
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @user_errors

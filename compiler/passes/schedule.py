@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from flowc.compiler.hints import cron_hint
 from flowc.compiler.ir import Schedule
 from flowc.compiler.passes import PassContext
 from flowc.compiler.passes._util import DURATION_HINT, parse_duration
@@ -64,7 +65,7 @@ def run(ctx: PassContext) -> None:
             ctx.errors.error(
                 ctx.loc(*base, "cron"),
                 f"invalid cron expression {s.cron!r}",
-                "use 5 fields: minute hour day-of-month month day-of-week",
+                cron_hint(s.cron),
             )
     elif kind == "every":
         every = parse_duration(s.every)
