@@ -78,7 +78,7 @@ repos:
     hooks:
       - id: flowc-validate
         name: flowc validate
-        entry: flowc validate
+        entry: flowc validate --no-import
         language: system
         files: ^flows/.*\\.ya?ml$
       - id: flowc-check
@@ -212,7 +212,7 @@ def _compile_into(root: Path, flow: str, target: str, output: str) -> list[str]:
         added = [p for p in (str(root),) if p not in sys.path]
         sys.path[:0] = added  # the project's step modules, as `flowc run` finds them
         try:
-            files = emit(compile_flow(flow), target)
+            files = emit(compile_flow(flow), target, output_dir=output)
         finally:
             for p in added:
                 sys.path.remove(p)
