@@ -49,17 +49,12 @@ FUTURE_AT_K8S = (
 )
 
 KNOWN: dict[tuple[str, str], str] = {
-    ("f_retries0", "airflow"): RETRY_DELAY_AIRFLOW,
-    ("functions", "airflow"): RETRY_DELAY_AIRFLOW,
     ("f_retries0", "kfp"): RETRY_DELAY_KFP,
     ("f_retries0", "vertex"): RETRY_DELAY_KFP,
-    ("functions", "kfp"): RETRY_DELAY_KFP,
-    ("functions", "vertex"): RETRY_DELAY_KFP,
     ("f_run_date", "kfp"): RUN_DATE,
     ("f_run_date", "vertex"): RUN_DATE,
     ("f_run_values", "kfp"): RUN_DATE,
     ("f_run_values", "vertex"): RUN_DATE,
-    ("f_k8s_names", "k8s"): K8S_NAMES,
     ("f_params", "kfp"): UNREFERENCED_PARAMS,
     ("f_params", "vertex"): UNREFERENCED_PARAMS,
     ("f_when", "kfp"): UNREFERENCED_PARAMS,
