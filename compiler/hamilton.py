@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,10 +135,18 @@ def hamilton_nodes(
     from hamilton import graph as hamilton_graph  # lazy: optional extra
 
     loaded = [m for _, _, m in modules]
+    quiet = logging.getLogger("hamilton")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL + 1)  # Hamilton logs a traceback before raising
     try:
         fg = hamilton_graph.FunctionGraph.from_modules(*loaded, config=dict(config))
     except Exception as e:  # Hamilton's own validation: decorators, types, duplicates
-        raise GraphError(f"{type(e).__name__}: {e}", _named_function(str(e), modules)) from None
+        message = " ".join(str(e).split())
+        raise GraphError(
+            f"{type(e).__name__}: {message}", _named_function(message, modules)
+        ) from None
+    finally:
+        quiet.setLevel(level)
     by_module = {m.__name__: (i, name) for i, name, m in modules}
     ranked: list[tuple[tuple[int, int, int], FunctionNode]] = []
     for order, n in enumerate(fg.nodes.values()):
@@ -164,10 +174,18 @@ def hamilton_nodes(
     return [node for _, node in sorted(ranked, key=lambda x: x[0])]
 
 
+_NAMING = (
+    r"function:? '?(\w+)",  # "Missing type hint for return value in function a."
+    r"^(?:Error: )?(\w+) is expecting",  # an edge whose types differ
+    r"'(\w+)'",
+)
+
+
 def _named_function(message: str, modules: list[tuple[int, str, ModuleType]]) -> Any:
-    """The first public function whose name appears quoted in Hamilton's message."""
-    for _, _, module in modules:
-        for name, fn in public_functions(module):
-            if f"'{name}'" in message or f"{name}(" in message or f" {name} " in message:
-                return fn
+    """The public function Hamilton's message names, if any."""
+    functions = {name: fn for _, _, m in modules for name, fn in public_functions(m)}
+    for pattern in _NAMING:
+        for found in re.findall(pattern, message):
+            if found in functions:
+                return functions[found]
     return None

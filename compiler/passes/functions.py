@@ -146,7 +146,8 @@ def run(ctx: PassContext) -> None:
             f"Hamilton cannot build the graph of {', '.join(repr(n) for _, n, _ in loaded)}"
             + (f" (at {at})" if at else "")
             + f": {e}",
-            "fix the module or the 'functions.config' it depends on",
+            "Hamilton's rules apply (a return annotation on every function, matching types on "
+            "every edge, valid decorators): fix the module or the 'functions.config' it uses",
         )
         return
     funcs: dict[str, hamilton.FunctionNode] = {}
