@@ -239,3 +239,23 @@ def test_no_import_keeps_the_static_reading(tmp_path: Path) -> None:
     assert done.returncode == 1
     assert "parameter 'col_name' of function 'add_int_col'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("n,ok", [(5, True), (50, False)])
+def test_check_output_results_are_validator_steps(tmp_path: Path, n: int, ok: bool) -> None:
+    flow = write(
+        tmp_path,
+        f"flowc: 1\nname: dq\nparams:\n  n: {{type: int, default: {n}}}\n"
+        "functions: [flowc_hamilton.checked]\n",
+    )
+    ir = compile_flow(flow)
+    assert set(ir.step("bounded").upstream) == {"bounded_raw", "bounded_range_validator"}
+    result = run_plan(ir.to_data(), root=tmp_path / ".flowc")
+    check = result.outputs["bounded_range_validator"]["bounded_range_validator"]
+    assert check.passes is ok
+    assert result.ok is ok
+    if ok:
+        assert result.outputs["bounded"]["bounded"] == n
+    else:  # importance="fail": the checked node's step fails, as Hamilton's driver raises
+        assert result.states["bounded"] != "success"
+        assert "does not fall within acceptable range" in str(result.error)
