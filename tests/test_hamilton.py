@@ -259,3 +259,22 @@ def test_check_output_results_are_validator_steps(tmp_path: Path, n: int, ok: bo
     else:  # importance="fail": the checked node's step fails, as Hamilton's driver raises
         assert result.states["bounded"] != "success"
         assert "does not fall within acceptable range" in str(result.error)
+
+
+def test_decorated_nodes_on_kfp_local_match_flowc_run_and_hamilton(tmp_path: Path) -> None:
+    from tests.test_kfp import _run_both
+
+    flow = write(
+        tmp_path,
+        "flowc: 1\nname: hk\nparams:\n  n: {type: int, default: 3}\n"
+        "functions: {modules: [flowc_hamilton.plain_values], config: {mode: fast}}\n",
+    )
+    kfp_out, flowc_out, result = _run_both(flow, tmp_path)
+    assert set(result.states.values()) == {"success"}
+    assert kfp_out == flowc_out
+    want = hamilton_driver("flowc_hamilton.plain_values", {"mode": "fast"}).execute(
+        ["total", "low", "high_plus"], inputs={"n": 3}
+    )
+    assert kfp_out["total"] == {"total": want["total"]} == {"total": [4, 32, 36]}
+    assert kfp_out["low"] == {"low": want["low"]}
+    assert kfp_out["high_plus"] == {"high_plus": want["high_plus"]}
