@@ -189,3 +189,13 @@ def _named_function(message: str, modules: list[tuple[int, str, ModuleType]]) ->
             if found in functions:
                 return functions[found]
     return None
+
+
+def uses_hamilton(module: ModuleType) -> bool:
+    """Whether a module refers to Hamilton at its top level (imports a decorator, a type or a
+    Hamilton module): only such a module can make nodes that are not its plain functions."""
+    for obj in vars(module).values():
+        name = obj.__name__ if isinstance(obj, ModuleType) else getattr(obj, "__module__", None)
+        if isinstance(name, str) and (name == "hamilton" or name.startswith("hamilton.")):
+            return True
+    return False

@@ -278,3 +278,20 @@ def test_decorated_nodes_on_kfp_local_match_flowc_run_and_hamilton(tmp_path: Pat
     assert kfp_out["total"] == {"total": want["total"]} == {"total": [4, 32, 36]}
     assert kfp_out["low"] == {"low": want["low"]}
     assert kfp_out["high_plus"] == {"high_plus": want["high_plus"]}
+
+
+def test_plain_modules_compile_without_loading_hamilton() -> None:
+    # a module that never refers to Hamilton is read from its signatures (the same graph, see
+    # above): validate does not pay for importing Hamilton and pandas
+    code = (
+        "import sys\n"
+        "from flowc.compiler.api import compile_flow\n"
+        f"ir = compile_flow({str(REPO / 'golden' / 'functions' / 'flow.yaml')!r})\n"
+        "print([s.name for s in ir.steps], 'hamilton' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{REPO}{os.pathsep}{REPO / 'tests' / 'fixtures' / 'pkgs'}"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "['raw_rows', 'add_int_col', 'doubled', 'total'] False"

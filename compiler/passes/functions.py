@@ -127,7 +127,10 @@ def run(ctx: PassContext) -> None:
     if not loaded:
         return
     # 2. the node graph: Hamilton's when it can be built, else one node per function
-    use_hamilton = trust.import_allowed() and hamilton.hamilton_available()
+    # a module that never refers to Hamilton has plain functions only, whose Hamilton graph is
+    # the signature graph: Hamilton (and the pandas it imports) is loaded only when it can matter
+    wants = bool(config) or any(hamilton.uses_hamilton(mod) for _, _, mod in loaded)
+    use_hamilton = trust.import_allowed() and wants and hamilton.hamilton_available()
     if config and not use_hamilton and trust.import_allowed():
         ctx.errors.error(
             ctx.loc("functions"),
