@@ -88,12 +88,26 @@ class SecretModel(_Model):
     vertex: VertexSecretModel | None = None
 
 
+class FunctionsModel(_Model):
+    """``functions: {modules: [...], config: {...}}``: Hamilton modules and driver config."""
+
+    modules: list[str] = []
+    config: dict[str, Any] = {}
+
+
+class EnvFunctionsModel(_Model):
+    """``environments.E.functions``: Hamilton config merged per key over the flow's."""
+
+    config: dict[str, Any] = {}
+
+
 class EnvironmentModel(_Model):
     description: str | None = None
     params: dict[str, Any] | None = None
     defaults: DefaultsModel | None = None
     stack: str | None = None
     schedule: ScheduleModel | None = None
+    functions: EnvFunctionsModel | None = None
 
 
 class ComponentSettingsModel(BaseModel):
@@ -160,7 +174,7 @@ class FlowModel(_Model):
     integration_framework: dict[str, Any] | None = None
     config: dict[str, Any] = {}
     search_paths: list[str] = []
-    functions: list[str] = []
+    functions: list[str] | FunctionsModel = []
     final: list[str] = []
     channels: dict[str, ChannelModel] = {}
     # layer sections of the integration framework (raw data, keyed by layer name); private so

@@ -110,7 +110,8 @@ def test_golden_functions_flow_runs_locally(tmp_path: Path) -> None:
         (
             "",  # doubled's `factor` has no default and is nowhere
             "flow.yaml:5:13: error: parameter 'factor' of function 'doubled' of "
-            "'flowc_functions.features' is not a function, a param or a 'with:' value\n"
+            "'flowc_functions.features' is not a function, a param or a 'with:' value (defined at "
+            "tests/fixtures/pkgs/flowc_functions/features.py:18)\n"
             "  hint: add it under steps.doubled.with, declare a param 'factor', define a function "
             "'factor', or give it a default",
         ),

@@ -1,44 +1,47 @@
-"""Pass 35: function modules (FlowerPower / Hamilton): ``functions: [module, ...]`` -> one step
-per public function.
+"""Pass 35: function modules (FlowerPower / Hamilton) -> one step per node of the function graph.
 
-The compiler **imports these modules at compile time** to read the functions' signatures (with
-the flow file's folder and the current directory on ``sys.path``, as ``flowc run`` has them),
-through :mod:`flowc.compiler.trust`: only from the flow's project or installed packages, and with
-imports off (``validate --no-import``) from their source's AST.
-A public function is one defined in the module itself whose name does not start with ``_``;
-steps come in definition order, modules in the order listed. Each step is
-``run: module:function`` with a single output named after the function. Its ``with:`` comes from
-the parameters, in signature order (docs/functions.md):
+``functions: [module, ...]`` or ``functions: {modules: [...], config: {...}}`` (Hamilton's driver
+config; ``environments.E.functions.config`` merges per key over it). The graph is Hamilton's own
+when apache-hamilton is installed (:mod:`flowc.compiler.hamilton`): decorators such as
+``@parameterize``, ``@extract_columns``, ``@config.when``, ``@check_output`` resolve as in
+Hamilton's driver, and each resulting node is a step named after it, with one output named after
+it. Without Hamilton, and with imports off (``validate --no-import``: a stand-in read from the
+source), each public function is one node read from its signature.
 
-1. a value given in ``steps: {FUNCTION: {with: {PARAM: ...}}}`` (FlowerPower's per-function
+The compiler **imports these modules at compile time** through :mod:`flowc.compiler.trust`
+(only from the flow's project or installed packages). A node's inputs, in order
+(docs/functions.md):
+
+1. a value given in ``steps: {NODE: {with: {PARAM: ...}}}`` (FlowerPower's per-function
    params) wins;
-2. a parameter named like another function is a data edge from it
-   (``${steps.F.outputs.F}``);
-3. a parameter named like a pipeline param takes it (``${params.P}``);
-4. a parameter with a default is left out (the function's default applies);
-5. anything else is a located error. ``ctx`` is the runtime context, as for any callable.
+2. an input that is another node is a data edge from it (``${steps.N.outputs.N}``);
+3. an input named like a pipeline param takes it (``${params.P}``);
+4. an input named like a Hamilton config key takes the config value;
+5. an optional input (a default) is left out (the function's default applies);
+6. anything else is a located error at the flow line, naming the function's file:line.
+   ``ctx`` is the runtime context, as for any callable.
 
 A ``steps:`` entry without ``run``/``command`` sets the other step options (retries, cache,
 resources, ``when``, ``after``...) with ``defaults:`` cascaded like a hand-listed step. A
-function named like a param or like a hand-listed step is an error.
+node named like a param or like a hand-listed step is an error.
 """
 
 from __future__ import annotations
 
-import inspect
 from dataclasses import replace
 from types import ModuleType
 from typing import Any
 
-from flowc.compiler import trust
+from flowc.compiler import hamilton, trust
 from flowc.compiler.errors import FlowcError, did_you_mean
 from flowc.compiler.expr import value_expr
-from flowc.compiler.ir import Expr, Ref
+from flowc.compiler.ir import Expr, Lit, Ref
 from flowc.compiler.passes import PassContext
 from flowc.compiler.passes._util import NAME_RE
-from flowc.compiler.schema import StepModel
+from flowc.compiler.schema import FunctionsModel, StepModel
 
 ORDER = 35
+NODE_ARG = "hamilton_node"  # flowc.runtime.hamilton.NODE_ARG (the runtime is never imported)
 
 IMPORT_HINT = (
     "the compiler imports function modules to read their signatures: make the module importable "
@@ -55,6 +58,12 @@ def import_module(name: str, flow_file: str) -> ModuleType:
     except FlowcError:
         raise
     except ModuleNotFoundError as e:
+        if (e.name or "").split(".")[0] == "hamilton":
+            raise FlowcError.at(
+                None,
+                f"function module '{name}' uses Hamilton, which is not installed",
+                hamilton.INSTALL_HINT,
+            ) from None
         raise FlowcError.at(
             None, f"cannot import function module '{name}': {e}", IMPORT_HINT
         ) from None
@@ -64,34 +73,47 @@ def import_module(name: str, flow_file: str) -> ModuleType:
         ) from None
 
 
-def public_functions(module: ModuleType) -> list[tuple[str, Any]]:
-    """The functions a module defines itself (not imported ones), not ``_private``, in
-    definition order."""
-    out = []
-    for name, obj in vars(module).items():
-        if name.startswith("_") or not inspect.isfunction(obj):
-            continue
-        if obj.__module__ != module.__name__:
-            continue
-        out.append((name, obj))
-    return out
+public_functions = hamilton.public_functions
 
 
 _relocate = trust.relocated
+
+
+def spec(ctx: PassContext) -> tuple[list[Any], tuple[Any, ...], dict[str, Any]]:
+    """The modules, the path of the module list in the flow file, and the Hamilton config (the
+    flow's, then the environment's merged per key)."""
+    m = ctx.model
+    if isinstance(m.functions, FunctionsModel):
+        modules, path, config = (
+            list(m.functions.modules),
+            ("functions", "modules"),
+            dict(m.functions.config),
+        )
+    else:
+        modules, path, config = list(m.functions), ("functions",), {}
+    env = ctx.env_model
+    if env is not None and env.functions is not None:
+        config.update(env.functions.config)
+    return modules, path, config
 
 
 def run(ctx: PassContext) -> None:
     m = ctx.model
     if not m.functions:
         return
-    ctx.functions = tuple(m.functions)
-    # 1. collect every public function of every module
-    funcs: dict[str, tuple[str, Any, int]] = {}
+    modnames, mpath, config = spec(ctx)
+    if not modnames:
+        ctx.errors.error(ctx.loc(*mpath), "'functions' lists no module")
+        return
+    ctx.functions = tuple(str(x) for x in modnames)
+    # 1. import every module
+    loaded: list[tuple[int, str, ModuleType]] = []
     complete = True  # every module imported (else unknown names are not worth reporting)
-    for i, modname in enumerate(m.functions):
-        loc = ctx.loc("functions", i)
+    for i, modname in enumerate(modnames):
+        loc = ctx.loc(*mpath, i)
         if not isinstance(modname, str) or not modname:
             ctx.errors.error(loc, "a function module is a dotted module name")
+            complete = False
             continue
         try:
             module = import_module(modname, ctx.file)
@@ -99,25 +121,57 @@ def run(ctx: PassContext) -> None:
             ctx.errors.extend(_relocate(e, loc))
             complete = False
             continue
-        found = public_functions(module)
-        if not found:
+        if not public_functions(module):
             ctx.errors.error(loc, f"function module '{modname}' defines no public function")
-        for name, fn in found:
-            if name in funcs:
-                ctx.errors.error(
-                    loc,
-                    f"function '{name}' is defined in both '{funcs[name][0]}' and '{modname}'",
-                    "step names must be unique: rename one of them",
-                )
-                continue
-            funcs[name] = (modname, fn, i)
+        loaded.append((i, modname, module))
+    if not loaded:
+        return
+    # 2. the node graph: Hamilton's when it can be built, else one node per function
+    # a module that never refers to Hamilton has plain functions only, whose Hamilton graph is
+    # the signature graph: Hamilton (and the pandas it imports) is loaded only when it can matter
+    wants = bool(config) or any(hamilton.uses_hamilton(mod) for _, _, mod in loaded)
+    use_hamilton = trust.import_allowed() and wants and hamilton.hamilton_available()
+    if config and not use_hamilton and trust.import_allowed():
+        ctx.errors.error(
+            ctx.loc("functions"),
+            "'functions.config' is Hamilton's driver config and Hamilton is not installed",
+            hamilton.INSTALL_HINT,
+        )
+    try:
+        if use_hamilton:
+            nodes = hamilton.hamilton_nodes(loaded, config)
+        else:
+            nodes = hamilton.signature_nodes(loaded)
+    except hamilton.GraphError as e:
+        at = hamilton.where(e.function)
+        ctx.errors.error(
+            ctx.loc(*mpath, loaded[0][0]),
+            f"Hamilton cannot build the graph of {', '.join(repr(n) for _, n, _ in loaded)}"
+            + (f" (at {at})" if at else "")
+            + f": {e}",
+            "Hamilton's rules apply (a return annotation on every function, matching types on "
+            "every edge, valid decorators): fix the module or the 'functions.config' it uses",
+        )
+        return
+    funcs: dict[str, hamilton.FunctionNode] = {}
+    for node in nodes:
+        if node.name in funcs:
+            first = funcs[node.name]
+            ctx.errors.error(
+                ctx.loc(*mpath, node.module_index),
+                f"function '{node.name}' is defined in both '{first.module}' and "
+                f"'{node.module}'",
+                "step names must be unique: rename one of them",
+            )
+            continue
+        funcs[node.name] = node
 
-    # 2. steps: entries without run/command must name a function
+    # 3. steps: entries without run/command must name a node
     for name in ctx.function_steps:
         if name not in funcs and complete:
             hint = did_you_mean(name, funcs) or (
                 "give it 'run' or 'command', or define the function in "
-                + ", ".join(repr(x) for x in m.functions)
+                + ", ".join(repr(x) for x in modnames)
             )
             ctx.errors.error(
                 ctx.key_loc("steps", name),
@@ -126,22 +180,25 @@ def run(ctx: PassContext) -> None:
                 hint,
             )
 
-    # 3. one step per function
-    for name, (modname, fn, i) in funcs.items():
-        _function_step(ctx, name, modname, fn, i, funcs)
+    # 4. one step per node
+    for node in funcs.values():
+        _function_step(ctx, node, funcs, mpath, config, [n for _, n, _ in loaded])
 
 
 def _function_step(
     ctx: PassContext,
-    name: str,
-    modname: str,
-    fn: Any,
-    index: int,
-    funcs: dict[str, tuple[str, Any, int]],
+    node: hamilton.FunctionNode,
+    funcs: dict[str, hamilton.FunctionNode],
+    mpath: tuple[Any, ...],
+    config: dict[str, Any],
+    modnames: list[str],
 ) -> None:
     m = ctx.model
-    floc = ctx.loc("functions", index)
+    name, modname = node.name, node.module
+    floc = ctx.loc(*mpath, node.module_index)
+    at = hamilton.where(node.function)
     what = f"function '{name}' of '{modname}'"
+    defined = f" (defined at {at})" if at else ""
     if not NAME_RE.match(name):
         ctx.errors.error(
             floc,
@@ -166,7 +223,7 @@ def _function_step(
         )
         return
     user = ctx.function_steps.get(name)
-    path: tuple[Any, ...] = ("steps", name) if user is not None else ("functions", index)
+    path: tuple[Any, ...] = ("steps", name) if user is not None else (*mpath, node.module_index)
     loc = ctx.key_loc(*path)
     if user is not None and user.outputs:
         ctx.errors.error(
@@ -174,23 +231,16 @@ def _function_step(
             f"a function step has one output named after the function ('{name}')",
             "remove 'outputs'",
         )
-    try:
-        sig = inspect.signature(fn)
-    except (TypeError, ValueError) as e:
-        ctx.errors.error(floc, f"cannot read the signature of {what}: {e}")
-        return
+    for pname in node.positional_only:
+        ctx.errors.error(
+            floc,
+            f"parameter '{pname}' of {what} is positional-only",
+            "step callables get keyword arguments: remove the '/'",
+        )
     user_with = dict(user.with_) if user is not None else {}
     with_: list[tuple[str, Expr]] = []
-    accepts_any = any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values())
-    for pname, p in sig.parameters.items():
-        if pname == "ctx" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        if p.kind is p.POSITIONAL_ONLY:
-            ctx.errors.error(
-                floc,
-                f"parameter '{pname}' of {what} is positional-only",
-                "step callables get keyword arguments: remove the '/'",
-            )
+    for pname, required in node.deps:
+        if pname == "ctx":
             continue
         if pname in user_with:
             wpath = (*path, "with", pname)
@@ -202,7 +252,9 @@ def _function_step(
             with_.append((pname, Ref("steps", (pname, "outputs", pname), loc=loc)))
         elif pname in m.params:
             with_.append((pname, Ref("params", (pname,), loc=loc)))
-        elif p.default is not p.empty:
+        elif pname in config:
+            with_.append((pname, Lit(config[pname])))
+        elif not required:
             continue
         else:
             hint = did_you_mean(pname, [*funcs, *m.params]) or (
@@ -211,21 +263,25 @@ def _function_step(
             )
             ctx.errors.error(
                 loc,
-                f"parameter '{pname}' of {what} is not a function, a param or a 'with:' value",
+                f"parameter '{pname}' of {what} is not a function, a param or a 'with:' "
+                f"value{defined}",
                 hint,
             )
-    if not accepts_any:
+    if not node.accepts_any:
         for k in user_with:
             ctx.errors.error(
                 ctx.key_loc(*path, "with", k),
                 f"{what} has no parameter '{k}'",
-                did_you_mean(k, list(sig.parameters)),
+                did_you_mean(k, [d for d, _ in node.deps]),
             )
+    if node.via_hamilton:
+        ref = {"modules": list(modnames), "config": dict(sorted(config.items())), "node": name}
+        with_.append((NODE_ARG, Lit(ref)))
     # the other options (defaults cascaded) exactly like a hand-listed step
     from flowc.compiler.passes.steps import _build
 
     base = user.model_copy(update={"with_": {}}) if user is not None else StepModel()
-    base = base.model_copy(update={"run": f"{modname}:{name}", "outputs": [name]})
+    base = base.model_copy(update={"run": node.run, "outputs": [name]})
     try:
         step = _build(ctx, name, base, path, ctx.defaults)
     except FlowcError as e:
@@ -235,6 +291,4 @@ def _function_step(
     ctx.step_paths[name] = path
     # the reference pass checks ${steps.X...} against the flow's steps: make it one
     if name not in m.steps:
-        m.steps[name] = StepModel.model_validate(
-            {"run": f"{modname}:{name}", "outputs": [name]}, strict=False
-        )
+        m.steps[name] = StepModel.model_validate({"run": node.run, "outputs": [name]}, strict=False)
