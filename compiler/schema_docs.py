@@ -149,6 +149,16 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "defaults": "Step defaults of this environment, merged over the flow's defaults.",
         "stack": "The stack (a key of stacks:) this environment runs on.",
         "schedule": "The schedule in this environment (replaces the flow's).",
+        "functions": "Function-module settings of this environment (its Hamilton config, "
+        "merged per key over the flow's).",
+    },
+    "FunctionsModel": {
+        "modules": "Python modules whose functions become steps (Hamilton's graph).",
+        "config": "Hamilton driver config: decides @config.when and friends; also an input "
+        "source.",
+    },
+    "EnvFunctionsModel": {
+        "config": "Hamilton driver config of this environment, merged per key over the flow's.",
     },
     "ComponentSettingsModel": {
         "type": "The component type (local, sqlite, gcs, vertex, ...; see `flowc components "
