@@ -27,7 +27,9 @@ import json
 import os
 import tomllib
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,20 @@ FIXED_MTIME = 315532800
 
 IMAGES_FILE = Path(".flowc") / "images.json"
 """Where built image references are recorded, relative to the flow's folder."""
+
+BUILDING: ContextVar[bool] = ContextVar("flowc_building_image", default=False)
+"""True while ``flowc build`` compiles the flow it builds: ``image: built`` stays unresolved."""
+
+
+@contextmanager
+def building() -> Iterator[None]:
+    """Compile inside this block without resolving ``image: built`` (the image is being made)."""
+    token = BUILDING.set(True)
+    try:
+        yield
+    finally:
+        BUILDING.reset(token)
+
 
 _SKIP_DIRS = {"__pycache__", "build", "dist", "node_modules"}
 _PACKAGE_SUFFIXES = (".py", ".lark", ".j2", ".typed")

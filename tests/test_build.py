@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -227,3 +228,96 @@ def test_step_through_entrypoint_matches_local_run(
     region = loaded["regions"][0]
     summary = step("summarize", {"load": loaded}, {"item": region, "index": 0})
     assert summary == {"summary": local["summarize"]["summary"][0]}
+
+
+STACK = """
+stacks:
+  cluster:
+    orchestrator: {type: kubernetes, namespace: ml, image: built}
+    container_registry: {type: docker, uri: localhost:5000/acme}
+"""
+
+
+def _stub_builder(tmp: Path, name: str = "docker", rc: int = 0) -> tuple[dict[str, str], Path]:
+    """A PATH whose only builder is a stub that logs its argv (no daemon exists here)."""
+    bindir = tmp / "bin"
+    bindir.mkdir(exist_ok=True)
+    log = tmp / "builder.log"
+    stub = bindir / name
+    stub.write_text(f'#!/bin/sh\necho "$@" >> {shlex.quote(str(log))}\nexit {rc}\n')
+    stub.chmod(0o755)
+    return {"PATH": f"{bindir}{os.pathsep}/usr/bin{os.pathsep}/bin"}, log
+
+
+def test_build_without_builder_is_a_clear_error(tmp_path: Path) -> None:
+    flow = _copy_example(tmp_path)
+    env = {"PATH": str(tmp_path / "empty")}
+    res = _invoke(["build", str(flow), "-o", str(tmp_path / "ctx")], tmp_path, env)
+    assert res.exit_code == 1
+    assert "error: no container builder found on PATH (looked for docker, podman, buildah)" in (
+        res.output
+    )
+    assert "Traceback" not in res.output
+    assert not bc.images_path(flow).exists()
+    res = _invoke(
+        ["build", str(flow), "--context-only", "-o", str(tmp_path / "ctx")], tmp_path, env
+    )
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "ctx" / "Dockerfile").is_file()
+    assert not bc.images_path(flow).exists()
+
+
+def test_build_push_records_the_image_and_compile_uses_it(tmp_path: Path) -> None:
+    flow = _copy_example(tmp_path)
+    text = flow.read_text().replace("defaults:\n", "defaults:\n  image: built\n") + STACK
+    flow.write_text(text)
+
+    # before any build, `image: built` is a located error
+    res = _invoke(
+        ["compile", str(flow), "--stack", "cluster", "-t", "kfp", "-o", str(tmp_path / "kfp")],
+        tmp_path,
+    )
+    assert res.exit_code == 1
+    assert f"{flow}:" in res.output and "no image of flow 'quickstart' was built" in res.output
+    assert "flowc build" in res.output
+
+    env, log = _stub_builder(tmp_path, "podman")
+    ctx_dir = tmp_path / "ctx"
+    res = _invoke(
+        ["build", str(flow), "--stack", "cluster", "--push", "-o", str(ctx_dir)], tmp_path, env
+    )
+    assert res.exit_code == 0, res.output
+    tag = bc.make_context(flow, exclude=ctx_dir).tag
+    ref = f"localhost:5000/acme/quickstart:{tag}"
+    assert log.read_text().splitlines() == [f"build --tag {ref} {ctx_dir}", f"push {ref}"]
+    record = json.loads(bc.images_path(flow).read_text())
+    assert record["quickstart"]["image"] == ref and record["quickstart"]["pushed"] is True
+
+    kfp = tmp_path / "kfp"
+    res = _invoke(
+        ["compile", str(flow), "--stack", "cluster", "-t", "kfp", "-o", str(kfp)], tmp_path
+    )
+    assert res.exit_code == 0, res.output
+    spec = "".join(p.read_text() for p in kfp.rglob("*") if p.is_file())
+    images = re.findall(r"^\s*image: \"?([^\s\"]+)\"?$", spec, flags=re.M)
+    assert len(images) == 3 and set(images) == {ref}  # load, summarize, report
+    k8s = tmp_path / "k8s"
+    res = _invoke(
+        ["compile", str(flow), "--stack", "cluster", "-t", "k8s", "-o", str(k8s)], tmp_path
+    )
+    assert res.exit_code == 0, res.output
+    manifests = "".join(p.read_text() for p in k8s.rglob("*") if p.is_file())
+    assert ref in manifests and "image: built" not in manifests
+
+
+def test_build_push_needs_a_registry_and_a_failing_builder_exits_1(tmp_path: Path) -> None:
+    flow = _copy_example(tmp_path)
+    env, _log = _stub_builder(tmp_path)
+    res = _invoke(["build", str(flow), "--push", "-o", str(tmp_path / "c")], tmp_path, env)
+    assert res.exit_code == 1 and "--push needs a container_registry" in res.output
+    env, _log = _stub_builder(
+        tmp_path / "x" if (tmp_path / "x").mkdir() is None else tmp_path, rc=3
+    )
+    res = _invoke(["build", str(flow), "-o", str(tmp_path / "c")], tmp_path, env)
+    assert res.exit_code == 1 and "build failed (exit 3)" in res.output
+    assert "Traceback" not in res.output and not bc.images_path(flow).exists()

@@ -108,7 +108,8 @@ def build(
     """Write FLOW's container build context, build the image and optionally push it."""
     from flowc.compiler import build_context as bc
 
-    ir = load_ir(flow, **flow_kw)
+    with bc.building():
+        ir = load_ir(flow, **flow_kw)
     out = Path(output_dir) if output_dir else Path("build") / "flowc" / "image" / ir.name
     try:
         ctx = bc.make_context(flow, base or bc.BASE_IMAGE, exclude=out)
