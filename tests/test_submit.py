@@ -152,3 +152,81 @@ def test_kfp_submit_without_host_is_a_located_error(quickstart: Path, tmp_path: 
     res = _invoke(["submit", str(quickstart), "-t", "kfp"], tmp_path)
     assert res.exit_code == 1
     assert "error: no KFP host" in res.output and "Traceback" not in res.output
+
+
+VERTEX_STACK = """
+stacks:
+  gcp:
+    orchestrator:
+      type: vertex
+      project: acme-ml
+      region: europe-west4
+      pipeline_root: gs://acme-runs/pipelines
+      service_account: runner@acme-ml.iam.gserviceaccount.com
+"""
+
+
+def _vertex_routes() -> dict[tuple[str, str], Any]:
+    name = "projects/acme-ml/locations/europe-west4"
+    base = f"/v1/{name}"
+
+    def job(path: str, body: dict) -> tuple[int, dict]:
+        return 200, {**body, "name": f"{name}/pipelineJobs/quickstart-1", "state": 2}
+
+    def schedule(path: str, body: dict) -> tuple[int, dict]:
+        return 200, {**body, "name": f"{name}/schedules/77", "state": "ACTIVE"}
+
+    return {("POST", f"{base}/pipelineJobs"): job, ("POST", f"{base}/schedules"): schedule}
+
+
+def _vertex_flow(quickstart: Path, schedule: str = "") -> Path:
+    quickstart.write_text(quickstart.read_text() + schedule + VERTEX_STACK)
+    return quickstart
+
+
+def test_vertex_submit_creates_the_pipeline_job(quickstart: Path, tmp_path: Path) -> None:
+    flow = _vertex_flow(quickstart)
+    with FakeApi(_vertex_routes()) as api:
+        res = _invoke(
+            ["submit", str(flow), "-t", "vertex", "--stack", "gcp", "--param", "title=Q3"]
+            + ["--api-endpoint", api.url, "--anonymous", "--run-name", "q3"],
+            tmp_path,
+        )
+    assert res.exit_code == 0, res.output
+    url = res.output.strip().splitlines()[-1]
+    assert "pipelines/runs/quickstart-1" in url and "europe-west4" in url, url
+    (body,) = api.posted("/v1/projects/acme-ml/locations/europe-west4/pipelineJobs")
+    assert body["displayName"] == "q3"
+    assert body["serviceAccount"] == "runner@acme-ml.iam.gserviceaccount.com"
+    runtime = body["runtimeConfig"]
+    assert runtime["gcsOutputDirectory"] == "gs://acme-runs/pipelines"
+    assert runtime["parameterValues"] == {"data_path": "sales.csv", "min_rows": 5, "title": "Q3"}
+    ir = compile_flow(str(flow), stack="gcp", params={"title": "Q3"})
+    from flowc.targets.vertex import pipeline_job
+
+    assert body["pipelineSpec"] == pipeline_job(ir)["pipelineSpec"]
+
+
+def test_vertex_submit_of_a_scheduled_flow_creates_a_schedule(
+    quickstart: Path, tmp_path: Path
+) -> None:
+    flow = _vertex_flow(quickstart, "\nschedule: {cron: '0 6 * * 1', timezone: Europe/Berlin}\n")
+    with FakeApi(_vertex_routes()) as api:
+        res = _invoke(
+            ["submit", str(flow), "-t", "vertex", "--stack", "gcp"]
+            + ["--api-endpoint", api.url, "--anonymous"],
+            tmp_path,
+        )
+    assert res.exit_code == 0, res.output
+    assert res.output.strip().splitlines()[-1].endswith("/schedules/77")
+    assert not api.posted("/v1/projects/acme-ml/locations/europe-west4/pipelineJobs")
+    (body,) = api.posted("/v1/projects/acme-ml/locations/europe-west4/schedules")
+    assert body["cron"] == "TZ=Europe/Berlin 0 6 * * 1"
+    job = body["createPipelineJobRequest"]["pipelineJob"]
+    assert job["runtimeConfig"]["gcsOutputDirectory"] == "gs://acme-runs/pipelines"
+    assert job["serviceAccount"] == "runner@acme-ml.iam.gserviceaccount.com"
+
+
+def test_vertex_submit_needs_a_vertex_stack(quickstart: Path, tmp_path: Path) -> None:
+    res = _invoke(["submit", str(quickstart), "-t", "vertex"], tmp_path)
+    assert res.exit_code == 1 and "needs a stack whose orchestrator is vertex" in res.output
