@@ -9,7 +9,8 @@ A context is ``{relative path: bytes}``, written by :func:`write_context`:
 - ``wheels/flowc-<version>-py3-none-any.whl``: the flowc runtime, built here from this checkout
   (``pyproject.toml``'s package directories) or from the installed distribution's files;
 - ``requirements.txt``: the project's ``[project].dependencies`` from its ``pyproject.toml``, or
-  its ``requirements.txt``, as written;
+  its ``requirements.txt``, as written, then the requirements of the flowc extras the flow
+  needs where it runs (``streaming`` for channels, ``gcp``, ``plugins``);
 - ``project/...``: the flow's folder (hidden files, caches and ``build/`` left out).
 
 The bytes depend only on the inputs: files sorted, every archive member dated 1980-01-01, no
@@ -27,7 +28,7 @@ import json
 import os
 import tomllib
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -227,6 +228,42 @@ def wheel_from_installed() -> tuple[str, bytes]:
     )
 
 
+def flowc_extra_requirements(extras: Sequence[str]) -> list[str]:
+    """The requirements of flowc's optional ``extras`` (``streaming`` -> fastavro, ...), from
+    this checkout's ``pyproject.toml`` or the installed distribution's metadata."""
+    if not extras:
+        return []
+    root = source_root()
+    out: list[str] = []
+    if root is not None:
+        data = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))
+        optional = data["project"].get("optional-dependencies", {})
+        for extra in extras:
+            out += optional.get(extra, [])
+        return out
+    from importlib import metadata
+
+    for req in metadata.distribution("flowc").requires or ():
+        spec, _, marker = req.partition(";")
+        if any(f'extra == "{e}"' in marker for e in extras):
+            out.append(spec.strip())
+    return out
+
+
+def needed_extras(ir: Any) -> list[str]:
+    """The flowc extras a flow needs where its steps run: ``streaming`` for channels, ``gcp``
+    for a gcs artifact store, ``plugins`` for enabled plugins."""
+    extras = []
+    if getattr(ir, "channels", ()):
+        extras.append("streaming")
+    store = ir.stack.artifact_store if getattr(ir, "stack", None) is not None else None
+    if store is not None and store.type == "gcs":
+        extras.append("gcp")
+    if any(getattr(p, "enabled", True) for p in getattr(ir, "plugins", ())):
+        extras.append("plugins")
+    return extras
+
+
 def flowc_wheel() -> tuple[str, bytes]:
     """The flowc wheel of this checkout, else of the installed distribution."""
     root = source_root()
@@ -287,32 +324,37 @@ ENV PYTHONDONTWRITEBYTECODE=1 \\
 WORKDIR /app
 COPY wheels/ /opt/flowc/wheels/
 COPY requirements.txt /opt/flowc/requirements.txt
-RUN {pip_install_command("/opt/flowc")}
+RUN {pip_install_command("/opt/flowc", wheel)}
 COPY project/ /app/
 ENV PYTHONPATH=/app
 ENTRYPOINT ["python", "-m", "flowc.runtime"]
 """
 
 
-def pip_install_command(prefix: str, pip: str = "pip") -> str:
+def pip_install_command(prefix: str, wheel: str, pip: str = "pip") -> str:
     """The one ``pip install`` of the Dockerfile, with the context copied to ``prefix``."""
     return (
         f"{pip} install --no-cache-dir --find-links {prefix}/wheels "
-        f"-r {prefix}/requirements.txt {prefix}/wheels/flowc-*.whl"
+        f"-r {prefix}/requirements.txt {prefix}/wheels/{wheel}"
     )
 
 
 def make_context(
-    flow_file: str | Path, base: str = BASE_IMAGE, exclude: str | Path | None = None
+    flow_file: str | Path,
+    base: str = BASE_IMAGE,
+    exclude: str | Path | None = None,
+    extras: Sequence[str] = (),
 ) -> BuildContext:
     """The build context of the flow at ``flow_file`` (its folder is the project; ``exclude``,
-    the folder the context is written to, is not part of it)."""
+    the folder the context is written to, is not part of it). The requirements of flowc's
+    ``extras`` (see :func:`needed_extras`) follow the project's in ``requirements.txt``."""
     project = Path(flow_file).resolve().parent
     wheel, wheel_bytes = flowc_wheel()
     skip = Path(exclude) if exclude is not None else None
     files: dict[str, bytes] = {f"project/{k}": v for k, v in project_files(project, skip).items()}
     files[f"wheels/{wheel}"] = wheel_bytes
-    files["requirements.txt"] = project_requirements(project).encode("utf-8")
+    extra_reqs = "".join(f"{r}\n" for r in flowc_extra_requirements(extras))
+    files["requirements.txt"] = (project_requirements(project) + extra_reqs).encode("utf-8")
     files["Dockerfile"] = dockerfile(wheel, base).encode("utf-8")
     files[".dockerignore"] = b"**/__pycache__\n**/*.pyc\n"
     return BuildContext(files=dict(sorted(files.items())), wheel=wheel)

@@ -133,34 +133,44 @@ def _dockerfile_run_lines(ctx: Path) -> tuple[list[str], dict[str, str], str, li
     return [local(r) for r in runs], env, workdir, entrypoint
 
 
-@pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    """The quickstart context installed into a fresh venv by the Dockerfile's RUN line."""
-    tmp = tmp_path_factory.mktemp("image")
-    flow = _copy_example(tmp)
-    ctx = bc.write_context(bc.make_context(flow), tmp / "ctx")
-    venv_dir = tmp / "venv"
+def _install(ctx: Path, venv_dir: Path) -> None:
+    """Install the context into a fresh venv with the Dockerfile's RUN line (its pip command,
+    the context's files only: the COPY destinations mapped back onto the context)."""
     venv.EnvBuilder(with_pip=True, clear=True).create(venv_dir)
     runs, _env, _workdir, _ep = _dockerfile_run_lines(ctx)
     assert len(runs) == 1 and runs[0].startswith("pip install ")
     argv = shlex.split(runs[0])
-    wheels = [str(p) for p in (ctx / "wheels").glob("flowc-*.whl")]  # the shell's glob
-    argv = [a for a in argv if "*" not in a] + wheels
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env["PATH"] = f"{venv_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     proc = subprocess.run(
         [str(venv_dir / "bin" / "python"), "-m", *argv], env=env, capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
-    return ctx, venv_dir, flow
 
 
-def _entrypoint(ctx: Path, venv_dir: Path, args: list[str]) -> subprocess.CompletedProcess:
-    _runs, denv, workdir, entrypoint = _dockerfile_run_lines(ctx)
-    assert entrypoint[:1] == ["python"]
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    """The quickstart context installed into a fresh venv by the Dockerfile's RUN line."""
+    tmp = tmp_path_factory.mktemp("image")
+    flow = _copy_example(tmp)
+    ctx = bc.write_context(bc.make_context(flow), tmp / "ctx")
+    _install(ctx, tmp / "venv")
+    return ctx, tmp / "venv", flow
+
+
+def _image_env(ctx: Path, venv_dir: Path) -> tuple[dict[str, str], str]:
+    """The environment and working directory a container of the image has, on this machine."""
+    _runs, denv, workdir, _entrypoint = _dockerfile_run_lines(ctx)
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(denv)
     env["PATH"] = f"{venv_dir / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    return env, workdir
+
+
+def _entrypoint(ctx: Path, venv_dir: Path, args: list[str]) -> subprocess.CompletedProcess:
+    entrypoint = _dockerfile_run_lines(ctx)[3]
+    assert entrypoint[:1] == ["python"]
+    env, workdir = _image_env(ctx, venv_dir)
     return subprocess.run(
         [str(venv_dir / "bin" / "python"), *entrypoint[1:], *args],
         cwd=workdir,
@@ -321,3 +331,66 @@ def test_build_push_needs_a_registry_and_a_failing_builder_exits_1(tmp_path: Pat
     res = _invoke(["build", str(flow), "-o", str(tmp_path / "c")], tmp_path, env)
     assert res.exit_code == 1 and "build failed (exit 3)" in res.output
     assert "Traceback" not in res.output and not bc.images_path(flow).exists()
+
+
+def test_streaming_operators_run_from_the_installed_context(tmp_path: Path) -> None:
+    """The pypz-style example: its context installed like the Dockerfile does, every writer and
+    reader replica started as the Kubernetes operator Jobs start them (the image's Python,
+    ``-m flowc.runtime.operators``), reads every record exactly once, as the local runtime."""
+    from flowc.runtime.executor import run_plan
+    from flowc.targets.k8s_operators import channel_env
+
+    flow = _copy_example(tmp_path, "streaming_hello")
+    ir = compile_flow(str(flow), params={"record_count": "4"})
+    assert bc.needed_extras(ir) == ["streaming"]
+    context = bc.make_context(flow, extras=bc.needed_extras(ir))
+    assert b"fastavro" in context.files["requirements.txt"]
+    ctx = bc.write_context(context, tmp_path / "ctx")
+    venv_dir = tmp_path / "venv"
+    _install(ctx, venv_dir)
+
+    plan = ir.to_data()
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    env, workdir = _image_env(ctx, venv_dir)
+    env.update({e["name"]: e["value"] for e in channel_env(ir, ir.channel("records"))})
+    env["FLOWC_RUN_ID"] = "r1"
+    procs = []
+    for step in ir.steps:
+        for replica in range(step.replicas):
+            procs.append(
+                subprocess.Popen(
+                    [str(venv_dir / "bin" / "python"), "-m", "flowc.runtime.operators"]
+                    + ["--plan", str(tmp_path / "plan.json"), "--step", step.name]
+                    + ["--param", f"out_dir={tmp_path / 'image_out'}"]
+                    + ["--root", str(tmp_path / "image_root")],
+                    cwd=workdir,
+                    env={
+                        **env,
+                        "FLOWC_REPLICA": str(replica),
+                        "FLOWC_REPLICAS": str(step.replicas),
+                    },
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            )
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out[-2000:] + err[-2000:]
+
+    def texts(folder: Path) -> list[str]:
+        lines = [
+            ln for f in sorted(folder.glob("reader.*.jsonl")) for ln in f.read_text().splitlines()
+        ]
+        return sorted(json.loads(ln)["text"] for ln in lines)
+
+    sys.path.insert(0, str(flow.parent))
+    try:
+        result = run_plan(plan, {"out_dir": str(tmp_path / "local_out")}, root=tmp_path / "local")
+    finally:
+        sys.path.remove(str(flow.parent))
+        sys.modules.pop("hello_ops", None)
+    assert result.ok, result.error
+    expected = sorted(f"HelloWorld_{r}_{i}" for r in range(3) for i in range(4))
+    assert texts(tmp_path / "local_out") == expected
+    assert texts(tmp_path / "image_out") == expected

@@ -112,7 +112,7 @@ def build(
         ir = load_ir(flow, **flow_kw)
     out = Path(output_dir) if output_dir else Path("build") / "flowc" / "image" / ir.name
     try:
-        ctx = bc.make_context(flow, base or bc.BASE_IMAGE, exclude=out)
+        ctx = bc.make_context(flow, base or bc.BASE_IMAGE, exclude=out, extras=bc.needed_extras(ir))
     except bc.BuildError as e:
         raise FlowcError.at(None, e.message, e.hint) from None
     bc.write_context(ctx, out)
