@@ -30,17 +30,10 @@ from flowc.compiler.commands.common import flow_options, load_ir
 from flowc.compiler.errors import FlowcError
 
 
-def _sdk(module: str, extra: str) -> Any:
-    import importlib
-
-    try:
-        return importlib.import_module(module)
-    except ImportError as e:
-        raise FlowcError.at(
-            None,
-            f"flowc submit needs the {extra} SDK: {e}",
-            f"pip install 'flowc[{extra}]'",
-        ) from None
+def _missing_sdk(extra: str, e: ImportError) -> FlowcError:
+    return FlowcError.at(
+        None, f"flowc submit needs the {extra} SDK: {e}", f"pip install 'flowc[{extra}]'"
+    )
 
 
 def run_arguments(ir: Any, given: dict[str, str]) -> dict[str, Any]:
@@ -84,7 +77,10 @@ def submit_kfp(
             "e.g. orchestrator: {type: kubeflow, host: https://kfp.example.com}",
         )
     files = emit(ir, "kfp")
-    kfp = _sdk("kfp", "kfp")
+    try:
+        import kfp
+    except ImportError as e:
+        raise _missing_sdk("kfp", e) from None
     with tempfile.TemporaryDirectory(prefix="flowc-submit-") as tmp:
         package = Path(tmp) / "pipeline.yaml"
         package.write_text(files["pipeline.yaml"], encoding="utf-8")
@@ -124,7 +120,10 @@ def submit_vertex(
         )
     job = pipeline_job(ir)  # resolves pipeline_root and region as the vertex target does
     runtime = job.get("runtimeConfig", {})
-    aiplatform = _sdk("google.cloud.aiplatform", "vertex")
+    try:
+        from google.cloud import aiplatform
+    except ImportError as e:
+        raise _missing_sdk("vertex", e) from None
     init: dict[str, Any] = {
         "project": settings["project"],
         "location": settings.get("region", "us-central1"),
