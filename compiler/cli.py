@@ -39,6 +39,8 @@ COMMANDS: dict[str, str] = {
     "attach": "flowc.compiler.commands.k8s:attach",
     "destroy": "flowc.compiler.commands.k8s:destroy",
     "retrieve": "flowc.compiler.commands.k8s:retrieve",
+    "build": "flowc.compiler.commands.build:build",
+    "submit": "flowc.compiler.commands.submit:submit",
 }
 
 
