@@ -6,7 +6,7 @@
 - the context (:mod:`flowc.compiler.build_context`) goes to ``DIR`` (default
   ``build/flowc/image/<flow>``); the same sources give the same bytes and the same default tag;
 - the image is ``<flow>:<tag>``, prefixed by the stack's container registry
-  (``ContainerRegistry.get_image_uri``); it is built with ``--builder`` or the first of docker,
+  (``ContainerRegistry.image_uri``); it is built with ``--builder`` or the first of docker,
   podman, buildah on PATH (none: an error, exit 1, unless ``--context-only``);
 - ``--push`` pushes it (the registry component's ``push_image`` when it has one, else the
   builder's ``push``); a push without a container registry in the stack is an error;
@@ -120,7 +120,7 @@ def build(
 
     registry = _registry(ir)
     image_tag = tag or ctx.tag
-    ref = registry.get_image_uri(ir.name, image_tag) if registry else f"{ir.name}:{image_tag}"
+    ref = registry.image_uri(f"{ir.name}:{image_tag}") if registry else f"{ir.name}:{image_tag}"
     if push and registry is None:
         raise FlowcError.at(
             ir.stack.loc if ir.stack else None,
