@@ -20,6 +20,7 @@ from typing import Any
 from flowc.runtime import step as step_mod
 from flowc.runtime.plan import Plan, StepData
 from flowc.runtime.run_state import StepFailure, upstream_outputs
+from flowc.runtime.step_command import die_with_runner
 from flowc.runtime.store import atomic_write
 
 
@@ -202,7 +203,12 @@ class AttemptRunner:
                 argv = [sys.executable, "-m", "flowc.runtime", "step", "--plan", str(plan_path)]
                 argv += ["--step", name, "--inputs", str(inp), "--outputs", str(out)]
                 proc = subprocess.Popen(  # noqa: S603
-                    argv, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                    argv,
+                    stdout=fh,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                    preexec_fn=die_with_runner(),  # noqa: PLW1509 - only prctl and getppid
                 )
             self._children.add(proc)
             procs.append((proc, inp, out, rlog))

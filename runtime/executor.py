@@ -43,11 +43,13 @@ from flowc.runtime.attempts import AttemptRunner, _Failed
 from flowc.runtime.metadata import MetadataStore, open_metadata_store
 from flowc.runtime.plan import ComponentData, Plan, StepData
 from flowc.runtime.recording import Writer
+from flowc.runtime.run_lock import RunLock, RunLocked
 from flowc.runtime.run_state import (
     OK,
     Node,
     OperatorGroup,
     RunError,
+    RunInterrupted,
     RunResult,
     Schedule,
     StepFailure,
@@ -62,9 +64,20 @@ from flowc.runtime.run_state import (
 )
 from flowc.runtime.store import ArtifactStore, Cache, encode, open_artifact_store, safe_name
 
-__all__ = ["OK", "Progress", "RunError", "RunResult", "StepFailure", "new_run_id", "run_plan"]
+__all__ = [
+    "OK",
+    "Progress",
+    "RunError",
+    "RunInterrupted",
+    "RunResult",
+    "StepFailure",
+    "new_run_id",
+    "run_plan",
+]
 
 Progress = Callable[[dict[str, Any]], None]
+
+_OPERATOR_STOP_SECONDS = 30.0  # > operator_base.GRACE_SECONDS: replicas get SIGKILL before
 
 
 def run_plan(
@@ -192,6 +205,7 @@ class _Runner:
         self.schedule = Schedule(self.steps, self.selected, self.states)
         self.running: dict[cf.Future[Any], tuple[Node, int]] = {}
         self.step_runs: dict[str, StepRun] = {}
+        self.started_steps: set[str] = set()
         self.pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="flowc")
         self.writer = Writer(self.meta, self.store, self.cache, self.run_id)
 
@@ -221,6 +235,19 @@ class _Runner:
 
     def run(self) -> RunResult:
         t0 = time.time()
+        lock = RunLock(self.root, self.run_id)
+        try:
+            lock.acquire()
+        except RunLocked as e:
+            self.pool.shutdown(wait=False)
+            self.meta.close()
+            raise RunError(str(e)) from None
+        try:
+            return self._run_locked(t0)
+        finally:
+            lock.release()
+
+    def _run_locked(self, t0: float) -> RunResult:
         self.meta.start_run(self.run_id, self.flow, self.params, self.plan)
         self.writer.start()
         self._emit(None, "running")
@@ -230,10 +257,8 @@ class _Runner:
                 self.attempts.ctx_values = values
                 self._loop()
         except KeyboardInterrupt:
-            self.writer.close()
-            self.meta.end_run(self.run_id, "interrupted", "interrupted by the user")
-            self.meta.close()
-            raise
+            self._interrupted()
+            raise RunInterrupted(self.run_id) from None
         except Exception as e:  # a run service failed to start or stop (or a runtime bug)
             if self.first_error is None:
                 self.first_error = StepFailure(
@@ -289,8 +314,36 @@ class _Runner:
                 ops.interrupt_all()
             self.attempts.stop()
             pool.shutdown(wait=False, cancel_futures=True)
+            groups = [f for f, (node, _) in self.running.items() if isinstance(node, OperatorGroup)]
+            # their supervisors stop the replicas (SIGTERM, then SIGKILL after a grace period)
+            cf.wait(groups, timeout=_OPERATOR_STOP_SECONDS)
             raise
         pool.shutdown(wait=True)
+
+    def _interrupted(self) -> None:
+        """Ctrl-C: the steps that were running are recorded as ``interrupted`` (not left
+        ``running``) with the attempts they finished, and so is the run."""
+        now = time.time()
+        for name in self.order:
+            if name in self.started_steps and name not in self.states:
+                run = self.step_runs.get(name)
+                started = run.started if run is not None else now
+                attempts = run.attempts if run is not None else []
+                self.writer.meta_op(
+                    "step_finished",
+                    self.run_id,
+                    name,
+                    "interrupted",
+                    started=started,
+                    ended=now,
+                    attempts=attempts,
+                    error="interrupted by the user",
+                )
+                self.states[name] = "interrupted"
+        self.writer.close()
+        self.meta.end_run(self.run_id, "interrupted", "interrupted by the user")
+        self._emit(None, "interrupted")
+        self.meta.close()
 
     def _inputs(self, name: str, data: StepData, item: Any) -> step_mod.Inputs:
         return step_mod.Inputs(
@@ -340,6 +393,7 @@ class _Runner:
             self._fail(name, StepFailure(name, 0, err, traceback=tb), now, [])
             return
         self.writer.meta_op("steps_started", self.run_id, [(name, now)])
+        self.started_steps.add(name)
         self._emit(name, "running")
         instances: list[tuple[int | None, Any]] = (
             [(None, step_mod.MISSING)] if items is None else list(enumerate(items))
@@ -483,6 +537,7 @@ class _Runner:
             return
         group.started = time.time()
         self.writer.meta_op("steps_started", self.run_id, [(s, group.started) for s in names])
+        self.started_steps.update(names)
         for s in names:
             self._emit(s, "running")
 

@@ -30,6 +30,15 @@ class RunError(ValueError):
     """The run cannot start: unknown ``only`` step, unknown ``resume`` run id, bad params."""
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C): every step was stopped and the run recorded as
+    ``interrupted``; ``flowc run FLOW --resume run_id`` continues it."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        super().__init__(f"run {run_id} interrupted")
+
+
 @dataclass
 class StepFailure:
     """The first error of a failed run: which step, which attempt, what, and where the log is."""

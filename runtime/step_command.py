@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,7 @@ def _run_command(
                 stderr=subprocess.STDOUT if fh is not None else None,
                 env=child_env,
                 start_new_session=True,
+                preexec_fn=die_with_runner(),  # noqa: PLW1509 - only prctl and getppid
             )
         except OSError as e:
             if fh is not None:
@@ -117,9 +120,42 @@ def _run_command(
         return {o: values[o] for o in declared}
 
 
-def _kill_group(proc: subprocess.Popen[Any]) -> None:
-    import signal
+def _load_prctl() -> Any:
+    """libc's ``prctl`` (Linux), loaded once in the runner so that a forked child only calls
+    it; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
 
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - no libc
+        return None
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_runner(parent: int | None = None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` for child processes of a run: on Linux the child gets SIGKILL when
+    the runner dies (``prctl(PR_SET_PDEATHSIG)``; the runner's thread that started it, in fact:
+    the executor's threads live as long as the run), even by kill -9, so a resumed run never
+    starts a step that still runs. None where there is no ``prctl``."""
+    if _PRCTL is None:
+        return None
+    runner = os.getpid() if parent is None else parent
+    prctl = _PRCTL
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != runner:  # the runner died before prctl took effect
+            os._exit(137)
+
+    return preexec
+
+
+def _kill_group(proc: subprocess.Popen[Any]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

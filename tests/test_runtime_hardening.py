@@ -4,8 +4,14 @@ stream, steps die with their runner, a run being executed is locked, run history
 from __future__ import annotations
 
 import itertools
+import json
+import os
+import signal
+import sqlite3
+import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -81,3 +87,115 @@ def test_artifact_path_allows_sub_folders(tmp_path: Path, monkeypatch: pytest.Mo
         Path(r.outputs["w"]["v"]).resolve()
         == (tmp_path / ".flowc" / "runs" / r.run_id / "w" / "plots" / "a.txt").resolve()
     )
+
+
+# -- item 4: steps die with their runner; a running run is locked; Ctrl-C exits 130 ------------
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def flowc_env() -> dict[str, str]:
+    """The environment of a `flowc` child process importing this checkout's code."""
+    return {**os.environ, "PYTHONPATH": str(REPO)}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "\nState:\tZ" not in state
+
+
+def _wait_for(check, what: str, proc: subprocess.Popen | None = None, seconds: float = 60):
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        assert proc is None or proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+
+
+def command_flow(tmp_path: Path, pidfile: Path) -> Path:
+    script = (
+        f"import os, time; open({str(pidfile)!r}, 'w').write(str(os.getpid())); time.sleep(600)"
+    )
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "flowc: 1\nname: held\nsteps:\n"
+        f"  hold: {{command: [{sys.executable}, -c, {json.dumps(script)}]}}\n"
+    )
+    return flow
+
+
+def _started(pidfile: Path) -> bool:
+    return pidfile.exists() and bool(pidfile.read_text())
+
+
+def test_kill_9_of_flowc_run_kills_its_command_steps(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid.txt"
+    flow = command_flow(tmp_path, pidfile)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowc", "run", str(flow), "--root", str(tmp_path / ".f")],
+        cwd=tmp_path,
+        env=flowc_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_for(lambda: _started(pidfile), "the command to start", proc)
+        child = int(pidfile.read_text())
+        proc.kill()
+        proc.wait(30)
+        _wait_for(lambda: not _alive(child), "the command to die with its runner", seconds=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if _started(pidfile) and _alive(int(pidfile.read_text())):
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+
+
+def test_a_running_run_is_locked_and_ctrl_c_interrupts_it(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid.txt"
+    flow = command_flow(tmp_path, pidfile)
+    root = tmp_path / ".f"
+    cmd = [sys.executable, "-m", "flowc", "run", str(flow), "--root", str(root)]
+    proc = subprocess.Popen(
+        cmd,
+        cwd=tmp_path,
+        env=flowc_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        run_id = proc.stdout.readline().split()[1]  # "run <id> started"
+        _wait_for(lambda: _started(pidfile), "the command to start", proc)
+        child = int(pidfile.read_text())
+        again = subprocess.run(
+            [*cmd, "--resume", run_id],
+            cwd=tmp_path,
+            env=flowc_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert again.returncode == 1, again.stdout + again.stderr
+        assert f"run {run_id} is being executed by process {proc.pid}" in again.stderr
+        assert "Traceback" not in again.stderr
+        assert _alive(child) and int(pidfile.read_text()) == child  # not started twice
+
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, out + err
+        assert f"flowc run {flow} --resume {run_id}" in err
+        _wait_for(lambda: not _alive(child), "the command to be stopped", seconds=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if _alive(int(pidfile.read_text() or 0)):
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    con = sqlite3.connect(root / "metadata.db")
+    assert con.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
+    assert con.execute("SELECT step, status FROM steps").fetchall() == [("hold", "interrupted")]
+    con.close()
