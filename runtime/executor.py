@@ -62,6 +62,7 @@ from flowc.runtime.run_state import (
     select,
     upstream_outputs,
 )
+from flowc.runtime.step_console import masked_console
 from flowc.runtime.store import ArtifactStore, Cache, encode, open_artifact_store, safe_name
 
 __all__ = [
@@ -243,7 +244,8 @@ class _Runner:
             self.meta.close()
             raise RunError(str(e)) from None
         try:
-            return self._run_locked(t0)
+            with masked_console(self.secret_values):  # raw fd writes of in-process steps
+                return self._run_locked(t0)
         finally:
             lock.release()
 

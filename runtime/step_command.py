@@ -15,8 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from flowc.runtime.masking import file_writer, pump
 from flowc.runtime.plan import StepData
-from flowc.runtime.step_common import StepError, mask
+from flowc.runtime.step_common import StepError
 from flowc.runtime.step_log import mark_log_written
 
 
@@ -75,31 +76,38 @@ def _run_command(
             log.parent.mkdir(parents=True, exist_ok=True)
             fh: Any = open(log, "ab")  # noqa: SIM115
             mark_log_written()
+            write = file_writer(fh)
         else:
             fh = None
+            write = _console_writer()
+        # the output goes through a pipe and is masked while it is written, never after
+        read_end, write_end = os.pipe()
         try:
             proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
                 argv,
-                stdout=fh,
-                stderr=subprocess.STDOUT if fh is not None else None,
+                stdout=write_end,
+                stderr=subprocess.STDOUT,
                 env=child_env,
                 start_new_session=True,
                 preexec_fn=die_with_runner(),  # noqa: PLW1509 - only prctl and getppid
             )
         except OSError as e:
+            for end in (read_end, write_end):
+                os.close(end)
             if fh is not None:
                 fh.close()
             raise StepError(step, f"cannot start command {argv[0]!r}: {e}") from None
+        os.close(write_end)
+        copier = pump(read_end, write, secrets)
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             raise StepError(step, f"timed out after {timeout:g}s (command killed)") from None
         finally:
+            copier.join(_DRAIN_SECONDS)  # a daemon the command left may keep the pipe open
             if fh is not None:
                 fh.close()
-            if log is not None and secrets and log.exists():
-                log.write_text(mask(log.read_text(errors="replace"), secrets))
         if rc != 0:
             tail = _tail(log) if log is not None else ""
             raise StepError(step, f"command {argv[0]!r} exited with code {rc}{tail}")
@@ -118,6 +126,23 @@ def _run_command(
         if not isinstance(values, dict) or any(o not in values for o in declared):
             raise StepError(step, f"$FLOWC_OUTPUTS must hold a JSON object with keys {declared}")
         return {o: values[o] for o in declared}
+
+
+_DRAIN_SECONDS = 5.0
+
+
+def _console_writer() -> Callable[[bytes], None]:
+    """Where a command's masked output goes without a log: this process' stdout."""
+
+    def write(data: bytes) -> None:
+        out = getattr(sys.stdout, "buffer", None)
+        if out is not None:
+            out.write(data)
+            out.flush()
+        else:
+            sys.stdout.write(data.decode("utf-8", "replace"))
+
+    return write
 
 
 def _load_prctl() -> Any:

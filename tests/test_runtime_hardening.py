@@ -199,3 +199,137 @@ def test_a_running_run_is_locked_and_ctrl_c_interrupts_it(tmp_path: Path) -> Non
     assert con.execute("SELECT status FROM runs").fetchall() == [("interrupted",)]
     assert con.execute("SELECT step, status FROM steps").fetchall() == [("hold", "interrupted")]
     con.close()
+
+
+# -- item 3: secrets are masked on the stream, in every form, before reaching disk or console ---
+
+SECRET = 'pa"ss\\w\u00f6rd-7731'  # a quote, a backslash and a non-ASCII letter: escaped forms
+
+STEPS = """
+import json, os, subprocess, sys, time
+
+def split_writes(token):
+    sys.stdout.write("split " + token[:4])
+    sys.stdout.write(token[4:] + " done\\n")
+    print("json", json.dumps({"t": token}))
+    print("repr", repr([token]), repr(token.encode()))
+    os.write(1, ("fd " + token + "\\n").encode())
+    subprocess.run([sys.executable, "-c", "import os; print('sub', os.environ['HARD_TOKEN'])"])
+    return 1
+
+def fail_escaped(token):
+    raise RuntimeError("bad " + repr({"t": token}) + " " + json.dumps(token))
+"""
+
+CMD = (
+    "import json, os, sys; t = os.environ['HARD_TOKEN']; "
+    "sys.stdout.write('cmd ' + t[:3]); sys.stdout.flush(); "
+    "sys.stdout.write(t[3:] + chr(10)); print(json.dumps(t)); sys.stdout.flush(); "
+    "os.write(2, repr(t).encode() + b'\\n')"
+)
+
+
+def _forms(value: str) -> list[str]:
+    return [
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        repr(value)[1:-1],
+    ]
+
+
+def _leaks(text: str) -> list[str]:
+    return [f for f in _forms(SECRET) if f in text]
+
+
+def test_secrets_are_masked_across_writes_escapes_fds_and_subprocesses(tmp_path: Path) -> None:
+    (tmp_path / "hard_steps.py").write_text(STEPS)
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "flowc: 1\nname: masked\nsecrets:\n  token: {env: HARD_TOKEN}\nsteps:\n"
+        '  inproc: {run: "hard_steps:split_writes", with: {token: "${secrets.token}"},'
+        " outputs: [n]}\n"
+        '  boom: {run: "hard_steps:fail_escaped", with: {token: "${secrets.token}"}}\n'
+        f"  cmd: {{command: [{sys.executable}, -c, {json.dumps(CMD)}]}}\n"
+        '  isolated: {run: "hard_steps:split_writes", with: {token: "${secrets.token}"},'
+        " outputs: [n], timeout: 5m}\n"
+    )
+    env = {**flowc_env(), "HARD_TOKEN": SECRET}
+    root = tmp_path / ".f"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flowc",
+            "run",
+            str(flow),
+            "--root",
+            str(root),
+            "--max-workers",
+            "1",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        timeout=300,
+    )
+    out = run.stdout.decode("utf-8", "replace") + run.stderr.decode("utf-8", "replace")
+    assert run.returncode == 1, out  # boom fails
+    assert _leaks(out) == [], out
+    run_id = next((root / "runs").iterdir()).name
+    logs = {
+        p.relative_to(root).as_posix(): p.read_text("utf-8", "replace") for p in root.rglob("*.log")
+    }
+    for path, text in logs.items():
+        assert _leaks(text) == [], (path, text)
+    everything = b"".join(p.read_bytes() for p in root.rglob("*") if p.is_file())
+    for form in _forms(SECRET):
+        assert form.encode() not in everything, form
+    text = "\n".join(logs.values()) + out
+    assert "split *** done" in text and "cmd ***" in text, text
+    for marker in ('json {"t": "***"}', "repr ['***'] b'***'", "fd ***", "sub ***"):
+        assert marker in text, (marker, text)
+    shown = subprocess.run(
+        [sys.executable, "-m", "flowc", "runs", "show", run_id, "--root", str(root), "--json"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert _leaks(shown.stdout) == [] and "bad {'t': '***'} \\\"***\\\"" in shown.stdout
+
+
+def test_a_command_killed_with_its_runner_leaves_no_unmasked_log(tmp_path: Path) -> None:
+    script = (
+        "import os, sys, time; print('token', os.environ['HARD_TOKEN'], flush=True); "
+        "print('printed', flush=True); time.sleep(600)"
+    )
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(
+        "flowc: 1\nname: killed\nsecrets:\n  token: {env: HARD_TOKEN}\nsteps:\n"
+        f"  talk: {{command: [{sys.executable}, -c, {json.dumps(script)}]}}\n"
+    )
+    root = tmp_path / ".f"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "flowc", "run", str(flow), "--root", str(root)],
+        cwd=tmp_path,
+        env={**flowc_env(), "HARD_TOKEN": SECRET},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+
+        def printed() -> bool:
+            return any("printed" in p.read_text("utf-8", "replace") for p in root.rglob("*.log"))
+
+        _wait_for(printed, "the command's output in its log", proc)
+        proc.kill()
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (log,) = root.rglob("*.log")
+    text = log.read_text("utf-8", "replace")
+    assert "token ***" in text and _leaks(text) == [], text
