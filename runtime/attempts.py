@@ -60,6 +60,7 @@ class AttemptRunner:
         secret_resolver: step_mod.SecretResolver | None,
         secret_values: list[str],
         emit: Callable[..., None],
+        previous_attempts: Mapping[tuple[str, str | None], int] | None = None,
     ) -> None:
         self.plan = plan
         self.params = params
@@ -70,6 +71,8 @@ class AttemptRunner:
         self.secret_resolver = secret_resolver
         self.secret_values = secret_values
         self.emit = emit
+        # resume: attempts go on numbering from the run's recorded ones (a new log each)
+        self.previous_attempts = dict(previous_attempts or {})
         self.ctx_values: dict[str, Any] = {}
         self._run_dir = os.path.join(str(root), "runs", run_id)  # step folders, plan
         self._plan_path: Path | None = None
@@ -90,7 +93,8 @@ class AttemptRunner:
         delay = float(data.get("retry_delay") or 0.0)
         records: list[dict[str, Any]] = []
         instance = None if index is None else str(index)
-        for attempt in range(1, retries + 2):
+        base = self.previous_attempts.get((name, instance), 0)
+        for attempt in range(base + 1, base + retries + 2):
             started = time.time()
             log = self._log_path(name, index, attempt)
             try:
@@ -109,7 +113,7 @@ class AttemptRunner:
                         "log": log,
                     }
                 )
-                if attempt <= retries and not self._stopping.is_set():
+                if attempt - base <= retries and not self._stopping.is_set():
                     self.emit(name, "retry", attempt=attempt, error=err)
                     if not (delay and self._stopping.wait(delay)):
                         continue

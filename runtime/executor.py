@@ -160,6 +160,8 @@ class _Runner:
         self.first_error: StepFailure | None = None
         self.warnings: list[str] = []
         self.done_items: dict[str, dict[int, tuple[str, dict[str, Any]]]] = {}
+        self.previous_attempts: dict[tuple[str, str | None], int] = {}
+        self.reused: list[str] = []
 
         unknown = [s for s in only if s not in self.steps]
         if unknown:
@@ -202,6 +204,7 @@ class _Runner:
             secret_resolver=secret_resolver,
             secret_values=self.secret_values,
             emit=self._emit,
+            previous_attempts=self.previous_attempts,
         )
         self.schedule = Schedule(self.steps, self.selected, self.states)
         self.running: dict[cf.Future[Any], tuple[Node, int]] = {}
@@ -231,6 +234,10 @@ class _Runner:
         self.done_items = load_finished(
             self.meta, self.store, resume, self.steps, self.states, self.outputs
         )
+        for a in self.meta.attempts(resume):
+            key = (a["step"], a["instance"])
+            self.previous_attempts[key] = max(self.previous_attempts.get(key, 0), a["attempt"])
+        self.reused = [s for s in self.order if s in self.states]
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -253,6 +260,9 @@ class _Runner:
         self.meta.start_run(self.run_id, self.flow, self.params, self.plan)
         self.writer.start()
         self._emit(None, "running")
+        for name in self.reused:  # resume: finished steps are shown as reused, not pending
+            if name in self.selected:
+                self._emit(name, "reused")
         try:
             outcome = lambda: "success" if self.first_error is None else "failed"  # noqa: E731
             with services.running(self.plan, self.run_info, outcome) as values:

@@ -333,3 +333,79 @@ def test_a_command_killed_with_its_runner_leaves_no_unmasked_log(tmp_path: Path)
     (log,) = root.rglob("*.log")
     text = log.read_text("utf-8", "replace")
     assert "token ***" in text and _leaks(text) == [], text
+
+
+# -- item 10: run history -------------------------------------------------------------------------
+
+HISTORY_STEPS = """
+import os
+
+def flaky(flag, item=None):
+    print("attempt of", item)
+    if item == "bad" and not os.path.exists(flag):
+        raise RuntimeError("not yet")
+    return item
+
+def once(flag):
+    with open(flag, "a") as fh:  # fails until its second call
+        fh.write("x")
+    if open(flag).read() == "x":
+        raise RuntimeError("first call fails")
+    return 1
+"""
+
+
+def test_resumed_run_history_is_right(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    flag = tmp_path / "flag"
+    plan = plan_with_module(
+        tmp_path,
+        monkeypatch,
+        HISTORY_STEPS,
+        f"""
+        flowc: 1
+        name: history
+        steps:
+          fan:
+            run: "MOD:flaky"
+            foreach: [ok1, bad, ok2]
+            with: {{flag: "{flag}", item: "${{item}}"}}
+            outputs: [v]
+          retried:
+            run: "MOD:once"
+            retries: 1
+            with: {{flag: "{tmp_path / 'once'}"}}
+            outputs: [v]
+          done: {{run: "MOD:flaky", with: {{flag: "{flag}", item: last}}, outputs: [v],
+                  after: [fan]}}
+        """,
+    )
+    root = tmp_path / ".flowc"
+    first = run_plan(plan, root=root, max_workers=2)
+    assert not first.ok and first.states["fan"] == "failed"
+    bad_log = root / "runs" / first.run_id / "fan" / "item-1.attempt-1.log"
+    before = bad_log.read_text()
+    flag.write_text("now")
+    events: list[tuple[str | None, str]] = []
+    again = run_plan(
+        plan,
+        root=root,
+        resume=first.run_id,
+        progress=lambda e: events.append((e["step"], e["status"])),
+    )
+    assert again.ok, again.error
+    # reused steps are reported as such (the table shows them, not "pending")
+    assert ("retried", "reused") in events and ("fan", "reused") not in events
+    # the resumed item wrote a new attempt log, the old one is untouched
+    assert bad_log.read_text() == before
+    assert "attempt of bad" in (bad_log.parent / "item-1.attempt-2.log").read_text()
+    con = sqlite3.connect(root / "metadata.db")
+    attempts = dict(con.execute("SELECT step, attempts FROM steps"))
+    con.close()
+    assert attempts["fan"] == 2  # item "bad": attempt 1 (first run), 2 (resumed); not 3 items
+    assert attempts["retried"] == 2  # one failure, one retry
+    from flowc.runtime.metadata import MetadataStore
+
+    store = MetadataStore(root=root)
+    # graph order, although "fan" started again after "retried" finished
+    assert [s["step"] for s in store.steps(first.run_id)] == list(plan["order"])
+    store.close()

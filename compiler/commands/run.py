@@ -25,6 +25,8 @@ STATUS_STYLE = {
     "retry": "yellow",
     "success": "green",
     "cached": "blue",
+    "reused": "blue",
+    "interrupted": "yellow",
     "skipped": "dim",
     "failed": "bold red",
     "upstream_failed": "red",
