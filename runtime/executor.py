@@ -23,9 +23,6 @@ rules), :mod:`flowc.runtime.attempts` (one instance's attempts), :mod:`flowc.run
 from __future__ import annotations
 
 import concurrent.futures as cf
-import dataclasses
-import hashlib
-import json
 import os
 import sys
 import threading
@@ -36,14 +33,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flowc.runtime import operator_groups, services
 from flowc.runtime import params as params_mod
-from flowc.runtime import services
 from flowc.runtime import step as step_mod
 from flowc.runtime.attempts import AttemptRunner, _Failed
 from flowc.runtime.metadata import MetadataStore, open_metadata_store
 from flowc.runtime.plan import ComponentData, Plan, StepData
 from flowc.runtime.recording import Writer
 from flowc.runtime.run_lock import RunLock, RunLocked
+from flowc.runtime.run_resume import resume_run
 from flowc.runtime.run_state import (
     OK,
     Node,
@@ -56,8 +54,8 @@ from flowc.runtime.run_state import (
     StepNode,
     StepRun,
     blocked,
+    cache_key,
     item_key,
-    load_finished,
     new_run_id,
     select,
     upstream_outputs,
@@ -216,27 +214,13 @@ class _Runner:
     # -- setup -----------------------------------------------------------------------------------
 
     def _resume(self, resume: str, run_date: str | None) -> None:
-        prev = self.meta.run(resume)
-        if prev is None:
-            raise RunError(f"--resume: no run {resume!r} in {self.meta.path}")
-        if prev["flow"] != self.flow:
-            raise RunError(f"--resume: run {resume!r} belongs to flow {prev['flow']!r}")
-        self.run_id = resume
-        self.params = dict(prev["params"])
-        old_steps = (prev.get("plan") or {}).get("steps") or {}
-        changed = sorted(n for n in self.steps if n in old_steps and old_steps[n] != self.steps[n])
-        if changed:
-            self.warnings.append(
-                f"the flow changed since run {resume} started (steps {', '.join(changed)}); "
-                "finished steps keep their recorded outputs"
-            )
-        self.run_date = run_date or _iso(prev["started"])
-        self.done_items = load_finished(
-            self.meta, self.store, resume, self.steps, self.states, self.outputs
-        )
-        for a in self.meta.attempts(resume):
-            key = (a["step"], a["instance"])
-            self.previous_attempts[key] = max(self.previous_attempts.get(key, 0), a["attempt"])
+        prev = resume_run(self.meta, self.store, resume, self.flow, self.steps, run_date)
+        self.run_id, self.params, self.run_date = resume, prev.params, prev.run_date
+        self.warnings.extend(prev.warnings)
+        self.states.update(prev.states)
+        self.outputs.update(prev.outputs)
+        self.done_items = prev.done_items
+        self.previous_attempts = prev.previous_attempts
         self.reused = [s for s in self.order if s in self.states]
 
     # -- the run ---------------------------------------------------------------------------------
@@ -395,7 +379,7 @@ class _Runner:
                 items = list(value)
             key = None
             if data.get("cache"):
-                key = self._cache_key(name, data, items)
+                key = cache_key(data, items, lambda item: self._inputs(name, data, item))
                 hit = self.cache.get(key)
                 if hit is not None and all(o in hit for o in data.get("outputs") or ()):
                     self._succeed(StepRun(name, now, 0, cache_key=None), hit, status="cached")
@@ -539,61 +523,12 @@ class _Runner:
     # -- operators (pypz): all started together by flowc.runtime.operators ---------------------
 
     def _start_operators(self, group: OperatorGroup) -> None:
-        names = group.members
-        ups = {u for s in names for u in self.steps[s].get("upstream") or () if u not in names}
-        why = blocked(self.states, ups)
-        if why:
-            for s in names:
-                self._skip(s, why)
-            self.schedule.release(group)
-            return
-        group.started = time.time()
-        self.writer.meta_op("steps_started", self.run_id, [(s, group.started) for s in names])
-        self.started_steps.update(names)
-        for s in names:
-            self._emit(s, "running")
-
-        ups_out = {u: self.outputs[u] for u in sorted(ups) if u in self.outputs}
-
-        def call() -> Any:
-            from flowc.runtime.operators import run_operators  # lazy: optional part
-
-            info = dataclasses.replace(
-                self.run_info, extra={**self.run_info.extra, "upstream": ups_out}
-            )
-            return run_operators(self.plan, list(names), info)
-
-        self.running[self.pool.submit(call)] = (group, 0)
+        operator_groups.start(self, group)
 
     def _collect_operators(self, group: OperatorGroup, fut: cf.Future[Any]) -> None:
-        names, started = group.members, group.started
-        try:
-            result = fut.result() or {}
-        except Exception as e:
-            err, tb = self.attempts.describe(e)
-            for s in names:
-                self._fail(s, StepFailure(s, 1, err, traceback=tb), started, [])
-            self.schedule.release(group)
-            return
-        for s in names:
-            self._succeed(StepRun(s, started, 1), dict(result.get(s) or {}))
-        self.schedule.release(group)
+        operator_groups.collect(self, group, fut)
 
     # -- helpers ---------------------------------------------------------------------------------
-
-    def _cache_key(self, name: str, data: StepData, items: list[Any] | None) -> str:
-        h = hashlib.sha256()
-        head = [data.get("kind"), data.get("run"), data.get("outputs"), data.get("replicas")]
-        h.update(json.dumps(head).encode())
-        if data.get("kind") != "command" and data.get("run"):
-            h.update(step_mod.callable_source(data["run"]).encode("utf-8"))
-        for item in [step_mod.MISSING] if items is None else items:
-            inputs = self._inputs(name, data, item)
-            h.update(encode(inputs.kwargs(data))[1])
-            h.update(encode(inputs.env(data))[1])
-            if data.get("kind") == "command":
-                h.update(encode(inputs.argv(data))[1])
-        return h.hexdigest()
 
     def _mask(self, text: str) -> str:
         return step_mod.mask(text, self.secret_values)
@@ -607,9 +542,3 @@ class _Runner:
                 self.progress(event)
             except Exception:  # a broken progress display must not break the run
                 self.progress = None
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")
