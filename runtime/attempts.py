@@ -18,9 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from flowc.runtime import step as step_mod
+from flowc.runtime.masking import file_writer, pump
 from flowc.runtime.plan import Plan, StepData
 from flowc.runtime.run_state import StepFailure, upstream_outputs
+from flowc.runtime.step_command import die_with_runner
 from flowc.runtime.store import atomic_write
+
+_DRAIN_SECONDS = 5.0
 
 
 class _Failed(Exception):
@@ -56,6 +60,7 @@ class AttemptRunner:
         secret_resolver: step_mod.SecretResolver | None,
         secret_values: list[str],
         emit: Callable[..., None],
+        previous_attempts: Mapping[tuple[str, str | None], int] | None = None,
     ) -> None:
         self.plan = plan
         self.params = params
@@ -66,6 +71,8 @@ class AttemptRunner:
         self.secret_resolver = secret_resolver
         self.secret_values = secret_values
         self.emit = emit
+        # resume: attempts go on numbering from the run's recorded ones (a new log each)
+        self.previous_attempts = dict(previous_attempts or {})
         self.ctx_values: dict[str, Any] = {}
         self._run_dir = os.path.join(str(root), "runs", run_id)  # step folders, plan
         self._plan_path: Path | None = None
@@ -86,7 +93,8 @@ class AttemptRunner:
         delay = float(data.get("retry_delay") or 0.0)
         records: list[dict[str, Any]] = []
         instance = None if index is None else str(index)
-        for attempt in range(1, retries + 2):
+        base = self.previous_attempts.get((name, instance), 0)
+        for attempt in range(base + 1, base + retries + 2):
             started = time.time()
             log = self._log_path(name, index, attempt)
             try:
@@ -105,7 +113,7 @@ class AttemptRunner:
                         "log": log,
                     }
                 )
-                if attempt <= retries and not self._stopping.is_set():
+                if attempt - base <= retries and not self._stopping.is_set():
                     self.emit(name, "retry", attempt=attempt, error=err)
                     if not (delay and self._stopping.wait(delay)):
                         continue
@@ -175,6 +183,8 @@ class AttemptRunner:
         }
         timeout = data.get("timeout")
         procs = []
+        files: list[Any] = []
+        pumps: list[threading.Thread] = []
         tag = ("" if index is None else f"{index}-") + f"a{attempt}"
         for r in range(replicas):
             replica = r if replicas > 1 else None
@@ -198,18 +208,34 @@ class AttemptRunner:
             out.unlink(missing_ok=True)
             rlog = Path(log if replica is None else log.replace(".log", f".r{replica}.log"))
             rlog.parent.mkdir(parents=True, exist_ok=True)
-            with open(rlog, "ab") as fh:
-                argv = [sys.executable, "-m", "flowc.runtime", "step", "--plan", str(plan_path)]
-                argv += ["--step", name, "--inputs", str(inp), "--outputs", str(out)]
+            argv = [sys.executable, "-m", "flowc.runtime", "step", "--plan", str(plan_path)]
+            argv += ["--step", name, "--inputs", str(inp), "--outputs", str(out)]
+            fh = open(rlog, "ab")  # noqa: SIM115 - closed once the pump is done
+            files.append(fh)
+            # everything the process writes (its subprocesses, raw fd writes included) goes
+            # through a pipe and is masked here while it is written
+            read_end, write_end = os.pipe()
+            try:
                 proc = subprocess.Popen(  # noqa: S603
-                    argv, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                    argv,
+                    stdout=write_end,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                    preexec_fn=die_with_runner(),  # noqa: PLW1509 - only prctl and getppid
                 )
+            except OSError:
+                os.close(read_end)
+                raise
+            finally:
+                os.close(write_end)
+            pumps.append(pump(read_end, file_writer(fh), self.secret_values))
             self._children.add(proc)
             procs.append((proc, inp, out, rlog))
         deadline = None if timeout is None else time.monotonic() + float(timeout)
         results: list[dict[str, Any]] = []
         try:
-            for proc, _inp, out, rlog in procs:
+            for proc, _inp, out, _rlog in procs:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
                     rc = proc.wait(timeout=left)
@@ -217,7 +243,6 @@ class AttemptRunner:
                     raise step_mod.StepError(
                         name, f"timed out after {timeout or 0.0:g}s (process killed)"
                     ) from None
-                self._mask_file(rlog)
                 try:
                     value = pickle.loads(out.read_bytes())  # noqa: S301
                 except (OSError, EOFError, pickle.UnpicklingError):
@@ -235,6 +260,10 @@ class AttemptRunner:
                 self._children.discard(proc)
                 inp.unlink(missing_ok=True)
                 out.unlink(missing_ok=True)
+            for thread in pumps:
+                thread.join(_DRAIN_SECONDS)  # a daemon it left may keep the pipe open
+            for fh in files:
+                fh.close()
         if replicas == 1:
             return results[0]
         declared = list(data.get("outputs") or ())
@@ -264,13 +293,6 @@ class AttemptRunner:
 
     def mask(self, text: str) -> str:
         return step_mod.mask(text, self.secret_values)
-
-    def _mask_file(self, path: Path) -> None:
-        if self.secret_values and path.exists():
-            text = path.read_text(encoding="utf-8", errors="replace")
-            masked = self.mask(text)
-            if masked != text:
-                path.write_text(masked, encoding="utf-8")
 
     @staticmethod
     def _log_written(data: StepData) -> bool:

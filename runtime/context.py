@@ -35,10 +35,25 @@ class Context:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def artifact_path(self, name: str) -> Path:
-        """A path inside this step's artifact folder (the folder is created)."""
-        base = self.artifact_dir or Path(".flowc") / "runs" / self.run_id / self.step
+        """A path inside this step's artifact folder (the folder and, for ``sub/x``, its
+        sub-folders are created). A name that is absolute or leaves the folder (``../x``, a
+        symlink pointing out) is refused with :class:`ValueError`."""
+        base = Path(self.artifact_dir or Path(".flowc") / "runs" / self.run_id / self.step)
+        text = str(name)
+        if not text or "\x00" in text or Path(text).is_absolute():
+            raise ValueError(f"ctx.artifact_path({text!r}): give a relative name inside {base}")
         base.mkdir(parents=True, exist_ok=True)
-        return base / name
+        path = base / text
+        real_base = base.resolve()
+        real = path.resolve()
+        if real != real_base and real_base not in real.parents:
+            raise ValueError(
+                f"ctx.artifact_path({text!r}) leaves the step's artifact folder {base}: "
+                "give a relative name without '..'"
+            )
+        if real.parent != real_base:
+            real.parent.mkdir(parents=True, exist_ok=True)
+        return path
 
     def __getattr__(self, name: str) -> Any:
         # ctx_extra keys are reachable as attributes too (e.g. Airflow's ``ctx.ti``).

@@ -23,9 +23,6 @@ rules), :mod:`flowc.runtime.attempts` (one instance's attempts), :mod:`flowc.run
 from __future__ import annotations
 
 import concurrent.futures as cf
-import dataclasses
-import hashlib
-import json
 import os
 import sys
 import threading
@@ -36,35 +33,50 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from flowc.runtime import operator_groups, services
 from flowc.runtime import params as params_mod
-from flowc.runtime import services
 from flowc.runtime import step as step_mod
 from flowc.runtime.attempts import AttemptRunner, _Failed
 from flowc.runtime.metadata import MetadataStore, open_metadata_store
 from flowc.runtime.plan import ComponentData, Plan, StepData
 from flowc.runtime.recording import Writer
+from flowc.runtime.run_lock import RunLock, RunLocked
+from flowc.runtime.run_resume import resume_run
 from flowc.runtime.run_state import (
     OK,
     Node,
     OperatorGroup,
     RunError,
+    RunInterrupted,
     RunResult,
     Schedule,
     StepFailure,
     StepNode,
     StepRun,
     blocked,
+    cache_key,
     item_key,
-    load_finished,
     new_run_id,
     select,
     upstream_outputs,
 )
+from flowc.runtime.step_console import masked_console
 from flowc.runtime.store import ArtifactStore, Cache, encode, open_artifact_store, safe_name
 
-__all__ = ["OK", "Progress", "RunError", "RunResult", "StepFailure", "new_run_id", "run_plan"]
+__all__ = [
+    "OK",
+    "Progress",
+    "RunError",
+    "RunInterrupted",
+    "RunResult",
+    "StepFailure",
+    "new_run_id",
+    "run_plan",
+]
 
 Progress = Callable[[dict[str, Any]], None]
+
+_OPERATOR_STOP_SECONDS = 30.0  # > operator_base.GRACE_SECONDS: replicas get SIGKILL before
 
 
 def run_plan(
@@ -146,6 +158,8 @@ class _Runner:
         self.first_error: StepFailure | None = None
         self.warnings: list[str] = []
         self.done_items: dict[str, dict[int, tuple[str, dict[str, Any]]]] = {}
+        self.previous_attempts: dict[tuple[str, str | None], int] = {}
+        self.reused: list[str] = []
 
         unknown = [s for s in only if s not in self.steps]
         if unknown:
@@ -188,52 +202,59 @@ class _Runner:
             secret_resolver=secret_resolver,
             secret_values=self.secret_values,
             emit=self._emit,
+            previous_attempts=self.previous_attempts,
         )
         self.schedule = Schedule(self.steps, self.selected, self.states)
         self.running: dict[cf.Future[Any], tuple[Node, int]] = {}
         self.step_runs: dict[str, StepRun] = {}
+        self.started_steps: set[str] = set()
         self.pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="flowc")
         self.writer = Writer(self.meta, self.store, self.cache, self.run_id)
 
     # -- setup -----------------------------------------------------------------------------------
 
     def _resume(self, resume: str, run_date: str | None) -> None:
-        prev = self.meta.run(resume)
-        if prev is None:
-            raise RunError(f"--resume: no run {resume!r} in {self.meta.path}")
-        if prev["flow"] != self.flow:
-            raise RunError(f"--resume: run {resume!r} belongs to flow {prev['flow']!r}")
-        self.run_id = resume
-        self.params = dict(prev["params"])
-        old_steps = (prev.get("plan") or {}).get("steps") or {}
-        changed = sorted(n for n in self.steps if n in old_steps and old_steps[n] != self.steps[n])
-        if changed:
-            self.warnings.append(
-                f"the flow changed since run {resume} started (steps {', '.join(changed)}); "
-                "finished steps keep their recorded outputs"
-            )
-        self.run_date = run_date or _iso(prev["started"])
-        self.done_items = load_finished(
-            self.meta, self.store, resume, self.steps, self.states, self.outputs
-        )
+        prev = resume_run(self.meta, self.store, resume, self.flow, self.steps, run_date)
+        self.run_id, self.params, self.run_date = resume, prev.params, prev.run_date
+        self.warnings.extend(prev.warnings)
+        self.states.update(prev.states)
+        self.outputs.update(prev.outputs)
+        self.done_items = prev.done_items
+        self.previous_attempts = prev.previous_attempts
+        self.reused = [s for s in self.order if s in self.states]
 
     # -- the run ---------------------------------------------------------------------------------
 
     def run(self) -> RunResult:
         t0 = time.time()
+        lock = RunLock(self.root, self.run_id)
+        try:
+            lock.acquire()
+        except RunLocked as e:
+            self.pool.shutdown(wait=False)
+            self.meta.close()
+            raise RunError(str(e)) from None
+        try:
+            with masked_console(self.secret_values):  # raw fd writes of in-process steps
+                return self._run_locked(t0)
+        finally:
+            lock.release()
+
+    def _run_locked(self, t0: float) -> RunResult:
         self.meta.start_run(self.run_id, self.flow, self.params, self.plan)
         self.writer.start()
         self._emit(None, "running")
+        for name in self.reused:  # resume: finished steps are shown as reused, not pending
+            if name in self.selected:
+                self._emit(name, "reused")
         try:
             outcome = lambda: "success" if self.first_error is None else "failed"  # noqa: E731
             with services.running(self.plan, self.run_info, outcome) as values:
                 self.attempts.ctx_values = values
                 self._loop()
         except KeyboardInterrupt:
-            self.writer.close()
-            self.meta.end_run(self.run_id, "interrupted", "interrupted by the user")
-            self.meta.close()
-            raise
+            self._interrupted()
+            raise RunInterrupted(self.run_id) from None
         except Exception as e:  # a run service failed to start or stop (or a runtime bug)
             if self.first_error is None:
                 self.first_error = StepFailure(
@@ -289,8 +310,36 @@ class _Runner:
                 ops.interrupt_all()
             self.attempts.stop()
             pool.shutdown(wait=False, cancel_futures=True)
+            groups = [f for f, (node, _) in self.running.items() if isinstance(node, OperatorGroup)]
+            # their supervisors stop the replicas (SIGTERM, then SIGKILL after a grace period)
+            cf.wait(groups, timeout=_OPERATOR_STOP_SECONDS)
             raise
         pool.shutdown(wait=True)
+
+    def _interrupted(self) -> None:
+        """Ctrl-C: the steps that were running are recorded as ``interrupted`` (not left
+        ``running``) with the attempts they finished, and so is the run."""
+        now = time.time()
+        for name in self.order:
+            if name in self.started_steps and name not in self.states:
+                run = self.step_runs.get(name)
+                started = run.started if run is not None else now
+                attempts = run.attempts if run is not None else []
+                self.writer.meta_op(
+                    "step_finished",
+                    self.run_id,
+                    name,
+                    "interrupted",
+                    started=started,
+                    ended=now,
+                    attempts=attempts,
+                    error="interrupted by the user",
+                )
+                self.states[name] = "interrupted"
+        self.writer.close()
+        self.meta.end_run(self.run_id, "interrupted", "interrupted by the user")
+        self._emit(None, "interrupted")
+        self.meta.close()
 
     def _inputs(self, name: str, data: StepData, item: Any) -> step_mod.Inputs:
         return step_mod.Inputs(
@@ -330,7 +379,7 @@ class _Runner:
                 items = list(value)
             key = None
             if data.get("cache"):
-                key = self._cache_key(name, data, items)
+                key = cache_key(data, items, lambda item: self._inputs(name, data, item))
                 hit = self.cache.get(key)
                 if hit is not None and all(o in hit for o in data.get("outputs") or ()):
                     self._succeed(StepRun(name, now, 0, cache_key=None), hit, status="cached")
@@ -340,6 +389,7 @@ class _Runner:
             self._fail(name, StepFailure(name, 0, err, traceback=tb), now, [])
             return
         self.writer.meta_op("steps_started", self.run_id, [(name, now)])
+        self.started_steps.add(name)
         self._emit(name, "running")
         instances: list[tuple[int | None, Any]] = (
             [(None, step_mod.MISSING)] if items is None else list(enumerate(items))
@@ -473,60 +523,12 @@ class _Runner:
     # -- operators (pypz): all started together by flowc.runtime.operators ---------------------
 
     def _start_operators(self, group: OperatorGroup) -> None:
-        names = group.members
-        ups = {u for s in names for u in self.steps[s].get("upstream") or () if u not in names}
-        why = blocked(self.states, ups)
-        if why:
-            for s in names:
-                self._skip(s, why)
-            self.schedule.release(group)
-            return
-        group.started = time.time()
-        self.writer.meta_op("steps_started", self.run_id, [(s, group.started) for s in names])
-        for s in names:
-            self._emit(s, "running")
-
-        ups_out = {u: self.outputs[u] for u in sorted(ups) if u in self.outputs}
-
-        def call() -> Any:
-            from flowc.runtime.operators import run_operators  # lazy: optional part
-
-            info = dataclasses.replace(
-                self.run_info, extra={**self.run_info.extra, "upstream": ups_out}
-            )
-            return run_operators(self.plan, list(names), info)
-
-        self.running[self.pool.submit(call)] = (group, 0)
+        operator_groups.start(self, group)
 
     def _collect_operators(self, group: OperatorGroup, fut: cf.Future[Any]) -> None:
-        names, started = group.members, group.started
-        try:
-            result = fut.result() or {}
-        except Exception as e:
-            err, tb = self.attempts.describe(e)
-            for s in names:
-                self._fail(s, StepFailure(s, 1, err, traceback=tb), started, [])
-            self.schedule.release(group)
-            return
-        for s in names:
-            self._succeed(StepRun(s, started, 1), dict(result.get(s) or {}))
-        self.schedule.release(group)
+        operator_groups.collect(self, group, fut)
 
     # -- helpers ---------------------------------------------------------------------------------
-
-    def _cache_key(self, name: str, data: StepData, items: list[Any] | None) -> str:
-        h = hashlib.sha256()
-        head = [data.get("kind"), data.get("run"), data.get("outputs"), data.get("replicas")]
-        h.update(json.dumps(head).encode())
-        if data.get("kind") != "command" and data.get("run"):
-            h.update(step_mod.callable_source(data["run"]).encode("utf-8"))
-        for item in [step_mod.MISSING] if items is None else items:
-            inputs = self._inputs(name, data, item)
-            h.update(encode(inputs.kwargs(data))[1])
-            h.update(encode(inputs.env(data))[1])
-            if data.get("kind") == "command":
-                h.update(encode(inputs.argv(data))[1])
-        return h.hexdigest()
 
     def _mask(self, text: str) -> str:
         return step_mod.mask(text, self.secret_values)
@@ -540,9 +542,3 @@ class _Runner:
                 self.progress(event)
             except Exception:  # a broken progress display must not break the run
                 self.progress = None
-
-
-def _iso(ts: float | None) -> str | None:
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds")

@@ -271,7 +271,7 @@ class MetadataStore:
             "outputs, error, log) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
             "ON CONFLICT(run_id, step) DO UPDATE SET status=excluded.status, "
             "started=excluded.started, ended=excluded.ended, duration=excluded.duration, "
-            "attempts=steps.attempts+excluded.attempts, outputs=excluded.outputs, "
+            "attempts=excluded.attempts, outputs=excluded.outputs, "
             "error=excluded.error, log=excluded.log",
             (
                 run_id,
@@ -280,7 +280,12 @@ class MetadataStore:
                 started,
                 ended,
                 duration,
-                len(attempts),
+                # the most attempts one instance took (this run and the runs it resumes), not
+                # the number of attempt rows (a foreach has one per item)
+                db.execute(
+                    "SELECT COALESCE(MAX(attempt), 0) FROM attempts WHERE run_id=? AND step=?",
+                    (run_id, step),
+                ).fetchone()[0],
                 json.dumps(dict(outputs)) if outputs is not None else None,
                 error,
                 log,
@@ -317,10 +322,18 @@ class MetadataStore:
         return self._rows(sql + " ORDER BY started DESC, run_id DESC LIMIT ?", (*args, limit))
 
     def steps(self, run_id: str) -> list[dict[str, Any]]:
+        """The run's steps in graph order (the plan's ``order``; steps it does not know last)."""
         rows = self._rows("SELECT * FROM steps WHERE run_id=? ORDER BY started, step", (run_id,))
         for r in rows:
             r["outputs"] = json.loads(r["outputs"]) if r.get("outputs") else {}
-        return rows
+        plan = self._rows("SELECT plan FROM runs WHERE run_id=?", (run_id,))
+        try:
+            data = json.loads(plan[0]["plan"]) if plan and plan[0]["plan"] else {}
+            order = list(data.get("order") or data.get("steps") or ())
+        except (ValueError, AttributeError, TypeError):
+            order = []
+        rank = {name: i for i, name in enumerate(order)}
+        return sorted(rows, key=lambda r: rank.get(r["step"], len(rank)))
 
     def items(self, run_id: str) -> list[dict[str, Any]]:
         """Finished foreach items: ``{"step", "idx", "key", "outputs"}``."""

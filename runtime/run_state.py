@@ -11,13 +11,15 @@ upstream blocks a step, what a resumed run keeps. Nothing here runs a step or wr
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowc.runtime import step as step_mod
 from flowc.runtime.metadata import MetadataStore
 from flowc.runtime.plan import StepData
 from flowc.runtime.store import ArtifactStore, encode
@@ -28,6 +30,15 @@ OK = ("success", "cached")
 
 class RunError(ValueError):
     """The run cannot start: unknown ``only`` step, unknown ``resume`` run id, bad params."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run was interrupted (Ctrl-C): every step was stopped and the run recorded as
+    ``interrupted``; ``flowc run FLOW --resume run_id`` continues it."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+        super().__init__(f"run {run_id} interrupted")
 
 
 @dataclass
@@ -232,3 +243,23 @@ def load_finished(
             continue
         states[name] = status
     return done_items
+
+
+def cache_key(
+    data: StepData, items: list[Any] | None, inputs_for: Callable[[Any], step_mod.Inputs]
+) -> str:
+    """The step cache key (``cache: true``): sha256 of the callable reference and its source
+    code (or the command), the outputs and replicas, and per instance (``inputs_for(item)``,
+    ``MISSING`` outside foreach) the resolved ``with:``/``env:`` values and argv."""
+    h = hashlib.sha256()
+    head = [data.get("kind"), data.get("run"), data.get("outputs"), data.get("replicas")]
+    h.update(json.dumps(head).encode())
+    if data.get("kind") != "command" and data.get("run"):
+        h.update(step_mod.callable_source(data["run"]).encode("utf-8"))
+    for item in [step_mod.MISSING] if items is None else items:
+        inputs = inputs_for(item)
+        h.update(encode(inputs.kwargs(data))[1])
+        h.update(encode(inputs.env(data))[1])
+        if data.get("kind") == "command":
+            h.update(encode(inputs.argv(data))[1])
+    return h.hexdigest()

@@ -6,15 +6,18 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from flowc.runtime.masking import file_writer, pump
 from flowc.runtime.plan import StepData
-from flowc.runtime.step_common import StepError, mask
+from flowc.runtime.step_common import StepError
 from flowc.runtime.step_log import mark_log_written
 
 
@@ -73,30 +76,38 @@ def _run_command(
             log.parent.mkdir(parents=True, exist_ok=True)
             fh: Any = open(log, "ab")  # noqa: SIM115
             mark_log_written()
+            write = file_writer(fh)
         else:
             fh = None
+            write = _console_writer()
+        # the output goes through a pipe and is masked while it is written, never after
+        read_end, write_end = os.pipe()
         try:
             proc = subprocess.Popen(  # noqa: S603 - argv list, no shell
                 argv,
-                stdout=fh,
-                stderr=subprocess.STDOUT if fh is not None else None,
+                stdout=write_end,
+                stderr=subprocess.STDOUT,
                 env=child_env,
                 start_new_session=True,
+                preexec_fn=die_with_runner(),  # noqa: PLW1509 - only prctl and getppid
             )
         except OSError as e:
+            for end in (read_end, write_end):
+                os.close(end)
             if fh is not None:
                 fh.close()
             raise StepError(step, f"cannot start command {argv[0]!r}: {e}") from None
+        os.close(write_end)
+        copier = pump(read_end, write, secrets)
         try:
             rc = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
             raise StepError(step, f"timed out after {timeout:g}s (command killed)") from None
         finally:
+            copier.join(_DRAIN_SECONDS)  # a daemon the command left may keep the pipe open
             if fh is not None:
                 fh.close()
-            if log is not None and secrets and log.exists():
-                log.write_text(mask(log.read_text(errors="replace"), secrets))
         if rc != 0:
             tail = _tail(log) if log is not None else ""
             raise StepError(step, f"command {argv[0]!r} exited with code {rc}{tail}")
@@ -117,9 +128,59 @@ def _run_command(
         return {o: values[o] for o in declared}
 
 
-def _kill_group(proc: subprocess.Popen[Any]) -> None:
-    import signal
+_DRAIN_SECONDS = 5.0
 
+
+def _console_writer() -> Callable[[bytes], None]:
+    """Where a command's masked output goes without a log: this process' stdout."""
+
+    def write(data: bytes) -> None:
+        out = getattr(sys.stdout, "buffer", None)
+        if out is not None:
+            out.write(data)
+            out.flush()
+        else:
+            sys.stdout.write(data.decode("utf-8", "replace"))
+
+    return write
+
+
+def _load_prctl() -> Any:
+    """libc's ``prctl`` (Linux), loaded once in the runner so that a forked child only calls
+    it; None elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):  # pragma: no cover - no libc
+        return None
+
+
+_PRCTL = _load_prctl()
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_runner(parent: int | None = None) -> Callable[[], None] | None:
+    """A ``preexec_fn`` for child processes of a run: on Linux the child gets SIGKILL when
+    the runner dies (``prctl(PR_SET_PDEATHSIG)``; the runner's thread that started it, in fact:
+    the executor's threads live as long as the run), even by kill -9, so a resumed run never
+    starts a step that still runs. None where there is no ``prctl``."""
+    if _PRCTL is None:
+        return None
+    runner = os.getpid() if parent is None else parent
+    prctl = _PRCTL
+
+    def preexec() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != runner:  # the runner died before prctl took effect
+            os._exit(137)
+
+    return preexec
+
+
+def _kill_group(proc: subprocess.Popen[Any]) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):

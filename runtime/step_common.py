@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from flowc.runtime import masking
 from flowc.runtime.plan import Plan
 
 
@@ -69,8 +70,6 @@ def known_secret_values(plan: Plan, resolver: SecretResolver | None = None) -> l
 
 
 def mask(text: str, secrets: list[str] | tuple[str, ...]) -> str:
-    """``text`` with every secret value replaced by ``***``."""
-    for value in secrets:
-        if value:
-            text = text.replace(value, "***")
-    return text
+    """``text`` with every secret value replaced by ``***``, in every form it takes in text
+    (as is, JSON-escaped, ``repr()``-escaped: :func:`flowc.runtime.masking.mask`)."""
+    return masking.mask(text, secrets) if secrets else text

@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from flowc.runtime.step_common import mask
+from flowc.runtime.masking import MaskingStream
 
 _local = threading.local()
 
@@ -26,17 +26,27 @@ class _LazyLog:
         self.secrets = secrets
         self._fh: io.TextIOBase | None = None
         self.opened = False
+        # line-buffered when there are secrets: a value split over two writes is masked too
+        self._stream = MaskingStream(self._write, secrets)
 
     def write(self, text: str) -> int:
+        return self._stream.write(text)
+
+    def _write(self, text: str) -> None:
         if self._fh is None:
             os.makedirs(os.path.dirname(os.fspath(self.path)) or ".", exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
             self.opened = True
-        self._fh.write(mask(text, self.secrets) if self.secrets else text)
+        self._fh.write(text)
         self._fh.flush()
-        return len(text)
+
+    def write_masked(self, text: str) -> None:
+        """Append text masked already (a raw descriptor write of this step, see
+        :mod:`flowc.runtime.step_console`)."""
+        self._write(text)
 
     def close(self) -> None:
+        self._stream.close()
         if self._fh is not None:
             self._fh.close()
             self._fh = None
@@ -74,6 +84,41 @@ class _ThreadStream(io.TextIOBase):
 
 
 _install_lock = threading.Lock()
+_active: set[_LazyLog] = set()  # the logs capturing now, in every thread
+
+
+def sole_active_sink() -> _LazyLog | None:
+    """The log capturing now when exactly one step captures, else None."""
+    active = list(_active)
+    return active[0] if len(active) == 1 else None
+
+
+def redirect_original(name: str, stream: Any, fd: int) -> Any:
+    """Make ``sys.<name>`` (once wrapped by :func:`install_streams`) write to ``stream`` when
+    its original writes to descriptor ``fd``; return what to give :func:`restore_original`."""
+    wrapper = getattr(sys, name)
+    if not isinstance(wrapper, _ThreadStream):
+        return None
+    try:
+        if wrapper._original.fileno() != fd:
+            return None
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return None
+    previous = wrapper._original
+    wrapper._original = stream
+    return previous
+
+
+def restore_original(name: str, previous: Any) -> None:
+    wrapper = getattr(sys, name)
+    if previous is not None and isinstance(wrapper, _ThreadStream):
+        replaced, wrapper._original = wrapper._original, previous
+        replaced.flush()
+
+
+def install_streams() -> None:
+    """Wrap ``sys.stdout``/``sys.stderr`` once so that each thread's prints can be captured."""
+    _install_streams()
 
 
 def _install_streams() -> None:
@@ -96,9 +141,11 @@ def capture(log_path: str | Path | None, secrets: list[str]) -> Iterator[_LazyLo
     sink = _LazyLog(log_path, secrets)
     previous = getattr(_local, "sink", None)
     _local.sink = sink
+    _active.add(sink)
     try:
         yield sink
     finally:
+        _active.discard(sink)
         _local.sink = previous
         _local.log_written = sink.opened
         sink.close()

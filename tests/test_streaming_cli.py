@@ -13,6 +13,12 @@ REPO = Path(__file__).resolve().parent.parent
 HELLO = REPO / "examples" / "streaming_hello" / "flow.yaml"
 
 
+def checkout_env(*paths: Path) -> dict[str, str]:
+    """The environment of a `flowc` child process importing ``paths`` and this checkout's code
+    (not whichever copy of flowc is installed)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([*map(str, paths), str(REPO)])}
+
+
 def flowc(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # only what flowc adds
     return subprocess.run(
@@ -101,7 +107,7 @@ def test_ctrl_c_on_flowc_run_interrupts_every_replica(tmp_path: Path) -> None:
         f"  spin: {{run: 'flowc_streaming.ops:Forever', operator: true, replicas: 2,"
         f" with: {{out_dir: '{out}'}}}}\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "fixtures" / "pkgs")}
+    env = checkout_env(REPO / "tests" / "fixtures" / "pkgs")
     p = subprocess.Popen(
         [sys.executable, "-m", "flowc", "run", str(flow), "--root", str(tmp_path / ".f")],
         cwd=tmp_path,
@@ -110,9 +116,10 @@ def test_ctrl_c_on_flowc_run_interrupts_every_replica(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and len(list(out.glob("started.*"))) < 2:
-        time.sleep(0.1)  # both replicas are in their on_running loop
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("started.*"))) < 2:  # both replicas are in their on_running loop
+        assert time.monotonic() < deadline and p.poll() is None, "the replicas did not start"
+        time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     try:
         stdout, stderr = p.communicate(timeout=60)  # returns: nothing keeps the interpreter alive
@@ -121,7 +128,7 @@ def test_ctrl_c_on_flowc_run_interrupts_every_replica(tmp_path: Path) -> None:
             p.kill()
             p.wait()
     print(stdout, stderr)
-    assert p.returncode != 0
+    assert p.returncode == 130
     assert sorted(f.name for f in out.glob("interrupted.*")) == ["interrupted.0", "interrupted.1"]
     from flowc.runtime import channels as ch
 
@@ -147,7 +154,7 @@ def test_sigkill_flowc_run_then_resume_loses_no_acknowledged_record(tmp_path: Pa
         "  reader: {run: 'flowc_streaming.ops:DemoReader', operator: true, consumes: [records],"
         f" replicas: 2, with: {{out_dir: '{out}', delay: 0.02}}}}\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "fixtures" / "pkgs")}
+    env = checkout_env(REPO / "tests" / "fixtures" / "pkgs")
     cmd = [sys.executable, "-m", "flowc", "run", str(flow), "--root", str(tmp_path / ".f")]
     p = subprocess.Popen(cmd, cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
     try:
@@ -166,7 +173,12 @@ def test_sigkill_flowc_run_then_resume_loses_no_acknowledged_record(tmp_path: Pa
         if p.poll() is None:
             p.kill()
             p.wait()
-    time.sleep(1.0)  # the replicas got SIGTERM from the kernel when their parent died
+    # the replicas got SIGTERM from the kernel when their parent died: wait until they noted it
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if "running" not in {i["state"] for i in ch.local_stats(db)["instances"]}:
+            break
+        time.sleep(0.05)
     stats = ch.local_stats(db)
     acked = stats["groups"][0]["acked"]
     assert 60 <= acked < 300, "the kill must land mid-stream"
@@ -208,17 +220,18 @@ def test_sniff_follow_watches_a_running_stream(tmp_path: Path) -> None:
     import time
 
     out = tmp_path / "out"
+    gate = tmp_path / "gate"
     flow = tmp_path / "flow.yaml"
     flow.write_text(
         "flowc: 1\nname: watched\nchannels:\n"
         "  records: {schema: {type: record, name: DemoRecord, fields: [{name: text, type: string}]}}\n"
         "steps:\n"
         "  writer: {run: 'flowc_streaming.ops:DemoWriter', operator: true, produces: [records],"
-        " with: {record_count: 40, batch: 2, delay: 0.05}}\n"
+        f" with: {{record_count: 40, batch: 2, gate: '{gate}', gate_at: 20}}}}\n"
         "  reader: {run: 'flowc_streaming.ops:DemoReader', operator: true, consumes: [records],"
         f" with: {{out_dir: '{out}'}}}}\n"
     )
-    env = {**os.environ, "PYTHONPATH": str(REPO / "tests" / "fixtures" / "pkgs")}
+    env = checkout_env(REPO / "tests" / "fixtures" / "pkgs")
     root = tmp_path / ".f"
     run = subprocess.Popen(
         [sys.executable, "-m", "flowc", "run", str(flow), "--root", str(root)],
@@ -227,11 +240,13 @@ def test_sniff_follow_watches_a_running_stream(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    sniff = None
     try:
-        deadline = time.monotonic() + 60
-        while not list(root.glob("runs/*/channels.sqlite")) and time.monotonic() < deadline:
+        deadline = time.monotonic() + 120
+        while not list(root.glob("runs/*/channels.sqlite")):
+            assert time.monotonic() < deadline and run.poll() is None, "no channels database"
             time.sleep(0.05)
-        s = subprocess.run(
+        sniff = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -246,16 +261,26 @@ def test_sniff_follow_watches_a_running_stream(tmp_path: Path) -> None:
             ],
             cwd=tmp_path,
             env=env,
-            capture_output=True,
+            stdout=subprocess.PIPE,
             text=True,
-            timeout=120,
         )
+        assert sniff.stdout is not None
+        snaps = []
+        # the writer holds at 20 records until the gate opens: open it once sniff showed the
+        # stream half way twice (so it refreshed while the run was going), whatever the load
+        while sum(s["produced"].get("records", 0) == 20 for s in snaps) < 2:
+            line = sniff.stdout.readline()
+            assert line, f"sniff ended early: {snaps}"
+            snaps.append(json.loads(line))
+        gate.write_text("")
+        snaps.extend(json.loads(line) for line in sniff.stdout)
+        assert sniff.wait(120) == 0
         assert run.wait(120) == 0
     finally:
-        if run.poll() is None:
-            run.kill()
-            run.wait()
-    snaps = [json.loads(line) for line in s.stdout.splitlines()]
+        for p in (run, sniff):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
     assert len(snaps) >= 3  # it refreshed while records were flowing
     produced = [snap["produced"].get("records", 0) for snap in snaps]
     assert produced == sorted(produced) and produced[-1] == 40

@@ -26,6 +26,8 @@ STATUS_STYLE = {
     "retry": "yellow",
     "success": "green",
     "cached": "blue",
+    "reused": "blue",
+    "interrupted": "yellow",
     "skipped": "dim",
     "failed": "bold red",
     "upstream_failed": "red",
@@ -116,13 +118,8 @@ def run(
             )
     except RunError as e:
         raise FlowcError.at(None, str(e)) from None
-    except KeyboardInterrupt:
-        # the executor recorded the run as interrupted; steps already running finish first
-        run_id = reporter.run_id or resume
-        click.echo("interrupted", err=True)
-        if run_id:
-            click.echo(f"  resume with: flowc run {flow} --resume {run_id}", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as e:
+        _interrupted(flow, getattr(e, "run_id", None) or reporter.run_id)
     for warning in result.warnings:
         click.echo(f"warning: {warning}", err=True)
     counts: dict[str, int] = {}
@@ -227,6 +224,25 @@ def failure_hint(plan: dict[str, Any], step: str, error: str) -> str | None:
         f"return the list itself, not {{'{out}': [...]}} (a dict keyed by output name is "
         "only for two or more outputs)"
     )
+
+
+def _interrupted(flow: str, run_id: str | None) -> None:
+    """Ctrl-C: every step was stopped and the run recorded as interrupted; exit 130. A step
+    function running in a thread cannot be stopped, so the process ends without waiting for it
+    (its run is already recorded)."""
+    import threading
+
+    if run_id:
+        click.echo(f"run {run_id} interrupted", err=True)
+        click.echo(f"  resume with: flowc run {flow} --resume {run_id}", err=True)
+    else:
+        click.echo("interrupted", err=True)
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if others:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)
+    sys.exit(130)
 
 
 def _sniffing(root: str, progress: Any) -> Any:
