@@ -419,7 +419,7 @@ class Plugin:
 
     name: str
     type: str
-    enabled: bool = True
+    enabled: bool = False
     config: tuple[tuple[str, Any], ...] = ()
     loc: Loc | None = field(default=None, compare=False)
 

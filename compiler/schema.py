@@ -110,7 +110,7 @@ class CustomComponentModel(_Model):
 
 class PluginModel(_Model):
     type: str
-    enabled: bool = True
+    enabled: bool = False  # as ExperimentHub's registry: only `enabled: true` plugins run
     config: dict[str, Any] = {}
 
 

@@ -12,8 +12,9 @@ registered plugin ``type`` with ``enabled`` and ``config``. This module owns:
   ``"module:Class"`` in the flow itself;
 - the run service (``services.SERVICES["plugins"]``): enabled plugins are built and initialized
   once per run (and process) before the first step, handed to steps as ``ctx.plugins``, and shut
-  down after the last step (in reverse order) even when the run fails. Plugins with
-  ``enabled: false`` are never imported.
+  down after the last step (in reverse order) even when the run fails. Only plugins with
+  ``enabled: true`` run (a plugin without the key is disabled, as in ExperimentHub); the others
+  are never imported.
 
 Stdlib only; each plugin imports its own library lazily.
 """
@@ -21,7 +22,7 @@ Stdlib only; each plugin imports its own library lazily.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -344,18 +345,26 @@ def family_of(plugin: Any) -> str | None:
 
 
 class Plugins:
-    """``ctx.plugins``: the initialized plugins by name (attribute or item access)."""
+    """``ctx.plugins``: the initialized plugins by name (attribute or item access).
+    ``disabled`` names the flow's plugins that are not enabled, so that using one says why."""
 
-    def __init__(self, plugins: Mapping[str, Any]) -> None:
+    def __init__(self, plugins: Mapping[str, Any], disabled: Iterable[str] = ()) -> None:
         self._plugins = dict(plugins)
+        self._disabled = tuple(disabled)
 
     def __getattr__(self, name: str) -> Any:
         plugins = self.__dict__.get("_plugins", {})
         if name in plugins:
             return plugins[name]
-        raise AttributeError(
-            f"no enabled plugin '{name}' (enabled: {', '.join(plugins) or 'none'})"
-        )
+        if name.startswith("__"):
+            raise AttributeError(name)
+        enabled = f"(enabled: {', '.join(plugins) or 'none'})"
+        if name in self.__dict__.get("_disabled", ()):
+            raise AttributeError(
+                f"plugin '{name}' is disabled {enabled}: a plugin runs only with "
+                f"'enabled: true' (the default is false); add it to plugins.{name}"
+            )
+        raise AttributeError(f"no enabled plugin '{name}' {enabled}")
 
     def __getitem__(self, name: str) -> Any:
         return self._plugins[name]
@@ -383,23 +392,29 @@ class Plugins:
         return f"Plugins({', '.join(self._plugins)})"
 
 
+def is_enabled(spec: Mapping[str, Any]) -> bool:
+    """A plugin runs only when its spec says ``enabled: true`` (ExperimentHub's
+    ``.get("enabled", False)``): a spec without the key is disabled."""
+    return bool(spec.get("enabled", False))
+
+
 def enabled_specs(plan: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """``{name: spec}`` of the plan's enabled plugins, in written order."""
-    return {
-        name: spec
-        for name, spec in (plan.get("plugins") or {}).items()
-        if spec.get("enabled", True)
-    }
+    return {name: spec for name, spec in (plan.get("plugins") or {}).items() if is_enabled(spec)}
 
 
 class PluginService:
     """Builds and initializes the enabled plugins; shuts them down in reverse order."""
 
     def __init__(
-        self, specs: Mapping[str, Mapping[str, Any]], registry: PluginRegistry | None = None
+        self,
+        specs: Mapping[str, Mapping[str, Any]],
+        registry: PluginRegistry | None = None,
+        disabled: Iterable[str] = (),
     ):
         self.specs = dict(specs)
         self.registry = registry or _REGISTRY
+        self.disabled = tuple(disabled)
         self.started: list[tuple[str, Any]] = []
 
     def start(self, plan: Mapping[str, Any], run: Any) -> Plugins:
@@ -423,7 +438,7 @@ class PluginService:
         except BaseException:
             self.stop()
             raise
-        return Plugins(dict(self.started))
+        return Plugins(dict(self.started), self.disabled)
 
     def stop(self, status: str | None = None) -> None:
         """Shut every started plugin down (reverse order). ``status`` (``success``/``failed``,
@@ -464,7 +479,8 @@ def service(plan: Mapping[str, Any]) -> PluginService | None:
     errors name what is enabled."""
     if not plan.get("plugins"):
         return None
-    return PluginService(enabled_specs(plan))
+    specs = enabled_specs(plan)
+    return PluginService(specs, disabled=[n for n in plan["plugins"] if n not in specs])
 
 
 def health(
@@ -476,7 +492,7 @@ def health(
     reg = registry or _REGISTRY
     out: dict[str, dict[str, Any]] = {}
     for name, spec in plugins.items():
-        row: dict[str, Any] = {"type": spec["type"], "enabled": spec.get("enabled", True)}
+        row: dict[str, Any] = {"type": spec["type"], "enabled": is_enabled(spec)}
         if not row["enabled"]:
             out[name] = {**row, "family": None, "healthy": None, "details": {"status": "disabled"}}
             continue

@@ -35,7 +35,7 @@ def test_steps_offload_work_to_a_celery_worker(
             flowc: 1
             name: offloaded
             plugins:
-              taskqueue: {{type: celery, config: {{broker_url: "{broker}", backend_url: "{backend}"}}}}
+              taskqueue: {{type: celery, enabled: true, config: {{broker_url: "{broker}", backend_url: "{backend}"}}}}
             steps:
               offload: {{run: "flowc_stackfix.steps:offload", with: {{values: [2, 3, 4]}}, outputs: [results]}}
             """).lstrip())
@@ -64,5 +64,7 @@ def test_submit_status_result_and_health(celery_urls: tuple[str, str, int]) -> N
         assert ok and details["status"] == "connected" and details["transport"] == "sqla"
     finally:
         plugin.shutdown()
-    report = pl.health({"tq": {"type": "celery", "config": {"broker_url": broker}}})
+    report = pl.health(
+        {"tq": {"type": "celery", "enabled": True, "config": {"broker_url": broker}}}
+    )
     assert report["tq"]["healthy"] is True and report["tq"]["family"] == "taskqueue"

@@ -134,8 +134,8 @@ def test_health_table_with_real_mlflow(tmp_path: Path, empty_db: Path) -> None:
 flowc: 1
 name: tracked
 plugins:
-  mlops: {{type: mlflow, config: {{tracking_uri: "{good}"}}}}
-  broken: {{type: mlflow, config: {{tracking_uri: "{bad}"}}}}
+  mlops: {{type: mlflow, enabled: true, config: {{tracking_uri: "{good}"}}}}
+  broken: {{type: mlflow, enabled: true, config: {{tracking_uri: "{bad}"}}}}
 steps:
   a: {{run: "flowc_demo.steps:echo"}}
 """.lstrip())
@@ -153,7 +153,7 @@ def test_replica_processes_share_the_flowc_runs_mlflow_run(tmp_path: Path, empty
 flowc: 1
 name: replicated
 plugins:
-  mlops: {{type: mlflow, config: {{tracking_uri: "{uri}", experiment: rep}}}}
+  mlops: {{type: mlflow, enabled: true, config: {{tracking_uri: "{uri}", experiment: rep}}}}
 steps:
   fan: {{run: "flowc_stackfix.steps:log_replica", replicas: 2, outputs: [r]}}
 """.lstrip())

@@ -58,8 +58,8 @@ def test_lifecycle_order_and_ctx_plugins(tmp_path: Path) -> None:
     f = write_flow(
         tmp_path,
         f"""
-        tracker: {{type: "{RECORDER}", config: {{events: "{ev}", label: first}}}}
-        second: {{type: "{RECORDER}", config: {{events: "{ev}", label: second}}}}
+        tracker: {{type: "{RECORDER}", enabled: true, config: {{events: "{ev}", label: first}}}}
+        second: {{type: "{RECORDER}", enabled: true, config: {{events: "{ev}", label: second}}}}
         """,
         f"""
         a: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: a}}, outputs: [n]}}
@@ -92,7 +92,7 @@ def test_shutdown_happens_when_the_run_fails(tmp_path: Path) -> None:
     ev = tmp_path / "events.jsonl"
     f = write_flow(
         tmp_path,
-        f'tracker: {{type: "{RECORDER}", config: {{events: "{ev}"}}}}',
+        f'tracker: {{type: "{RECORDER}", enabled: true, config: {{events: "{ev}"}}}}',
         f"""
         a: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: a}}, outputs: [n]}}
         boom: {{run: "flowc_stackfix.steps:boom", with: {{events: "{ev}"}}, after: [a]}}
@@ -119,8 +119,8 @@ def test_failing_initialize_shuts_down_the_started_ones(tmp_path: Path) -> None:
     f = write_flow(
         tmp_path,
         f"""
-        tracker: {{type: "{RECORDER}", config: {{events: "{ev}", label: ok}}}}
-        broken: {{type: "{RECORDER}", config: {{events: "{ev}", label: bad, fail_on: initialize}}}}
+        tracker: {{type: "{RECORDER}", enabled: true, config: {{events: "{ev}", label: ok}}}}
+        broken: {{type: "{RECORDER}", enabled: true, config: {{events: "{ev}", label: bad, fail_on: initialize}}}}
         """,
         f'a: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: a}}}}',
     )
@@ -145,7 +145,7 @@ def test_lifecycle_through_flowc_run(tmp_path: Path) -> None:
     ev = tmp_path / "events.jsonl"
     f = write_flow(
         tmp_path,
-        f'tracker: {{type: "{RECORDER}", config: {{events: "{ev}"}}}}',
+        f'tracker: {{type: "{RECORDER}", enabled: true, config: {{events: "{ev}"}}}}',
         f"""
         a: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: a}}}}
         boom: {{run: "flowc_stackfix.steps:boom", with: {{events: "{ev}"}}, after: [a]}}
@@ -168,7 +168,7 @@ def test_disabled_plugin_is_never_imported(tmp_path: Path) -> None:
     f = write_flow(
         tmp_path,
         f"""
-        tracker: {{type: "{RECORDER}", config: {{events: "{ev}"}}}}
+        tracker: {{type: "{RECORDER}", enabled: true, config: {{events: "{ev}"}}}}
         exploding: {{type: "{EXPLODING}", enabled: false, config: {{anything: 1}}}}
         """,
         f'a: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: a}}}}',
@@ -189,6 +189,36 @@ def test_disabled_plugin_is_never_imported(tmp_path: Path) -> None:
     result = run_plan(compile_flow(f).to_data(), root=str(tmp_path / ".flowc"))
     assert not result.ok and "exploding_plugin was imported" in result.error.render()
     sys.modules.pop("flowc_stackfix.exploding_plugin", None)
+
+
+def test_a_plugin_without_enabled_is_disabled(tmp_path: Path) -> None:
+    """As ExperimentHub's registry (``.get("enabled", False)``): no ``enabled`` key, not run."""
+    ev = tmp_path / "events.jsonl"
+    f = write_flow(
+        tmp_path,
+        f"""
+        tracker: {{type: "{RECORDER}", config: {{events: "{ev}"}}}}
+        exploding: {{type: "{EXPLODING}"}}
+        """,
+        f'a: {{run: "flowc_stackfix.steps:work", with: {{events: "{ev}", name: a}}}}',
+    )
+    ir = compile_flow(f)
+    assert [(p.name, p.enabled) for p in ir.plugins] == [("tracker", False), ("exploding", False)]
+    assert [s["enabled"] for s in ir.to_data()["plugins"].values()] == [False, False]
+    result = run_plan(ir.to_data(), root=str(tmp_path / ".flowc"))
+    assert not result.ok
+    # the step ran and was told why the plugin is missing; no plugin was built
+    assert short(events(ev)) == ["step:a"]
+    assert "plugin 'tracker' is disabled (enabled: none)" in result.error.render()
+    assert "'enabled: true'" in result.error.render()
+    assert "flowc_stackfix.exploding_plugin" not in sys.modules
+    res = CliRunner().invoke(cli, ["plugins", "list", str(f)])
+    assert [ln.split()[-1] for ln in res.output.splitlines()[1:]] == ["no", "no"]
+    # a hand-written plan's spec without the key is disabled too
+    svc = pl.service({"plugins": {"t": {"type": RECORDER, "config": {"events": str(ev)}}}})
+    assert svc is not None and svc.specs == {} and svc.disabled == ("t",)
+    report = pl.health({"t": {"type": RECORDER, "config": {"events": str(ev)}}})
+    assert report["t"]["enabled"] is False and report["t"]["healthy"] is None
 
 
 def test_disabled_registered_type_not_imported_in_a_fresh_process(tmp_path: Path) -> None:
@@ -228,7 +258,7 @@ def test_disabled_registered_type_not_imported_in_a_fresh_process(tmp_path: Path
 def test_unknown_plugin_type_is_a_located_error(tmp_path: Path) -> None:
     f = write_flow(
         tmp_path,
-        "mlops: {type: mlfow, config: {tracking_uri: 'sqlite:///x.db'}}",
+        "mlops: {type: mlfow, config: {tracking_uri: 'sqlite:///x.db'}, enabled: true}",
         'a: {run: "flowc_demo.steps:echo"}',
     )
     with pytest.raises(FlowcError) as ei:
@@ -238,9 +268,7 @@ def test_unknown_plugin_type_is_a_located_error(tmp_path: Path) -> None:
     assert d.message == "plugin 'mlops': unknown plugin type 'mlfow'"
     assert d.hint == "did you mean 'mlflow'?"
     # a disabled plugin's type is not checked (its package may not be installed here)
-    f.write_text(
-        f.read_text().replace("mlops: {type: mlfow,", "mlops: {type: mlfow, enabled: false,")
-    )
+    f.write_text(f.read_text().replace("enabled: true", "enabled: false"))
     assert compile_flow(f).plugins[0].enabled is False
 
 
@@ -279,8 +307,8 @@ def test_plugins_list_and_health_table(tmp_path: Path) -> None:
     f = write_flow(
         tmp_path,
         f"""
-        good: {{type: "{RECORDER}", config: {{events: "{ev}", label: good}}}}
-        sick: {{type: "{RECORDER}", config: {{events: "{ev}", label: sick, fail_on: health}}}}
+        good: {{type: "{RECORDER}", enabled: true, config: {{events: "{ev}", label: good}}}}
+        sick: {{type: "{RECORDER}", enabled: true, config: {{events: "{ev}", label: sick, fail_on: health}}}}
         stream: {{type: rabbitmq, enabled: false}}
         """,
         'a: {run: "flowc_demo.steps:echo"}',
@@ -326,7 +354,7 @@ def test_a_step_using_a_disabled_plugin_gets_a_clear_error(tmp_path: Path) -> No
     )
     result = run_plan(compile_flow(f).to_data(), root=str(tmp_path / ".flowc"))
     assert not result.ok
-    assert "no enabled plugin 'tracker' (enabled: none)" in result.error.render()
+    assert "plugin 'tracker' is disabled (enabled: none)" in result.error.render()
     assert pl.service({"plugins": {}}) is None and pl.service({}) is None
 
 
@@ -345,8 +373,8 @@ def test_builtin_plugin_config_is_checked_at_compile_time(tmp_path: Path) -> Non
     f = write_flow(
         tmp_path,
         """
-        mlops: {type: mlflow, config: {tracking_ur: "sqlite:///m.db"}}
-        tq: {type: celery, config: {backend_url: "db+sqlite:///r.db"}}
+        mlops: {type: mlflow, config: {tracking_ur: "sqlite:///m.db"}, enabled: true}
+        tq: {type: celery, config: {backend_url: "db+sqlite:///r.db"}, enabled: true}
         stream: {type: rabbitmq, enabled: false, config: {nonsense: 1}}
         """,
         'a: {run: "flowc_demo.steps:echo"}',
@@ -369,9 +397,9 @@ def test_compiling_does_not_import_plugin_libraries(tmp_path: Path) -> None:
     f = write_flow(
         tmp_path,
         """
-        mlops: {type: mlflow, config: {tracking_uri: "sqlite:///m.db"}}
-        tq: {type: celery, config: {broker_url: "sqla+sqlite:///b.db"}}
-        stream: {type: rabbitmq, config: {host: localhost}}
+        mlops: {type: mlflow, enabled: true, config: {tracking_uri: "sqlite:///m.db"}}
+        tq: {type: celery, enabled: true, config: {broker_url: "sqla+sqlite:///b.db"}}
+        stream: {type: rabbitmq, enabled: true, config: {host: localhost}}
         """,
         'a: {run: "flowc_demo.steps:echo"}',
     )
