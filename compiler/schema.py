@@ -111,6 +111,7 @@ class CustomComponentModel(_Model):
 class PluginModel(_Model):
     type: str
     enabled: bool = False  # as ExperimentHub's registry: only `enabled: true` plugins run
+    health_timeout: Duration | None = None
     config: dict[str, Any] = {}
 
 

@@ -22,6 +22,7 @@ Stdlib only; each plugin imports its own library lazily.
 from __future__ import annotations
 
 import importlib
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
@@ -35,6 +36,9 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "local": "flowc.runtime.plugins_builtin.local_stream:LocalStreamPlugin",
 }
 """Built-in plugin type -> ``"module:Class"`` (imported on first use)."""
+
+DEFAULT_HEALTH_TIMEOUT = 5.0
+"""Seconds a health check may take unless the plugin's spec sets ``health_timeout``."""
 
 
 class PluginError(Exception):
@@ -68,12 +72,16 @@ class Plugin(Protocol):
 class BasePlugin:
     """Convenience base: keeps ``config``; no-op lifecycle; optional run hooks.
 
+    ``health_timeout`` (seconds, or None for the default) is set by whoever runs the health
+    check; a plugin that talks to a server bounds its own health-check calls by it.
+
     ``on_run_start(run)`` is called after ``initialize()`` with the run's
     :class:`flowc.runtime.services.RunInfo`; ``on_run_end(status=None)`` before ``shutdown()``
     (``status`` is ``"success"``/``"failed"`` when the runtime passes it, else None).
     """
 
     plugin_type: ClassVar[str] = ""
+    health_timeout: float | None = None
 
     def __init__(self, **config: Any) -> None:
         self.config = dict(config)
@@ -483,11 +491,109 @@ def service(plan: Mapping[str, Any]) -> PluginService | None:
     return PluginService(specs, disabled=[n for n in plan["plugins"] if n not in specs])
 
 
+# ---------------------------------------------------------------------------------------------
+# Health checks, each bounded by a timeout
+# ---------------------------------------------------------------------------------------------
+
+
+def health_timeout_of(spec: Mapping[str, Any]) -> float:
+    """A plugin spec's ``health_timeout`` in seconds (default :data:`DEFAULT_HEALTH_TIMEOUT`)."""
+    value = spec.get("health_timeout")
+    return float(value) if value else DEFAULT_HEALTH_TIMEOUT
+
+
+def plugin_health_timeout(plugin: Any, default: float = DEFAULT_HEALTH_TIMEOUT) -> float:
+    """The seconds a plugin's own health check may take: its ``health_timeout`` attribute
+    (set from the spec by :func:`health` and :class:`ExperimentHub`) or ``default``."""
+    value = getattr(plugin, "health_timeout", None)
+    return float(value) if value else default
+
+
+def _set_health_timeout(plugin: Any, timeout: float) -> None:
+    try:
+        plugin.health_timeout = timeout
+    except (AttributeError, TypeError):  # __slots__ or a read-only property: the watchdog bounds it
+        pass
+
+
+def _timed_out(timeout: float, stage: str) -> dict[str, Any]:
+    return {
+        "status": "timeout",
+        "message": f"{stage}() gave no answer within {timeout:g}s (health_timeout)",
+        "timeout": timeout,
+    }
+
+
+def _error_details(e: BaseException) -> dict[str, Any]:
+    return {"status": "error", "message": f"{type(e).__name__}: {e}"}
+
+
+def _health_result(value: Any) -> tuple[bool, dict[str, Any]]:
+    try:
+        ok, details = value
+        return bool(ok), dict(details)
+    except (TypeError, ValueError):
+        return False, {
+            "status": "error",
+            "message": f"health_check() returned {value!r}, not (healthy, details)",
+        }
+
+
+class _Probe:
+    """Runs named steps in order in a daemon thread, then the cleanup steps (their errors are
+    ignored), so that the caller can stop waiting: ``checked`` is set once the steps returned or
+    one raised (``error``; ``value`` is the last step's result), ``finished`` after cleanup,
+    ``stage`` names the step running. A hung step keeps its thread, never the caller."""
+
+    def __init__(self, steps: list[tuple[str, Any]], cleanup: list[Any]) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.stage = steps[0][0] if steps else ""
+        self.checked = threading.Event()
+        self.finished = threading.Event()
+        self._steps, self._cleanup = steps, cleanup
+        threading.Thread(target=self._run, name="flowc-plugin-health", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for stage, step in self._steps:
+                self.stage = stage
+                self.value = step()
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting caller
+            self.error = e
+        finally:
+            self.checked.set()
+            for step in self._cleanup:
+                try:
+                    step()
+                except Exception:  # noqa: BLE001 - a failing shutdown does not change health
+                    pass
+            self.finished.set()
+
+
+def check_health(plugin: Any, timeout: float | None = None) -> tuple[bool, dict[str, Any]]:
+    """``plugin.health_check()`` bounded by ``timeout`` seconds (default: the plugin's
+    ``health_timeout``, else 5 s): ``(False, {"status": "timeout", ...})`` when it does not
+    answer in time, ``(False, {"status": "error", ...})`` when it raises. Never raises."""
+    limit = plugin_health_timeout(plugin) if timeout is None else float(timeout)
+    probe = _Probe([("health_check", plugin.health_check)], [])
+    if not probe.checked.wait(limit):
+        return False, _timed_out(limit, probe.stage)
+    if probe.error is not None:
+        return False, _error_details(probe.error)
+    return _health_result(probe.value)
+
+
 def health(
     plugins: Mapping[str, Mapping[str, Any]], registry: PluginRegistry | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Initialize each enabled plugin, run its health check, shut it down:
-    ``{name: {"type", "family", "enabled", "healthy", "details"}}``. Never raises; a disabled
+    """Build and initialize each enabled plugin, run its health check, shut it down, one plugin
+    after the other: ``{name: {"type", "family", "enabled", "healthy", "details"}}``.
+
+    Building, ``initialize()`` and ``health_check()`` together get the spec's
+    ``health_timeout`` (default 5 s; the plugin sees it as ``plugin.health_timeout`` to bound
+    its own calls); past it the plugin is reported unhealthy with ``status: timeout`` and left
+    to finish in a daemon thread. ``shutdown()`` gets as long again. Never raises; a disabled
     plugin is reported without being imported."""
     reg = registry or _REGISTRY
     out: dict[str, dict[str, Any]] = {}
@@ -496,23 +602,38 @@ def health(
         if not row["enabled"]:
             out[name] = {**row, "family": None, "healthy": None, "details": {"status": "disabled"}}
             continue
-        plugin = None
-        try:
-            plugin = reg.create(spec["type"], spec.get("config") or {})
-            row["family"] = family_of(plugin)
-            plugin.initialize()
-            ok, details = plugin.health_check()
-            row.update(healthy=bool(ok), details=dict(details))
-        except Exception as e:  # noqa: BLE001 - reported, not raised
-            row.setdefault("family", None)
-            row.update(
-                healthy=False, details={"status": "error", "message": f"{type(e).__name__}: {e}"}
-            )
-        finally:
-            if plugin is not None:
-                try:
-                    plugin.shutdown()
-                except Exception:  # noqa: BLE001
-                    pass
-        out[name] = row
+        out[name] = {**row, **_probe_spec(spec, reg)}
     return out
+
+
+def _probe_spec(spec: Mapping[str, Any], reg: PluginRegistry) -> dict[str, Any]:
+    """``{"family", "healthy", "details"}`` of one enabled plugin (see :func:`health`)."""
+    timeout = health_timeout_of(spec)
+    built: list[Any] = []
+
+    def build() -> None:
+        plugin = reg.create(spec["type"], spec.get("config") or {})
+        _set_health_timeout(plugin, timeout)
+        built.append(plugin)
+
+    def initialize() -> None:
+        built[0].initialize()
+
+    def check() -> Any:
+        return built[0].health_check()
+
+    def shutdown() -> None:
+        if built:
+            built[0].shutdown()
+
+    steps = [("build", build), ("initialize", initialize), ("health_check", check)]
+    probe = _Probe(steps, [shutdown])
+    in_time = probe.checked.wait(timeout)
+    family = family_of(built[0]) if built else None
+    if not in_time:
+        return {"family": family, "healthy": False, "details": _timed_out(timeout, probe.stage)}
+    if probe.error is not None:
+        return {"family": family, "healthy": False, "details": _error_details(probe.error)}
+    probe.finished.wait(timeout)
+    ok, details = _health_result(probe.value)
+    return {"family": family, "healthy": ok, "details": details}

@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -410,3 +412,93 @@ def test_compiling_does_not_import_plugin_libraries(tmp_path: Path) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def wait_for(predicate: Any, what: str, timeout: float = 60.0) -> None:
+    """Poll a file-backed condition (the plugin threads write the events file)."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_every_health_check_has_a_timeout(tmp_path: Path) -> None:
+    import flowc_stackfix.plugins as fx
+
+    fx.RELEASE.clear()
+    ev = tmp_path / "events.jsonl"
+    f = write_flow(
+        tmp_path,
+        f"""
+        slow: {{type: "{RECORDER}", enabled: true, health_timeout: 300ms, config: {{events: "{ev}", label: slow, hang_on: health}}}}
+        stuck: {{type: "{RECORDER}", enabled: true, health_timeout: 0.3, config: {{events: "{ev}", label: stuck, hang_on: initialize}}}}
+        good: {{type: "{RECORDER}", enabled: true, config: {{events: "{ev}", label: good}}}}
+        """,
+        'a: {run: "flowc_demo.steps:echo"}',
+    )
+    ir = compile_flow(f)
+    assert [p.health_timeout for p in ir.plugins] == [0.3, 0.3, None]
+    assert ir.to_data()["plugins"]["slow"]["health_timeout"] == 0.3
+    assert "health_timeout" not in ir.to_data()["plugins"]["good"]
+    try:
+        res = CliRunner().invoke(cli, ["plugins", "list", str(f), "--health"])
+        assert res.exit_code == 1, res.output
+        rows = {ln.split()[0]: ln for ln in res.output.splitlines()}
+        assert rows["slow"].split()[2:4] == ["mlops", "UNHEALTHY"]
+        assert '"status": "timeout"' in rows["slow"]
+        assert "health_check() gave no answer within 0.3s (health_timeout)" in rows["slow"]
+        assert rows["stuck"].split()[2:4] == ["mlops", "UNHEALTHY"]
+        assert "initialize() gave no answer within 0.3s" in rows["stuck"]
+        assert rows["good"].split()[2:4] == ["mlops", "healthy"]
+        # the hung checks did not hold the others up: only the good plugin has finished
+        assert short(events(ev)) == ["slow.initialize", "good.initialize", "good.shutdown"]
+    finally:
+        fx.RELEASE.set()
+    # released, the abandoned checks finish in their threads and still shut their plugins down
+    wait_for(lambda: len(events(ev)) == 6, "the released plugins to shut down")
+    assert sorted(short(events(ev))[3:]) == ["slow.shutdown", "stuck.initialize", "stuck.shutdown"]
+
+    # the default, and a plugin instance checked on its own
+    assert pl.DEFAULT_HEALTH_TIMEOUT == 5.0 and pl.health_timeout_of({"type": "x"}) == 5.0
+    fx.RELEASE.clear()
+    try:
+        hung = fx.RecorderPlugin(events=str(ev), hang_on="health")
+        assert pl.check_health(hung, timeout=0.2) == (
+            False,
+            {
+                "status": "timeout",
+                "message": "health_check() gave no answer within 0.2s (health_timeout)",
+                "timeout": 0.2,
+            },
+        )
+        hung.health_timeout = 0.1
+        assert pl.check_health(hung)[1]["timeout"] == 0.1
+    finally:
+        fx.RELEASE.set()
+    assert pl.check_health(fx.RecorderPlugin(events=str(ev), fail_on="health"))[0] is False
+    assert pl.check_health(fx.RecorderPlugin(events=str(ev))) == (
+        True,
+        {"status": "ok", "label": "rec"},
+    )
+
+
+def test_health_timeout_is_checked_at_compile_time(tmp_path: Path) -> None:
+    f = write_flow(
+        tmp_path,
+        f"""
+        a: {{type: "{RECORDER}", enabled: true, health_timeout: soon, config: {{events: e}}}}
+        b: {{type: "{RECORDER}", enabled: true, health_timeout: 0, config: {{events: e}}}}
+        c: {{type: "{RECORDER}", enabled: true, health_timeout: 2m, config: {{events: e}}}}
+        """,
+        'a: {run: "flowc_demo.steps:echo"}',
+    )
+    with pytest.raises(FlowcError) as ei:
+        compile_flow(f)
+    got = [(d.loc.line, d.loc.col, d.message) for d in ei.value.diagnostics]
+    assert got == [
+        (4, 85, "invalid duration 'soon'"),
+        (5, 85, "health_timeout must be more than 0"),
+    ]
+    f.write_text(f.read_text().replace("soon", "1s").replace("health_timeout: 0,", ""))
+    assert [p.health_timeout for p in compile_flow(f).plugins] == [1.0, None, 120.0]
