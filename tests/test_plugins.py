@@ -502,3 +502,56 @@ def test_health_timeout_is_checked_at_compile_time(tmp_path: Path) -> None:
     ]
     f.write_text(f.read_text().replace("soon", "1s").replace("health_timeout: 0,", ""))
     assert [p.health_timeout for p in compile_flow(f).plugins] == [1.0, None, 120.0]
+
+
+def test_health_imports_a_plugin_beside_the_flow_as_run_does(tmp_path: Path) -> None:
+    """A plugin module in the flow's folder, the commands started from another folder: both
+    `flowc run` and `flowc plugins list --health` import it."""
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "beside_plugin.py").write_text(textwrap.dedent("""
+        import os
+
+        from flowc.runtime.plugins import MLOpsPlugin
+
+
+        class Beside(MLOpsPlugin):
+            def __init__(self, events: str) -> None:
+                super().__init__()
+                self.events = events
+
+            def initialize(self) -> None:
+                with open(self.events, "a") as fh:
+                    fh.write(f"initialize {os.getpid()}\\n")
+
+            def health_check(self):
+                return True, {"status": "ok", "module": __name__}
+        """))
+    (project / "beside_steps.py").write_text(
+        "def use(ctx):\n    return type(ctx.plugins.mlops).__name__\n"
+    )
+    ev = tmp_path / "events.txt"
+    flow = write_flow(
+        project,
+        f'mlops: {{type: "beside_plugin:Beside", enabled: true, config: {{events: "{ev}"}}}}',
+        'a: {run: "beside_steps:use", outputs: [cls]}',
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    flowc = [sys.executable, "-m", "flowc"]
+    res = subprocess.run(
+        [*flowc, "run", str(flow)], capture_output=True, text=True, cwd=elsewhere, timeout=120
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    res = subprocess.run(
+        [*flowc, "plugins", "list", str(flow), "--health"],
+        capture_output=True,
+        text=True,
+        cwd=elsewhere,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    (row,) = [ln for ln in res.stdout.splitlines() if ln.startswith("mlops")]
+    assert row.split()[2:4] == ["mlops", "healthy"]
+    assert '"module": "beside_plugin"' in row
+    assert len(ev.read_text().splitlines()) == 2  # initialized by the run, then by the check

@@ -8,16 +8,14 @@ and the current directory are put on the import path, so ``run: my_steps:fn`` fi
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
 
 from flowc.compiler.cli import user_errors
-from flowc.compiler.commands.common import flow_options, load_ir
+from flowc.compiler.commands.common import flow_options, load_ir, use_flow_import_path
 from flowc.compiler.errors import FlowcError
 
 STATUS_STYLE = {
@@ -66,9 +64,7 @@ def run(
     """Run FLOW locally."""
     ir = load_ir(flow, env, params, sets, stack)
     plan = ir.to_data()
-    for path in (os.getcwd(), str(Path(flow).resolve().parent)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+    use_flow_import_path(flow)
 
     from flowc.runtime.executor import RunError, run_plan
 
