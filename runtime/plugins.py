@@ -10,6 +10,9 @@ registered plugin ``type`` with ``enabled`` and ``config``. This module owns:
   when used), the ``flowc.plugins`` entry point group, ``@register_plugin``,
   ``get_plugin_registry().register(cls_or_"module:Class", name)``, and a ``type`` written as
   ``"module:Class"`` in the flow itself;
+- :class:`ExperimentHub`: ExperimentHub's instance API (``register_plugin(plugin)``,
+  ``get_plugin(plugin_type)``, ``check_plugin_health()``, ``_init_plugins_from_config``);
+- health checks, each bounded by a timeout (:func:`health`, :func:`check_health`);
 - the run service (``services.SERVICES["plugins"]``): enabled plugins are built and initialized
   once per run (and process) before the first step, handed to steps as ``ctx.plugins``, and shut
   down after the last step (in reverse order) even when the run fails. Only plugins with
@@ -396,6 +399,10 @@ class Plugins:
                 return p
         return None
 
+    def get_plugin(self, plugin_type: str) -> Any:
+        """ExperimentHub's spelling of :meth:`family`: the plugin of that type, or None."""
+        return self.family(plugin_type)
+
     def __repr__(self) -> str:
         return f"Plugins({', '.join(self._plugins)})"
 
@@ -637,3 +644,111 @@ def _probe_spec(spec: Mapping[str, Any], reg: PluginRegistry) -> dict[str, Any]:
     probe.finished.wait(timeout)
     ok, details = _health_result(probe.value)
     return {"family": family, "healthy": ok, "details": details}
+
+
+# ---------------------------------------------------------------------------------------------
+# The hub (ExperimentHub's API)
+# ---------------------------------------------------------------------------------------------
+
+
+class ExperimentHub:
+    """Plugin instances by type, as ExperimentHub keeps them: ``register_plugin(plugin)``
+    stores ``plugins[plugin.plugin_type]`` and initializes it, ``get_plugin(plugin_type)``
+    returns it (or None), ``check_plugin_health()`` gives ``{plugin_type: {"healthy",
+    "details"}}``. For code written against ExperimentHub, and for steps or scripts that hold
+    plugins outside a flow run (inside one, ``ctx.plugins`` serves them, keyed by name).
+
+    ``plugin_config`` is ExperimentHub's ``plugins:`` mapping (``{key: {"enabled", "type",
+    "config"}}``): each entry with ``enabled: true`` is built through the plugin registry
+    (``type`` is a registered name such as ``mlflow``, or ``"module:Class"``) and registered.
+    Unlike ExperimentHub, a plugin replaced by another of its type is shut down, ``shutdown()``
+    shuts every registered plugin down (newest first), and the hub is a context manager that
+    does so on exit. Each health check is bounded: the plugin's ``health_timeout`` (a spec's
+    ``health_timeout``, in seconds, sets it), else the hub's ``health_timeout`` (5 s)."""
+
+    def __init__(
+        self,
+        plugin_config: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        registry: PluginRegistry | None = None,
+        health_timeout: float = DEFAULT_HEALTH_TIMEOUT,
+    ) -> None:
+        self.plugins: dict[str, Any] = {}
+        self.registry = registry or _REGISTRY
+        self.health_timeout = health_timeout
+        if plugin_config:
+            self.init_plugins_from_config(plugin_config)
+
+    def register_plugin(self, plugin: Any) -> None:
+        """Register ``plugin`` under its ``plugin_type`` and initialize it. When initialize()
+        raises, the hub is left as it was and the error propagates."""
+        plugin_type = family_of(plugin)
+        if not isinstance(plugin_type, str):
+            raise PluginError(
+                f"{type(plugin).__name__} has no plugin_type",
+                "set the class attribute plugin_type = 'mlops' (or 'datastream', 'taskqueue')",
+            )
+        previous = self.plugins.get(plugin_type)
+        self.plugins[plugin_type] = plugin
+        try:
+            plugin.initialize()
+        except BaseException:
+            if previous is None:
+                del self.plugins[plugin_type]
+            else:
+                self.plugins[plugin_type] = previous
+            raise
+        if previous is not None and previous is not plugin:
+            previous.shutdown()
+
+    def get_plugin(self, plugin_type: str) -> Any | None:
+        """The plugin registered for ``plugin_type``, or None."""
+        return self.plugins.get(plugin_type)
+
+    def check_plugin_health(self) -> dict[str, dict[str, Any]]:
+        """``{plugin_type: {"healthy": bool, "details": dict}}`` of every registered plugin,
+        each check bounded by its timeout (see :func:`check_health`)."""
+        health_info: dict[str, dict[str, Any]] = {}
+        for plugin_type, plugin in self.plugins.items():
+            is_healthy, details = check_health(
+                plugin, plugin_health_timeout(plugin, self.health_timeout)
+            )
+            health_info[plugin_type] = {"healthy": is_healthy, "details": details}
+        return health_info
+
+    def init_plugins_from_config(self, plugin_config: Mapping[str, Mapping[str, Any]]) -> None:
+        """Build and register each enabled plugin of an ExperimentHub ``plugins:`` mapping
+        (a spec without ``enabled`` is disabled, as in ExperimentHub)."""
+        for key, spec in plugin_config.items():
+            if not is_enabled(spec):
+                continue
+            try:
+                plugin = self.registry.create(spec["type"], spec.get("config") or {})
+            except PluginError as e:
+                raise PluginError(f"plugin '{key}': {e.message}", e.hint) from e
+            except KeyError as e:
+                raise PluginError(f"plugin '{key}' has no 'type'") from e
+            if spec.get("health_timeout"):
+                _set_health_timeout(plugin, float(spec["health_timeout"]))
+            self.register_plugin(plugin)
+
+    _init_plugins_from_config = init_plugins_from_config  # ExperimentHub's own spelling
+
+    def shutdown(self) -> None:
+        """Shut every registered plugin down, newest first, and forget them; the first error is
+        raised after all were tried."""
+        errors: list[BaseException] = []
+        for plugin_type in reversed(list(self.plugins)):
+            plugin = self.plugins.pop(plugin_type)
+            try:
+                plugin.shutdown()
+            except Exception as e:  # keep shutting the others down
+                errors.append(PluginError(f"plugin '{plugin_type}' shutdown() failed: {e}"))
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> ExperimentHub:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()

@@ -288,3 +288,36 @@ steps:
     assert res.returncode == 1, res.stdout + res.stderr
     (row,) = [ln for ln in res.stdout.splitlines() if ln.startswith("mlops")]
     assert row.split()[1:4] == ["mlflow", "mlops", "UNHEALTHY"] and "Connection refused" in row
+
+
+def test_experimenthub_from_its_hub_config_with_real_mlflow(tmp_path: Path, empty_db: Path) -> None:
+    """Seed 001's ``hub_config.yaml`` ``plugins:`` (ExperimentHub's keys: ``mlflow_uri``; the
+    disabled task queue's backend does not exist here and is never touched)."""
+    uri = fresh_uri(empty_db, tmp_path / "hub.db")
+    plugin_config = {
+        "mlops": {"enabled": True, "type": "mlflow", "config": {"mlflow_uri": uri}},
+        "datastream": {
+            "enabled": False,
+            "type": "rabbitmq",
+            "config": {"host": "localhost", "port": free_port()},
+        },
+        "taskqueue": {
+            "enabled": False,
+            "type": "celery",
+            "config": {
+                "broker_url": "amqp://guest:guest@localhost:5672//",
+                "backend_url": "redis://localhost:6379/0",
+                "app_name": "experiment_hub",
+            },
+        },
+    }
+    with pl.ExperimentHub(plugin_config) as hub:
+        mlops = hub.get_plugin("mlops")
+        assert isinstance(mlops, MLflowPlugin) and list(hub.plugins) == ["mlops"]
+        assert hub.get_plugin("datastream") is None and hub.get_plugin("taskqueue") is None
+        assert hub.check_plugin_health() == {
+            "mlops": {"healthy": True, "details": {"status": "connected", "uri": uri}}
+        }
+        exp_id = mlops.create_experiment("hub")
+        run_id = mlops.start_run(exp_id)
+    assert MlflowClient(tracking_uri=uri).get_run(run_id).info.experiment_id == exp_id

@@ -555,3 +555,124 @@ def test_health_imports_a_plugin_beside_the_flow_as_run_does(tmp_path: Path) -> 
     assert row.split()[2:4] == ["mlops", "healthy"]
     assert '"module": "beside_plugin"' in row
     assert len(ev.read_text().splitlines()) == 2  # initialized by the run, then by the check
+
+
+def test_experimenthub_registers_instances_by_type(tmp_path: Path) -> None:
+    import flowc_stackfix.plugins as fx
+
+    ev = tmp_path / "events.jsonl"
+    hub = pl.ExperimentHub()
+    first = fx.RecorderPlugin(events=str(ev), label="first")
+    hub.register_plugin(first)
+    assert hub.get_plugin("mlops") is first and hub.get_plugin("datastream") is None
+    assert hub.plugins == {"mlops": first}
+    # another plugin of the type replaces it (and the replaced one is shut down)
+    second = fx.RecorderPlugin(events=str(ev), label="second")
+    hub.register_plugin(second)
+    assert hub.get_plugin("mlops") is second
+    # one that fails to initialize leaves the hub as it was
+    broken = fx.RecorderPlugin(events=str(ev), label="broken", fail_on="initialize")
+    with pytest.raises(RuntimeError, match="broken fails in initialize"):
+        hub.register_plugin(broken)
+    assert hub.get_plugin("mlops") is second
+    with pytest.raises(pl.PluginError, match="object has no plugin_type"):
+        hub.register_plugin(object())
+    assert hub.check_plugin_health() == {
+        "mlops": {"healthy": True, "details": {"status": "ok", "label": "second"}}
+    }
+    fx.RELEASE.clear()
+    try:
+        second.hang_on, second.health_timeout = "health", 0.2
+        (report,) = hub.check_plugin_health().values()
+        assert report["healthy"] is False and report["details"]["status"] == "timeout"
+    finally:
+        fx.RELEASE.set()
+    hub.shutdown()
+    assert hub.plugins == {}
+    assert short(events(ev)) == [
+        "first.initialize",
+        "second.initialize",
+        "first.shutdown",
+        "broken.initialize",
+        "second.shutdown",
+    ]
+
+    # ExperimentHub's plugins: configuration; a spec without enabled: true is not even built
+    config = {
+        "mlops": {"enabled": True, "type": RECORDER, "config": {"events": str(ev), "label": "c"}},
+        "taskqueue": {"type": "celery", "config": {}},
+        "datastream": {"enabled": False, "type": "rabbitmq"},
+    }
+    with pl.ExperimentHub(config) as configured:
+        assert list(configured.plugins) == ["mlops"]
+        assert configured.get_plugin("mlops").label == "c"
+    assert short(events(ev))[-2:] == ["c.initialize", "c.shutdown"]
+    with pytest.raises(pl.PluginError, match="plugin 'x': unknown plugin type 'recordr'"):
+        pl.ExperimentHub({"x": {"enabled": True, "type": "recordr"}})
+
+    # ctx.plugins answers the hub's question too
+    ns = pl.Plugins({"tracker": first})
+    assert ns.get_plugin("mlops") is first and ns.get_plugin("taskqueue") is None
+
+
+EXPERIMENTHUB = Path(__file__).parent / "fixtures" / "experimenthub"
+
+
+def test_the_seeds_experimenthub_plugin_runs_unchanged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Seed 001's custom MLOps plugin and its registration, verbatim, against flowc (through a
+    ``framework`` package of re-exports), then as a flow's plugin."""
+    (tmp_path / "custom_mlops.py").write_text((EXPERIMENTHUB / "custom_mlops.py.txt").read_text())
+    monkeypatch.syspath_prepend(str(EXPERIMENTHUB))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import custom_mlops  # type: ignore[import-not-found]
+
+    try:
+        assert isinstance(custom_mlops.hub, pl.ExperimentHub)
+        assert custom_mlops.hub.get_plugin("mlops") is custom_mlops.custom_plugin
+        assert isinstance(custom_mlops.custom_plugin, pl.MLOpsPlugin | pl.Plugin)
+        assert custom_mlops.hub.check_plugin_health() == {
+            "mlops": {"healthy": True, "details": {"status": "connected", "custom_param": "value"}}
+        }
+    finally:
+        sys.modules.pop("custom_mlops", None)
+
+    (tmp_path / "seed_steps.py").write_text(
+        "def use(ctx):\n    return ctx.plugins.get_plugin('mlops').custom_param\n"
+    )
+    flow = write_flow(
+        tmp_path,
+        'mlops: {type: "custom_mlops:CustomMLOpsPlugin", enabled: true, config: {custom_param: value}}',
+        'a: {run: "seed_steps:use", outputs: [param]}',
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(EXPERIMENTHUB), os.environ["PYTHONPATH"]]),
+    }
+    flowc = [sys.executable, "-m", "flowc"]
+    root = tmp_path / ".flowc"
+    res = subprocess.run(
+        [*flowc, "run", str(flow), "--root", str(root)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    result = run_plan(compile_flow(flow).to_data(), root=str(tmp_path / ".in_process"))
+    assert result.ok, result.error
+    assert result.outputs["a"]["param"] == "value"
+    res = subprocess.run(
+        [*flowc, "plugins", "list", str(flow), "--health"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    (row,) = [ln for ln in res.stdout.splitlines() if ln.startswith("mlops")]
+    assert row.split()[2:4] == ["mlops", "healthy"]
+    assert '{"custom_param": "value", "status": "connected"}' in row
