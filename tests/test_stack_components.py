@@ -407,6 +407,51 @@ def test_components_list_table() -> None:
     assert ("container_registry", "gcr", "builtin") in rows
 
 
+def test_components_load_honours_name(tmp_path: Path) -> None:
+    """`components load X --name Y` registers (and lists) the loaded class as Y only, for a
+    class reference, a module or a file; a source with several classes needs one named."""
+    write(
+        tmp_path / "one_comp.py",
+        """
+        from flowc.runtime.stack import Orchestrator
+
+        class OnlyOne(Orchestrator):
+            pass
+        """,
+    )
+
+    def load(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "flowc", "components", "load", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ['PYTHONPATH']}"},
+            timeout=120,
+        )
+
+    def rows(res: subprocess.CompletedProcess[str]) -> list[list[str]]:
+        assert res.returncode == 0, res.stdout + res.stderr
+        return [ln.split()[:3] for ln in res.stdout.splitlines()[1:]]
+
+    assert rows(load("one_comp", "--name", "mine")) == [["orchestrator", "mine", "module"]]
+    assert rows(load(str(tmp_path / "one_comp.py"), "--name", "mine")) == [
+        ["orchestrator", "mine", "file"]
+    ]
+    # a decorated class (already registered under its own name at import) is listed as asked
+    assert rows(load("flowc_stackfix.components:NamedStore", "--name", "store2")) == [
+        ["artifact_store", "store2", "module"]
+    ]
+    res = load("flowc_stackfix.components", "--name", "mine")
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.splitlines() == [
+        "flowc: error: --name mine: 'flowc_stackfix.components' defines 5 components "
+        "(AlwaysInvalid, CalledRegistry, DecoratedOrchestrator, NamedStore, PathOrchestrator)",
+        "  hint: name the class: flowc components load "
+        "flowc_stackfix.components:AlwaysInvalid --name mine",
+    ]
+
+
 def test_components_list_with_flow_and_load(tmp_path: Path) -> None:
     write(
         tmp_path / "extra" / "regs.py",
