@@ -250,6 +250,80 @@ def test_bad_component_references_are_located(tmp_path: Path) -> None:
     )
 
 
+def test_components_list_form(tmp_path: Path) -> None:
+    """flowyml's list form of `components:` means the same as the mapping form; its errors
+    point into the list items."""
+    mapping = flow(
+        tmp_path / "mapping",
+        "air:\n  orchestrator: {type: pathorch, dag_folder: dags/out}",
+        extra="""
+        components:
+          pathorch: {kind: orchestrator, class: "flowc_stackfix.components:PathOrchestrator"}
+        """,
+    )
+    listed = flow(
+        tmp_path / "listed",
+        "air:\n  orchestrator: {type: pathorch, dag_folder: dags/out}",
+        extra="""
+        components:
+          - name: pathorch
+            kind: orchestrator
+            class: "flowc_stackfix.components:PathOrchestrator"
+        """,
+    )
+    a, b = compile_flow(mapping, stack="air"), compile_flow(listed, stack="air")
+    assert a.components == b.components and a.stack == b.stack
+    data_a, data_b = a.to_data(), b.to_data()
+    assert data_a.pop("source") != data_b.pop("source") and data_a == data_b
+    assert st.default_output_for(b.stack) == "dags/out"
+
+    bad = flow(
+        tmp_path / "bad",
+        "s:\n  orchestrator: {type: local}",
+        extra="""
+        components:
+          - name: nokind
+            class: "flowc_stackfix.components:PathOrchestrator"
+          - kind: orchestrator
+            class: "flowc_stackfix.components:PathOrchestrator"
+          - name: twice
+            kind: orchestrator
+            class: "flowc_stackfix.components:PathOrchestrator"
+          - name: twice
+            kind: orchestrator
+            class: "flowc_stackfix.components:PathOrchestrator"
+          - zenml: zenml.integrations.kubernetes.orchestrators.KubernetesOrchestrator
+            name: k8s
+        """,
+    )
+    assert [e.split(": error: ", 1)[0].split(":", 1)[1] for e in errors_of(bad)] == [
+        "9:11",
+        "11:5",
+        "16:11",
+        "19:5",
+    ]
+    assert [e.split(": error: ", 1)[1].split("\n")[0] for e in errors_of(bad)] == [
+        "'components.nokind' is missing required key 'kind'",
+        "'components[1]' needs a 'name'",
+        "component 'twice' is declared twice",
+        "component 'k8s': zenml: needs the 'zenml' package, which is not installed",
+    ]
+    # the later passes' errors point into the item too
+    unimportable = flow(
+        tmp_path / "unimportable",
+        "s:\n  orchestrator: {type: local}",
+        extra="""
+        components:
+          - name: nomod
+            kind: orchestrator
+            class: "no_such_module_xyz:Thing"
+        """,
+    )
+    (err,) = errors_of(unimportable)
+    assert err.startswith(at(unimportable, '"no_such_module_xyz', '"no_such'))
+    assert "component 'nomod': cannot import module 'no_such_module_xyz'" in err
+
+
 # ---------------------------------------------------------------------------------------------
 # validate() failures are located compile errors naming the stack and key
 # ---------------------------------------------------------------------------------------------
