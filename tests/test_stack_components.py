@@ -625,6 +625,36 @@ def test_gcs_component_opens_the_gcs_store() -> None:
     assert store._name("r1", "train", "model", "json") == "p/runs/r1/train/model.json"
 
 
+@pytest.mark.parametrize(
+    ("store", "root"),
+    [
+        (
+            "{type: gcs, bucket: churn-art, prefix: team/churn/}",
+            "gs://churn-art/team/churn/pipelines",
+        ),
+        ("{type: gcs, bucket: churn-art}", "gs://churn-art/pipelines"),
+    ],
+)
+def test_vertex_keeps_the_gcs_store_prefix(tmp_path: Path, store: str, root: str) -> None:
+    """Without pipeline_root, Vertex's root is under the GCS store's bucket and prefix, where
+    `flowc run` with the same stack puts its objects."""
+    from flowc.compiler.api import emit
+
+    f = flow(
+        tmp_path,
+        f"""
+        gcp:
+          orchestrator: {{type: vertex, project: acme-ml, region: europe-west4}}
+          artifact_store: {store}
+        """,
+    )
+    ir = compile_flow(f, stack="gcp")
+    body = json.loads(emit(ir, "vertex")["pipeline_job.json"])
+    assert body["runtimeConfig"]["gcsOutputDirectory"] == root
+    opened = st.open_artifact_store(ir.to_data()["stack"], root=str(tmp_path))
+    assert root.startswith(f"gs://{opened.bucket_name}/{opened.prefix}".rstrip("/") + "/")
+
+
 def test_custom_artifact_store_from_a_file_used_by_flowc_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
