@@ -693,6 +693,43 @@ def test_custom_artifact_store_from_a_file_used_by_flowc_run(
     assert json.loads(out.read_text()) == 25
 
 
+def test_run_refuses_a_stack_that_runs_elsewhere(tmp_path: Path) -> None:
+    """`flowc run --stack S` with an Airflow/Vertex/... orchestrator says which target to compile
+    for and exits 1 (it used to run the flow locally, silently)."""
+    f = flow(
+        tmp_path,
+        """
+        air:
+          orchestrator: {type: airflow, dag_folder: dags}
+        here:
+          orchestrator: {type: local}
+        """,
+        extra="""
+        environments:
+          prod: {stack: air}
+        """,
+    )
+    root = tmp_path / "state"
+    for args in (["--stack", "air"], ["-e", "prod"]):
+        res = subprocess.run(
+            [sys.executable, "-m", "flowc", "run", str(f), "--root", str(root), *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert res.stderr.splitlines() == [
+            f"{at(f, 'orchestrator: {type: airflow', 'orchestrator')}: error: stack 'air' runs "
+            "on airflow (orchestrator type 'airflow'): flowc run runs flows on this machine only",
+            f"  hint: compile it for airflow: flowc compile {f} {' '.join(args)} --target "
+            "airflow; or run it here with a stack whose orchestrator is local",
+        ]
+        assert "Traceback" not in res.stderr and not root.exists()
+    res = CliRunner().invoke(cli, ["run", str(f), "--stack", "here", "--root", str(root)])
+    assert res.exit_code == 0, res.output
+
+
 def test_stack_resources_are_defaults_below_the_flow(tmp_path: Path) -> None:
     f = write(
         tmp_path / "flow.yaml",
