@@ -693,6 +693,65 @@ def test_custom_artifact_store_from_a_file_used_by_flowc_run(
     assert json.loads(out.read_text()) == 25
 
 
+def test_custom_metadata_store_used_by_flowc_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `components:` metadata store kind runs under `flowc run`: the run records go to SQLite
+    at its `location(root)` (it used to be refused: "known: sqlite")."""
+    write(
+        tmp_path / "meta.py",
+        """
+        from pathlib import Path
+
+        from flowc.runtime.stack import MetadataStore, setting
+
+        class TeamMeta(MetadataStore):
+            SETTINGS = {"team": setting(str, default="ml")}
+
+            def location(self, root=".flowc"):
+                return Path(root) / "teams" / self.settings["team"] / "runs.sqlite"
+
+        class NoLocation(MetadataStore):
+            pass
+        """,
+    )
+    write(
+        tmp_path / "flow.yaml",
+        """
+        flowc: 1
+        name: custom_meta
+        stacks:
+          mine:
+            metadata_store: {type: teammeta, team: churn}
+          none:
+            metadata_store: {type: nolocation}
+        components:
+          teammeta: {kind: metadata_store, class: "meta.py:TeamMeta"}
+          nolocation: {kind: metadata_store, class: "meta.py:NoLocation"}
+        steps:
+          a: {run: "flowc_demo.steps:square", with: {x: 5}, outputs: [y]}
+        """,
+    )
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["run", "flow.yaml", "--stack", "mine", "--root", "state"])
+    assert res.exit_code == 0, res.output
+    run_id = res.output.split("run ", 1)[1].split()[0]
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "state" / "teams" / "churn" / "runs.sqlite")
+    try:
+        rows = con.execute("select run_id, status from runs").fetchall()
+    finally:
+        con.close()
+    assert rows == [(run_id, "success")]
+    assert not (tmp_path / "state" / "metadata.db").exists()
+    res = CliRunner().invoke(cli, ["run", "flow.yaml", "--stack", "none", "--root", "state"])
+    assert res.exit_code == 1
+    assert "metadata store type 'nolocation' (NoLocation) does not implement location(root)" in (
+        res.output
+    )
+
+
 def test_run_refuses_a_stack_that_runs_elsewhere(tmp_path: Path) -> None:
     """`flowc run --stack S` with an Airflow/Vertex/... orchestrator says which target to compile
     for and exits 1 (it used to run the flow locally, silently)."""
