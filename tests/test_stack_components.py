@@ -693,6 +693,80 @@ def test_custom_artifact_store_from_a_file_used_by_flowc_run(
     assert json.loads(out.read_text()) == 25
 
 
+def test_artifact_store_written_the_flowyml_way_used_by_flowc_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An artifact store component with flowyml's save/load/exists (no open()) stores the run's
+    outputs (it used to die with a raw NotImplementedError)."""
+    write(
+        tmp_path / "seedstores.py",
+        """
+        import pickle
+        from pathlib import Path
+        from typing import Any
+
+        from flowc.runtime.stack import ArtifactStore
+
+        class PickleFolderStore(ArtifactStore):
+            def __init__(self, name: str = "pickles", folder: str = "pickles"):
+                super().__init__(name)
+                self.folder = folder
+
+            def validate(self) -> bool:
+                return True
+
+            def save(self, artifact: Any, path: str) -> str:
+                target = Path(self.folder) / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(pickle.dumps(artifact))
+                return f"pickles://{path}"
+
+            def load(self, path: str) -> Any:
+                return pickle.loads((Path(self.folder) / path).read_bytes())
+
+            def exists(self, path: str) -> bool:
+                return (Path(self.folder) / path).exists()
+
+            def to_dict(self):
+                return {"type": "pickles", "folder": self.folder}
+
+        class Neither(ArtifactStore):
+            pass
+        """,
+    )
+    write(
+        tmp_path / "flow.yaml",
+        """
+        flowc: 1
+        name: seed_store
+        stacks:
+          mine:
+            artifact_store: {type: pickles, folder: out}
+          broken:
+            artifact_store: {type: neither}
+        components:
+          pickles: {kind: artifact_store, class: "seedstores.py:PickleFolderStore"}
+          neither: {kind: artifact_store, class: "seedstores.py:Neither"}
+        steps:
+          a: {run: "flowc_demo.steps:square", with: {x: 5}, outputs: [y]}
+          b: {run: "flowc_demo.steps:square", with: {x: "${steps.a.outputs.y}"}, outputs: [y]}
+        """,
+    )
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["run", "flow.yaml", "--stack", "mine", "--root", "state"])
+    assert res.exit_code == 0, res.output
+    run_id = res.output.split("run ", 1)[1].split()[0]
+    import pickle
+
+    folder = tmp_path / "out" / "runs" / run_id
+    assert pickle.loads((folder / "a" / "y").read_bytes()) == 25
+    assert pickle.loads((folder / "b" / "y").read_bytes()) == 625
+    res = CliRunner().invoke(cli, ["run", "flow.yaml", "--stack", "broken", "--root", "state"])
+    assert res.exit_code == 1
+    assert "NotImplementedError" not in res.output
+    assert "artifact store 'neither' (Neither) implements neither open(root) nor save" in res.output
+
+
 def test_custom_metadata_store_used_by_flowc_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
