@@ -85,6 +85,9 @@ class BasePlugin:
 
     plugin_type: ClassVar[str] = ""
     health_timeout: float | None = None
+    health_imports: ClassVar[tuple[str, ...]] = ()
+    """Modules (the plugin's client library) imported before a health check's clock starts:
+    the timeout bounds talking to the service, not importing its client."""
 
     def __init__(self, **config: Any) -> None:
         self.config = dict(config)
@@ -597,8 +600,8 @@ def health(
     """Build and initialize each enabled plugin, run its health check, shut it down, one plugin
     after the other: ``{name: {"type", "family", "enabled", "healthy", "details"}}``.
 
-    Building, ``initialize()`` and ``health_check()`` together get the spec's
-    ``health_timeout`` (default 5 s; the plugin sees it as ``plugin.health_timeout`` to bound
+    After the plugin's class and its ``health_imports`` are imported, building,
+    ``initialize()`` and ``health_check()`` together get the spec's ``health_timeout`` (default 5 s; the plugin sees it as ``plugin.health_timeout`` to bound
     its own calls); past it the plugin is reported unhealthy with ``status: timeout`` and left
     to finish in a daemon thread. ``shutdown()`` gets as long again. Never raises; a disabled
     plugin is reported without being imported."""
@@ -617,6 +620,18 @@ def _probe_spec(spec: Mapping[str, Any], reg: PluginRegistry) -> dict[str, Any]:
     """``{"family", "healthy", "details"}`` of one enabled plugin (see :func:`health`)."""
     timeout = health_timeout_of(spec)
     built: list[Any] = []
+    try:  # importing is not part of the check: a fresh process may take seconds for mlflow
+        cls = reg.get(spec["type"])
+        for module in getattr(cls, "health_imports", ()):
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                raise PluginError(
+                    f"plugin type '{spec['type']}' needs {module}: {e}",
+                    "pip install 'flowc[plugins]'",
+                ) from e
+    except Exception as e:  # noqa: BLE001 - reported
+        return {"family": None, "healthy": False, "details": _error_details(e)}
 
     def build() -> None:
         plugin = reg.create(spec["type"], spec.get("config") or {})

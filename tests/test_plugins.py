@@ -676,3 +676,22 @@ def test_the_seeds_experimenthub_plugin_runs_unchanged(
     (row,) = [ln for ln in res.stdout.splitlines() if ln.startswith("mlops")]
     assert row.split()[2:4] == ["mlops", "healthy"]
     assert '{"custom_param": "value", "status": "connected"}' in row
+
+
+def test_health_imports_the_client_library_before_the_clock_starts() -> None:
+    """`health_imports` are imported outside the timed probe (a fresh process may need seconds
+    for mlflow); a missing one is reported, naming it."""
+    import flowc.runtime.plugins_builtin.mlflow_plugin as mp
+
+    assert mp.MLflowPlugin.health_imports == ("mlflow.tracking",)
+
+    class NeedsMissing(pl.MLOpsPlugin):
+        health_imports = ("no_such_client_lib_zz",)
+
+    reg = pl.PluginRegistry(entry_point_group=None)
+    reg.register(NeedsMissing, "needs_missing")
+    row = pl.health({"x": {"type": "needs_missing", "enabled": True}}, reg)["x"]
+    assert row["healthy"] is False
+    assert row["details"]["message"].startswith(
+        "PluginError: plugin type 'needs_missing' needs no_such_client_lib_zz: No module named"
+    )

@@ -72,6 +72,7 @@ class CeleryPlugin(TaskQueuePlugin):
     """Celery client side (the workers are separate processes)."""
 
     plugin_type = "taskqueue"
+    health_imports = ("celery",)
 
     def __init__(
         self,
@@ -129,7 +130,6 @@ class CeleryPlugin(TaskQueuePlugin):
                 broadcast = getattr(conn.default_channel, "supports_fanout", True)
             wait = max(0.05, deadline - time.monotonic())
             if broadcast:
-                wait = min(1.0, wait)
                 workers = self._ping_workers(wait)
                 info["ping"] = "broadcast"
             elif not self.backend_url:
@@ -149,7 +149,12 @@ class CeleryPlugin(TaskQueuePlugin):
             return False, {"status": "error", "message": str(e), **info}
 
     def _ping_workers(self, timeout: float) -> list[str]:
-        replies = self.app.control.ping(timeout=timeout)
+        """Replies collected for up to 1 s (ExperimentHub's wait); when none came, the rest of
+        ``timeout`` for a first one (a loaded worker answers late)."""
+        first = min(1.0, timeout)
+        replies = self.app.control.ping(timeout=first)
+        if not replies and timeout > first:
+            replies = self.app.control.ping(timeout=timeout - first, limit=1)
         if replies and self.backend_url and not self.backend_url.startswith("rpc"):
             self.app.backend.get_task_meta(f"flowc-health-{uuid.uuid4().hex}")
         return sorted(name for reply in replies or () for name in reply)

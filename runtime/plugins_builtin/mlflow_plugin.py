@@ -28,6 +28,7 @@ class MLflowPlugin(MLOpsPlugin):
     """MLflow tracking through ``MlflowClient``."""
 
     plugin_type = "mlops"
+    health_imports = ("mlflow.tracking",)
 
     def __init__(
         self,

@@ -22,6 +22,7 @@ class RabbitMQPlugin(DataStreamPlugin):
     """Publish/subscribe over RabbitMQ's default exchange (routing key = queue name)."""
 
     plugin_type = "datastream"
+    health_imports = ("pika",)
 
     def __init__(
         self,
