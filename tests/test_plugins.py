@@ -504,6 +504,25 @@ def test_health_timeout_is_checked_at_compile_time(tmp_path: Path) -> None:
     assert [p.health_timeout for p in compile_flow(f).plugins] == [1.0, None, 120.0]
 
 
+def flowc_ok(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """``python -m flowc ARGS`` in a fresh process; its stdout (exit 0 asserted)."""
+    res = subprocess.run(
+        [sys.executable, "-m", "flowc", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=env,
+        timeout=120,
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    return res.stdout
+
+
+def health_row(table: str, name: str) -> str:
+    (row,) = [ln for ln in table.splitlines() if ln.split()[:1] == [name]]
+    return row
+
+
 def test_health_imports_a_plugin_beside_the_flow_as_run_does(tmp_path: Path) -> None:
     """A plugin module in the flow's folder, the commands started from another folder: both
     `flowc run` and `flowc plugins list --health` import it."""
@@ -538,20 +557,8 @@ def test_health_imports_a_plugin_beside_the_flow_as_run_does(tmp_path: Path) -> 
     )
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    flowc = [sys.executable, "-m", "flowc"]
-    res = subprocess.run(
-        [*flowc, "run", str(flow)], capture_output=True, text=True, cwd=elsewhere, timeout=120
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
-    res = subprocess.run(
-        [*flowc, "plugins", "list", str(flow), "--health"],
-        capture_output=True,
-        text=True,
-        cwd=elsewhere,
-        timeout=120,
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
-    (row,) = [ln for ln in res.stdout.splitlines() if ln.startswith("mlops")]
+    flowc_ok("run", str(flow), cwd=elsewhere)
+    row = health_row(flowc_ok("plugins", "list", str(flow), "--health", cwd=elsewhere), "mlops")
     assert row.split()[2:4] == ["mlops", "healthy"]
     assert '"module": "beside_plugin"' in row
     assert len(ev.read_text().splitlines()) == 2  # initialized by the run, then by the check
@@ -650,30 +657,12 @@ def test_the_seeds_experimenthub_plugin_runs_unchanged(
         **os.environ,
         "PYTHONPATH": os.pathsep.join([str(EXPERIMENTHUB), os.environ["PYTHONPATH"]]),
     }
-    flowc = [sys.executable, "-m", "flowc"]
-    root = tmp_path / ".flowc"
-    res = subprocess.run(
-        [*flowc, "run", str(flow), "--root", str(root)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
+    flowc_ok("run", str(flow), "--root", str(tmp_path / ".flowc"), cwd=tmp_path, env=env)
     result = run_plan(compile_flow(flow).to_data(), root=str(tmp_path / ".in_process"))
     assert result.ok, result.error
     assert result.outputs["a"]["param"] == "value"
-    res = subprocess.run(
-        [*flowc, "plugins", "list", str(flow), "--health"],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-    )
-    assert res.returncode == 0, res.stdout + res.stderr
-    (row,) = [ln for ln in res.stdout.splitlines() if ln.startswith("mlops")]
+    listed = flowc_ok("plugins", "list", str(flow), "--health", cwd=tmp_path, env=env)
+    row = health_row(listed, "mlops")
     assert row.split()[2:4] == ["mlops", "healthy"]
     assert '{"custom_param": "value", "status": "connected"}' in row
 
