@@ -419,12 +419,16 @@ class Plugin:
 
     name: str
     type: str
-    enabled: bool = True
+    enabled: bool = False
     config: tuple[tuple[str, Any], ...] = ()
     loc: Loc | None = field(default=None, compare=False)
+    health_timeout: float | None = None  # seconds; None: the runtime's default (5 s)
 
     def to_data(self) -> dict[str, Any]:
-        return {"type": self.type, "enabled": self.enabled, "config": dict(self.config)}
+        data = {"type": self.type, "enabled": self.enabled, "config": dict(self.config)}
+        if self.health_timeout is not None:
+            data["health_timeout"] = self.health_timeout
+        return data
 
 
 # --------------------------------------------------------------------------------------------

@@ -52,7 +52,8 @@ def _vertex_settings(ir: Pipeline) -> dict[str, Any]:
                 "the vertex orchestrator needs pipeline_root (or a gcs artifact_store bucket)",
                 "e.g. pipeline_root: gs://my-bucket/pipelines",
             )
-        root = f"gs://{bucket}/pipelines"
+        prefix = str(store.setting("prefix") or "").strip("/")  # type: ignore[union-attr]
+        root = f"gs://{bucket}/{prefix + '/' if prefix else ''}pipelines"
     settings["pipeline_root"] = root
     settings.setdefault("region", "us-central1")
     return settings

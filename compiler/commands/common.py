@@ -1,6 +1,7 @@
 """Options shared by the commands that compile a flow (validate, graph, compile, run):
 ``flow_options`` adds ``-e/--env``, ``--param k=v``, ``--set path=value``, ``--stack``;
-``load_ir`` calls :func:`flowc.compiler.api.compile_flow` with them. Stable API."""
+``load_ir`` calls :func:`flowc.compiler.api.compile_flow` with them; ``use_flow_import_path``
+is the import path of the commands that run a flow's code. Stable API."""
 
 from __future__ import annotations
 
@@ -70,3 +71,17 @@ def load_ir(
     from flowc.compiler.api import compile_flow
 
     return compile_flow(flow, environment=env, params=params or {}, sets=sets or {}, stack=stack)
+
+
+def use_flow_import_path(flow: str) -> None:
+    """Put the current directory and the flow file's folder first on ``sys.path``, so that
+    ``my_steps:fn`` or a plugin ``type: my_plugins:Tracker`` finds ``my_steps.py`` /
+    ``my_plugins.py`` next to the flow. ``flowc run`` and ``flowc plugins list --health`` both
+    import through this path."""
+    import os
+    import sys
+    from pathlib import Path
+
+    for path in (os.getcwd(), str(Path(flow).resolve().parent)):
+        if path not in sys.path:
+            sys.path.insert(0, path)

@@ -9,7 +9,7 @@ import sys
 import click
 
 from flowc.compiler.cli import user_errors
-from flowc.compiler.commands.common import flow_options, load_ir
+from flowc.compiler.commands.common import flow_options, load_ir, use_flow_import_path
 from flowc.compiler.commands.components import table
 
 
@@ -49,6 +49,7 @@ def list_cmd(
         rows = [[n, s["type"], "yes" if s["enabled"] else "no"] for n, s in specs.items()]
         click.echo(table(["name", "type", "enabled"], rows))
         return
+    use_flow_import_path(flow)  # plugin modules beside the flow import as under `flowc run`
     report = check_health(specs, reg)
     rows = []
     for n, r in report.items():

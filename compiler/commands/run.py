@@ -8,16 +8,14 @@ and the current directory are put on the import path, so ``run: my_steps:fn`` fi
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
 import click
 
 from flowc.compiler.cli import user_errors
-from flowc.compiler.commands.common import flow_options, load_ir
+from flowc.compiler.commands.common import flow_options, load_ir, use_flow_import_path
 from flowc.compiler.errors import FlowcError
 
 STATUS_STYLE = {
@@ -65,10 +63,9 @@ def run(
 ) -> None:
     """Run FLOW locally."""
     ir = load_ir(flow, env, params, sets, stack)
+    _refuse_other_orchestrators(ir, flow, env, stack)
     plan = ir.to_data()
-    for path in (os.getcwd(), str(Path(flow).resolve().parent)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+    use_flow_import_path(flow)
 
     from flowc.runtime.executor import RunError, run_plan
 
@@ -100,6 +97,27 @@ def run(
             click.echo(f"error: {result.error.render()}", err=True)
         click.echo(f"  resume with: flowc run {flow} --resume {result.run_id}", err=True)
         sys.exit(1)
+
+
+def _refuse_other_orchestrators(ir: Any, flow: str, env: str | None, stack: str | None) -> None:
+    """A stack whose orchestrator compiles to another target (Airflow, KFP, Vertex,
+    Kubernetes) is not run on this machine: a located error naming the command that builds it."""
+    orch = ir.stack.orchestrator if ir.stack is not None else None
+    if orch is None:
+        return
+    from flowc.runtime.stack import target_for
+
+    target = target_for(ir.stack)
+    if target in (None, "local"):
+        return
+    options = "".join(f" {o} {v}" for o, v in (("-e", env), ("--stack", stack)) if v)
+    raise FlowcError.at(
+        orch.loc,
+        f"stack '{ir.stack.name}' runs on {target} (orchestrator type '{orch.type}'): "
+        "flowc run runs flows on this machine only",
+        f"compile it for {target}: flowc compile {flow}{options} --target {target}; "
+        "or run it here with a stack whose orchestrator is local",
+    )
 
 
 def _sniffing(root: str, progress: Any) -> Any:
