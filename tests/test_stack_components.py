@@ -276,7 +276,7 @@ def test_components_list_form(tmp_path: Path) -> None:
     assert a.components == b.components and a.stack == b.stack
     data_a, data_b = a.to_data(), b.to_data()
     assert data_a.pop("source") != data_b.pop("source") and data_a == data_b
-    assert st.default_output_for(b.stack) == "dags/out"
+    assert stacks.default_output_for(b.stack) == "dags/out"
 
     bad = flow(
         tmp_path / "bad",
