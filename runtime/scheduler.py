@@ -31,9 +31,12 @@ without sleeping.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import errno
+import functools
 import json
+import operator
 import os
 import socket
 import sqlite3
@@ -748,14 +751,14 @@ class ScheduleStore:
             cols = {
                 r[1]
                 for r in self._retry(
-                    lambda t=table: self.db.execute(f"PRAGMA table_info({t})")
+                    functools.partial(self.db.execute, f"PRAGMA table_info({table})")
                 ).fetchall()
             }
             if column not in cols:
                 with contextlib.suppress(sqlite3.OperationalError):  # another process did it
                     self._tx(
-                        lambda db, t=table, c=column, d=decl: db.execute(
-                            f"ALTER TABLE {t} ADD COLUMN {c} {d}"
+                        operator.methodcaller(
+                            "execute", f"ALTER TABLE {table} ADD COLUMN {column} {decl}"
                         )
                     )
 
@@ -932,7 +935,7 @@ class ScheduleStore:
         self,
         name: str,
         expected: datetime,
-        runs: list[tuple[datetime, int]],
+        runs: builtins.list[tuple[datetime, int]],
         next_fire: datetime | None,
         owner: str,
         *,
@@ -1109,7 +1112,7 @@ class ScheduleStore:
     def jobs(self) -> list[Job]:
         return [self._job(r) for r in self._rows("SELECT * FROM jobs ORDER BY created, id")]
 
-    def claim_jobs(self, owner: str, limit: int) -> list[Job]:
+    def claim_jobs(self, owner: str, limit: int) -> builtins.list[Job]:
         """Take up to ``limit`` queued jobs, oldest first, for ``owner``."""
         if limit <= 0:
             return []

@@ -253,8 +253,12 @@ def open_artifact_store(
             comp = stack_mod.build_component("artifact_store", dict(settings or {}))
         except stack_mod.ComponentError as e:
             raise StoreError(f"artifact store {kind!r}: {e}") from None
-        if type(comp).open is not stack_mod.ArtifactStore.open:
-            return comp.open(root)  # type: ignore[attr-defined, no-any-return]
+        if (
+            isinstance(comp, stack_mod.ArtifactStore)
+            and type(comp).open is not stack_mod.ArtifactStore.open
+        ):
+            opened: ArtifactStore = comp.open(root)
+            return opened
         if all(callable(getattr(comp, m, None)) for m in ("save", "load", "exists")):
             return ComponentArtifactStore(comp)
         raise StoreError(

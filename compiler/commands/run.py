@@ -105,7 +105,7 @@ def _refuse_other_orchestrators(ir: Any, flow: str, env: str | None, stack: str 
     orch = ir.stack.orchestrator if ir.stack is not None else None
     if orch is None:
         return
-    from flowc.runtime.stack import target_for
+    from flowc.compiler.stacks import target_for
 
     target = target_for(ir.stack)
     if target in (None, "local"):
