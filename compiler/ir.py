@@ -294,6 +294,7 @@ class Step:
     operator: bool = False
     produces: tuple[str, ...] = ()
     consumes: tuple[str, ...] = ()
+    log_level: str | None = None  # the operator's logger level (else $LOG_LEVEL, else INFO)
     loc: Loc | None = field(default=None, compare=False)
 
     @property
@@ -325,6 +326,8 @@ class Step:
             d["operator"] = True
             d["produces"] = list(self.produces)
             d["consumes"] = list(self.consumes)
+            if self.log_level:
+                d["log_level"] = self.log_level
         return d
 
 

@@ -135,6 +135,7 @@ class StepModel(_Model):
     operator: bool = False
     produces: list[str] = []
     consumes: list[str] = []
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None = None
 
 
 class ChannelModel(_Model):

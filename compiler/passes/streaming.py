@@ -49,12 +49,18 @@ def run(ctx: PassContext) -> None:
     for name, step in list(ctx.steps.items()):
         path = ctx.step_paths.get(name, ("steps", name))
         if not step.operator:
-            for port in ("produces", "consumes"):
+            for port in ("produces", "consumes", "log_level"):
                 if getattr(step, port):
                     ctx.errors.error(
                         ctx.key_loc(*path, port),
                         f"step '{name}' has '{port}' but is not an operator",
-                        "add 'operator: true' (ports belong to long-running operator steps)",
+                        "add 'operator: true' ("
+                        + (
+                            "log_level sets an operator's logger level"
+                            if port == "log_level"
+                            else "ports belong to long-running operator steps"
+                        )
+                        + ")",
                     )
             continue
         if step.kind != "run" or step.is_integration:
