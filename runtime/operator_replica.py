@@ -26,7 +26,9 @@ from flowc.runtime.operator_base import (
     _inputs,
     channel_spec,
     constructor_parameters,
+    declared_parameters,
     load_class,
+    operator_signature,
     replicas_of,
 )
 from flowc.runtime.step_common import known_secret_values, mask
@@ -86,12 +88,19 @@ def _build(spec: Mapping[str, Any], step: str, replica: int) -> tuple[Any, Any]:
     logger = operator_logger(step, replica, log_level(data))
     inputs = _inputs(spec, step)
     cls = load_class(data["run"])
-    kwargs = inputs.kwargs(data)
+    _named, aliases, _ = operator_signature(cls)
+    kwargs = {aliases.get(k, k): v for k, v in inputs.kwargs(data).items()}
     required, optional, _ = constructor_parameters(cls)
+    declared = declared_parameters(cls)
     params = spec.get("params") or {}
-    for name in [*required, *optional]:  # pipeline -> operator cascade
+    for name in [*required, *optional, *declared]:  # pipeline -> operator cascade
         if name not in kwargs and name in params:
             kwargs[name] = params[name]
+    in_init = {*required, *optional}
+    later = {n: kwargs.pop(n) for n in list(kwargs) if n in declared and n not in in_init}
+    missing = [n for n, d in declared.items() if d.required and n not in later and n not in in_init]
+    if missing:
+        raise TypeError(f"{cls.__name__} misses required parameter(s) {', '.join(missing)}")
     try:
         wants_ctx = "ctx" in inspect.signature(cls.__init__).parameters  # type: ignore[misc]
     except (TypeError, ValueError):
@@ -110,6 +119,14 @@ def _build(spec: Mapping[str, Any], step: str, replica: int) -> tuple[Any, Any]:
             logger=logger,
         )
     obj = cls(**kwargs)
+    for name, value in later.items():  # declared parameters: set once the constructor ran
+        want = declared[name].parameter_type
+        if want is not None and value is not None and not isinstance(value, want):
+            raise TypeError(
+                f"parameter '{name}' of {cls.__name__} expects {want.__name__}, "
+                f"got {type(value).__name__}"
+            )
+        setattr(obj, name, value)
     if not callable(getattr(obj, "get_logger", None)):  # pypz operators log via get_logger()
         with contextlib.suppress(AttributeError, TypeError):
             obj.get_logger = lambda: logger
