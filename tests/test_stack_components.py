@@ -126,6 +126,35 @@ def test_register_by_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     }
 
 
+def test_register_by_flowyml_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a package written for flowyml registers under the seed's group; flowc's group wins a tie
+    site = tmp_path / "site"
+    _dist_info(
+        site,
+        "flowyml-test-components",
+        "flowyml.stack_components",
+        [
+            "fystore = flowc_stackfix.entrypoint_components:EpMetadataStore",
+            "tie = flowc_stackfix.entrypoint_components:EpMetadataStore",
+        ],
+    )
+    _dist_info(
+        site,
+        "flowc-tie-components",
+        "flowc.components",
+        ["tie = flowc_stackfix.components:PathOrchestrator"],
+    )
+    monkeypatch.syspath_prepend(str(site))
+    reg = st.ComponentRegistry()
+    assert reg.get("metadata_store", "fystore").__name__ == "EpMetadataStore"
+    (entry,) = [e for e in reg.entries() if e.name == "fystore"]
+    assert entry.source == "entry point (flowyml-test-components, flowyml.stack_components)"
+    assert [(e.kind, e.source) for e in reg.entries() if e.name == "tie"] == [
+        ("orchestrator", "entry point (flowc-tie-components)")
+    ]
+    assert reg.entry_point_errors == []
+
+
 def test_entry_point_component_in_cli_and_flow(tmp_path: Path) -> None:
     """A separate process with the dist on its path: `flowc components list` shows it and a
     flow's stack can use it (no `components:` entry needed)."""

@@ -1,5 +1,5 @@
 """The component registry: component classes by ``(kind, type name)`` from built-ins,
-``@register_component``, the ``flowc.components`` entry points and :func:`load_component`
+``@register_component``, the ``flowc.components`` and ``flowyml.stack_components`` entry points and :func:`load_component`
 (``module``, ``module:Class``, ``file.py``, ``file.py:Class``); building a component from its
 settings (:meth:`ComponentRegistry.create`, :func:`build_component`), and what the runtime
 opens from a stack's data (:func:`open_artifact_store`, :func:`metadata_path`)."""
@@ -43,12 +43,20 @@ class Entry:
     source: str
 
 
+ENTRY_POINT_GROUPS: tuple[str, ...] = ("flowc.components", "flowyml.stack_components")
+"""The entry point groups read for components: flowc's own, then flowyml's (a package written for
+flowyml registers its components there). A name in both: the ``flowc.components`` one wins."""
+
+
 class ComponentRegistry:
     """Component classes by ``(kind, type name)``; entry points are read on first lookup."""
 
-    def __init__(self, entry_point_group: str | None = "flowc.components") -> None:
+    def __init__(
+        self, entry_point_group: str | tuple[str, ...] | None = ENTRY_POINT_GROUPS
+    ) -> None:
         self._entries: dict[tuple[str, str], Entry] = {}
-        self._group = entry_point_group
+        groups = (entry_point_group,) if isinstance(entry_point_group, str) else entry_point_group
+        self._groups: tuple[str, ...] = tuple(groups or ())
         self._entry_points_loaded = False
         self.entry_point_errors: list[str] = []
 
@@ -80,20 +88,26 @@ class ComponentRegistry:
         self._entries.pop((kind, name), None)
 
     def load_entry_points(self) -> None:
-        """Load every ``flowc.components`` entry point (once). A broken one is recorded in
-        :attr:`entry_point_errors` and skipped."""
-        if self._entry_points_loaded or not self._group:
+        """Load every entry point of :data:`ENTRY_POINT_GROUPS` (once). A broken one is recorded
+        in :attr:`entry_point_errors` and skipped."""
+        if self._entry_points_loaded or not self._groups:
             return
         self._entry_points_loaded = True
         from importlib.metadata import entry_points
 
-        for ep in sorted(entry_points(group=self._group), key=lambda e: e.name):
-            dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
-            try:
-                cls = ep.load()
-                self.register(cls, ep.name, source=f"entry point ({dist})")
-            except Exception as e:  # noqa: BLE001 - a third party's problem, reported
-                self.entry_point_errors.append(f"{ep.name} = {ep.value} ({dist}): {e}")
+        taken: set[str] = set()
+        for group in self._groups:
+            for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+                if ep.name in taken:
+                    continue
+                taken.add(ep.name)
+                dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+                where = dist if group == self._groups[0] else f"{dist}, {group}"
+                try:
+                    cls = ep.load()
+                    self.register(cls, ep.name, source=f"entry point ({where})")
+                except Exception as e:  # noqa: BLE001 - a third party's problem, reported
+                    self.entry_point_errors.append(f"{ep.name} = {ep.value} ({where}): {e}")
 
     # -- looking up -------------------------------------------------------------------------
 
