@@ -275,18 +275,17 @@ def _components_from_list(doc: "Doc", items: list[Any], col: Collector) -> dict[
         if "zenml" in item:
             import importlib.util
 
-            installed = importlib.util.find_spec("zenml") is not None
-            col.error(
-                doc.key_loc((*at, "zenml")),
-                f"component '{name}': "
-                + (
-                    "wrapping ZenML components (zenml:) is not supported yet"
-                    if installed
-                    else "zenml: needs the 'zenml' package, which is not installed"
-                ),
-                "declare a flowc component class: {name: N, kind: KIND, class: 'module:Class'}",
-            )
-            continue
+            if importlib.util.find_spec("zenml") is None:
+                col.error(
+                    doc.key_loc((*at, "zenml")),
+                    f"component '{name}': zenml: needs the 'zenml' package, which is not installed",
+                    "pip install zenml, or declare a flowc component class: "
+                    "{name: N, kind: KIND, class: 'module:Class'}",
+                )
+                continue
+            item = {"class": f"zenml:{item['zenml']}", **item}  # wrapped by the registry
+            item.pop("zenml")
+            doc.value_locs[(*at, "class")] = doc.loc((*at, "zenml"))
         out[name] = {k: v for k, v in item.items() if k != "name"}
         for locs in (doc.value_locs, doc.key_locs, doc.scalar_cols):
             for path, value in list(locs.items()):
