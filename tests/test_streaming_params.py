@@ -26,7 +26,7 @@ def flow(tmp_path: Path, writer_with: str, params: str = "") -> Path:
               records: {{schema: {json.dumps(SCHEMA)}}}
             steps:
               writer:
-                run: flowc_streaming.ops:AliasWriter
+                run: flowc_streaming.declared:AliasWriter
                 operator: true
                 produces: [records]
                 with: {{{writer_with}}}
