@@ -57,7 +57,7 @@ stacks:
     metadata_store: {type: sqlite, path: meta.db}
     container_registry: {type: artifact_registry, location: europe-west4, project: acme-ml, repository: ml}
 plugins:
-  mlops: {type: mlflow, config: {tracking_uri: "sqlite:///m.db"}}
+  mlops: {type: mlflow, enabled: true, config: {tracking_uri: "sqlite:///m.db"}}
   stream: {type: rabbitmq, enabled: false}
 """
 
@@ -102,7 +102,7 @@ def bench_services(tmp: Path, repeat: int) -> None:
     import sys
 
     sys.path.insert(0, str(tmp))
-    plugins = "plugins:\n  a: {type: noop}\n  b: {type: noop}\n"
+    plugins = "plugins:\n  a: {type: noop, enabled: true}\n  b: {type: noop, enabled: true}\n"
     p1 = tmp / "p1.yaml"
     p1.write_text(FLOW.format(extra=plugins, steps=steps))
     p0 = tmp / "p0.yaml"

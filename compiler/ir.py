@@ -398,6 +398,7 @@ class Step:
     # (output, "str" | "int" | "float" | "bool" | "list" | "dict"): from the callable's return
     # annotation (compiler/passes/output_types.py); outputs without one are absent
     output_types: tuple[tuple[str, str], ...] = ()
+    log_level: str | None = None  # the operator's logger level (else $LOG_LEVEL, else INFO)
     loc: Loc | None = field(default=None, compare=False)
 
     @property
@@ -429,6 +430,8 @@ class Step:
             d["operator"] = True
             d["produces"] = list(self.produces)
             d["consumes"] = list(self.consumes)
+            if self.log_level:
+                d["log_level"] = self.log_level
         return d
 
 
@@ -546,12 +549,16 @@ class Plugin:
 
     name: str
     type: str
-    enabled: bool = True
+    enabled: bool = False
     config: tuple[tuple[str, Any], ...] = ()
     loc: Loc | None = field(default=None, compare=False)
+    health_timeout: float | None = None  # seconds; None: the runtime's default (5 s)
 
     def to_data(self) -> dict[str, Any]:
-        return {"type": self.type, "enabled": self.enabled, "config": dict(self.config)}
+        data = {"type": self.type, "enabled": self.enabled, "config": dict(self.config)}
+        if self.health_timeout is not None:
+            data["health_timeout"] = self.health_timeout
+        return data
 
 
 # --------------------------------------------------------------------------------------------

@@ -124,7 +124,8 @@ class CustomComponentModel(_Model):
 
 class PluginModel(_Model):
     type: str
-    enabled: bool = True
+    enabled: bool = False  # as ExperimentHub's registry: only `enabled: true` plugins run
+    health_timeout: Duration | None = None
     config: dict[str, Any] = {}
 
 
@@ -148,6 +149,7 @@ class StepModel(_Model):
     operator: bool = False
     produces: list[str] = []
     consumes: list[str] = []
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None = None
 
 
 class ChannelModel(_Model):
@@ -252,14 +254,59 @@ def validate(doc: "Doc") -> FlowModel:
     names = layer_names(tree if isinstance(tree, dict) else DEFAULT_LAYERS)
     layers = {k: data.pop(k) for k in list(data) if k in names and k not in TOP_KEYS}
     col = Collector()
+    if isinstance(data.get("components"), list):
+        data["components"] = _components_from_list(doc, data["components"], col)
     try:
         model = FlowModel.model_validate(data)
     except ValidationError as e:
         _report(e, doc, col, names)
         col.raise_if_any()
         raise  # pragma: no cover
+    col.raise_if_any()
     model._layers = layers
     return model
+
+
+def _components_from_list(doc: "Doc", items: list[Any], col: Collector) -> dict[str, Any]:
+    """flowyml's list form of ``components:`` (``- {name: N, kind: K, class: C}``) as the
+    mapping form ``{N: {kind: K, class: C}}``. Each item's locations are aliased under
+    ``("components", N, ...)`` so that later errors point into the item. A ``zenml:`` item is
+    refused (wrapping ZenML components is not supported)."""
+    out: dict[str, Any] = {}
+    for i, item in enumerate(items):
+        at = ("components", i)
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            col.error(
+                doc.loc(at),
+                f"'components[{i}]' needs a 'name'",
+                "write - {name: NAME, kind: KIND, class: 'module:Class'}",
+            )
+            continue
+        name = item["name"]
+        if name in out:
+            col.error(doc.loc((*at, "name")), f"component '{name}' is declared twice")
+            continue
+        if "zenml" in item:
+            import importlib.util
+
+            if importlib.util.find_spec("zenml") is None:
+                col.error(
+                    doc.key_loc((*at, "zenml")),
+                    f"component '{name}': zenml: needs the 'zenml' package, which is not installed",
+                    "pip install zenml, or declare a flowc component class: "
+                    "{name: N, kind: KIND, class: 'module:Class'}",
+                )
+                continue
+            item = {"class": f"zenml:{item['zenml']}", **item}  # wrapped by the registry
+            item.pop("zenml")
+            doc.value_locs[(*at, "class")] = doc.loc((*at, "zenml"))
+        out[name] = {k: v for k, v in item.items() if k != "name"}
+        for locs in (doc.value_locs, doc.key_locs, doc.scalar_cols):
+            for path, value in list(locs.items()):
+                if path[:2] == at and path[2:3] != ("name",):
+                    locs[("components", name, *path[2:])] = value  # type: ignore[index]
+        doc.key_locs[("components", name)] = doc.loc((*at, "name"))
+    return out
 
 
 def _report(e: Any, doc: "Doc", col: Collector, layer_names_: list[str]) -> None:

@@ -353,15 +353,33 @@ class MetadataStore:
 def open_metadata_store(
     settings: Mapping[str, Any] | None, root: str | Path = ".flowc"
 ) -> MetadataStore:
-    """Build the store named by a stack ``metadata_store`` component (``None``: sqlite)."""
+    """Build the store named by a stack ``metadata_store`` component (``None``: sqlite). Another
+    type is looked up among the stack component types (``components:``, entry points...): the
+    run records go to SQLite at that component's ``location(root)``."""
     import importlib
 
     kind = (settings or {}).get("type", "sqlite")
     target = METADATA_STORES.get(kind)
     if target is None:
-        raise ValueError(
-            f"unknown metadata store type {kind!r} (known: {', '.join(sorted(METADATA_STORES))})"
-        )
+        return MetadataStore({"path": str(_component_location(settings or {}, root))}, root)
     module, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module), attr)
     return cls(dict(settings or {}), Path(root))
+
+
+def _component_location(settings: Mapping[str, Any], root: str | Path) -> Path:
+    """Where a registered metadata store component keeps the local runtime's SQLite records."""
+    from flowc.runtime.stack import ComponentError, build_component
+
+    kind = settings.get("type")
+    try:
+        comp = build_component("metadata_store", settings)
+        location = comp.location(root)  # type: ignore[attr-defined]
+    except ComponentError as e:
+        raise ValueError(f"metadata store type {kind!r}: {e}") from e
+    except NotImplementedError:
+        raise ValueError(
+            f"metadata store type {kind!r} ({type(comp).__qualname__}) does not implement "
+            "location(root): the local runtime needs the path of its SQLite records"
+        ) from None
+    return Path(location)

@@ -58,6 +58,91 @@ class Operator:
         return None
 
 
+class Parameter:
+    """An operator parameter declared on the class, as pypz declares them
+    (``record_count = RequiredParameter(int, alt_name="recordCount", description=...)``): ``with:``
+    and the pipeline params may name it by its attribute name or its ``alt_name``; the runtime
+    sets the attribute after the constructor ran (so ``__init__``'s assignment is the initial
+    value of an optional one)."""
+
+    required = False
+
+    def __init__(
+        self,
+        parameter_type: type | None = None,
+        alt_name: str | None = None,
+        description: str | None = None,
+        on_update: Any = None,
+    ):
+        self.parameter_type = parameter_type
+        self.alt_name = alt_name
+        self.description = description
+        self.on_update = on_update
+        self.name = alt_name or ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return obj.__dict__.get(self.name)
+
+    def __set__(self, obj: Any, value: Any) -> None:
+        obj.__dict__[self.name] = value
+        if self.on_update is not None:
+            self.on_update(obj, value)
+
+
+class RequiredParameter(Parameter):
+    """A parameter the step must give (in ``with:`` or as a pipeline param)."""
+
+    required = True
+
+
+class OptionalParameter(Parameter):
+    """A parameter that keeps its initial value unless given."""
+
+
+def declared_parameters(cls: type) -> dict[str, Parameter]:
+    """The :class:`Parameter` attributes of an operator class (its bases included), by name."""
+    out: dict[str, Parameter] = {}
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if isinstance(value, Parameter):
+                out[name] = value
+    return out
+
+
+def operator_signature(cls: type) -> tuple[dict[str, inspect.Parameter], dict[str, str], bool]:
+    """Every parameter of an operator class: ``({name: inspect.Parameter}, {alt_name: name},
+    accepts **kwargs)``; the constructor's parameters (not ``self``/``ctx``/``*args``) and the
+    declared :class:`Parameter` attributes (annotated with their type, required ones without a
+    default). A class whose constructor signature cannot be read accepts any keyword."""
+    try:
+        params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # type: ignore[misc]
+        var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
+    except (TypeError, ValueError):  # no signature to read: accept any keyword
+        params, var_kw = [], True
+    named = {
+        p.name: p
+        for p in params
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL, p.POSITIONAL_ONLY) and p.name != "ctx"
+    }
+    aliases: dict[str, str] = {}
+    for name, decl in declared_parameters(cls).items():
+        if decl.alt_name:
+            aliases[decl.alt_name] = name
+        if name not in named:
+            named[name] = inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=inspect.Parameter.empty if decl.required else None,
+                annotation=decl.parameter_type or inspect.Parameter.empty,
+            )
+    return named, aliases, var_kw
+
+
 def _get(run: Any, key: str, default: Any = None) -> Any:
     if isinstance(run, Mapping):
         return run.get(key, default)

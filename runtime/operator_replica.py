@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import io
 import json
+import logging
 import os
 import signal
 import sys
@@ -24,22 +26,81 @@ from flowc.runtime.operator_base import (
     _inputs,
     channel_spec,
     constructor_parameters,
+    declared_parameters,
     load_class,
+    operator_signature,
     replicas_of,
 )
+from flowc.runtime.step_common import known_secret_values, mask
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def log_level(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> str:
+    """An operator's logger level, as pypz's logger plugins have it (default INFO, one level per
+    operator): the step's ``log_level:``, else ``$LOG_LEVEL`` (the step's ``env:`` is in the
+    replica's environment), else INFO. An unknown ``$LOG_LEVEL`` counts as unset."""
+    env = os.environ if environ is None else environ
+    for value in (data.get("log_level"), env.get("LOG_LEVEL")):
+        if value and str(value).upper() in LOG_LEVELS:
+            return str(value).upper()
+    return "INFO"
+
+
+def operator_logger(step: str, replica: int, level: str) -> logging.Logger:
+    """``ctx.logger`` and ``get_logger()`` of one replica: lines on its stdout (the replica's log
+    under the run folder), at ``level`` and above."""
+    logger = logging.Logger(f"flowc.{step}.r{replica}")  # not registered globally
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(level)
+    return logger
+
+
+class _MaskedStream(io.TextIOBase):
+    """A text stream that writes to ``base`` with every secret value replaced by ``***``."""
+
+    def __init__(self, base: Any, secrets: list[str]):
+        self.base = base
+        self.secrets = secrets
+
+    def write(self, text: str) -> int:
+        self.base.write(mask(text, self.secrets))
+        return len(text)
+
+    def flush(self) -> None:
+        self.base.flush()
+
+
+def _mask_output(plan: Mapping[str, Any]) -> None:
+    """Mask the plan's secrets readable here in what the replica prints (Python-level writes;
+    output a library writes to the file descriptors directly is not masked)."""
+    secrets = known_secret_values(plan)  # type: ignore[arg-type]
+    if secrets:
+        sys.stdout = _MaskedStream(sys.stdout, secrets)
+        sys.stderr = _MaskedStream(sys.stderr, secrets)
 
 
 def _build(spec: Mapping[str, Any], step: str, replica: int) -> tuple[Any, Any]:
     plan = spec["plan"]
     data = plan["steps"][step]
+    logger = operator_logger(step, replica, log_level(data))
     inputs = _inputs(spec, step)
     cls = load_class(data["run"])
-    kwargs = inputs.kwargs(data)
+    _named, aliases, _ = operator_signature(cls)
+    kwargs = {aliases.get(k, k): v for k, v in inputs.kwargs(data).items()}
     required, optional, _ = constructor_parameters(cls)
+    declared = declared_parameters(cls)
     params = spec.get("params") or {}
-    for name in [*required, *optional]:  # pipeline -> operator cascade
+    for name in [*required, *optional, *declared]:  # pipeline -> operator cascade
         if name not in kwargs and name in params:
             kwargs[name] = params[name]
+    in_init = {*required, *optional}
+    later = {n: kwargs.pop(n) for n in list(kwargs) if n in declared and n not in in_init}
+    missing = [n for n, d in declared.items() if d.required and n not in later and n not in in_init]
+    if missing:
+        raise TypeError(f"{cls.__name__} misses required parameter(s) {', '.join(missing)}")
     try:
         wants_ctx = "ctx" in inspect.signature(cls.__init__).parameters  # type: ignore[misc]
     except (TypeError, ValueError):
@@ -55,8 +116,21 @@ def _build(spec: Mapping[str, Any], step: str, replica: int) -> tuple[Any, Any]:
             run_date=spec.get("run_date"),
             replica=replica,
             replicas=replicas_of(plan, step),
+            logger=logger,
         )
-    return cls(**kwargs), inputs
+    obj = cls(**kwargs)
+    for name, value in later.items():  # declared parameters: set once the constructor ran
+        want = declared[name].parameter_type
+        if want is not None and value is not None and not isinstance(value, want):
+            raise TypeError(
+                f"parameter '{name}' of {cls.__name__} expects {want.__name__}, "
+                f"got {type(value).__name__}"
+            )
+        setattr(obj, name, value)
+    if not callable(getattr(obj, "get_logger", None)):  # pypz operators log via get_logger()
+        with contextlib.suppress(AttributeError, TypeError):
+            obj.get_logger = lambda: logger
+    return obj, inputs
 
 
 def _open_ports(
@@ -116,6 +190,7 @@ def run_replica(spec: Mapping[str, Any], step: str, replica: int) -> int:
     signal.signal(signal.SIGINT, on_signal)
     ch.set_instance_state(db, step, replica, "running")
     try:
+        _mask_output(spec["plan"])
         _die_with_parent(spec.get("parent_pid"))
         obj, inputs = _build(spec, step, replica)
         outputs, ins, _con = _open_ports(spec, step, replica, inputs)

@@ -86,11 +86,16 @@ def run_operators(
             env["FLOWC_REPLICA"] = str(r)
             env["FLOWC_REPLICAS"] = str(n)
             env["FLOWC_RUN_ID"] = run_id
-            procs[(step, r)] = subprocess.Popen(
-                [sys.executable, "-m", "flowc.runtime.operators", str(spec_path), step, str(r)],
-                env=env,
-                start_new_session=True,
-            )
+            log = replica_log(run_dir, step, r)
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "ab") as out:  # the replica's stdout and stderr, kept with the run
+                procs[(step, r)] = subprocess.Popen(
+                    [sys.executable, "-m", "flowc.runtime.operators", str(spec_path), step, str(r)],
+                    env=env,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
     if on_start is not None:
         on_start({k: p.pid for k, p in procs.items()})
     failure: tuple[str, int, str] | None = None
@@ -112,6 +117,12 @@ def run_operators(
     if interrupted:
         raise KeyboardInterrupt
     return {s: {} for s in steps}
+
+
+def replica_log(run_dir: Path, step: str, replica: int) -> Path:
+    """Where one operator replica's output is kept: ``RUN_DIR/STEP/operator.rR.log`` (appended
+    to when a resumed run starts the replica again)."""
+    return run_dir / step / f"operator.r{replica}.log"
 
 
 def _child_pythonpath() -> str:

@@ -94,6 +94,7 @@ StepData = TypedDict(
         "operator": NotRequired[bool],
         "produces": NotRequired[list[str]],
         "consumes": NotRequired[list[str]],
+        "log_level": NotRequired[str],  # DEBUG | INFO | WARNING | ERROR | CRITICAL
     },
 )
 """One step, every default cascaded in."""

@@ -10,10 +10,14 @@ registered plugin ``type`` with ``enabled`` and ``config``. This module owns:
   when used), the ``flowc.plugins`` entry point group, ``@register_plugin``,
   ``get_plugin_registry().register(cls_or_"module:Class", name)``, and a ``type`` written as
   ``"module:Class"`` in the flow itself;
+- :class:`ExperimentHub`: ExperimentHub's instance API (``register_plugin(plugin)``,
+  ``get_plugin(plugin_type)``, ``check_plugin_health()``, ``_init_plugins_from_config``);
+- health checks, each bounded by a timeout (:func:`health`, :func:`check_health`);
 - the run service (``services.SERVICES["plugins"]``): enabled plugins are built and initialized
   once per run (and process) before the first step, handed to steps as ``ctx.plugins``, and shut
-  down after the last step (in reverse order) even when the run fails. Plugins with
-  ``enabled: false`` are never imported.
+  down after the last step (in reverse order) even when the run fails. Only plugins with
+  ``enabled: true`` run (a plugin without the key is disabled, as in ExperimentHub); the others
+  are never imported.
 
 Stdlib only; each plugin imports its own library lazily.
 """
@@ -21,7 +25,8 @@ Stdlib only; each plugin imports its own library lazily.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -34,6 +39,9 @@ BUILTIN_PLUGINS: dict[str, str] = {
     "local": "flowc.runtime.plugins_builtin.local_stream:LocalStreamPlugin",
 }
 """Built-in plugin type -> ``"module:Class"`` (imported on first use)."""
+
+DEFAULT_HEALTH_TIMEOUT = 5.0
+"""Seconds a health check may take unless the plugin's spec sets ``health_timeout``."""
 
 
 class PluginError(Exception):
@@ -67,12 +75,19 @@ class Plugin(Protocol):
 class BasePlugin:
     """Convenience base: keeps ``config``; no-op lifecycle; optional run hooks.
 
+    ``health_timeout`` (seconds, or None for the default) is set by whoever runs the health
+    check; a plugin that talks to a server bounds its own health-check calls by it.
+
     ``on_run_start(run)`` is called after ``initialize()`` with the run's
     :class:`flowc.runtime.services.RunInfo`; ``on_run_end(status=None)`` before ``shutdown()``
     (``status`` is ``"success"``/``"failed"`` when the runtime passes it, else None).
     """
 
     plugin_type: ClassVar[str] = ""
+    health_timeout: float | None = None
+    health_imports: ClassVar[tuple[str, ...]] = ()
+    """Modules (the plugin's client library) imported before a health check's clock starts:
+    the timeout bounds talking to the service, not importing its client."""
 
     def __init__(self, **config: Any) -> None:
         self.config = dict(config)
@@ -344,18 +359,26 @@ def family_of(plugin: Any) -> str | None:
 
 
 class Plugins:
-    """``ctx.plugins``: the initialized plugins by name (attribute or item access)."""
+    """``ctx.plugins``: the initialized plugins by name (attribute or item access).
+    ``disabled`` names the flow's plugins that are not enabled, so that using one says why."""
 
-    def __init__(self, plugins: Mapping[str, Any]) -> None:
+    def __init__(self, plugins: Mapping[str, Any], disabled: Iterable[str] = ()) -> None:
         self._plugins = dict(plugins)
+        self._disabled = tuple(disabled)
 
     def __getattr__(self, name: str) -> Any:
         plugins = self.__dict__.get("_plugins", {})
         if name in plugins:
             return plugins[name]
-        raise AttributeError(
-            f"no enabled plugin '{name}' (enabled: {', '.join(plugins) or 'none'})"
-        )
+        if name.startswith("__"):
+            raise AttributeError(name)
+        enabled = f"(enabled: {', '.join(plugins) or 'none'})"
+        if name in self.__dict__.get("_disabled", ()):
+            raise AttributeError(
+                f"plugin '{name}' is disabled {enabled}: a plugin runs only with "
+                f"'enabled: true' (the default is false); add it to plugins.{name}"
+            )
+        raise AttributeError(f"no enabled plugin '{name}' {enabled}")
 
     def __getitem__(self, name: str) -> Any:
         return self._plugins[name]
@@ -379,27 +402,37 @@ class Plugins:
                 return p
         return None
 
+    def get_plugin(self, plugin_type: str) -> Any:
+        """ExperimentHub's spelling of :meth:`family`: the plugin of that type, or None."""
+        return self.family(plugin_type)
+
     def __repr__(self) -> str:
         return f"Plugins({', '.join(self._plugins)})"
 
 
+def is_enabled(spec: Mapping[str, Any]) -> bool:
+    """A plugin runs only when its spec says ``enabled: true`` (ExperimentHub's
+    ``.get("enabled", False)``): a spec without the key is disabled."""
+    return bool(spec.get("enabled", False))
+
+
 def enabled_specs(plan: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """``{name: spec}`` of the plan's enabled plugins, in written order."""
-    return {
-        name: spec
-        for name, spec in (plan.get("plugins") or {}).items()
-        if spec.get("enabled", True)
-    }
+    return {name: spec for name, spec in (plan.get("plugins") or {}).items() if is_enabled(spec)}
 
 
 class PluginService:
     """Builds and initializes the enabled plugins; shuts them down in reverse order."""
 
     def __init__(
-        self, specs: Mapping[str, Mapping[str, Any]], registry: PluginRegistry | None = None
+        self,
+        specs: Mapping[str, Mapping[str, Any]],
+        registry: PluginRegistry | None = None,
+        disabled: Iterable[str] = (),
     ):
         self.specs = dict(specs)
         self.registry = registry or _REGISTRY
+        self.disabled = tuple(disabled)
         self.started: list[tuple[str, Any]] = []
 
     def start(self, plan: Mapping[str, Any], run: Any) -> Plugins:
@@ -423,7 +456,7 @@ class PluginService:
         except BaseException:
             self.stop()
             raise
-        return Plugins(dict(self.started))
+        return Plugins(dict(self.started), self.disabled)
 
     def stop(self, status: str | None = None) -> None:
         """Shut every started plugin down (reverse order). ``status`` (``success``/``failed``,
@@ -464,39 +497,273 @@ def service(plan: Mapping[str, Any]) -> PluginService | None:
     errors name what is enabled."""
     if not plan.get("plugins"):
         return None
-    return PluginService(enabled_specs(plan))
+    specs = enabled_specs(plan)
+    return PluginService(specs, disabled=[n for n in plan["plugins"] if n not in specs])
+
+
+# ---------------------------------------------------------------------------------------------
+# Health checks, each bounded by a timeout
+# ---------------------------------------------------------------------------------------------
+
+
+def health_timeout_of(spec: Mapping[str, Any]) -> float:
+    """A plugin spec's ``health_timeout`` in seconds (default :data:`DEFAULT_HEALTH_TIMEOUT`)."""
+    value = spec.get("health_timeout")
+    return float(value) if value else DEFAULT_HEALTH_TIMEOUT
+
+
+def plugin_health_timeout(plugin: Any, default: float = DEFAULT_HEALTH_TIMEOUT) -> float:
+    """The seconds a plugin's own health check may take: its ``health_timeout`` attribute
+    (set from the spec by :func:`health` and :class:`ExperimentHub`) or ``default``."""
+    value = getattr(plugin, "health_timeout", None)
+    return float(value) if value else default
+
+
+def _set_health_timeout(plugin: Any, timeout: float) -> None:
+    try:
+        plugin.health_timeout = timeout
+    except (AttributeError, TypeError):  # __slots__ or a read-only property: the watchdog bounds it
+        pass
+
+
+def _timed_out(timeout: float, stage: str) -> dict[str, Any]:
+    return {
+        "status": "timeout",
+        "message": f"{stage}() gave no answer within {timeout:g}s (health_timeout)",
+        "timeout": timeout,
+    }
+
+
+def _error_details(e: BaseException) -> dict[str, Any]:
+    return {"status": "error", "message": f"{type(e).__name__}: {e}"}
+
+
+def _health_result(value: Any) -> tuple[bool, dict[str, Any]]:
+    try:
+        ok, details = value
+        return bool(ok), dict(details)
+    except (TypeError, ValueError):
+        return False, {
+            "status": "error",
+            "message": f"health_check() returned {value!r}, not (healthy, details)",
+        }
+
+
+class _Probe:
+    """Runs named steps in order in a daemon thread, then the cleanup steps (their errors are
+    ignored), so that the caller can stop waiting: ``checked`` is set once the steps returned or
+    one raised (``error``; ``value`` is the last step's result), ``finished`` after cleanup,
+    ``stage`` names the step running. A hung step keeps its thread, never the caller."""
+
+    def __init__(self, steps: list[tuple[str, Any]], cleanup: list[Any]) -> None:
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.stage = steps[0][0] if steps else ""
+        self.checked = threading.Event()
+        self.finished = threading.Event()
+        self._steps, self._cleanup = steps, cleanup
+        threading.Thread(target=self._run, name="flowc-plugin-health", daemon=True).start()
+
+    def _run(self) -> None:
+        try:
+            for stage, step in self._steps:
+                self.stage = stage
+                self.value = step()
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting caller
+            self.error = e
+        finally:
+            self.checked.set()
+            for step in self._cleanup:
+                try:
+                    step()
+                except Exception:  # noqa: BLE001 - a failing shutdown does not change health
+                    pass
+            self.finished.set()
+
+
+def check_health(plugin: Any, timeout: float | None = None) -> tuple[bool, dict[str, Any]]:
+    """``plugin.health_check()`` bounded by ``timeout`` seconds (default: the plugin's
+    ``health_timeout``, else 5 s): ``(False, {"status": "timeout", ...})`` when it does not
+    answer in time, ``(False, {"status": "error", ...})`` when it raises. Never raises."""
+    limit = plugin_health_timeout(plugin) if timeout is None else float(timeout)
+    probe = _Probe([("health_check", plugin.health_check)], [])
+    if not probe.checked.wait(limit):
+        return False, _timed_out(limit, probe.stage)
+    if probe.error is not None:
+        return False, _error_details(probe.error)
+    return _health_result(probe.value)
 
 
 def health(
     plugins: Mapping[str, Mapping[str, Any]], registry: PluginRegistry | None = None
 ) -> dict[str, dict[str, Any]]:
-    """Initialize each enabled plugin, run its health check, shut it down:
-    ``{name: {"type", "family", "enabled", "healthy", "details"}}``. Never raises; a disabled
+    """Build and initialize each enabled plugin, run its health check, shut it down, one plugin
+    after the other: ``{name: {"type", "family", "enabled", "healthy", "details"}}``.
+
+    After the plugin's class and its ``health_imports`` are imported, building,
+    ``initialize()`` and ``health_check()`` together get the spec's ``health_timeout`` (default 5 s; the plugin sees it as ``plugin.health_timeout`` to bound
+    its own calls); past it the plugin is reported unhealthy with ``status: timeout`` and left
+    to finish in a daemon thread. ``shutdown()`` gets as long again. Never raises; a disabled
     plugin is reported without being imported."""
     reg = registry or _REGISTRY
     out: dict[str, dict[str, Any]] = {}
     for name, spec in plugins.items():
-        row: dict[str, Any] = {"type": spec["type"], "enabled": spec.get("enabled", True)}
+        row: dict[str, Any] = {"type": spec["type"], "enabled": is_enabled(spec)}
         if not row["enabled"]:
             out[name] = {**row, "family": None, "healthy": None, "details": {"status": "disabled"}}
             continue
-        plugin = None
-        try:
-            plugin = reg.create(spec["type"], spec.get("config") or {})
-            row["family"] = family_of(plugin)
-            plugin.initialize()
-            ok, details = plugin.health_check()
-            row.update(healthy=bool(ok), details=dict(details))
-        except Exception as e:  # noqa: BLE001 - reported, not raised
-            row.setdefault("family", None)
-            row.update(
-                healthy=False, details={"status": "error", "message": f"{type(e).__name__}: {e}"}
-            )
-        finally:
-            if plugin is not None:
-                try:
-                    plugin.shutdown()
-                except Exception:  # noqa: BLE001
-                    pass
-        out[name] = row
+        out[name] = {**row, **_probe_spec(spec, reg)}
     return out
+
+
+def _probe_spec(spec: Mapping[str, Any], reg: PluginRegistry) -> dict[str, Any]:
+    """``{"family", "healthy", "details"}`` of one enabled plugin (see :func:`health`)."""
+    timeout = health_timeout_of(spec)
+    built: list[Any] = []
+    try:  # importing is not part of the check: a fresh process may take seconds for mlflow
+        cls = reg.get(spec["type"])
+        for module in getattr(cls, "health_imports", ()):
+            try:
+                importlib.import_module(module)
+            except ImportError as e:
+                raise PluginError(
+                    f"plugin type '{spec['type']}' needs {module}: {e}",
+                    "pip install 'flowc[plugins]'",
+                ) from e
+    except Exception as e:  # noqa: BLE001 - reported
+        return {"family": None, "healthy": False, "details": _error_details(e)}
+
+    def build() -> None:
+        plugin = reg.create(spec["type"], spec.get("config") or {})
+        _set_health_timeout(plugin, timeout)
+        built.append(plugin)
+
+    def initialize() -> None:
+        built[0].initialize()
+
+    def check() -> Any:
+        return built[0].health_check()
+
+    def shutdown() -> None:
+        if built:
+            built[0].shutdown()
+
+    steps = [("build", build), ("initialize", initialize), ("health_check", check)]
+    probe = _Probe(steps, [shutdown])
+    in_time = probe.checked.wait(timeout)
+    family = family_of(built[0]) if built else None
+    if not in_time:
+        return {"family": family, "healthy": False, "details": _timed_out(timeout, probe.stage)}
+    if probe.error is not None:
+        return {"family": family, "healthy": False, "details": _error_details(probe.error)}
+    probe.finished.wait(timeout)
+    ok, details = _health_result(probe.value)
+    return {"family": family, "healthy": ok, "details": details}
+
+
+# ---------------------------------------------------------------------------------------------
+# The hub (ExperimentHub's API)
+# ---------------------------------------------------------------------------------------------
+
+
+class ExperimentHub:
+    """Plugin instances by type, as ExperimentHub keeps them: ``register_plugin(plugin)``
+    stores ``plugins[plugin.plugin_type]`` and initializes it, ``get_plugin(plugin_type)``
+    returns it (or None), ``check_plugin_health()`` gives ``{plugin_type: {"healthy",
+    "details"}}``. For code written against ExperimentHub, and for steps or scripts that hold
+    plugins outside a flow run (inside one, ``ctx.plugins`` serves them, keyed by name).
+
+    ``plugin_config`` is ExperimentHub's ``plugins:`` mapping (``{key: {"enabled", "type",
+    "config"}}``): each entry with ``enabled: true`` is built through the plugin registry
+    (``type`` is a registered name such as ``mlflow``, or ``"module:Class"``) and registered.
+    Unlike ExperimentHub, a plugin replaced by another of its type is shut down, ``shutdown()``
+    shuts every registered plugin down (newest first), and the hub is a context manager that
+    does so on exit. Each health check is bounded: the plugin's ``health_timeout`` (a spec's
+    ``health_timeout``, in seconds, sets it), else the hub's ``health_timeout`` (5 s)."""
+
+    def __init__(
+        self,
+        plugin_config: Mapping[str, Mapping[str, Any]] | None = None,
+        *,
+        registry: PluginRegistry | None = None,
+        health_timeout: float = DEFAULT_HEALTH_TIMEOUT,
+    ) -> None:
+        self.plugins: dict[str, Any] = {}
+        self.registry = registry or _REGISTRY
+        self.health_timeout = health_timeout
+        if plugin_config:
+            self.init_plugins_from_config(plugin_config)
+
+    def register_plugin(self, plugin: Any) -> None:
+        """Register ``plugin`` under its ``plugin_type`` and initialize it. When initialize()
+        raises, the hub is left as it was and the error propagates."""
+        plugin_type = family_of(plugin)
+        if not isinstance(plugin_type, str):
+            raise PluginError(
+                f"{type(plugin).__name__} has no plugin_type",
+                "set the class attribute plugin_type = 'mlops' (or 'datastream', 'taskqueue')",
+            )
+        previous = self.plugins.get(plugin_type)
+        self.plugins[plugin_type] = plugin
+        try:
+            plugin.initialize()
+        except BaseException:
+            if previous is None:
+                del self.plugins[plugin_type]
+            else:
+                self.plugins[plugin_type] = previous
+            raise
+        if previous is not None and previous is not plugin:
+            previous.shutdown()
+
+    def get_plugin(self, plugin_type: str) -> Any | None:
+        """The plugin registered for ``plugin_type``, or None."""
+        return self.plugins.get(plugin_type)
+
+    def check_plugin_health(self) -> dict[str, dict[str, Any]]:
+        """``{plugin_type: {"healthy": bool, "details": dict}}`` of every registered plugin,
+        each check bounded by its timeout (see :func:`check_health`)."""
+        health_info: dict[str, dict[str, Any]] = {}
+        for plugin_type, plugin in self.plugins.items():
+            is_healthy, details = check_health(
+                plugin, plugin_health_timeout(plugin, self.health_timeout)
+            )
+            health_info[plugin_type] = {"healthy": is_healthy, "details": details}
+        return health_info
+
+    def init_plugins_from_config(self, plugin_config: Mapping[str, Mapping[str, Any]]) -> None:
+        """Build and register each enabled plugin of an ExperimentHub ``plugins:`` mapping
+        (a spec without ``enabled`` is disabled, as in ExperimentHub)."""
+        for key, spec in plugin_config.items():
+            if not is_enabled(spec):
+                continue
+            try:
+                plugin = self.registry.create(spec["type"], spec.get("config") or {})
+            except PluginError as e:
+                raise PluginError(f"plugin '{key}': {e.message}", e.hint) from e
+            except KeyError as e:
+                raise PluginError(f"plugin '{key}' has no 'type'") from e
+            if spec.get("health_timeout"):
+                _set_health_timeout(plugin, float(spec["health_timeout"]))
+            self.register_plugin(plugin)
+
+    _init_plugins_from_config = init_plugins_from_config  # ExperimentHub's own spelling
+
+    def shutdown(self) -> None:
+        """Shut every registered plugin down, newest first, and forget them; the first error is
+        raised after all were tried."""
+        errors: list[BaseException] = []
+        for plugin_type in reversed(list(self.plugins)):
+            plugin = self.plugins.pop(plugin_type)
+            try:
+                plugin.shutdown()
+            except Exception as e:  # keep shutting the others down
+                errors.append(PluginError(f"plugin '{plugin_type}' shutdown() failed: {e}"))
+        if errors:
+            raise errors[0]
+
+    def __enter__(self) -> ExperimentHub:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.shutdown()

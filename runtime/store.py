@@ -6,7 +6,9 @@ every store implements; :class:`LocalArtifactStore` keeps values under
 ``.pkl`` (pickle otherwise): the file suffix records the format. Writes are atomic (temporary file
 + rename), so a killed run never leaves a half-written output. Other store types (``gcs``...) are
 looked up by the stack component ``type`` in :data:`ARTIFACT_STORES` (``"module:Class"``, imported
-lazily; the class is built as ``Class(settings, root)``).
+lazily; the class is built as ``Class(settings, root)``), then among the stack component types:
+a component's ``open(root)``, or :class:`ComponentArtifactStore` over flowyml's
+``save``/``load``/``exists``.
 """
 
 from __future__ import annotations
@@ -210,6 +212,32 @@ class Cache:
         atomic_write(self._path(key, fmt), data)
 
 
+class ComponentArtifactStore(ArtifactStore):
+    """A stack artifact store component written flowyml's way, without ``open(root)``:
+    ``save(artifact, path) -> uri``, ``load(path)``, ``exists(path)``, used as the runtime store
+    with outputs at ``runs/<run_id>/<step>/<output>`` (the component serializes them)."""
+
+    def __init__(self, component: Any) -> None:
+        self.component = component
+
+    @staticmethod
+    def _path(run_id: str, step: str, output: str) -> str:
+        return "/".join(("runs", safe_name(run_id), safe_name(step), safe_name(output)))
+
+    def put(self, run_id: str, step: str, output: str, value: Any) -> str:
+        path = self._path(run_id, step, output)
+        return str(self.component.save(value, path) or path)
+
+    def get(self, run_id: str, step: str, output: str) -> Any:
+        path = self._path(run_id, step, output)
+        if not self.component.exists(path):
+            raise StoreError(f"no artifact for {run_id}/{step}/{output} at {path}")
+        return self.component.load(path)
+
+    def exists(self, run_id: str, step: str, output: str) -> bool:
+        return bool(self.component.exists(self._path(run_id, step, output)))
+
+
 def open_artifact_store(
     settings: Mapping[str, Any] | None, root: str | Path = ".flowc"
 ) -> ArtifactStore:
@@ -222,9 +250,21 @@ def open_artifact_store(
         from flowc.runtime import stack as stack_mod  # lazy: only types not in ARTIFACT_STORES
 
         try:
-            return stack_mod.open_artifact_store({"artifact_store": dict(settings or {})}, root)
+            comp = stack_mod.build_component("artifact_store", dict(settings or {}))
         except stack_mod.ComponentError as e:
             raise StoreError(f"artifact store {kind!r}: {e}") from None
+        if (
+            isinstance(comp, stack_mod.ArtifactStore)
+            and type(comp).open is not stack_mod.ArtifactStore.open
+        ):
+            opened: ArtifactStore = comp.open(root)
+            return opened
+        if all(callable(getattr(comp, m, None)) for m in ("save", "load", "exists")):
+            return ComponentArtifactStore(comp)
+        raise StoreError(
+            f"artifact store {kind!r} ({type(comp).__qualname__}) implements neither "
+            "open(root) nor save(artifact, path) / load(path) / exists(path)"
+        )
     module, _, attr = target.partition(":")
     cls = getattr(importlib.import_module(module), attr)
     return cls(dict(settings or {}), Path(root))

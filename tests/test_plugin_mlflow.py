@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from mlflow.tracking import MlflowClient
 from flowc.compiler.cli import cli
 from flowc.runtime import plugins as pl
 from flowc.runtime.plugins_builtin.mlflow_plugin import RUN_TAG, MLflowPlugin
+from tests.plugin_services import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLE = REPO / "examples" / "mlflow_stack" / "flow.yaml"
@@ -134,8 +136,8 @@ def test_health_table_with_real_mlflow(tmp_path: Path, empty_db: Path) -> None:
 flowc: 1
 name: tracked
 plugins:
-  mlops: {{type: mlflow, config: {{tracking_uri: "{good}"}}}}
-  broken: {{type: mlflow, config: {{tracking_uri: "{bad}"}}}}
+  mlops: {{type: mlflow, enabled: true, config: {{tracking_uri: "{good}"}}}}
+  broken: {{type: mlflow, enabled: true, config: {{tracking_uri: "{bad}"}}}}
 steps:
   a: {{run: "flowc_demo.steps:echo"}}
 """.lstrip())
@@ -153,7 +155,7 @@ def test_replica_processes_share_the_flowc_runs_mlflow_run(tmp_path: Path, empty
 flowc: 1
 name: replicated
 plugins:
-  mlops: {{type: mlflow, config: {{tracking_uri: "{uri}", experiment: rep}}}}
+  mlops: {{type: mlflow, enabled: true, config: {{tracking_uri: "{uri}", experiment: rep}}}}
 steps:
   fan: {{run: "flowc_stackfix.steps:log_replica", replicas: 2, outputs: [r]}}
 """.lstrip())
@@ -168,3 +170,154 @@ steps:
     (run,) = client.search_runs([client.get_experiment_by_name("rep").experiment_id])
     assert run.data.metrics == {"replica_0": 1.0, "replica_1": 2.0}
     assert run.info.status == "FINISHED"
+
+
+class _TrackingServer:
+    """The REST edge of an MLflow tracking server (no ``mlflow server`` here: it needs Flask):
+    answers ``search_experiments`` with no experiments, or ``status`` for everything; records
+    the paths asked."""
+
+    def __init__(self, status: int = 200) -> None:
+        import http.server
+        import threading
+
+        self.paths: list[str] = []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's spelling
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                outer.paths.append(self.path.split("?")[0])
+                body = b'{"experiments": []}' if status == 200 else b'{"error_code": "X"}'
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                return None
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def mlflow_spec(uri: str, **extra: object) -> dict:
+    return {"type": "mlflow", "enabled": True, "config": {"tracking_uri": uri}, **extra}
+
+
+def test_health_of_a_refused_tracking_server_returns_within_the_timeout() -> None:
+    refused = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    row = pl.health({"mlops": mlflow_spec(refused)})["mlops"]
+    elapsed = time.monotonic() - started
+    # answered by the plugin itself (not cut off by the health timeout): one request, no retries
+    assert row["healthy"] is False and row["details"]["status"] == "error", row
+    assert "Connection refused" in row["details"]["message"]
+    assert row["details"]["uri"] == refused
+    assert elapsed < 60  # MlflowClient's own retries take ~250 s here
+
+
+def test_health_of_a_silent_or_failing_tracking_server(tmp_path: Path) -> None:
+    import socket
+
+    silent = socket.socket()  # listens (the kernel completes the handshake), never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    failing = _TrackingServer(status=503)
+    try:
+        started = time.monotonic()
+        report = pl.health(
+            {
+                "silent": mlflow_spec(
+                    f"http://127.0.0.1:{silent.getsockname()[1]}", health_timeout=1
+                ),
+                "failing": mlflow_spec(failing.uri, health_timeout=30),
+            }
+        )
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+        failing.close()
+    assert report["silent"]["healthy"] is False
+    assert report["silent"]["details"]["status"] in ("error", "timeout")
+    # a 503 is retried with back-off by MlflowClient; the health check asks once
+    assert (
+        report["failing"]["healthy"] is False and report["failing"]["details"]["status"] == "error"
+    )
+    assert failing.paths == ["/api/2.0/mlflow/experiments/search"]
+    assert elapsed < 60
+
+
+def test_health_of_a_tracking_server_asks_what_mlflows_client_asks() -> None:
+    server = _TrackingServer()
+    try:
+        row = pl.health({"mlops": mlflow_spec(server.uri)})["mlops"]
+        assert row["healthy"] is True, row
+        assert row["details"] == {"status": "connected", "uri": server.uri}
+        asked_by_health = list(server.paths)
+        MlflowClient(tracking_uri=server.uri).search_experiments(max_results=1)
+    finally:
+        server.close()
+    assert asked_by_health == ["/api/2.0/mlflow/experiments/search"]
+    assert server.paths == asked_by_health * 2
+
+
+def test_plugins_list_health_with_a_refused_tracking_server(tmp_path: Path) -> None:
+    flow = tmp_path / "flow.yaml"
+    flow.write_text(f"""
+flowc: 1
+name: tracked
+plugins:
+  mlops: {{type: mlflow, enabled: true, config: {{tracking_uri: "http://127.0.0.1:{free_port()}"}}}}
+steps:
+  a: {{run: "flowc_demo.steps:echo"}}
+""".lstrip())
+    res = subprocess.run(
+        [sys.executable, "-m", "flowc", "plugins", "list", str(flow), "--health"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert res.returncode == 1, res.stdout + res.stderr
+    (row,) = [ln for ln in res.stdout.splitlines() if ln.startswith("mlops")]
+    assert row.split()[1:4] == ["mlflow", "mlops", "UNHEALTHY"] and "Connection refused" in row
+
+
+def test_experimenthub_from_its_hub_config_with_real_mlflow(tmp_path: Path, empty_db: Path) -> None:
+    """Seed 001's ``hub_config.yaml`` ``plugins:`` (ExperimentHub's keys: ``mlflow_uri``; the
+    disabled task queue's backend does not exist here and is never touched)."""
+    uri = fresh_uri(empty_db, tmp_path / "hub.db")
+    plugin_config = {
+        "mlops": {"enabled": True, "type": "mlflow", "config": {"mlflow_uri": uri}},
+        "datastream": {
+            "enabled": False,
+            "type": "rabbitmq",
+            "config": {"host": "localhost", "port": free_port()},
+        },
+        "taskqueue": {
+            "enabled": False,
+            "type": "celery",
+            "config": {
+                "broker_url": "amqp://guest:guest@localhost:5672//",
+                "backend_url": "redis://localhost:6379/0",
+                "app_name": "experiment_hub",
+            },
+        },
+    }
+    with pl.ExperimentHub(plugin_config) as hub:
+        mlops = hub.get_plugin("mlops")
+        assert isinstance(mlops, MLflowPlugin) and list(hub.plugins) == ["mlops"]
+        assert hub.get_plugin("datastream") is None and hub.get_plugin("taskqueue") is None
+        assert hub.check_plugin_health() == {
+            "mlops": {"healthy": True, "details": {"status": "connected", "uri": uri}}
+        }
+        exp_id = mlops.create_experiment("hub")
+        run_id = mlops.start_run(exp_id)
+    assert MlflowClient(tracking_uri=uri).get_run(run_id).info.experiment_id == exp_id

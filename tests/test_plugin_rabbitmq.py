@@ -49,7 +49,9 @@ def stream_flow(tmp_path: Path, plugin: str, n: int = 25) -> Path:
 
 def test_steps_publish_and_consume_through_rabbitmq(tmp_path: Path, amqp_url: str) -> None:
     host, port = hostport(amqp_url)
-    f = stream_flow(tmp_path, f"{{type: rabbitmq, config: {{host: {host}, port: {port}}}}}")
+    f = stream_flow(
+        tmp_path, f"{{type: rabbitmq, enabled: true, config: {{host: {host}, port: {port}}}}}"
+    )
     result = run_plan(compile_flow(f).to_data(), root=str(tmp_path / ".flowc"))
     assert result.ok, result.error
     assert result.outputs["consume"]["got"] == list(range(25))
@@ -92,13 +94,17 @@ def test_health_check(amqp_url: str) -> None:
     dead = RabbitMQPlugin(host="127.0.0.1", port=free_port())
     ok, details = dead.health_check()
     assert not ok and details["status"] == "error" and details["message"]
-    report = pl.health({"ds": {"type": "rabbitmq", "config": {"url": amqp_url}}})
+    report = pl.health({"ds": {"type": "rabbitmq", "enabled": True, "config": {"url": amqp_url}}})
     assert report["ds"]["healthy"] is True and report["ds"]["family"] == "datastream"
     assert "guest@" not in str(report) or ":***@" in str(report["ds"]["details"].get("url", ""))
 
 
 def test_local_datastream_without_a_server(tmp_path: Path) -> None:
-    f = stream_flow(tmp_path, f'{{type: local, config: {{path: "{tmp_path / "streams"}"}}}}', n=40)
+    f = stream_flow(
+        tmp_path,
+        f'{{type: local, enabled: true, config: {{path: "{tmp_path / "streams"}"}}}}',
+        n=40,
+    )
     result = run_plan(compile_flow(f).to_data(), root=str(tmp_path / ".flowc"))
     assert result.ok, result.error
     assert result.outputs["consume"]["got"] == list(range(40))

@@ -127,6 +127,35 @@ def test_register_by_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     }
 
 
+def test_register_by_flowyml_entry_point(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a package written for flowyml registers under the seed's group; flowc's group wins a tie
+    site = tmp_path / "site"
+    _dist_info(
+        site,
+        "flowyml-test-components",
+        "flowyml.stack_components",
+        [
+            "fystore = flowc_stackfix.entrypoint_components:EpMetadataStore",
+            "tie = flowc_stackfix.entrypoint_components:EpMetadataStore",
+        ],
+    )
+    _dist_info(
+        site,
+        "flowc-tie-components",
+        "flowc.components",
+        ["tie = flowc_stackfix.components:PathOrchestrator"],
+    )
+    monkeypatch.syspath_prepend(str(site))
+    reg = st.ComponentRegistry()
+    assert reg.get("metadata_store", "fystore").__name__ == "EpMetadataStore"
+    (entry,) = [e for e in reg.entries() if e.name == "fystore"]
+    assert entry.source == "entry point (flowyml-test-components, flowyml.stack_components)"
+    assert [(e.kind, e.source) for e in reg.entries() if e.name == "tie"] == [
+        ("orchestrator", "entry point (flowc-tie-components)")
+    ]
+    assert reg.entry_point_errors == []
+
+
 def test_entry_point_component_in_cli_and_flow(tmp_path: Path) -> None:
     """A separate process with the dist on its path: `flowc components list` shows it and a
     flow's stack can use it (no `components:` entry needed)."""
@@ -250,6 +279,80 @@ def test_bad_component_references_are_located(tmp_path: Path) -> None:
         errs[3].startswith(at(f, "wrongkind:", "artifact_store"))
         and "is an orchestrator, not an artifact_store" in errs[3]
     )
+
+
+def test_components_list_form(tmp_path: Path) -> None:
+    """flowyml's list form of `components:` means the same as the mapping form; its errors
+    point into the list items."""
+    mapping = flow(
+        tmp_path / "mapping",
+        "air:\n  orchestrator: {type: pathorch, dag_folder: dags/out}",
+        extra="""
+        components:
+          pathorch: {kind: orchestrator, class: "flowc_stackfix.components:PathOrchestrator"}
+        """,
+    )
+    listed = flow(
+        tmp_path / "listed",
+        "air:\n  orchestrator: {type: pathorch, dag_folder: dags/out}",
+        extra="""
+        components:
+          - name: pathorch
+            kind: orchestrator
+            class: "flowc_stackfix.components:PathOrchestrator"
+        """,
+    )
+    a, b = compile_flow(mapping, stack="air"), compile_flow(listed, stack="air")
+    assert a.components == b.components and a.stack == b.stack
+    data_a, data_b = a.to_data(), b.to_data()
+    assert data_a.pop("source") != data_b.pop("source") and data_a == data_b
+    assert stacks.default_output_for(b.stack) == "dags/out"
+
+    bad = flow(
+        tmp_path / "bad",
+        "s:\n  orchestrator: {type: local}",
+        extra="""
+        components:
+          - name: nokind
+            class: "flowc_stackfix.components:PathOrchestrator"
+          - kind: orchestrator
+            class: "flowc_stackfix.components:PathOrchestrator"
+          - name: twice
+            kind: orchestrator
+            class: "flowc_stackfix.components:PathOrchestrator"
+          - name: twice
+            kind: orchestrator
+            class: "flowc_stackfix.components:PathOrchestrator"
+          - zenml: zenml.integrations.kubernetes.orchestrators.KubernetesOrchestrator
+            name: k8s
+        """,
+    )
+    assert [e.split(": error: ", 1)[0].split(":", 1)[1] for e in errors_of(bad)] == [
+        "9:11",
+        "11:5",
+        "16:11",
+        "19:5",
+    ]
+    assert [e.split(": error: ", 1)[1].split("\n")[0] for e in errors_of(bad)] == [
+        "'components.nokind' is missing required key 'kind'",
+        "'components[1]' needs a 'name'",
+        "component 'twice' is declared twice",
+        "component 'k8s': zenml: needs the 'zenml' package, which is not installed",
+    ]
+    # the later passes' errors point into the item too
+    unimportable = flow(
+        tmp_path / "unimportable",
+        "s:\n  orchestrator: {type: local}",
+        extra="""
+        components:
+          - name: nomod
+            kind: orchestrator
+            class: "no_such_module_xyz:Thing"
+        """,
+    )
+    (err,) = errors_of(unimportable)
+    assert err.startswith(at(unimportable, '"no_such_module_xyz', '"no_such'))
+    assert "component 'nomod': cannot import module 'no_such_module_xyz'" in err
 
 
 # ---------------------------------------------------------------------------------------------
@@ -413,6 +516,51 @@ def test_components_list_table() -> None:
     assert ("container_registry", "gcr", "builtin") in rows
 
 
+def test_components_load_honours_name(tmp_path: Path) -> None:
+    """`components load X --name Y` registers (and lists) the loaded class as Y only, for a
+    class reference, a module or a file; a source with several classes needs one named."""
+    write(
+        tmp_path / "one_comp.py",
+        """
+        from flowc.runtime.stack import Orchestrator
+
+        class OnlyOne(Orchestrator):
+            pass
+        """,
+    )
+
+    def load(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "flowc", "components", "load", *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            env={**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{os.environ['PYTHONPATH']}"},
+            timeout=120,
+        )
+
+    def rows(res: subprocess.CompletedProcess[str]) -> list[list[str]]:
+        assert res.returncode == 0, res.stdout + res.stderr
+        return [ln.split()[:3] for ln in res.stdout.splitlines()[1:]]
+
+    assert rows(load("one_comp", "--name", "mine")) == [["orchestrator", "mine", "module"]]
+    assert rows(load(str(tmp_path / "one_comp.py"), "--name", "mine")) == [
+        ["orchestrator", "mine", "file"]
+    ]
+    # a decorated class (already registered under its own name at import) is listed as asked
+    assert rows(load("flowc_stackfix.components:NamedStore", "--name", "store2")) == [
+        ["artifact_store", "store2", "module"]
+    ]
+    res = load("flowc_stackfix.components", "--name", "mine")
+    assert res.returncode == 1 and res.stdout == ""
+    assert res.stderr.splitlines() == [
+        "flowc: error: --name mine: 'flowc_stackfix.components' defines 5 components "
+        "(AlwaysInvalid, CalledRegistry, DecoratedOrchestrator, NamedStore, PathOrchestrator)",
+        "  hint: name the class: flowc components load "
+        "flowc_stackfix.components:AlwaysInvalid --name mine",
+    ]
+
+
 def test_components_list_with_flow_and_load(tmp_path: Path) -> None:
     write(
         tmp_path / "extra" / "regs.py",
@@ -512,6 +660,36 @@ def test_gcs_component_opens_the_gcs_store() -> None:
     assert store._name("r1", "train", "model", "json") == "p/runs/r1/train/model.json"
 
 
+@pytest.mark.parametrize(
+    ("store", "root"),
+    [
+        (
+            "{type: gcs, bucket: churn-art, prefix: team/churn/}",
+            "gs://churn-art/team/churn/pipelines",
+        ),
+        ("{type: gcs, bucket: churn-art}", "gs://churn-art/pipelines"),
+    ],
+)
+def test_vertex_keeps_the_gcs_store_prefix(tmp_path: Path, store: str, root: str) -> None:
+    """Without pipeline_root, Vertex's root is under the GCS store's bucket and prefix, where
+    `flowc run` with the same stack puts its objects."""
+    from flowc.compiler.api import emit
+
+    f = flow(
+        tmp_path,
+        f"""
+        gcp:
+          orchestrator: {{type: vertex, project: acme-ml, region: europe-west4}}
+          artifact_store: {store}
+        """,
+    )
+    ir = compile_flow(f, stack="gcp")
+    body = json.loads(emit(ir, "vertex")["pipeline_job.json"])
+    assert body["runtimeConfig"]["gcsOutputDirectory"] == root
+    opened = st.open_artifact_store(ir.to_data()["stack"], root=str(tmp_path))
+    assert root.startswith(f"gs://{opened.bucket_name}/{opened.prefix}".rstrip("/") + "/")
+
+
 def test_custom_artifact_store_from_a_file_used_by_flowc_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -548,6 +726,176 @@ def test_custom_artifact_store_from_a_file_used_by_flowc_run(
     assert res.exit_code == 0, res.output
     (out,) = (tmp_path / "out" / "by-tagged-store" / "runs").glob("*/a/y.json")
     assert json.loads(out.read_text()) == 25
+
+
+def test_artifact_store_written_the_flowyml_way_used_by_flowc_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An artifact store component with flowyml's save/load/exists (no open()) stores the run's
+    outputs (it used to die with a raw NotImplementedError)."""
+    write(
+        tmp_path / "seedstores.py",
+        """
+        import pickle
+        from pathlib import Path
+        from typing import Any
+
+        from flowc.runtime.stack import ArtifactStore
+
+        class PickleFolderStore(ArtifactStore):
+            def __init__(self, name: str = "pickles", folder: str = "pickles"):
+                super().__init__(name)
+                self.folder = folder
+
+            def validate(self) -> bool:
+                return True
+
+            def save(self, artifact: Any, path: str) -> str:
+                target = Path(self.folder) / path
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(pickle.dumps(artifact))
+                return f"pickles://{path}"
+
+            def load(self, path: str) -> Any:
+                return pickle.loads((Path(self.folder) / path).read_bytes())
+
+            def exists(self, path: str) -> bool:
+                return (Path(self.folder) / path).exists()
+
+            def to_dict(self):
+                return {"type": "pickles", "folder": self.folder}
+
+        class Neither(ArtifactStore):
+            pass
+        """,
+    )
+    write(
+        tmp_path / "flow.yaml",
+        """
+        flowc: 1
+        name: seed_store
+        stacks:
+          mine:
+            artifact_store: {type: pickles, folder: out}
+          broken:
+            artifact_store: {type: neither}
+        components:
+          pickles: {kind: artifact_store, class: "seedstores.py:PickleFolderStore"}
+          neither: {kind: artifact_store, class: "seedstores.py:Neither"}
+        steps:
+          a: {run: "flowc_demo.steps:square", with: {x: 5}, outputs: [y]}
+          b: {run: "flowc_demo.steps:square", with: {x: "${steps.a.outputs.y}"}, outputs: [y]}
+        """,
+    )
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["run", "flow.yaml", "--stack", "mine", "--root", "state"])
+    assert res.exit_code == 0, res.output
+    run_id = res.output.split("run ", 1)[1].split()[0]
+    import pickle
+
+    folder = tmp_path / "out" / "runs" / run_id
+    assert pickle.loads((folder / "a" / "y").read_bytes()) == 25
+    assert pickle.loads((folder / "b" / "y").read_bytes()) == 625
+    res = CliRunner().invoke(cli, ["run", "flow.yaml", "--stack", "broken", "--root", "state"])
+    assert res.exit_code == 1
+    assert "NotImplementedError" not in res.output
+    assert "artifact store 'neither' (Neither) implements neither open(root) nor save" in res.output
+
+
+def test_custom_metadata_store_used_by_flowc_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `components:` metadata store kind runs under `flowc run`: the run records go to SQLite
+    at its `location(root)` (it used to be refused: "known: sqlite")."""
+    write(
+        tmp_path / "meta.py",
+        """
+        from pathlib import Path
+
+        from flowc.runtime.stack import MetadataStore, setting
+
+        class TeamMeta(MetadataStore):
+            SETTINGS = {"team": setting(str, default="ml")}
+
+            def location(self, root=".flowc"):
+                return Path(root) / "teams" / self.settings["team"] / "runs.sqlite"
+
+        class NoLocation(MetadataStore):
+            pass
+        """,
+    )
+    write(
+        tmp_path / "flow.yaml",
+        """
+        flowc: 1
+        name: custom_meta
+        stacks:
+          mine:
+            metadata_store: {type: teammeta, team: churn}
+          none:
+            metadata_store: {type: nolocation}
+        components:
+          teammeta: {kind: metadata_store, class: "meta.py:TeamMeta"}
+          nolocation: {kind: metadata_store, class: "meta.py:NoLocation"}
+        steps:
+          a: {run: "flowc_demo.steps:square", with: {x: 5}, outputs: [y]}
+        """,
+    )
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(cli, ["run", "flow.yaml", "--stack", "mine", "--root", "state"])
+    assert res.exit_code == 0, res.output
+    run_id = res.output.split("run ", 1)[1].split()[0]
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "state" / "teams" / "churn" / "runs.sqlite")
+    try:
+        rows = con.execute("select run_id, status from runs").fetchall()
+    finally:
+        con.close()
+    assert rows == [(run_id, "success")]
+    assert not (tmp_path / "state" / "metadata.db").exists()
+    res = CliRunner().invoke(cli, ["run", "flow.yaml", "--stack", "none", "--root", "state"])
+    assert res.exit_code == 1
+    assert "metadata store type 'nolocation' (NoLocation) does not implement location(root)" in (
+        res.output
+    )
+
+
+def test_run_refuses_a_stack_that_runs_elsewhere(tmp_path: Path) -> None:
+    """`flowc run --stack S` with an Airflow/Vertex/... orchestrator says which target to compile
+    for and exits 1 (it used to run the flow locally, silently)."""
+    f = flow(
+        tmp_path,
+        """
+        air:
+          orchestrator: {type: airflow, dag_folder: dags}
+        here:
+          orchestrator: {type: local}
+        """,
+        extra="""
+        environments:
+          prod: {stack: air}
+        """,
+    )
+    root = tmp_path / "state"
+    for args in (["--stack", "air"], ["-e", "prod"]):
+        res = subprocess.run(
+            [sys.executable, "-m", "flowc", "run", str(f), "--root", str(root), *args],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=120,
+        )
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert res.stderr.splitlines() == [
+            f"{at(f, 'orchestrator: {type: airflow', 'orchestrator')}: error: stack 'air' runs "
+            "on airflow (orchestrator type 'airflow'): flowc run runs flows on this machine only",
+            f"  hint: compile it for airflow: flowc compile {f} {' '.join(args)} --target "
+            "airflow; or run it here with a stack whose orchestrator is local",
+        ]
+        assert "Traceback" not in res.stderr and not root.exists()
+    res = CliRunner().invoke(cli, ["run", str(f), "--stack", "here", "--root", str(root)])
+    assert res.exit_code == 0, res.output
 
 
 def test_stack_resources_are_defaults_below_the_flow(tmp_path: Path) -> None:

@@ -344,6 +344,32 @@ def test_back_pressure_bounds_unacknowledged_records(tmp_path: Path) -> None:
     assert max(seen) >= 5  # and the bound was actually reached
 
 
+def test_a_fast_writer_shares_records_among_every_reader_replica(tmp_path: Path) -> None:
+    # one send of 600 records while three slow readers wait: each retrieve() claims an even
+    # share of what is waiting, not up to 500, so every replica gets close to a third
+    out, gate = tmp_path / "out", tmp_path / "gate"
+    f = flow(
+        tmp_path,
+        f"""
+        flowc: 1
+        name: sharing
+        channels:
+          records: {{schema: {json.dumps(SCHEMA)}}}
+        steps:
+          writer: {{run: "flowc_streaming.ops:GatedWriter", operator: true, produces: [records],
+                   with: {{record_count: 600, gate_dir: "{gate}", readers: 3}}}}
+          reader: {{run: "flowc_streaming.ops:SharingReader", operator: true,
+                   consumes: [records], replicas: 3,
+                   with: {{out_dir: "{out}", gate_dir: "{gate}"}}}}
+        """,
+    )
+    result = run_plan(compile_flow(f).to_data(), root=tmp_path / ".flowc")
+    assert result.status == "success", result.error
+    shares = [int((out / f"{r}.count").read_text()) for r in range(3)]
+    assert sum(shares) == 600
+    assert all(100 <= n <= 400 for n in shares), shares  # within 2x of an even 200
+
+
 def test_run_operators_raises_operator_error(tmp_path: Path) -> None:
     plan = _plan(tmp_path / "out", count=3, delay=0)
     plan["steps"]["writer"]["run"] = "flowc_streaming.ops:BadWriter"

@@ -1,7 +1,8 @@
 """Options shared by the commands that compile a flow (validate, graph, compile, run):
 ``flow_options`` adds ``-e/--env``, ``--param k=v``, ``--set path=value``, ``--stack``;
 ``load_ir`` calls :func:`flowc.compiler.api.compile_flow` with them; ``output_format_option``
-adds ``--output-format text|json|github|sarif`` for the diagnostics. Stable API."""
+adds ``--output-format text|json|github|sarif`` for the diagnostics; ``use_flow_import_path``
+is the import path of the commands that run a flow's code. Stable API."""
 
 from __future__ import annotations
 
@@ -112,3 +113,17 @@ def print_rows(headers: Sequence[str], rows: Sequence[Sequence[Any]], as_json: b
     from flowc.compiler.commands.components import table
 
     click.echo(table(headers, [["-" if c is None else str(c) for c in row] for row in rows]))
+
+
+def use_flow_import_path(flow: str) -> None:
+    """Put the current directory and the flow file's folder first on ``sys.path``, so that
+    ``my_steps:fn`` or a plugin ``type: my_plugins:Tracker`` finds ``my_steps.py`` /
+    ``my_plugins.py`` next to the flow. ``flowc run`` and ``flowc plugins list --health`` both
+    import through this path."""
+    import os
+    import sys
+    from pathlib import Path
+
+    for path in (os.getcwd(), str(Path(flow).resolve().parent)):
+        if path not in sys.path:
+            sys.path.insert(0, path)

@@ -65,7 +65,9 @@ def list_cmd(
 @user_errors
 def load_cmd(source: str, name: str | None) -> None:
     """Load components from MODULE, MODULE:Class, FILE.py or FILE.py:Class and list what was
-    registered (a check that a component package or file is usable)."""
+    registered (a check that a component package or file is usable). With --name, the one
+    class loaded is registered (and listed) under that name; a module or file defining several
+    needs its class named (SOURCE:Class)."""
     from flowc.compiler.errors import FlowcError
     from flowc.runtime.stack import ComponentError, get_component_registry
 
@@ -76,5 +78,18 @@ def load_cmd(source: str, name: str | None) -> None:
         raise FlowcError.at(
             None, f"cannot load components from '{source}': {e.message}", e.hint
         ) from None
-    loaded = [e for e in reg.entries() if e.cls in classes]
+    if name is not None and not any(e.name == name for e in reg.entries() if e.cls in classes):
+        # a module or file without a class: --name needs it to define exactly one
+        found = sorted(c.__name__ for c in classes)
+        if len(found) != 1:
+            raise FlowcError.at(
+                None,
+                f"--name {name}: '{source}' defines {len(found)} components ({', '.join(found)})",
+                f"name the class: flowc components load {source}:{found[0]} --name {name}",
+            )
+        try:
+            classes = reg.load(f"{source}:{found[0]}", name)
+        except ComponentError as e:
+            raise FlowcError.at(None, f"cannot load '{source}:{found[0]}': {e.message}") from None
+    loaded = [e for e in reg.entries() if e.cls in classes and name in (None, e.name)]
     click.echo(table(["kind", "name", "source", "class"], _rows(loaded)))

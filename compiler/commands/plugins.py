@@ -9,7 +9,13 @@ import sys
 import click
 
 from flowc.compiler.cli import user_errors
-from flowc.compiler.commands.common import flow_options, json_option, load_ir, print_rows
+from flowc.compiler.commands.common import (
+    flow_options,
+    json_option,
+    load_ir,
+    print_rows,
+    use_flow_import_path,
+)
 
 
 @click.group("plugins")
@@ -53,6 +59,7 @@ def list_cmd(
         ]
         print_rows(["name", "type", "enabled"], rows, as_json)
         return
+    use_flow_import_path(flow)  # plugin modules beside the flow import as under `flowc run`
     report = check_health(specs, reg)
     rows = []
     for n, r in report.items():

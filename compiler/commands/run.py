@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from flowc.compiler.cli import user_errors
-from flowc.compiler.commands.common import flow_options, load_ir
+from flowc.compiler.commands.common import flow_options, load_ir, use_flow_import_path
 from flowc.compiler.commands.completion import complete_run_ids, complete_steps
 from flowc.compiler.errors import FlowcError
 
@@ -95,10 +95,12 @@ def run(
     if quiet and verbose:
         raise click.UsageError("use either --quiet or --verbose, not both")
     ir = load_ir(flow, env, params, sets, stack)
+    orchestrator = _refuse_other_orchestrators(ir, flow, env, stack)
     plan = ir.to_data()
-    for path in (os.getcwd(), str(Path(flow).resolve().parent)):
-        if path not in sys.path:
-            sys.path.insert(0, path)
+    use_flow_import_path(flow)
+    if orchestrator is not None:
+        _run_on(orchestrator, ir, plan)
+        return
 
     from flowc.runtime.executor import RunError, run_plan
 
@@ -243,6 +245,83 @@ def _interrupted(flow: str, run_id: str | None) -> None:
         sys.stderr.flush()
         os._exit(130)
     sys.exit(130)
+
+
+def _refuse_other_orchestrators(
+    ir: Any, flow: str, env: str | None, stack: str | None
+) -> Any | None:
+    """A custom orchestrator with a ``run_pipeline`` of its own runs the flow: returned (built).
+    Otherwise a stack whose orchestrator compiles to another target (Airflow, KFP, Vertex,
+    Kubernetes) is not run on this machine: a located error naming the command that builds it.
+    None: run here."""
+    orch = ir.stack.orchestrator if ir.stack is not None else None
+    if orch is None:
+        return None
+    from flowc.compiler.stacks import ORCHESTRATOR_TARGETS, target_for
+    from flowc.runtime.stack import ComponentError, build_component
+    from flowc.runtime.stack.flowyml import has_run_pipeline
+
+    if orch.type not in ORCHESTRATOR_TARGETS:
+        try:
+            component = build_component("orchestrator", orch.to_data())
+        except ComponentError as e:
+            raise FlowcError.at(orch.loc, f"stack '{ir.stack.name}': {e}", e.hint) from None
+        if has_run_pipeline(component):
+            return component
+    target = target_for(ir.stack)
+    if target == "local":
+        return None
+    options = "".join(f" {o} {v}" for o, v in (("-e", env), ("--stack", stack)) if v)
+    if target is None:
+        raise FlowcError.at(
+            orch.loc,
+            f"stack '{ir.stack.name}': orchestrator type '{orch.type}' has neither a "
+            "run_pipeline method nor a flowc target: flowc run cannot run the flow with it",
+            "give the class run_pipeline(pipeline, **kwargs), or a 'target' (local, airflow, "
+            "kfp, vertex, k8s) to compile for",
+        )
+    raise FlowcError.at(
+        orch.loc,
+        f"stack '{ir.stack.name}' runs on {target} (orchestrator type '{orch.type}'): "
+        "flowc run runs flows on this machine only",
+        f"compile it for {target}: flowc compile {flow}{options} --target {target}; "
+        "or run it here with a stack whose orchestrator is local",
+    )
+
+
+_FAILED_STATES = {"failed", "failure", "error", "errored", "upstream_failed"}
+
+
+def _run_on(orchestrator: Any, ir: Any, plan: dict[str, Any]) -> None:
+    """Hand the flow to a custom orchestrator: ``run_pipeline(pipeline, resources=,
+    docker_config=)`` (flowyml's signature), then ``get_run_status(run id)`` when it has one.
+    Exit 1 when it raises or reports a failed state."""
+    from datetime import UTC, datetime
+
+    from flowc.runtime import params as params_mod
+    from flowc.runtime.run_state import new_run_id
+    from flowc.runtime.stack.flowyml import DockerConfig, Pipeline, ResourceConfig
+
+    orch = ir.stack.orchestrator
+    run_id = new_run_id()
+    run_date = datetime.now(UTC).isoformat(timespec="seconds")
+    pipeline = Pipeline(plan, run_id=run_id, params=params_mod.resolve(plan), run_date=run_date)
+    resources = ResourceConfig(**orchestrator.default_resources())
+    click.echo(f"run {run_id}: handing flow '{ir.name}' to orchestrator '{orch.type}'")
+    try:
+        submitted = orchestrator.run_pipeline(
+            pipeline, resources=resources, docker_config=DockerConfig()
+        )
+    except Exception as e:  # noqa: BLE001 - the orchestrator's own failure, reported
+        raise FlowcError.at(
+            orch.loc, f"orchestrator '{orch.type}' failed to run the flow: {type(e).__name__}: {e}"
+        ) from None
+    status = None
+    if callable(getattr(orchestrator, "get_run_status", None)):
+        status = orchestrator.get_run_status(submitted)
+    click.echo(f"run {submitted} {status if status is not None else 'submitted'}")
+    if status is not None and str(status).lower() in _FAILED_STATES:
+        sys.exit(1)
 
 
 def _sniffing(root: str, progress: Any) -> Any:

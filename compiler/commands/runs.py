@@ -1,9 +1,11 @@
-"""``flowc runs list`` and ``flowc runs show RUN_ID``: run history from the metadata store."""
+"""``flowc runs list``, ``flowc runs show RUN_ID``: run history from the metadata store; ``flowc runs
+logs RUN_ID [STEP] [--replica N]``: the log files kept in the run's folder."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -124,3 +126,41 @@ def show_run(run_id: str, root: str, as_json: bool) -> None:
             click.echo(f"    {name}: {uri}")
         if s.get("error"):
             click.echo("    " + s["error"].replace("\n", "\n    "))
+
+
+def _log_order(path: Path) -> tuple[Any, ...]:
+    """attempt-2.log before attempt-10.log: numbers compare as numbers."""
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name))
+
+
+@runs.command("logs")
+@click.argument("run_id")
+@click.argument("step", required=False)
+@click.option("--replica", type=click.IntRange(min=0), default=None, help="Only this replica.")
+@_root_option
+@user_errors
+def run_logs(run_id: str, step: str | None, replica: int | None, root: str) -> None:
+    """The logs of a run (every step, or STEP): attempts, replicas, operator replicas."""
+    run_dir = Path(root) / "runs" / run_id
+    if not run_dir.is_dir():
+        raise FlowcError.at(None, f"no run {run_id!r} in {root}/runs/", "see `flowc runs list`")
+    steps = sorted(p for p in run_dir.iterdir() if p.is_dir() and any(p.glob("*.log")))
+    if step is not None:
+        if not (run_dir / step).is_dir():
+            names = ", ".join(p.name for p in steps) or "(none)"
+            raise FlowcError.at(
+                None, f"run {run_id!r} has no logs of step {step!r}", f"steps with logs: {names}"
+            )
+        steps = [run_dir / step]
+    files = [f for d in steps for f in sorted(d.glob("*.log"), key=_log_order)]
+    if replica is not None:
+        files = [f for f in files if f.name.endswith(f".r{replica}.log")]
+    if not files:
+        which = f" of replica {replica}" if replica is not None else ""
+        raise FlowcError.at(
+            None, f"run {run_id!r} has no logs{which}" + (f" of {step!r}" if step else "")
+        )
+    for f in files:
+        click.echo(f"==> {f.relative_to(run_dir)} <==")
+        text = f.read_text(encoding="utf-8", errors="replace")
+        click.echo(text, nl=not text.endswith("\n") and bool(text))

@@ -8,7 +8,7 @@ import re
 from flowc.compiler.errors import did_you_mean
 from flowc.compiler.ir import ComponentConfig, CustomComponent, Plugin, Stack
 from flowc.compiler.passes import PassContext
-from flowc.compiler.passes._util import resolve_config
+from flowc.compiler.passes._util import duration, resolve_config
 
 ORDER = 50
 
@@ -57,6 +57,11 @@ def run(ctx: PassContext) -> None:
     for pname, p in m.plugins.items():
         path = ("plugins", pname)
         config = resolve_config(ctx, p.config, (*path, "config"), f"plugin '{pname}'")
+        health_timeout = duration(ctx, p.health_timeout, (*path, "health_timeout"))
+        if health_timeout == 0:
+            ctx.errors.error(
+                ctx.loc(*path, "health_timeout"), "health_timeout must be more than 0", "e.g. 10s"
+            )
         ctx.plugins.append(
             Plugin(
                 name=pname,
@@ -64,5 +69,6 @@ def run(ctx: PassContext) -> None:
                 enabled=p.enabled,
                 config=tuple(config.items()),
                 loc=ctx.key_loc(*path),
+                health_timeout=health_timeout,
             )
         )

@@ -100,6 +100,8 @@ def _trusted_component(ctx: PassContext, comp: CustomComponent) -> bool:
     off it is checked in its source instead (file or module exists, defines the class)."""
     from flowc.runtime.stack import split_ref
 
+    if comp.class_ref.startswith("zenml:"):  # an installed package's class (or a located error)
+        return True
     target, cls_name = split_ref(comp.class_ref)
     what = f"component '{comp.name}'"
     loc = ctx.loc("components", comp.name, "class")

@@ -51,7 +51,7 @@ def run(ctx: PassContext) -> None:
 
 
 def _vertex_root(ctx: PassContext, resolved: dict[str, Any]) -> None:
-    """A Vertex job's ``pipeline_root``: the setting, else ``gs://<gcs store bucket>/pipelines``
+    """A Vertex job's ``pipeline_root``: the setting, else ``gs://<bucket>/[<prefix>/]pipelines``
     when the stack has a gcs artifact store (the vertex target refuses a job without one)."""
     if resolved.get("pipeline_root"):
         return
@@ -59,4 +59,5 @@ def _vertex_root(ctx: PassContext, resolved: dict[str, Any]) -> None:
     store = ctx.stack.artifact_store
     bucket = store.setting("bucket") if store is not None and store.type == "gcs" else None
     if bucket:
-        resolved["pipeline_root"] = f"gs://{bucket}/pipelines"
+        prefix = str(store.setting("prefix") or "").strip("/")  # type: ignore[union-attr]
+        resolved["pipeline_root"] = f"gs://{bucket}/{prefix + '/' if prefix else ''}pipelines"

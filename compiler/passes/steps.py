@@ -161,5 +161,6 @@ def _build(ctx: PassContext, name: str, m: Any, path: tuple[Any, ...], d: Any) -
         operator=m.operator,
         produces=tuple(m.produces),
         consumes=tuple(m.consumes),
+        log_level=m.log_level,
         loc=loc,
     )

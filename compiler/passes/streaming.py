@@ -49,12 +49,18 @@ def run(ctx: PassContext) -> None:
     for name, step in list(ctx.steps.items()):
         path = ctx.step_paths.get(name, ("steps", name))
         if not step.operator:
-            for port in ("produces", "consumes"):
+            for port in ("produces", "consumes", "log_level"):
                 if getattr(step, port):
                     ctx.errors.error(
                         ctx.key_loc(*path, port),
                         f"step '{name}' has '{port}' but is not an operator",
-                        "add 'operator: true' (ports belong to long-running operator steps)",
+                        "add 'operator: true' ("
+                        + (
+                            "log_level sets an operator's logger level"
+                            if port == "log_level"
+                            else "ports belong to long-running operator steps"
+                        )
+                        + ")",
                     )
             continue
         if step.kind != "run" or step.is_integration:
@@ -184,19 +190,14 @@ def _check_operator_params(ctx: PassContext, name: str, step: Any, path: tuple[A
     cls = _load_class(ctx, name, step.run, ctx.loc(*path, "run"))
     if cls is None:
         return
-    try:
-        sig = inspect.signature(cls.__init__)
-    except (TypeError, ValueError):
-        return
-    params = list(sig.parameters.values())[1:]  # drop self
-    var_kw = any(p.kind is p.VAR_KEYWORD for p in params)
-    named = {
-        p.name: p
-        for p in params
-        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL, p.POSITIONAL_ONLY) and p.name != "ctx"
-    }
-    given = dict(step.with_)
+    from flowc.runtime.operator_base import operator_signature
+
+    named, aliases, var_kw = operator_signature(cls)  # constructor + pypz-style declared params
+    given = {aliases.get(k, k): v for k, v in step.with_}
     for key, expr in step.with_:
+        if key in aliases:  # a parameter's alt_name (pypz: camelCase alias)
+            _check_type(ctx, name, key, named[aliases[key]], expr, ctx.loc(*path, "with", key))
+            continue
         if key not in named:
             if not var_kw:
                 ctx.errors.error(

@@ -234,9 +234,11 @@ class LocalInputPort(_Port):
                 ).fetchall()
             room = self.batch - len(rows)
             if room > 0:
+                start = self._next_id()
+                room = self._fair_share(con, start, room)
                 fresh = con.execute(
                     "SELECT id, payload FROM records WHERE channel=? AND id>=? ORDER BY id LIMIT ?",
-                    (ch, self._next_id(), room),
+                    (ch, start, room),
                 ).fetchall()
                 if fresh:
                     con.executemany(
@@ -273,6 +275,19 @@ class LocalInputPort(_Port):
             )
             _bump(con, self.step, self.name, self.replica, "in", n)
         return n
+
+    def _fair_share(self, con: sqlite3.Connection, start: int, room: int) -> int:
+        """How many unclaimed records one ``retrieve()`` may take: an even share of what is
+        waiting among the group's replicas (rounded up, at most ``room``), so a replica that comes
+        first does not take a fast writer's whole backlog while the others get nothing."""
+        readers = int(self.spec.consumers.get(self.step) or 1)
+        if readers <= 1:
+            return room
+        waiting = con.execute(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM records WHERE channel=? AND id>=? LIMIT ?)",
+            (self.name, start, room * readers),
+        ).fetchone()[0]
+        return max(1, min(room, -(-waiting // readers)))
 
     def _next_id(self) -> int:
         """The id where this group's records not yet claimed start (0 before any claim)."""

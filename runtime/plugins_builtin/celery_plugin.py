@@ -5,18 +5,22 @@ Config: ``broker_url`` and ``backend_url`` (any Celery URLs; with no server at a
 ``tasks`` (modules to import so their ``@app.task``s are known), ``queue``, ``polling_interval``.
 
 Besides named Celery tasks, ``submit("module:function", *args)`` runs any importable function
-through the generic ``flowc.call`` task. Start a worker that knows it with
+through the generic ``flowc.call`` task; ``flowc.ping`` answers the health check on transports
+that cannot broadcast a ``control.ping``. Start a worker that knows both with
 ``FLOWC_CELERY_BROKER=... FLOWC_CELERY_BACKEND=... celery -A
 flowc.runtime.plugins_builtin.celery_app worker``.
 """
 
 from __future__ import annotations
 
+import time
+import uuid
 from typing import Any
 
-from flowc.runtime.plugins import TaskQueuePlugin, redact_url
+from flowc.runtime.plugins import TaskQueuePlugin, plugin_health_timeout, redact_url
 
 CALL_TASK = "flowc.call"
+PING_TASK = "flowc.ping"
 
 
 def make_app(
@@ -43,6 +47,12 @@ def make_app(
         worker_hijack_root_logger=False,
     )
 
+    @app.task(name=PING_TASK, bind=True)
+    def ping(task: Any) -> dict[str, Any]:
+        import os
+
+        return {"hostname": task.request.hostname, "pid": os.getpid()}
+
     @app.task(name=CALL_TASK)
     def call(ref: str, args: list[Any], kwargs: dict[str, Any]) -> Any:
         import importlib
@@ -62,6 +72,7 @@ class CeleryPlugin(TaskQueuePlugin):
     """Celery client side (the workers are separate processes)."""
 
     plugin_type = "taskqueue"
+    health_imports = ("celery",)
 
     def __init__(
         self,
@@ -96,6 +107,17 @@ class CeleryPlugin(TaskQueuePlugin):
                 self.app = None
 
     def health_check(self) -> tuple[bool, dict[str, Any]]:
+        """The broker is reachable and a worker answers, within ``health_timeout``.
+
+        As ExperimentHub's CeleryPlugin, workers are pinged (``app.control.ping``, broadcast)
+        where the transport broadcasts across processes (AMQP, Redis...). A transport that
+        cannot (SQLAlchemy, filesystem: their fanout stays in one process) gets the ``flowc.ping``
+        task instead, with an expiry, and waits for its result: the round trip through broker,
+        worker and result backend. Unhealthy when no worker answers in time."""
+        timeout = plugin_health_timeout(self)
+        # the worker's answer must come before the caller's timeout (counted from before
+        # initialize(): a new SQLite broker takes a while to create) cuts the check off
+        deadline = time.monotonic() + timeout * 0.6
         info: dict[str, Any] = {"broker_url": redact_url(self.broker_url)}
         if self.backend_url:
             info["backend_url"] = redact_url(self.backend_url)
@@ -103,11 +125,52 @@ class CeleryPlugin(TaskQueuePlugin):
             if self.app is None:
                 self.initialize()
             with self.app.connection_for_write() as conn:
-                conn.ensure_connection(max_retries=1)
+                conn.ensure_connection(max_retries=0, timeout=timeout)
                 info["transport"] = conn.transport_cls
-            return True, {"status": "connected", **info}
+                broadcast = getattr(conn.default_channel, "supports_fanout", True)
+            wait = max(0.05, deadline - time.monotonic())
+            if broadcast:
+                workers = self._ping_workers(wait)
+                info["ping"] = "broadcast"
+            elif not self.backend_url:
+                message = (
+                    f"cannot ping workers: the {info['transport']} transport does not broadcast "
+                    "and there is no backend_url to read a ping task's result from"
+                )
+                return False, {"status": "error", "message": message, **info}
+            else:
+                workers = self._ping_task(wait)
+                info["ping"] = "task"
+            if not workers:
+                message = f"No workers responded to ping within {wait:.1f}s"
+                return False, {"status": "error", "message": message, **info}
+            return True, {"status": "connected", "workers": len(workers), **info}
         except Exception as e:  # noqa: BLE001 - reported
             return False, {"status": "error", "message": str(e), **info}
+
+    def _ping_workers(self, timeout: float) -> list[str]:
+        """Replies collected for up to 1 s (ExperimentHub's wait); when none came, the rest of
+        ``timeout`` for a first one (a loaded worker answers late)."""
+        first = min(1.0, timeout)
+        replies = self.app.control.ping(timeout=first)
+        if not replies and timeout > first:
+            replies = self.app.control.ping(timeout=timeout - first, limit=1)
+        if replies and self.backend_url and not self.backend_url.startswith("rpc"):
+            self.app.backend.get_task_meta(f"flowc-health-{uuid.uuid4().hex}")
+        return sorted(name for reply in replies or () for name in reply)
+
+    def _ping_task(self, timeout: float) -> list[str]:
+        from celery.exceptions import TimeoutError as CeleryTimeoutError
+
+        opts = {"queue": self.queue} if self.queue else {}
+        res = self.app.send_task(PING_TASK, expires=timeout, **opts)
+        try:
+            answer = res.get(timeout=timeout, interval=min(0.1, timeout / 10))
+        except CeleryTimeoutError:
+            return []
+        finally:
+            res.forget()
+        return [str(answer["hostname"])]
 
     def register_tasks(self, tasks_module: str) -> None:
         __import__(tasks_module)

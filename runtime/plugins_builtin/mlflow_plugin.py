@@ -17,15 +17,18 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from flowc.runtime.plugins import MLOpsPlugin
+from flowc.runtime.plugins import MLOpsPlugin, plugin_health_timeout
 
 RUN_TAG = "flowc.run_id"
+SEARCH_EXPERIMENTS = "/api/2.0/mlflow/experiments/search"
+"""The REST endpoint of ``MlflowClient.search_experiments`` (the health check's request)."""
 
 
 class MLflowPlugin(MLOpsPlugin):
     """MLflow tracking through ``MlflowClient``."""
 
     plugin_type = "mlops"
+    health_imports = ("mlflow.tracking",)
 
     def __init__(
         self,
@@ -96,13 +99,35 @@ class MLflowPlugin(MLOpsPlugin):
         self.client = None
 
     def health_check(self) -> tuple[bool, dict[str, Any]]:
+        """One ``search_experiments`` call. Against a tracking server it is one HTTP request
+        bounded by ``health_timeout`` and never retried (``MlflowClient`` retries a refused
+        connection with back-off for minutes)."""
         try:
-            if self.client is None:
-                self.initialize()
-            self.client.search_experiments(max_results=1)
+            if urlparse(self.tracking_uri or "").scheme in ("http", "https"):
+                self._ping_server(plugin_health_timeout(self))
+            else:
+                if self.client is None:
+                    self.initialize()
+                self.client.search_experiments(max_results=1)
             return True, {"status": "connected", "uri": self.tracking_uri}
         except Exception as e:  # noqa: BLE001 - reported
             return False, {"status": "error", "message": str(e), "uri": self.tracking_uri}
+
+    def _ping_server(self, timeout: float) -> None:
+        from mlflow.utils.credentials import get_default_host_creds
+        from mlflow.utils.rest_utils import http_request
+
+        response = http_request(
+            get_default_host_creds(self.tracking_uri),
+            SEARCH_EXPERIMENTS,
+            "POST",
+            max_retries=0,
+            backoff_factor=0,
+            timeout=timeout,
+            json={"max_results": 1},
+        )
+        if response.status_code != 200:
+            raise RuntimeError(f"HTTP {response.status_code} from {SEARCH_EXPERIMENTS}")
 
     # -- the API -----------------------------------------------------------------------------
 

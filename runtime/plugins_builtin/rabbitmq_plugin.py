@@ -15,13 +15,14 @@ import uuid
 from collections.abc import Iterator
 from typing import Any
 
-from flowc.runtime.plugins import DataStreamPlugin, redact_url
+from flowc.runtime.plugins import DataStreamPlugin, plugin_health_timeout, redact_url
 
 
 class RabbitMQPlugin(DataStreamPlugin):
     """Publish/subscribe over RabbitMQ's default exchange (routing key = queue name)."""
 
     plugin_type = "datastream"
+    health_imports = ("pika",)
 
     def __init__(
         self,
@@ -48,33 +49,41 @@ class RabbitMQPlugin(DataStreamPlugin):
         self._declared: set[str] = set()
         self._lock = threading.RLock()
 
-    def _parameters(self) -> Any:
+    def _parameters(self, timeout: float | None = None) -> Any:
+        """Connection parameters; with ``timeout`` (a health check): one attempt, its socket and
+        handshake waits bounded by ``timeout`` seconds."""
         import pika
 
         if self.url:
-            return pika.URLParameters(self.url)
-        return pika.ConnectionParameters(
-            host=self.host,
-            port=self.port,
-            virtual_host=self.virtual_host,
-            credentials=pika.PlainCredentials(self.username, self.password),
-            heartbeat=self.heartbeat,
-            connection_attempts=3,
-            retry_delay=0.5,
-        )
+            params = pika.URLParameters(self.url)
+        else:
+            params = pika.ConnectionParameters(
+                host=self.host,
+                port=self.port,
+                virtual_host=self.virtual_host,
+                credentials=pika.PlainCredentials(self.username, self.password),
+                heartbeat=self.heartbeat,
+                connection_attempts=3,
+                retry_delay=0.5,
+            )
+        if timeout is not None:
+            params.connection_attempts = 1
+            params.socket_timeout = timeout
+            params.stack_timeout = timeout
+        return params
 
     # -- lifecycle ---------------------------------------------------------------------------
 
     def initialize(self) -> None:
         self.connect()
 
-    def connect(self) -> None:
+    def connect(self, timeout: float | None = None) -> None:
         import pika
 
         with self._lock:
             if self.connection is not None and self.connection.is_open:
                 return
-            self.connection = pika.BlockingConnection(self._parameters())
+            self.connection = pika.BlockingConnection(self._parameters(timeout))
             self.channel = self.connection.channel()
             self.channel.confirm_delivery()  # publish returns once the broker has the message
             self._declared.clear()
@@ -101,7 +110,7 @@ class RabbitMQPlugin(DataStreamPlugin):
         try:
             with self._lock:
                 if self.connection is None or self.connection.is_closed:
-                    self.connect()
+                    self.connect(plugin_health_timeout(self))
                 probe = f"flowc.health.{uuid.uuid4().hex[:12]}"
                 self.channel.queue_declare(queue=probe, durable=False, auto_delete=True)
                 self.channel.queue_delete(queue=probe)

@@ -1,5 +1,5 @@
 """The component registry: component classes by ``(kind, type name)`` from built-ins,
-``@register_component``, the ``flowc.components`` entry points and :func:`load_component`
+``@register_component``, the ``flowc.components`` and ``flowyml.stack_components`` entry points and :func:`load_component`
 (``module``, ``module:Class``, ``file.py``, ``file.py:Class``); building a component from its
 settings (:meth:`ComponentRegistry.create`, :func:`build_component`), and what the runtime
 opens from a stack's data (:func:`open_artifact_store`, :func:`metadata_path`)."""
@@ -16,7 +16,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from flowc.runtime.stack.framework import (
     KINDS,
@@ -43,12 +43,20 @@ class Entry:
     source: str
 
 
+ENTRY_POINT_GROUPS: tuple[str, ...] = ("flowc.components", "flowyml.stack_components")
+"""The entry point groups read for components: flowc's own, then flowyml's (a package written for
+flowyml registers its components there). A name in both: the ``flowc.components`` one wins."""
+
+
 class ComponentRegistry:
     """Component classes by ``(kind, type name)``; entry points are read on first lookup."""
 
-    def __init__(self, entry_point_group: str | None = "flowc.components") -> None:
+    def __init__(
+        self, entry_point_group: str | tuple[str, ...] | None = ENTRY_POINT_GROUPS
+    ) -> None:
         self._entries: dict[tuple[str, str], Entry] = {}
-        self._group = entry_point_group
+        groups = (entry_point_group,) if isinstance(entry_point_group, str) else entry_point_group
+        self._groups: tuple[str, ...] = tuple(groups or ())
         self._entry_points_loaded = False
         self.entry_point_errors: list[str] = []
 
@@ -80,20 +88,26 @@ class ComponentRegistry:
         self._entries.pop((kind, name), None)
 
     def load_entry_points(self) -> None:
-        """Load every ``flowc.components`` entry point (once). A broken one is recorded in
-        :attr:`entry_point_errors` and skipped."""
-        if self._entry_points_loaded or not self._group:
+        """Load every entry point of :data:`ENTRY_POINT_GROUPS` (once). A broken one is recorded
+        in :attr:`entry_point_errors` and skipped."""
+        if self._entry_points_loaded or not self._groups:
             return
         self._entry_points_loaded = True
         from importlib.metadata import entry_points
 
-        for ep in sorted(entry_points(group=self._group), key=lambda e: e.name):
-            dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
-            try:
-                cls = ep.load()
-                self.register(cls, ep.name, source=f"entry point ({dist})")
-            except Exception as e:  # noqa: BLE001 - a third party's problem, reported
-                self.entry_point_errors.append(f"{ep.name} = {ep.value} ({dist}): {e}")
+        taken: set[str] = set()
+        for group in self._groups:
+            for ep in sorted(entry_points(group=group), key=lambda e: e.name):
+                if ep.name in taken:
+                    continue
+                taken.add(ep.name)
+                dist = getattr(getattr(ep, "dist", None), "name", None) or "?"
+                where = dist if group == self._groups[0] else f"{dist}, {group}"
+                try:
+                    cls = ep.load()
+                    self.register(cls, ep.name, source=f"entry point ({where})")
+                except Exception as e:  # noqa: BLE001 - a third party's problem, reported
+                    self.entry_point_errors.append(f"{ep.name} = {ep.value} ({where}): {e}")
 
     # -- looking up -------------------------------------------------------------------------
 
@@ -171,7 +185,10 @@ class ComponentRegistry:
         """Load components from ``module``, ``module:Class``, ``file.py`` or ``file.py:Class``
         (a relative file is read from ``base_dir``). With a class, it is registered as ``name``
         (default: its own name); without one, every StackComponent subclass defined in the
-        module is registered. ``kind`` checks the class is of that kind."""
+        module is registered. ``kind`` checks the class is of that kind. ``zenml:a.b.Class``
+        wraps that ZenML component class (:meth:`wrap_zenml_component`)."""
+        if ref.startswith(ZENML_PREFIX):
+            return [self.load_zenml(ref[len(ZENML_PREFIX) :], name, kind=kind)]
         target, cls_name = split_ref(ref)
         is_file = target.endswith(".py") or "/" in target or "\\" in target
         if is_file:
@@ -221,6 +238,111 @@ class ComponentRegistry:
             if not any(e.cls is c for e in self._entries.values()):
                 self.register(c, source=source)
         return classes
+
+    # -- ZenML ------------------------------------------------------------------------------
+
+    def load_zenml(self, path: str, name: str | None = None, *, kind: str | None = None) -> type:
+        """Import the ZenML component class ``a.b.Class`` and register its wrapper (as ``name``,
+        default: the class name lowercased). Without the ``zenml`` package: ComponentError
+        naming it."""
+        if importlib.util.find_spec("zenml") is None:
+            raise ComponentError(
+                "zenml: needs the 'zenml' package, which is not installed",
+                key="class",
+                hint="pip install zenml, or declare a flowc component class",
+            )
+        module_name, _, cls_name = path.rpartition(".")
+        try:
+            zcls = getattr(importlib.import_module(module_name), cls_name)
+        except (ImportError, AttributeError, ValueError) as e:
+            raise ComponentError(f"zenml: cannot import '{path}': {e}", key="class") from e
+        return self.wrap_zenml_component(zcls, name or cls_name.lower(), kind=kind)
+
+    def wrap_zenml_component(
+        self, zenml_component: Any, name: str, *, kind: str | None = None
+    ) -> type:
+        """flowyml's ``wrap_zenml_component``: register a flowc component type ``name`` standing
+        for a ZenML component class (or instance, e.g. ``Client().active_stack.orchestrator``).
+        Its kind comes from the ZenML base class (BaseOrchestrator, BaseArtifactStore,
+        BaseContainerRegistry) unless given. Returns the wrapper class."""
+        zcls = zenml_component if isinstance(zenml_component, type) else type(zenml_component)
+        found = _zenml_kind(zcls)
+        if kind and found and kind != found:
+            raise ComponentError(f"{zcls.__qualname__} is a ZenML {found}, not {_a(kind)}")
+        kind = kind or found
+        if not kind:
+            raise ComponentError(
+                f"cannot tell which kind of component {zcls.__qualname__} is",
+                key="kind",
+                hint="give its kind (orchestrator, artifact_store, container_registry)",
+            )
+        base = {
+            "orchestrator": Orchestrator,
+            "artifact_store": ArtifactStore,
+            "metadata_store": MetadataStore,
+            "container_registry": ContainerRegistry,
+        }.get(kind, StackComponent)
+        instance = None if isinstance(zenml_component, type) else zenml_component
+        attrs = {"kind": kind, "zenml_class": zcls, "zenml_instance": instance}
+        attrs["__module__"] = __name__
+        if base is Orchestrator:
+            attrs["target"] = None  # no flowc target: flowc run says so
+        wrapper = type(f"ZenML{zcls.__name__}", (ZenMLComponent, base), attrs)
+        self.register(wrapper, name, source=f"zenml ({zcls.__module__}.{zcls.__qualname__})")
+        return wrapper
+
+
+ZENML_PREFIX = "zenml:"
+
+_ZENML_BASES = {
+    "BaseOrchestrator": "orchestrator",
+    "BaseArtifactStore": "artifact_store",
+    "BaseContainerRegistry": "container_registry",
+}
+
+
+def _zenml_kind(zcls: type) -> str | None:
+    for klass in zcls.__mro__:
+        if klass.__name__ in _ZENML_BASES:
+            return _ZENML_BASES[klass.__name__]
+    return None
+
+
+class ZenMLComponent(StackComponent):
+    """A ZenML component wrapped as a flowc one: its settings are kept as given (ZenML checks
+    them), ``component`` is the ZenML object (the wrapped instance, else
+    ``zenml_class(**settings)`` built on first use). As an artifact store it saves, loads and
+    checks artifacts through ZenML's ``open(path, mode)`` / ``exists(path)`` (pickled)."""
+
+    zenml_class: ClassVar[type]
+    zenml_instance: ClassVar[Any] = None
+
+    def __init__(self, name: str = "", **settings: Any) -> None:
+        super().__init__(name)
+        self.settings = dict(settings)
+        self._component = type(self).zenml_instance
+
+    @property
+    def component(self) -> Any:
+        if self._component is None:
+            self._component = type(self).zenml_class(**self.settings)
+        return self._component
+
+    def save(self, artifact: Any, path: str) -> str:
+        import pickle
+
+        with self.component.open(path, "wb") as fh:
+            pickle.dump(artifact, fh)
+        return path
+
+    def load(self, path: str) -> Any:
+        import pickle
+
+        with self.component.open(path, "rb") as fh:
+            return pickle.load(fh)  # noqa: S301 - the store's own artifacts
+
+    def exists(self, path: str) -> bool:
+        return bool(self.component.exists(path))
 
 
 @functools.cache
