@@ -173,9 +173,12 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "type": "The plugin type (mlflow, rabbitmq, celery, ...; see `flowc plugins list`).",
         "enabled": "Initialize the plugin for runs (false keeps it declared but off).",
         "config": "The plugin's settings (secrets as ${secrets.NAME} references).",
+        "health_timeout": f"Longest a health check may take (default 5s): {_DURATION_WORDS}.",
     },
     "StepModel": {
         "run": "The Python callable, module:function; its parameters come from with:.",
+        "log_level": "An operator's logger level (DEBUG, INFO, WARNING, ERROR, CRITICAL); "
+        "else $LOG_LEVEL, else INFO.",
         "command": "A process to run instead of a callable (argv list, never a shell).",
         "with": "Arguments of the callable; values may reference ${params.X}, "
         "${steps.S.outputs.O}, ${secrets.X}, ${item}.",
@@ -211,6 +214,7 @@ _DURATIONS = {
     "DefaultsModel": ("retry_delay", "timeout"),
     "StepModel": ("retry_delay", "timeout"),
     "ScheduleModel": ("every",),
+    "PluginModel": ("health_timeout",),
 }
 
 _PARAM_TYPES = {
