@@ -117,7 +117,7 @@ def test_ctrl_c_exits_130_with_the_resume_command(project: Path) -> None:
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "Aborted!" not in err
     assert err.splitlines()[-2:] == [
-        "interrupted",
+        f"run {run_id} interrupted",
         f"  resume with: flowc run flow.yaml --resume {run_id}",
     ]
     done = subprocess.run(

@@ -252,8 +252,9 @@ def _refuse_other_orchestrators(
 ) -> Any | None:
     """A custom orchestrator with a ``run_pipeline`` of its own runs the flow: returned (built).
     Otherwise a stack whose orchestrator compiles to another target (Airflow, KFP, Vertex,
-    Kubernetes) is not run on this machine: a located error naming the command that builds it.
-    None: run here."""
+    Kubernetes) and was chosen for this run (``--stack``, or ``-e`` with the environment's stack)
+    is not run on this machine: a located error naming the command that builds it. A flow whose
+    stack is only its default one runs here (the development loop). None: run here."""
     orch = ir.stack.orchestrator if ir.stack is not None else None
     if orch is None:
         return None
@@ -268,6 +269,8 @@ def _refuse_other_orchestrators(
             raise FlowcError.at(orch.loc, f"stack '{ir.stack.name}': {e}", e.hint) from None
         if has_run_pipeline(component):
             return component
+    if stack is None and env is None:
+        return None
     target = target_for(ir.stack)
     if target == "local":
         return None
