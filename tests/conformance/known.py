@@ -14,15 +14,6 @@ RUN_DATE_UNREFERENCED = (
     "it; bound into every step, it would make every flow unrunnable on kfp.local, which cannot "
     "resolve it)"
 )
-UNREFERENCED_PARAMS = (
-    "found by the matrix: a KFP/Vertex component receives only the params its step references, "
-    "so the run-time value of any other param (a trigger-time override, a required param) never "
-    "reaches `ctx.params` (targets/kfp.py would have to bind every param into every executor)"
-)
-FOREACH_INDEX = (
-    "found by the matrix: `ctx.index` is None in KFP/Vertex foreach iterations (the target "
-    "passes the item, not its position)"
-)
 ATTEMPT = (
     "found by the matrix: `ctx.attempt` is 1 on every attempt on KFP/Vertex, `retry_delay: 0s` "
     "and `2s` alike (the retryPolicy itself is right: the retries happen, at the delay; but KFP "
@@ -33,11 +24,6 @@ K8S_RETRY_DELAY = (
     "found by the matrix: on Kubernetes a failed attempt is retried by the Job's backoffLimit, "
     "which ignores `retry_delay` (the in-test server retries at once; a real cluster waits its "
     "own 10s, 20s, ... pod backoff)"
-)
-NULL_LITERAL = (
-    "found by the matrix: a `with:` literal that is or holds a `null` is written as a KFP "
-    "constant, which kfp.local rejects before running the task ('Value must be one of the "
-    'following types: str, int, float, bool, dict, and list. Got: "None"\')'
 )
 FUTURE_AT_AIRFLOW = (
     "found by the matrix: a manual dag.test() of a flow scheduled `at:` a future time runs no "
@@ -53,17 +39,9 @@ KNOWN: dict[tuple[str, str], str] = {
     ("f_retries0", "vertex"): ATTEMPT,
     ("f_run_values", "kfp"): RUN_DATE_UNREFERENCED,
     ("f_run_values", "vertex"): RUN_DATE_UNREFERENCED,
-    ("f_params", "kfp"): UNREFERENCED_PARAMS,
-    ("f_params", "vertex"): UNREFERENCED_PARAMS,
-    ("f_when", "kfp"): UNREFERENCED_PARAMS,
-    ("f_when", "vertex"): UNREFERENCED_PARAMS,
-    ("f_foreach", "kfp"): FOREACH_INDEX,
-    ("f_foreach", "vertex"): FOREACH_INDEX,
     ("f_retries_delay", "kfp"): ATTEMPT,
     ("f_retries_delay", "vertex"): ATTEMPT,
     ("f_retries_delay", "k8s"): K8S_RETRY_DELAY,
-    ("f_literals", "kfp"): NULL_LITERAL,
-    ("f_literals", "vertex"): NULL_LITERAL,
     ("schedule_at", "airflow"): FUTURE_AT_AIRFLOW,
     ("schedule_at", "k8s"): FUTURE_AT_K8S,
 }
