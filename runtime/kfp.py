@@ -15,7 +15,8 @@ the step once, and returns its outputs encoded the way the component's output de
      "inputs": [[input name, ref path, decode], ...],
      "outputs": [[output name, kfp output key, encoding], ...]}
 
-Ref paths: ``["params", X]``, ``["steps", S, "outputs", O]``, ``["item"]``, ``["replica"]``,
+Ref paths: ``["params", X]``, ``["steps", S, "outputs", O]``, ``["item"]``, ``["items"]`` (the
+whole foreach list, for ``ctx.index``), ``["replica"]``,
 ``["run", "id"]``, ``["run", "date"]`` (job-time placeholders), ``["with", KEY]`` (a literal
 argument passed as a KFP constant). Decodes:
 ``"raw"``, ``"int"``, ``"ints"`` (a LIST/STRUCT whose integral doubles become ints: protobuf
@@ -139,8 +140,8 @@ def _job_time(value: Any) -> str:
 
 def run_params(plan: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, Any]:
     """The run's params as a step sees them (``ctx.params``), as under ``flowc run``: every
-    declared param with a default, overlaid with the values this component received (its
-    inputs carry the params it references, with their run-time values)."""
+    declared param with a default, overlaid with the values this component received (the KFP
+    target binds every param into every executor, with its run-time value)."""
     out: dict[str, Any] = {}
     for name, spec in (plan.get("params") or {}).items():
         if name in given:
@@ -148,6 +149,16 @@ def run_params(plan: Mapping[str, Any], given: Mapping[str, Any]) -> dict[str, A
         elif "default" in spec:
             out[name] = spec["default"]
     return out
+
+
+def item_index(items: Any, item: Any) -> int | None:
+    """``ctx.index`` of a foreach iteration: KFP's ParallelFor hands a task its item, not its
+    position, so the position is found in the whole list (also an input); an item that occurs
+    more than once has no single position and gives None."""
+    if item is MISSING or not isinstance(items, list):
+        return None
+    hits = [n for n, v in enumerate(items) if v == item]
+    return hits[0] if len(hits) == 1 else None
 
 
 def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
@@ -158,6 +169,7 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     params: dict[str, Any] = {}
     upstream: dict[str, dict[str, Any]] = {}
     item: Any = MISSING
+    items: Any = None
     replica: int | None = None
     run_id = os.environ.get("FLOWC_RUN_ID") or "kfp"
     run_date: str | None = None
@@ -173,6 +185,8 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
             upstream.setdefault(path[1], {})[path[3]] = value
         elif root == "item":
             item = value
+        elif root == "items":
+            items = value
         elif root == "replica":
             replica = int(value)
         elif root == "run" and path[1:2] == ["date"]:
@@ -186,6 +200,7 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
         data["with"] = {**data.get("with", {}), **{k: {"$lit": v} for k, v in overrides.items()}}
         plan = {**plan, "steps": {**plan["steps"], step: data}}
     params = run_params(plan, params)
+    index = item_index(items, item)
     run = services.RunInfo(run_id=run_id, flow=str(plan.get("name")), params=params)
     with services.running(plan, run) as values:  # plugins, integration tree (when used)
         outs = execute(
@@ -196,6 +211,7 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
             run_id=run_id,
             run_date=run_date,
             item=item,
+            index=index,
             replica=replica,
             ctx_extra=values,
             secret_resolver=secret_resolver,

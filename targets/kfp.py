@@ -121,6 +121,18 @@ def _value_type(value: Any) -> str:
     return "STRING"
 
 
+def _holds_null(value: Any) -> bool:
+    """Whether a literal is or holds a null (a KFP constant is a protobuf Value that KFP
+    runners reject when it is a null, at any depth)."""
+    if value is None:
+        return True
+    if isinstance(value, list):
+        return any(_holds_null(v) for v in value)
+    if isinstance(value, dict):
+        return any(_holds_null(v) for v in value.values())
+    return False
+
+
 def _common_type(values: Iterable[Any]) -> str:
     kinds = {_value_type(v) for v in values}
     if kinds == {"NUMBER_INTEGER", "NUMBER_DOUBLE"}:
@@ -187,6 +199,7 @@ class _Builder:
         self.plan = ir.to_data()
         self._leaf_outputs: dict[str, str] = {}  # output -> KFP key of the last leaf built
         self._items_src: _Chan | None = None  # the foreach items channel of the step being built
+        self._items_bind: _Binding | None = None  # the foreach list, as an input of its leaf
 
     # -- names -----------------------------------------------------------------------------
 
@@ -392,7 +405,10 @@ class _Builder:
         if s.kind == "run":
             for k, e in s.with_:
                 if isinstance(e, Lit):
-                    add(_Binding(k, ["with", k], _value_type(e.value), None, e.value))
+                    # a literal holding a null stays only in the executor's plan (which the
+                    # glue reads): KFP runners reject a null constant at any depth
+                    if not _holds_null(e.value):
+                        add(_Binding(k, ["with", k], _value_type(e.value), None, e.value))
                     continue
                 if isinstance(e, Ref) and (
                     (e.root == "params" and len(e.path) == 1)
@@ -419,6 +435,22 @@ class _Builder:
                     b = base(r)
                     if b is not None:
                         add(b)
+        if s.kind == "run" or s.outputs:
+            # ctx.params holds every param at its run-time value, as under `flowc run`, so every
+            # param reaches every executor running through the flowc glue
+            bound = {b.path[1] for b in out if b.path[0] == "params"}
+            for p in self.ir.params:
+                if p.name not in bound:
+                    b = base(Ref("params", (p.name,)))
+                    if b is not None:
+                        add(b)
+        if item_chan is not None and (s.kind == "run" or s.outputs):
+            # ctx.item and ctx.index: the item (also when no argument uses it) and the whole
+            # list, in which the glue finds the item's position
+            if not any(b.path == ["item"] for b in out):
+                add(_Binding("_item", ["item"], item_chan.type, item_chan, decode=item_chan.decode))
+            if self._items_bind is not None:
+                add(self._items_bind)
         if replica_chan is not None:
             add(_Binding("_replica", ["replica"], "NUMBER_INTEGER", replica_chan, decode="int"))
         return out
@@ -650,6 +682,11 @@ class _Builder:
                     {},
                 )
                 items_spec = {"raw": json.dumps(f.value, separators=(",", ":"))}
+                self._items_bind = (
+                    None
+                    if _holds_null(f.value)  # no null constant (see the `with:` literals)
+                    else _Binding("_items", ["items"], "LIST", None, f.value)
+                )
             elif isinstance(f, Ref) and (
                 (f.root == "params" and len(f.path) == 1)
                 or (f.root == "steps" and len(f.path) == 3)
@@ -665,6 +702,14 @@ class _Builder:
                 item_chan = _Chan(f"{src.name}-loop-item", elem, {}, decode=src.item_decode)
                 items_spec = {"inputParameter": src.name}
                 self._items_src = src
+                # the whole list, for ctx.index; not a step output's: kfp.local hands a task in
+                # a ParallelFor the loop item for every task output it reads, so there
+                # ctx.index stays None
+                self._items_bind = (
+                    _Binding("_items", ["items"], src.type, src, decode=src.decode)
+                    if f.root == "params"
+                    else None
+                )
             else:
                 raise _err(
                     getattr(f, "loc", None) or s.loc,

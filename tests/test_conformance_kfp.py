@@ -48,13 +48,10 @@ def test_ctx_params_holds_every_param(
     recs = _run(FLOWS / "f_params.yaml", target, tmp_path, monkeypatch, path="in.csv", rows=5)
     defaults = {"lr": 0.5, "full": False, "tags": ["a", "b"], "opts": {"depth": 2}}
     defaults |= {"unused": "quiet"}
-    # the params a step references arrive with their run-time values, the others at defaults
+    # every param reaches every executor with its run-time value, referenced or not
     assert recs["uses_some"]["params"] == {"path": "in.csv", "rows": 5, **defaults}
     assert recs["uses_some"]["kwargs"] == {"path": "in.csv", "rows": 5}
-    # a step referencing none still sees every param with a default (it saw {} before); the
-    # run-time value of a param no step input carries cannot reach it: the KFP target passes
-    # each component only the params it references (the f_params cells of the matrix)
-    assert recs["uses_none"]["params"] == {"rows": 3, **defaults}
+    assert recs["uses_none"]["params"] == {"path": "in.csv", "rows": 5, **defaults}
 
 
 @pytest.mark.parametrize("target", ["kfp", "vertex"])

@@ -310,6 +310,15 @@ def test_same_graph_types_and_defaults_as_kfp_compiler(case: str, tmp_path: Path
     assert ours["params"] == theirs["params"]
     if case == "params":
         return  # the DSL twin has no steps; the golden's graph is checked elsewhere
+    # inputs only the flowc glue reads (every param, for ctx.params; the item and its list, for
+    # ctx.index): a hand-written KFP component has no use for them
+    for graph in (ours, theirs):
+        for leaf in graph["leaves"].values():
+            leaf["inputs"] = {
+                k: v
+                for k, v in leaf["inputs"].items()
+                if k not in ("_item", "_items") and not k.startswith("_p_")
+            }
     assert ours["leaves"] == theirs["leaves"]
 
 
@@ -499,13 +508,34 @@ def test_glue_encodes_and_decodes() -> None:
     assert glue.decode(3.0, "int") == 3
 
 
+def test_glue_finds_the_foreach_position_of_an_item() -> None:
+    assert glue.item_index(["a", "b", "c"], "b") == 1
+    assert glue.item_index([{"k": 1}, {"k": 2}], {"k": 2}) == 1
+    assert glue.item_index([1, 2, 1], 1) is None  # no single position
+    assert glue.item_index(["a"], glue.MISSING) is None  # not a foreach iteration
+
+
+def test_every_param_and_no_null_constant_reaches_the_executors() -> None:
+    text = _flow(
+        "  x:\n    run: flowc_demo.steps:echo\n"
+        "    with: {n: null, d: {k: [1, null]}, v: 2}\n"
+        "  y:\n    run: flowc_demo.steps:echo\n    foreach: '${params.xs}'\n"
+    )
+    spec = next(yaml.safe_load_all(emit(load_text(text, "f.yaml"), "kfp")["pipeline.yaml"]))
+    comps = spec["components"]
+    # ctx.params: every param, in every executor; the literals holding a null stay in the plan
+    assert sorted(comps["comp-x"]["inputDefinitions"]["parameters"]) == ["_p_xs", "v"]
+    # ctx.item and ctx.index: the item and the foreach list it is in
+    assert sorted(comps["comp-y"]["inputDefinitions"]["parameters"]) == ["_item", "_items", "_p_xs"]
+
+
 def test_glue_runs_a_step_like_kfps_executor() -> None:
     spec = _docs(GOLDEN / "basic" / "kfp" / "pipeline.yaml")[0]
     src = spec["deploymentSpec"]["executors"]["exec-count"]["container"]["command"][3]
     ns: dict[str, Any] = {}
     exec(compile(src, "count", "exec"), ns)
     # typed: the LIST value in (its nested ints as KFP's doubles), the NUMBER_INTEGER out
-    assert ns["count"](frame=[{"id": 0.0}, {"id": 1.0}]) == 2
+    assert ns["count"](frame=[{"id": 0.0}, {"id": 1.0}], _p_path="in.csv", _p_rows=3.0) == 2
 
 
 TRICKY = [
@@ -612,7 +642,10 @@ def test_stdlib_executor_writes_what_kfps_executor_writes(
     program = tmp_path / "ephemeral_component.py"
     program.write_text(container["command"][3], encoding="utf-8")
     comp = spec["components"]["comp-" + label[len("exec-") :]]
-    inputs = {"count": {"frame": json.dumps([{"id": 1}, {"id": 2}])}, "train": {"frame": [1, 2]}}
+    inputs = {
+        "count": {"frame": json.dumps([{"id": 1}, {"id": 2}]), "_p_path": "in.csv", "_p_rows": 3},
+        "train": {"frame": [1, 2], "_p_full": False},
+    }
     outputs: dict[str, str] = {}
     for runner in ("kfp.dsl.executor_main", "flowc.runtime.kfp"):
         out = tmp_path / runner / "executor_output.json"

@@ -101,6 +101,11 @@ LOOP_READS_TASK = (
     "loop body reading another step's output cannot run in it (tests/test_kfp.py runs loops "
     "over params and items)"
 )
+JOB_TIME_PLACEHOLDER = (
+    "kfp.local cannot resolve the job-time placeholder `${run.date}` compiles to "
+    "(`{{$.pipeline_job_create_time_utc}}`: an IndexError in its placeholder resolution, before "
+    "the task runs); a KFP backend and Vertex fill it in"
+)
 EMPTY_LOOP = (
     "kfp.local cannot collect the outputs of a ParallelFor over no items "
     "('Tried to get output ... from task for-loop-...')"
@@ -118,6 +123,8 @@ NOT_RUNNABLE: dict[tuple[str, str], str] = {
     ("airflow_pods", "airflow"): POD_OPERATOR,
     ("foreach", "kfp"): LOOP_READS_TASK,
     ("foreach", "vertex"): LOOP_READS_TASK,
+    ("f_run_date", "kfp"): JOB_TIME_PLACEHOLDER,
+    ("f_run_date", "vertex"): JOB_TIME_PLACEHOLDER,
     ("f_timeouts", "kfp"): KFP_TIMEOUT,
     ("f_timeouts", "vertex"): KFP_TIMEOUT,
     **{
