@@ -272,7 +272,9 @@ class Runner:
             args = ["run", os.path.relpath(case.flow, REPO), "--root", str(self.work / "flowc")]
             args += [x for p in param_text(plan, params) for x in ("--param", p)]
             opts = case.options
-            if opts.get("stack"):
+            # a stack that runs elsewhere chooses the engine, not the behaviour: `flowc run`
+            # refuses --stack with it, so the reference run uses the flow's default stack
+            if opts.get("stack") and (ir.stack is None or ir.stack.target in (None, "local")):
                 args += ["--stack", opts["stack"]]
             if opts.get("environment"):
                 args += ["--env", opts["environment"]]
