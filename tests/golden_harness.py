@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,7 +35,8 @@ def case_options(case_dir: Path) -> dict:
 
 
 @contextmanager
-def _environ(extra: dict[str, str]):
+def environ(extra: dict[str, str]) -> Iterator[None]:
+    """Set ``extra`` in ``os.environ`` for the ``with`` block, then restore what was there."""
     saved = {k: os.environ.get(k) for k in extra}
     os.environ.update(extra)
     try:
@@ -55,7 +57,7 @@ def compile_case(case_dir: Path, target: str) -> dict[str, str]:
 
     opts = case_options(case_dir)
     flow = case_dir / "flow.yaml"
-    with _environ(opts.get("env", {})):
+    with environ(opts.get("env", {})):
         try:
             ir = compile_flow(
                 os.path.relpath(flow),

@@ -23,7 +23,7 @@ import pytest
 from flowc.compiler.api import compile_flow, emit, load_text
 from flowc.compiler.ir import Pipeline
 from flowc.runtime.executor import run_plan
-from tests.golden_harness import _environ, case_options
+from tests.golden_harness import case_options, environ
 
 REPO = Path(__file__).resolve().parent.parent
 GOLDEN = REPO / "golden"
@@ -81,7 +81,7 @@ def _compile(case: str) -> tuple[Pipeline, str]:
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
-        with _environ(opts.get("env", {})):
+        with environ(opts.get("env", {})):
             ir = compile_flow(
                 os.path.relpath(case_dir / "flow.yaml"),
                 environment=opts.get("environment"),

@@ -41,7 +41,10 @@ def _params() -> list[Any]:
 
 @pytest.fixture(scope="session")
 def matrix(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Cell]:
-    shared = tmp_path_factory.getbasetemp().parent  # common to all xdist workers of the session
+    # xdist workers of one session share their base folder's parent (pytest-N); a run without
+    # xdist has its own base folder (its parent is common to every session: never reused)
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
     result = shared / "conformance-matrix.json"
     with FileLock(str(shared / "conformance-matrix.lock")):
         if not result.is_file():

@@ -35,6 +35,7 @@ from tests.conformance.cases import (
     Case,
     all_cases,
 )
+from tests.golden_harness import environ
 
 TOKEN = "conformance-token-value"
 """The value behind the feature flows' secret (env, Airflow Variable and k8s Secret alike)."""
@@ -68,20 +69,6 @@ class Cell:
 # ---------------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _environ(extra: dict[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def compile_case(case: Case) -> tuple[Any, dict[str, Any]]:
     """``(ir or None, {target: files | FlowcError text})`` compiled as users do (from the repo,
     the flow path relative to it)."""
@@ -92,7 +79,7 @@ def compile_case(case: Case) -> tuple[Any, dict[str, Any]]:
     cwd = os.getcwd()
     os.chdir(REPO)
     try:
-        with _environ(opts.get("env", {})):
+        with environ(opts.get("env", {})):
             try:
                 ir = compile_flow(
                     os.path.relpath(case.flow),
@@ -283,7 +270,7 @@ class Runner:
             cwd = os.getcwd()
             os.chdir(REPO)
             try:
-                with _environ({"FLOWC_CONFORMANCE_OUT": str(folder), **opts.get("env", {})}):
+                with environ({"FLOWC_CONFORMANCE_OUT": str(folder), **opts.get("env", {})}):
                     res = CliRunner().invoke(cli, args, catch_exceptions=True)
             finally:
                 executor.run_plan = real
@@ -312,7 +299,7 @@ class Runner:
         for n, params in enumerate(case.runs):
             folder = self.rec_dir(case, "local_module", n)
             text_params = dict(p.split("=", 1) for p in param_text(plan, params))
-            with _environ({"FLOWC_CONFORMANCE_OUT": str(folder)}):
+            with environ({"FLOWC_CONFORMANCE_OUT": str(folder)}):
                 r = mod.run(text_params, root=str(self.work / "local" / ".flowc"))
             out.append(observation(case, plan, r.status, r.outputs, folder))
         return out
@@ -348,7 +335,7 @@ class Runner:
             folder = self.rec_dir(case, engine, n)
             before = set(root.iterdir()) if root.is_dir() else set()
             status = "success"
-            with _environ({"FLOWC_CONFORMANCE_OUT": str(folder)}):
+            with environ({"FLOWC_CONFORMANCE_OUT": str(folder)}):
                 try:
                     comp(**params)
                 except RuntimeError as e:  # kfp.local: "Task ... finished with status FAILURE"
@@ -390,7 +377,7 @@ class Runner:
                 env = {"FLOWC_CONFORMANCE_OUT": str(folder), "FLOWC_K8S_POLL": "0.2"}
                 if store.pvc_root is not None:  # the driver writes where the pods read
                     env["FLOWC_ARTIFACT_ROOT"] = store.pvc_root
-                with _environ(env), _without("FLOWC_DRIVER_JOB"):
+                with environ(env), _without("FLOWC_DRIVER_JOB"):
                     code = drive(args)
             finally:
                 os.chdir(cwd)
@@ -513,7 +500,7 @@ class Runner:
 
         with (
             gcs_emulator(self.work / "gcs", GCS_BUCKET) as host,
-            _environ({**SECRET_ENV, "STORAGE_EMULATOR_HOST": host}),
+            environ({**SECRET_ENV, "STORAGE_EMULATOR_HOST": host}),
         ):
             handle = self.start_airflow(airflow_jobs) if airflow_jobs else None
             try:
@@ -638,7 +625,7 @@ def _k8s_store(maps: list[dict[str, Any]], workdir: Path) -> Any:
     claims = re.findall(r'"claimName": ?"([^"]+)"', json.dumps(config.get("job")))
     pvc = claims[0] if claims else None
     root = workdir / ".fake-k8s" / "pvc" / pvc if pvc else workdir / ".flowc" / "artifacts"
-    with _environ({"FLOWC_ARTIFACT_ROOT": str(root)}):
+    with environ({"FLOWC_ARTIFACT_ROOT": str(root)}):
         store = open_store(config)
     store.pvc_root = str(root) if pvc else None
     return store
