@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from flowc import __version__
-from flowc.compiler.errors import FlowcError, Loc
+from flowc.compiler.errors import Diagnostic, FlowcError, Loc
 from flowc.compiler.ir import (
     BinOp,
     Expr,
@@ -67,7 +67,9 @@ from flowc.targets.yaml_writer import dump as dump_yaml
 KFP_CAPABILITIES = Capabilities(
     schedule="none",  # a PipelineSpec has no schedule: a recurring run is made apart
     foreach_over_loop=False,  # a ParallelFor's collected output is not a loop source in KFP
-    run_values=frozenset({"id", "date"}),  # the job's placeholders
+    # the job's placeholders, and the ExitHandler's PipelineTaskFinalStatus (its state); KFP's
+    # final status names the exit handler's task, never the tasks that failed: no failed_steps
+    run_values=frozenset({"id", "date", "ds", "ds_nodash", "status"}),
 )
 """What a KFP PipelineSpec can express (the vertex target's table starts from it)."""
 
@@ -1292,6 +1294,73 @@ def build_pipeline_spec(
     return spec, platform_spec if platform else None
 
 
+KFP_TRIGGERS = ("all_success", "all_done")
+"""Trigger rules a KFP triggerPolicy can spell: ALL_UPSTREAM_TASKS_SUCCEEDED (the default) and
+ALL_UPSTREAM_TASKS_COMPLETED; the others have no KFP construct."""
+
+
+def kfp_problems(ir: Pipeline, target: str) -> list[Diagnostic]:
+    """Control flow a KFP PipelineSpec cannot express (kfp and vertex), located, naming the
+    target: triggers other than all_success / all_done, ``skip_on_exit_code`` (a KFP task has no
+    skipped state), a finally step after another finally step (KFP runs the exit tasks of an
+    ExitHandler side by side) or reading a step's output (an exit task sees the final status)."""
+    out: list[Diagnostic] = []
+    finals = {s.name for s in ir.steps if getattr(s, "is_finally", False)}
+    for s in ir.steps:
+        trigger = getattr(s, "trigger", "all_success")
+        if trigger not in KFP_TRIGGERS and not getattr(s, "is_finally", False):
+            out.append(
+                Diagnostic(
+                    s.loc,
+                    f"step '{s.name}': trigger '{trigger}' cannot be expressed on the {target} "
+                    "target (a KFP triggerPolicy has only ALL_UPSTREAM_TASKS_SUCCEEDED and "
+                    "ALL_UPSTREAM_TASKS_COMPLETED)",
+                    "use all_success or all_done, or compile for airflow, k8s or local",
+                )
+            )
+        if getattr(s, "skip_on_exit_code", ()):
+            out.append(
+                Diagnostic(
+                    s.loc,
+                    f"step '{s.name}': skip_on_exit_code cannot be expressed on the {target} "
+                    "target (a KFP task has no skipped state: it succeeds or fails)",
+                    "skip with `when:` (a KFP condition), or compile for airflow, k8s or local",
+                )
+            )
+        if s.name in finals:
+            if getattr(s, "group", None) is not None:
+                out.append(
+                    Diagnostic(
+                        s.loc, f"finally step '{s.name}': a group cannot be a {target} exit task"
+                    )
+                )
+            before = sorted(u for u in s.upstream if u in finals)
+            if before:
+                out.append(
+                    Diagnostic(
+                        s.loc,
+                        f"finally step '{s.name}' runs after finally step '{before[0]}', which "
+                        f"the {target} target cannot express (the exit tasks of a KFP "
+                        "ExitHandler all start once its body finished)",
+                        "make the finally steps independent, or join them into one step",
+                    )
+                )
+            for _k, e in (*s.with_, *s.env):
+                for r in e.refs():
+                    if r.root == "steps" and r.step not in finals:
+                        out.append(
+                            Diagnostic(
+                                r.loc or s.loc,
+                                f"finally step '{s.name}' reads ${{{r.dotted}}}, which the "
+                                f"{target} target cannot pass (a KFP exit task gets the "
+                                "ExitHandler's final status, not its tasks' outputs)",
+                                "read ${run.status} in the finally step, or pass the value "
+                                "through a flow output",
+                            )
+                        )
+    return out
+
+
 class KfpTarget(BaseTarget):
     """Kubeflow Pipelines v2: ``pipeline.yaml`` (PipelineSpec + kfp-kubernetes platform spec)."""
 
@@ -1299,6 +1368,9 @@ class KfpTarget(BaseTarget):
     description: ClassVar[str] = "Kubeflow Pipelines v2 PipelineSpec (pipeline.yaml)"
     CAPABILITIES: ClassVar[Capabilities] = KFP_CAPABILITIES
     uses_build_cache: ClassVar[bool] = True
+
+    def check(self, ir: Pipeline) -> list[Diagnostic]:
+        return kfp_problems(ir, self.name)
 
     def emit(self, ir: Pipeline, cache: BuildCache | None = None) -> dict[str, str]:
         spec, platform = build_pipeline_spec(ir, cache=cache)
