@@ -195,7 +195,7 @@ class _Builder:
         self.root_tasks = self.scopes[ROOT].tasks
         self.group_task: dict[str, str] = {}  # group -> its task in the parent DAG
         self.group_scope: dict[str, str] = {}  # group -> the scope key of its own DAG
-        self.group_loop: dict[str, tuple[_Chan, dict[str, Any], dict[str, _Chan], Any]] = {}
+        self.group_loop: dict[str, tuple[_Chan, dict[str, Any], _Chan | None, _Binding | None]] = {}
         self.names: dict[str, tuple[str, Loc | None]] = {}
         self.task_of: dict[str, str] = {}
         self.outer_of: dict[str, str] = {}
@@ -462,7 +462,12 @@ class _Builder:
         group's: the LIST over items); the group's DAG component gets the matching output."""
         grp = self.ir.group(g)
         expr = dict(grp.outputs).get(name)
-        if not (isinstance(expr, Ref) and expr.root == "steps" and len(expr.path) == 3):
+        if not (
+            isinstance(expr, Ref)
+            and expr.root == "steps"
+            and len(expr.path) == 3
+            and not getattr(expr, "index", ())
+        ):
             raise _err(
                 getattr(expr, "loc", None) or grp.loc or loc,
                 f"group '{g}': output '{name}' must be one member's output to compile to KFP",
@@ -542,10 +547,14 @@ class _Builder:
                     if not _holds_null(e.value):
                         add(_Binding(k, ["with", k], _value_type(e.value), None, e.value))
                     continue
-                if isinstance(e, Ref) and (
-                    (e.root == "params" and len(e.path) == 1)
-                    or (e.root == "steps" and len(e.path) == 3)
-                    or (e.root == "item" and not e.path)
+                if (
+                    isinstance(e, Ref)
+                    and not getattr(e, "index", ())
+                    and (
+                        (e.root == "params" and len(e.path) == 1)
+                        or (e.root == "steps" and len(e.path) == 3 and not getattr(e, "index", ()))
+                        or (e.root == "item" and not e.path)
+                    )
                 ):
                     b = base(e)
                     if b is not None:
@@ -704,7 +713,7 @@ class _Builder:
             cap = getattr(s, "retry_max_delay", None)
             longest = s.retry_delay * factor ** max(s.retries - 1, 0)
             if cap is not None:
-                most = seconds_text(min(longest, cap))
+                most = seconds_text(cap)
             elif factor != 1.0 and s.retry_delay:
                 most = seconds_text(longest)
             else:
@@ -842,7 +851,7 @@ class _Builder:
             values = f.value
             if not all(isinstance(v, list) for v in values.values()):
                 raise _err(getattr(f, "loc", None) or loc, f"{what}: a matrix maps keys to lists")
-            f = Lit(loop_product(values), loc=getattr(f, "loc", None))
+            f = Lit(loop_product(values))
         if isinstance(f, Lit) and isinstance(f.value, list):
             item_chan = _Chan(
                 f"pipelinechannel--loop-item-param-{task}",
@@ -856,7 +865,8 @@ class _Builder:
             )
             return item_chan, {"raw": raw_items(f.value)}, None, bind
         if isinstance(f, Ref) and (
-            (f.root == "params" and len(f.path) == 1) or (f.root == "steps" and len(f.path) == 3)
+            (f.root == "params" and len(f.path) == 1)
+            or (f.root == "steps" and len(f.path) == 3 and not getattr(f, "index", ()))
         ):
             src = self._chan(f, loc)
             if src.type != "LIST":
@@ -1006,7 +1016,7 @@ class _Builder:
                 return _cel_literal(self.ir.name)
             if not (
                 (e.root == "params" and len(e.path) == 1)
-                or (e.root == "steps" and len(e.path) == 3)
+                or (e.root == "steps" and len(e.path) == 3 and not getattr(e, "index", ()))
             ):
                 raise _err(e.loc or s.loc, f"${{{e.dotted}}} cannot be used in a KFP condition")
             c = self._chan(e, s.loc)
@@ -1050,7 +1060,12 @@ class _Builder:
         produced inside the exit handler leaves its DAG as an output first."""
         out: dict[str, tuple[str, str, str]] = {}
         for name, e in getattr(self.ir, "outputs", ()):
-            if not (isinstance(e, Ref) and e.root == "steps" and len(e.path) == 3):
+            if not (
+                isinstance(e, Ref)
+                and e.root == "steps"
+                and len(e.path) == 3
+                and not getattr(e, "index", ())
+            ):
                 raise _err(
                     getattr(e, "loc", None) or self.ir.loc,
                     f"flow output '{name}' must be one step's or group's output to compile to "
@@ -1106,8 +1121,11 @@ class _Builder:
             self.components[f"comp-{EXIT_TASK}"] = dag_component(
                 sc, {k: self.exit_outputs[k] for k in exits}
             )
-            spec = {"componentRef": {"name": f"comp-{EXIT_TASK}"}, "taskInfo": {"name": EXIT_TASK}}
-            place(self.scopes[ROOT], _Node(EXIT_TASK, spec, dict(sc.needs)), set())
+            exit_spec = {
+                "componentRef": {"name": f"comp-{EXIT_TASK}"},
+                "taskInfo": {"name": EXIT_TASK},
+            }
+            place(self.scopes[ROOT], _Node(EXIT_TASK, exit_spec, dict(sc.needs)), set())
         stray = self.scopes[ROOT].needs
         if stray:  # pragma: no cover - refs across DAGs are refused by the checks before
             raise _err(self.ir.loc, f"KFP cannot pass {', '.join(sorted(stray))} here")
