@@ -4,13 +4,23 @@ platform spec), emitted straight from the IR the way kfp's own compiler lays it 
 
 :func:`build_pipeline_spec` is shared with the Vertex target. Mapping (docs/kfp.md):
 
-- every step is one task in the root DAG (named in kebab case); ``foreach`` / ``replicas`` wrap it
-  in ``for-loop-<task>`` / ``for-replica-<task>`` ParallelFor DAGs (outputs collected as lists) and
-  ``when`` (its own and every upstream step's, since a skipped step skips its downstream) wraps it
+- every step is one task in its DAG (kebab case: "." and "_" -> "-"); ``foreach`` / ``replicas``
+  wrap it in ``for-loop-<task>`` / ``for-replica-<task>`` ParallelFor DAGs (outputs collected as
+  lists) and ``when`` (its own and every upstream step's, since a skipped step skips its downstream) wraps it
   in a ``condition-<task>`` DAG with a CEL ``triggerPolicy.condition``;
 - ``run:`` steps are lightweight Python components (``kfp.dsl.executor_main`` with a generated
   one-line function calling :func:`flowc.runtime.kfp.run_component`); ``command:`` steps are
   container components with ``{{$.inputs.parameters[...]}}`` placeholders;
+- control flow (issue 18; DAG structure in :mod:`flowc.targets.kfp_dag`): ``trigger: all_done``
+  is ``triggerPolicy.strategy: ALL_UPSTREAM_TASKS_COMPLETED`` (outputs it reads get kfp's
+  default for a missing value, JSON null); ``finally:`` steps are exit tasks after an
+  ``exit-handler-1`` DAG holding the rest, each with a ``TASK_FINAL_STATUS`` input giving
+  ``${run.status}``; groups (``uses:`` sub-flows too) are sub-DAG components, foreach groups
+  ParallelFor bodies with every member; a literal matrix is one ParallelFor over its cross
+  product; flow ``outputs`` are ``root.outputDefinitions`` + ``root.dag.outputs``;
+  ``retry_backoff`` / ``retry_max_delay`` are ``backoffFactor`` / ``backoffMaxDuration``. What
+  KFP has no construct for is refused by :func:`kfp_problems` (other triggers,
+  ``skip_on_exit_code``, ``${run.failed_steps}``, ordered finally steps);
 - step outputs cross as typed parameters where the type is known: a foreach source is a LIST,
   a value compared in a ``when`` gets the literal's type, else the type of the callable's return
   annotation (``Step.output_types``: NUMBER_INTEGER, NUMBER_DOUBLE, STRING, BOOLEAN, LIST,
