@@ -530,3 +530,50 @@ def test_run_ds_is_spelled_from_the_job_time(tmp_path: Path) -> None:
     components.load_component_from_file(str(tmp_path / "pipeline.yaml"))()
     (_w, v), *_ = _executor_outputs(tmp_path, "a")
     assert (json.loads(v["value"]), json.loads(v["ns"])) == ("2026-01-02", "20260102")
+
+
+def test_group_nested_in_a_foreach_group_reads_the_item_on_kfp_local(tmp_path: Path) -> None:
+    # outer: foreach over a literal list; outer.inner: a sub-DAG inside each iteration's body,
+    # whose member reads the outer item (threaded in as an input of the inner DAG)
+    ir = _flow(
+        "steps:\n"
+        "  x:\n"
+        "    run: flowc_demo.steps:echo\n"
+        "    foreach: [p, q]\n"
+        '    with: {value: "${item}"}\n'
+        "    outputs: [value]\n"
+    )
+    (x,) = ir.steps
+    member = dataclasses.replace(x, name="outer.inner.x", group="outer.inner", foreach=None)
+    out = Ref("steps", ("outer.inner.x", "outputs", "value"))
+    inner = Group(
+        name="outer.inner",
+        parent="outer",
+        steps=("outer.inner.x",),
+        outputs=(("v", out),),
+        leaves=("outer.inner.x",),
+    )
+    outer = Group(
+        name="outer",
+        foreach=Lit(["p", "q"]),
+        groups=("outer.inner",),
+        outputs=(("v", Ref("steps", ("outer.inner", "outputs", "v"))),),
+        leaves=("outer.inner.x",),
+    )
+    ir = dataclasses.replace(
+        ir,
+        steps=(member,),
+        groups=(outer, inner),
+        outputs=(("vs", Ref("steps", ("outer", "outputs", "v"))),),
+    )
+    spec = _spec(ir)
+    body = spec["components"]["comp-for-loop-outer"]
+    assert set(body["dag"]["tasks"]) == {"outer-inner"}
+    item = "pipelinechannel--loop-item-param-for-loop-outer"
+    assert body["dag"]["tasks"]["outer-inner"]["inputs"]["parameters"] == {
+        item: {"componentInputParameter": item}
+    }
+    assert set(spec["components"]["comp-outer-inner"]["dag"]["tasks"]) == {"outer-inner-x"}
+    task = _run_local(ir, tmp_path)
+    # a foreach group's export: a LIST of the per-item values, each the member's JSON text
+    assert [json.loads(v) for v in task.outputs["vs"]] == ["p", "q"]
