@@ -863,10 +863,13 @@ class _Builder:
                 raise _err(getattr(f, "loc", None) or loc, f"{what}: a matrix maps keys to lists")
             f = Lit(loop_product(values))
         if isinstance(f, Lit) and isinstance(f.value, list):
+            typ = _common_type(f.value) if f.value else "STRING"
             item_chan = _Chan(
                 f"pipelinechannel--loop-item-param-{task}",
-                _common_type(f.value) if f.value else "STRING",
+                typ,
                 {"componentInputParameter": f"pipelinechannel--loop-item-param-{task}"},
+                # a protobuf Value has no ints: a matrix item's 3 arrives as 3.0
+                decode="ints" if typ in ("LIST", "STRUCT") else "raw",
             )
             bind = (
                 None

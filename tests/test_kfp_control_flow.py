@@ -457,6 +457,7 @@ def test_matrix_runs_four_instances_with_the_right_items(tmp_path: Path) -> None
         for _w, v in _executor_outputs(tmp_path, "grid")
     )
     assert got == [(0.01, 3), (0.01, 5), (0.1, 3), (0.1, 5)]
+    assert {type(d) for _lr, d in got} == {int}  # not 3.0: KFP carries the item as a Struct
 
 
 # ---------------------------------------------------------------------------------------------
@@ -577,3 +578,87 @@ def test_group_nested_in_a_foreach_group_reads_the_item_on_kfp_local(tmp_path: P
     task = _run_local(ir, tmp_path)
     # a foreach group's export: a LIST of the per-item values, each the member's JSON text
     assert [json.loads(v) for v in task.outputs["vs"]] == ["p", "q"]
+
+
+# ---------------------------------------------------------------------------------------------
+# The DSL end to end: a uses: sub-flow with with: params, a foreach group, a matrix, finally and
+# a flow output, compiled by the front end and run by kfp.local
+# ---------------------------------------------------------------------------------------------
+
+SUB_FLOW = """\
+flowc: 1
+name: sub
+params:
+  trials: {type: int, default: 1}
+steps:
+  fit: {run: flowc_demo.steps:echo, with: {value: "${params.trials}"}, outputs: [value]}
+outputs:
+  best: "${steps.fit.outputs.value}"
+"""
+
+DSL_FLOW = """\
+flowc: 1
+name: cf_dsl
+params:
+  shards: {type: list, default: [a, bb]}
+steps:
+  per_shard:
+    foreach: "${params.shards}"
+    steps:
+      prep: {run: flowc_demo.steps:echo, with: {value: "${item}"}, outputs: [value]}
+      score:
+        run: flowc_demo.steps:echo
+        with: {value: "${steps.prep.outputs.value}"}
+        outputs: [value]
+    outputs: {score: "${steps.score.outputs.value}"}
+  grid:
+    run: flowc_demo.steps:echo
+    foreach: {lr: [0.1, 0.01], depth: [3, 5]}
+    with: {value: "${item.lr}", ns: "${item.depth}"}
+    outputs: [value, ns]
+  tuned:
+    uses: flows/sub.yaml
+    with: {trials: 20}
+  publish:
+    run: flowc_demo.steps:echo
+    with: {value: "${steps.per_shard.outputs.score}", ns: "${steps.tuned.outputs.best}"}
+    outputs: [value]
+finally:
+  report:
+    run: flowc_demo.steps:echo
+    with: {value: "${run.status}"}
+    outputs: [value]
+outputs:
+  published: "${steps.publish.outputs.value}"
+"""
+
+
+def test_dsl_flow_with_uses_group_matrix_finally_and_outputs_on_kfp_local(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flowc.compiler.api import compile_flow
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "flows").mkdir()
+    (tmp_path / "flows" / "sub.yaml").write_text(SUB_FLOW, encoding="utf-8")
+    (tmp_path / "flow.yaml").write_text(DSL_FLOW, encoding="utf-8")
+    ir = compile_flow(Path("flow.yaml"))
+    spec = _spec(ir)
+    body = spec["components"]["comp-exit-handler-1"]["dag"]["tasks"]
+    assert set(body) == {"for-loop-per-shard", "for-loop-grid", "tuned", "publish"}
+    # the sub-flow is a nested pipeline component: its with: value reaches its step
+    assert body["tuned"]["componentRef"] == {"name": "comp-tuned"}
+    fit = spec["components"]["comp-tuned"]["dag"]["tasks"]["tuned-fit"]
+    assert fit["inputs"]["parameters"]["value"] == {"runtimeValue": {"constant": 20}}
+    task = _run_local(ir, tmp_path)
+    (_w, pub), *_ = _executor_outputs(tmp_path, "publish")
+    assert json.loads(pub["Output"]) == {"value": ["a", "bb"], "ns": 20}
+    assert json.loads(task.outputs["published"]) == {"value": ["a", "bb"], "ns": 20}
+    grid = sorted(
+        (json.loads(v["value"]), json.loads(v["ns"]))
+        for _w, v in _executor_outputs(tmp_path, "grid")
+    )
+    assert grid == [(0.01, 3), (0.01, 5), (0.1, 3), (0.1, 5)]
+    assert {type(d) for _lr, d in grid} == {int}
+    (_w, rep), *_ = _executor_outputs(tmp_path, "report")
+    assert json.loads(rep["Output"]) == "success"
