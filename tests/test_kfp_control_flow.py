@@ -662,3 +662,28 @@ def test_dsl_flow_with_uses_group_matrix_finally_and_outputs_on_kfp_local(
     assert {type(d) for _lr, d in grid} == {int}
     (_w, rep), *_ = _executor_outputs(tmp_path, "report")
     assert json.loads(rep["Output"]) == "success"
+
+
+def test_two_finally_steps_are_two_exit_tasks_both_seeing_the_status(tmp_path: Path) -> None:
+    text = (
+        FINALLY
+        + '  notify: {run: flowc_demo.steps:echo, with: {value: "${run.id}"}, outputs: [value]}\n'
+    )
+    ir = _finally_ir(text)
+    ir = _run_value(
+        _change(ir, {"notify": {"is_finally": True, "upstream": (), "after": ()}}),
+        "notify",
+        value="status",
+    )
+    spec = _spec(ir)
+    for task in ("report", "notify"):
+        t = spec["root"]["dag"]["tasks"][task]
+        assert t["dependentTasks"] == ["exit-handler-1"]
+        assert t["inputs"]["parameters"]["_status"] == {
+            "taskFinalStatus": {"producerTask": "exit-handler-1"}
+        }
+    with pytest.raises(RuntimeError):
+        _run_local(ir, tmp_path)
+    for task in ("report", "notify"):
+        (_w, values), *_ = _executor_outputs(tmp_path, task)
+        assert json.loads(values["Output"]) == "failed"
