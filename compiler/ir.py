@@ -62,7 +62,7 @@ class Ref(Expr):
     "frame"))``, ``Ref("item", ())``, ``Ref("env", ("HOME",), default="x")``."""
 
     root: str
-    path: tuple[str | int, ...] = ()  # an int indexes a list: ${steps.x.outputs.y[0]}
+    path: tuple[Any, ...] = ()  # str keys; an int indexes a list: ${steps.x.outputs.y[0]}
     default: str | None = None  # only for env: ${env.X:-default}
     loc: Loc | None = field(default=None, compare=False)
 
