@@ -498,9 +498,7 @@ class _Runner:
             self._collect(name, -1 if index is None else index, fut)
             return
         for index, item in instances:
-            fut = self.pool.submit(
-                self.attempts.run, name, data, index, item, upstream, run_extra
-            )
+            fut = self.pool.submit(self.attempts.run, name, data, index, item, upstream, run_extra)
             self.running[fut] = (node, -1 if index is None else index)
 
     def mark_started(self, name: str, now: float) -> None:

@@ -49,9 +49,7 @@ def foreach_items(value: Any, matrix: Sequence[str] = ()) -> list[Any]:
         for k in matrix:
             v = value.get(k)
             if not isinstance(v, list | tuple):
-                raise ForeachError(
-                    f"foreach key '{k}' must be a list, got {type(v).__name__}"
-                )
+                raise ForeachError(f"foreach key '{k}' must be a list, got {type(v).__name__}")
             lists.append(list(v))
         return [dict(zip(matrix, combo, strict=True)) for combo in itertools.product(*lists)]
     if not isinstance(value, list | tuple):

@@ -51,9 +51,7 @@ class Outcomes:
         """A foreach-group member's whole outputs: each output the list over items (null for an
         instance that did not produce it)."""
         per = self.unit_outputs.get(step, {})
-        return {
-            o: [(per.get(i) or {}).get(o) for i in range(count)] for o in self.declared(step)
-        }
+        return {o: [(per.get(i) or {}).get(o) for i in range(count)] for o in self.declared(step)}
 
     def declared(self, step: str) -> list[str]:
         return list(self.plan["steps"][step].get("outputs") or ())
@@ -64,7 +62,9 @@ class Outcomes:
         """The trigger rule of ``step`` (instance ``index`` in a foreach group) over its
         upstream instances' states. A finally step's rule reads its finally upstream only."""
         data = self.plan["steps"][step]
-        return triggers.decide(str(opt(data, "trigger", "all_success")), self.upstream_states(step, index))
+        return triggers.decide(
+            str(opt(data, "trigger", "all_success")), self.upstream_states(step, index)
+        )
 
     def upstream_states(self, step: str, index: int | None = None) -> list[str]:
         graph = self.graph
@@ -132,7 +132,11 @@ class Outcomes:
         for member in self.graph.members(group):
             values[member] = self.step_value(member, index)
         item = MISSING
-        owner = self.graph.foreach_group(self.graph.members(group)[0]) if self.graph.members(group) else None
+        owner = (
+            self.graph.foreach_group(self.graph.members(group)[0])
+            if self.graph.members(group)
+            else None
+        )
         if owner is not None and index is not None:
             items = self.items.get(owner) or []
             item = items[index] if index < len(items) else MISSING

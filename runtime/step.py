@@ -210,7 +210,8 @@ def _index(cur: Any, rest: list[Any], path: list[Any]) -> Any:
                 cur = cur[pos]
                 continue
         shown = path[0] + "".join(
-            f"[{p}]" if isinstance(p, int) else f".{p}" for p in path[1 : len(path) - len(rest) + i + 1]
+            f"[{p}]" if isinstance(p, int) else f".{p}"
+            for p in path[1 : len(path) - len(rest) + i + 1]
         )
         raise exprs.ExprError(f"unknown reference ${{{shown}}}")
     return cur
