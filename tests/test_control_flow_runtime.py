@@ -699,3 +699,26 @@ def test_the_executor_waits_the_backed_off_delays(
     r = run_plan(plan(steps), root=tmp_path / ".flowc")
     assert r.error is not None and r.error.attempt == 4
     assert waits == [1.0, 3.0, 5.0]
+
+
+# -- flow outputs on the command line ---------------------------------------------------------
+
+
+def test_flow_outputs_in_the_run_summary_and_runs_show(tmp_path: Path, log: Path) -> None:
+    from click.testing import CliRunner
+
+    from flowc.compiler.cli import cli
+    from flowc.compiler.commands.run import where_things_went
+
+    p = _group_plan(log, [0, 1])
+    root = tmp_path / ".flowc"
+    r = run_plan(p, root=root, max_workers=2)
+    assert r.ok, r.error
+    summary = where_things_went(p, r)
+    assert "flow outputs:\n  scores = [1, 11]\n  one = 11" in summary
+    res = CliRunner().invoke(cli, ["runs", "show", r.run_id, "--root", str(root)])
+    assert res.exit_code == 0, res.output
+    assert "flow outputs:\n    scores = [1, 11]\n    one = 11" in res.output
+    res = CliRunner().invoke(cli, ["runs", "show", r.run_id, "--root", str(root), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["run"]["outputs"] == {"scores": [1, 11], "one": 11}
