@@ -40,19 +40,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flowc.runtime import executor_units, operator_groups, services, triggers
+from flowc.runtime import executor_steps, executor_units, operator_groups, services
 from flowc.runtime import params as params_mod
 from flowc.runtime import step as step_mod
-from flowc.runtime.attempts import AttemptRunner, _Failed, _Skipped
+from flowc.runtime.attempts import AttemptRunner
 from flowc.runtime.expansion import (
-    ForeachError,
     Key,
-    foreach_items,
-    open_key,
+    initial_keys,
     step_deps,
     step_key,
 )
-from flowc.runtime.graph import PlanGraph, opt
+from flowc.runtime.graph import PlanGraph
 from flowc.runtime.metadata import MetadataStore, open_metadata_store
 from flowc.runtime.outcomes import Outcomes
 from flowc.runtime.plan import ComponentData, Plan, StepData
@@ -69,8 +67,6 @@ from flowc.runtime.run_state import (
     Schedule,
     StepFailure,
     StepRun,
-    cache_key,
-    item_key,
     new_run_id,
 )
 from flowc.runtime.step_console import masked_console
@@ -242,26 +238,15 @@ class _Runner:
         self.reused = [s for s in self.order if s in self.states]
 
     def _build_schedule(self) -> Schedule:
-        """One key per step outside foreach groups, one ``open`` key per foreach group (its
-        units are added when it opens), one key for all streaming operators."""
-        sched, graph, sel = Schedule(), self.graph, self.selected_set
-        for s in self.selected:
-            if s in self.states:  # resume: finished before
-                sched.done.add(step_key(s))
+        """The run's first keys (:func:`initial_keys`), plus one for all streaming operators."""
+        sched, graph = Schedule(), self.graph
+        sched.done.update(step_key(s) for s in self.selected if s in self.states)  # resume
+        for key, deps in initial_keys(graph, self.selected, self.states):
+            sched.add(key, deps)
         ops = tuple(s for s in self.selected if self.steps[s].get("operator"))
-        opened: set[str] = set()
-        for s in self.selected:
-            if s in self.states or s in ops:
-                continue
-            group = graph.foreach_group(s)
-            if group is None:
-                sched.add(step_key(s), step_deps(graph, s, sel))
-            elif group not in opened:
-                opened.add(group)
-                sched.add(open_key(group), executor_units.open_deps(self, group))
         if ops and not all(s in self.states for s in ops):
             self.ops_group = OperatorGroup(ops)
-            deps = {k for s in ops for k in step_deps(graph, s, sel)}
+            deps = {k for s in ops for k in step_deps(graph, s, self.selected_set)}
             sched.add(OPS_KEY, deps - {step_key(s) for s in ops})
         return sched
 
@@ -295,7 +280,7 @@ class _Runner:
                 self.attempts.ctx_values = values
                 self._loop()
         except KeyboardInterrupt:
-            self._interrupted()
+            executor_steps.interrupted(self)
             raise RunInterrupted(self.run_id) from None
         except Exception as e:  # a run service failed to start or stop (or a runtime bug)
             if self.first_error is None:
@@ -359,7 +344,7 @@ class _Runner:
                     elif node[0] == "unit":
                         executor_units.collect(self, node[1], index, fut)
                     else:
-                        self._collect(node[1], index, fut)
+                        executor_steps.collect(self, node[1], index, fut)
         except BaseException:
             ops = sys.modules.get("flowc.runtime.operators")
             if ops is not None:  # streaming operators run in a pool thread: stop them
@@ -371,31 +356,6 @@ class _Runner:
             cf.wait(groups, timeout=_OPERATOR_STOP_SECONDS)
             raise
         pool.shutdown(wait=True)
-
-    def _interrupted(self) -> None:
-        """Ctrl-C: the steps that were running are recorded as ``interrupted`` (not left
-        ``running``) with the attempts they finished, and so is the run."""
-        now = time.time()
-        for name in self.order:
-            if name in self.started_steps and name not in self.states:
-                run = self.step_runs.get(name)
-                started = run.started if run is not None else now
-                attempts = run.attempts if run is not None else []
-                self.writer.meta_op(
-                    "step_finished",
-                    self.run_id,
-                    name,
-                    "interrupted",
-                    started=started,
-                    ended=now,
-                    attempts=attempts,
-                    error="interrupted by the user",
-                )
-                self.states[name] = "interrupted"
-        self.writer.close()
-        self.meta.end_run(self.run_id, "interrupted", "interrupted by the user")
-        self._emit(None, "interrupted")
-        self.meta.close()
 
     def make_inputs(
         self,
@@ -431,75 +391,7 @@ class _Runner:
         elif key[0] == "unit":
             executor_units.start_unit(self, key[1], key[2])
         else:
-            self._start_step(key[1])
-
-    def _start_step(self, name: str) -> None:
-        data = self.steps[name]
-        decision = self.outcomes.decide(name)
-        if decision != triggers.RUN:
-            self._skip(name, decision)
-            return
-        now = time.time()
-        run_extra = self.run_extra(name)
-        try:
-            upstream = self.outcomes.upstream_values(name, None, self.make_inputs)
-            inputs = self.make_inputs(name, upstream, step_mod.MISSING, run_extra)
-            if data.get("when") is not None and not inputs.eval(data["when"]):
-                self._skip(name, "skipped")
-                return
-            items: list[Any] | None = None
-            if data.get("foreach") is not None:
-                try:
-                    items = foreach_items(inputs.eval(data["foreach"]), opt(data, "matrix", ()))
-                except ForeachError as e:
-                    raise step_mod.StepError(name, str(e)) from None
-            key = None
-            if data.get("cache"):
-                key = cache_key(
-                    data, items, lambda item: self.make_inputs(name, upstream, item, run_extra)
-                )
-                hit = self.cache.get(key)
-                if hit is not None and all(o in hit for o in data.get("outputs") or ()):
-                    self._succeed(StepRun(name, now, 0, cache_key=None), hit, status="cached")
-                    return
-        except Exception as e:
-            err, tb = self.attempts.describe(e)
-            self._fail(name, StepFailure(name, 0, err, traceback=tb), now, [])
-            return
-        self.mark_started(name, now)
-        instances: list[tuple[int | None, Any]] = (
-            [(None, step_mod.MISSING)] if items is None else list(enumerate(items))
-        )
-        run = StepRun(name, now, len(instances), cache_key=key, foreach=items is not None)
-        run.items = items or []
-        self.step_runs[name] = run
-        done = self.done_items.get(name)
-        if done and items:  # resume: items that finished before are not run again
-            for i, it in enumerate(items):
-                if i in done and done[i][0] == item_key(it):
-                    run.results[i] = done[i][1]
-            instances = [(i, it) for i, it in instances if i not in run.results]
-            if not instances:
-                self._complete(name)
-                return
-        if not instances:  # foreach over an empty list
-            self._succeed(run, {o: [] for o in data.get("outputs") or ()})
-            return
-        node = step_key(name)
-        if len(instances) == 1 and not self.running and not self.schedule.ready:
-            # Nothing else can run until this step ends: run it here, saving two thread
-            # hand-offs (the hot path of long chains).
-            index, item = instances[0]
-            fut: cf.Future[Any] = cf.Future()
-            try:
-                fut.set_result(self.attempts.run(name, data, index, item, upstream, run_extra))
-            except (_Failed, _Skipped) as f:
-                fut.set_exception(f)
-            self._collect(name, -1 if index is None else index, fut)
-            return
-        for index, item in instances:
-            fut = self.pool.submit(self.attempts.run, name, data, index, item, upstream, run_extra)
-            self.running[fut] = (node, -1 if index is None else index)
+            executor_steps.start(self, key[1])
 
     def mark_started(self, name: str, now: float) -> None:
         """Record and show that step ``name`` started (once)."""
@@ -508,54 +400,6 @@ class _Runner:
         self.writer.meta_op("steps_started", self.run_id, [(name, now)])
         self.started_steps.add(name)
         self._emit(name, "running")
-
-    def _collect(self, name: str, index: int, fut: cf.Future[Any]) -> None:
-        run = self.step_runs[name]
-        try:
-            outs, attempts = fut.result()
-            run.results[index] = outs
-        except _Failed as f:
-            run.failures[index] = f.failure
-            attempts = f.attempts
-        except _Skipped as sk:
-            run.skipped[index] = sk.reason
-            attempts = sk.attempts
-        run.attempts.extend(attempts)
-        if run.foreach and index in run.results and run.instances > 1:
-            try:  # persisted as it finishes, so a killed run resumes from here
-                encoded = {o: encode(v) for o, v in run.results[index].items()}
-                self.writer.item(name, index, item_key(run.items[index]), encoded)
-            except Exception:  # not storable: the step will fail when gathered
-                pass
-        self._complete(name)
-
-    def _complete(self, name: str) -> None:
-        run = self.step_runs[name]
-        if len(run.results) + len(run.failures) + len(run.skipped) < run.instances:
-            return
-        if run.failures:
-            first = run.failures[min(run.failures)]
-            self._fail(name, first, run.started, run.attempts)
-            return
-        declared = list(self.steps[name].get("outputs") or ())
-        if run.foreach:
-            n = len(run.items)
-            for i in range(n):  # the instances' states, for the trigger rules downstream
-                state = "skipped" if i in run.skipped else "success"
-                self.outcomes.unit_states.setdefault(name, {})[i] = state
-            if n and len(run.skipped) == n:
-                self._skip(name, "skipped", run)
-                return
-            outputs = {
-                o: [run.results[i][o] if i in run.results else None for i in range(n)]
-                for o in declared
-            }
-        elif run.skipped:
-            self._skip(name, "skipped", run)
-            return
-        else:
-            outputs = run.results[-1]
-        self._succeed(run, outputs)
 
     def _release(self, name: str) -> None:
         """``name`` finished: release its key (an operator step's too: steps downstream of

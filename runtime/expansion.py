@@ -13,7 +13,7 @@ its units are done.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from flowc.runtime.graph import PlanGraph
@@ -85,3 +85,25 @@ def unit_deps(graph: PlanGraph, step: str, index: int, selected: set[str]) -> li
             else:
                 keys.append(step_key(leaf))
     return list(dict.fromkeys(keys))
+
+
+def initial_keys(
+    graph: PlanGraph, selected: Sequence[str], finished: Collection[str]
+) -> list[tuple[Key, list[Key]]]:
+    """The keys a run starts with and what each waits for: one per step outside foreach
+    groups, one ``open`` key per foreach group (its units are added when it opens). Steps in
+    ``finished`` (a resumed run's) and streaming operators (scheduled as one group by the
+    executor) get none."""
+    sel = set(selected)
+    out: list[tuple[Key, list[Key]]] = []
+    opened: set[str] = set()
+    for s in selected:
+        if s in finished or graph.steps[s].get("operator"):
+            continue
+        group = graph.foreach_group(s)
+        if group is None:
+            out.append((step_key(s), step_deps(graph, s, sel)))
+        elif group not in opened:
+            opened.add(group)
+            out.append((open_key(group), open_deps(graph, group, sel)))
+    return out

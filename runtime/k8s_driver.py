@@ -29,9 +29,8 @@ from flowc.runtime.expansion import (
     ForeachError,
     Key,
     foreach_items,
-    open_deps,
+    initial_keys,
     open_key,
-    step_deps,
     step_key,
     unit_deps,
     unit_key,
@@ -119,14 +118,8 @@ class Driver:
         self.flow_outputs: dict[str, Any] = {}
         self.store = open_store(config)
         self.schedule = Schedule()
-        opened: set[str] = set()
-        for name in names:
-            group = self.graph.foreach_group(name)
-            if group is None:
-                self.schedule.add(step_key(name), step_deps(self.graph, name, self.selected))
-            elif group not in opened:
-                opened.add(group)
-                self.schedule.add(open_key(group), open_deps(self.graph, group, self.selected))
+        for key, deps in initial_keys(self.graph, names, ()):
+            self.schedule.add(key, deps)
 
     # -- logging --------------------------------------------------------------------------------
 
