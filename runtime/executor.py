@@ -246,8 +246,8 @@ class _Runner:
         ops = tuple(s for s in self.selected if self.steps[s].get("operator"))
         if ops and not all(s in self.states for s in ops):
             self.ops_group = OperatorGroup(ops)
-            deps = {k for s in ops for k in step_deps(graph, s, self.selected_set)}
-            sched.add(OPS_KEY, deps - {step_key(s) for s in ops})
+            outside = {k for s in ops for k in step_deps(graph, s, self.selected_set)}
+            sched.add(OPS_KEY, outside - {step_key(s) for s in ops})
         return sched
 
     # -- the run ---------------------------------------------------------------------------------
