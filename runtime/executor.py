@@ -356,6 +356,10 @@ class _Runner:
             cf.wait(groups, timeout=_OPERATOR_STOP_SECONDS)
             raise
         pool.shutdown(wait=True)
+        for name in self.selected:  # never silently "not run": a scheduling bug fails the run
+            if name not in self.states:
+                why = "was never started: what it waits for did not finish (a flowc bug)"
+                self._fail(name, StepFailure(name, 0, why), time.time(), [])
 
     def make_inputs(
         self,

@@ -722,3 +722,15 @@ def test_flow_outputs_in_the_run_summary_and_runs_show(tmp_path: Path, log: Path
     res = CliRunner().invoke(cli, ["runs", "show", r.run_id, "--root", str(root), "--json"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["run"]["outputs"] == {"scores": [1, 11], "one": 11}
+
+
+def test_skip_is_importable_without_loading_the_runtime() -> None:
+    import subprocess
+
+    code = (
+        "import sys; from flowc.runtime import Skip; "
+        "print(sorted(m for m in sys.modules if m.startswith('flowc.runtime')))"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "['flowc.runtime', 'flowc.runtime.skip']"
+    assert issubclass(Skip, Exception)
