@@ -70,7 +70,14 @@ from flowc.runtime.run_state import (
     new_run_id,
 )
 from flowc.runtime.step_console import masked_console
-from flowc.runtime.store import ArtifactStore, Cache, encode, open_artifact_store, safe_name
+from flowc.runtime.store import (
+    FLOW_OUTPUTS,
+    ArtifactStore,
+    Cache,
+    encode,
+    open_artifact_store,
+    safe_name,
+)
 
 __all__ = [
     "OK",
@@ -325,6 +332,11 @@ class _Runner:
             self.flow_outputs, warnings = self.outcomes.flow_outputs(self.make_inputs)
         except Exception as e:  # a runtime bug must not lose the run's record
             warnings = [f"flow outputs not evaluated: {type(e).__name__}: {e}"]
+        if self.flow_outputs:  # also as an artifact, where the Kubernetes driver puts them
+            try:
+                self.store.put(self.run_id, *FLOW_OUTPUTS, self.flow_outputs)
+            except Exception as e:
+                warnings.append(f"flow outputs not stored: {type(e).__name__}: {e}")
         self.warnings.extend(self._mask(w) for w in warnings)
 
     def _loop(self) -> None:

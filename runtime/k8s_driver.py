@@ -50,9 +50,7 @@ from flowc.runtime.outcomes import Outcomes
 from flowc.runtime.plan import Plan
 from flowc.runtime.run_state import Schedule
 from flowc.runtime.step import MISSING, Inputs, StepError
-
-FLOW_OUTPUTS = ("_flow", "outputs")
-"""Where the driver stores the flow's outputs in the artifact store: (step, name)."""
+from flowc.runtime.store import FLOW_OUTPUTS
 
 
 @dataclass

@@ -434,6 +434,8 @@ def test_a_foreach_group_runs_item_wise(tmp_path: Path, log: Path) -> None:
     meta = MetadataStore(root=tmp_path / ".flowc")
     assert meta.run(r.run_id)["outputs"] == {"scores": [1, 11], "one": 11}
     meta.close()
+    stored = tmp_path / ".flowc" / "runs" / r.run_id / "_flow" / "outputs.json"
+    assert json.loads(stored.read_text()) == {"scores": [1, 11], "one": 11}
 
 
 def test_a_foreach_group_item_that_skips_exports_null(tmp_path: Path, log: Path) -> None:
