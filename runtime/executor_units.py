@@ -21,7 +21,7 @@ from flowc.runtime.expansion import (
     unit_deps,
     unit_key,
 )
-from flowc.runtime.run_state import StepFailure, StepRun, item_key
+from flowc.runtime.run_state import StepFailure, StepRun, cache_key, item_key
 from flowc.runtime.store import encode
 
 if TYPE_CHECKING:
@@ -129,6 +129,19 @@ def start_unit(runner: _Runner, step: str, index: int) -> None:
         unit_done(runner, step, index, "success", done[index][1], stored=True)
         return
     runner.mark_started(step, now)
+    if data.get("cache"):  # per item: its resolved inputs (the item's values included)
+        try:
+            key = cache_key(data, None, lambda _: inputs)
+        except Exception as e:
+            err, tb = runner.attempts.describe(e)
+            run.failures[index] = StepFailure(step, 0, err, instance=str(index), traceback=tb)
+            unit_done(runner, step, index, "failed")
+            return
+        hit = runner.cache.get(key)
+        if hit is not None and all(o in hit for o in runner.outcomes.declared(step)):
+            unit_done(runner, step, index, "cached", hit)
+            return
+        run.unit_cache_keys[index] = key
     fut = runner.pool.submit(runner.attempts.run, step, data, index, item, upstream)
     runner.running[fut] = (unit_key(step, index), index)
 
@@ -162,8 +175,14 @@ def unit_done(
 ) -> None:
     """Record instance ``index`` of ``step``; complete the step once all its items are."""
     run = runner.step_runs[step]
-    if state == "success" and outs is not None:
+    if state in triggers.SUCCEEDED and outs is not None:
         run.results[index] = outs
+        key = run.unit_cache_keys.pop(index, None)
+        if key is not None and state == "success":
+            try:
+                runner.cache.put(key, outs)
+            except Exception:  # not storable: the step will fail when gathered
+                pass
         if not stored:
             try:  # persisted as it finishes, so a killed run resumes from here
                 encoded = {o: encode(v) for o, v in outs.items()}

@@ -94,6 +94,7 @@ class StepRun:
     attempts: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[int, StepFailure] = field(default_factory=dict)
     skipped: dict[int, str] = field(default_factory=dict)  # index -> reason
+    unit_cache_keys: dict[int, str] = field(default_factory=dict)  # foreach-group items
     foreach: bool = False
     items: list[Any] = field(default_factory=list)
 

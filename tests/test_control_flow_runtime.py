@@ -736,3 +736,23 @@ def test_skip_is_importable_without_loading_the_runtime() -> None:
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert res.stdout.strip() == "['flowc.runtime', 'flowc.runtime.skip']"
     assert issubclass(Skip, Exception)
+
+
+def test_a_cached_foreach_group_member_is_served_per_item(tmp_path: Path, log: Path) -> None:
+    def plan_for(items: list[Any]) -> dict[str, Any]:
+        steps = {
+            "g.a": step(
+                **{"with": {"value": ref("item"), "log": str(log), "name": "a"}},
+                outputs=["v"],
+                group="g",
+                cache=True,
+            )
+        }
+        groups = {"g": group(foreach={"$lit": items}, steps=["g.a"], leaves=["g.a"])}
+        return plan(steps, groups=groups)
+
+    root = tmp_path / ".flowc"
+    assert run_plan(plan_for([1, 2]), root=root).ok
+    again = run_plan(plan_for([2, 3]), root=root)
+    assert again.ok and again.outputs["g.a"] == {"v": [2, 3]}
+    assert sorted(logged(log, "a")) == [1, 2, 3]  # item 2 came from the cache
