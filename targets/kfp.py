@@ -74,12 +74,18 @@ from flowc.targets.kfp_dag import (
 )
 from flowc.targets.yaml_writer import dump as dump_yaml
 
+KFP_TRIGGERS_SET = ("all_success", "all_done")
+"""Trigger rules a KFP triggerPolicy can spell: ALL_UPSTREAM_TASKS_SUCCEEDED (the default) and
+ALL_UPSTREAM_TASKS_COMPLETED; the others have no KFP construct (check_supported refuses them)."""
+
 KFP_CAPABILITIES = Capabilities(
     schedule="none",  # a PipelineSpec has no schedule: a recurring run is made apart
     foreach_over_loop=False,  # a ParallelFor's collected output is not a loop source in KFP
     # the job's placeholders, and the ExitHandler's PipelineTaskFinalStatus (its state); KFP's
     # final status names the exit handler's task, never the tasks that failed: no failed_steps
     run_values=frozenset({"id", "date", "ds", "ds_nodash", "status"}),
+    triggers=frozenset(KFP_TRIGGERS_SET),  # triggerPolicy: ALL_UPSTREAM_TASKS_*
+    skip_exit_codes=False,  # a KFP task has no skipped state: it succeeds or fails
 )
 """What a KFP PipelineSpec can express (the vertex target's table starts from it)."""
 
@@ -1325,39 +1331,15 @@ def build_pipeline_spec(
     return spec, platform_spec if platform else None
 
 
-KFP_TRIGGERS = ("all_success", "all_done")
-"""Trigger rules a KFP triggerPolicy can spell: ALL_UPSTREAM_TASKS_SUCCEEDED (the default) and
-ALL_UPSTREAM_TASKS_COMPLETED; the others have no KFP construct."""
-
-
 def kfp_problems(ir: Pipeline, target: str) -> list[Diagnostic]:
-    """Control flow a KFP PipelineSpec cannot express (kfp and vertex), located, naming the
-    target: triggers other than all_success / all_done, ``skip_on_exit_code`` (a KFP task has no
-    skipped state), a finally step after another finally step (KFP runs the exit tasks of an
-    ExitHandler side by side) or reading a step's output (an exit task sees the final status)."""
+    """Control flow a KFP PipelineSpec cannot express (kfp and vertex) beyond the capability
+    table (which refuses triggers other than all_success / all_done and ``skip_on_exit_code``),
+    located, naming the target: a finally step in a group, after another finally step (KFP runs
+    the exit tasks of an ExitHandler side by side) or reading a step's output (an exit task
+    sees the final status)."""
     out: list[Diagnostic] = []
     finals = {s.name for s in ir.steps if getattr(s, "is_finally", False)}
     for s in ir.steps:
-        trigger = getattr(s, "trigger", "all_success")
-        if trigger not in KFP_TRIGGERS and not getattr(s, "is_finally", False):
-            out.append(
-                Diagnostic(
-                    s.loc,
-                    f"step '{s.name}': trigger '{trigger}' cannot be expressed on the {target} "
-                    "target (a KFP triggerPolicy has only ALL_UPSTREAM_TASKS_SUCCEEDED and "
-                    "ALL_UPSTREAM_TASKS_COMPLETED)",
-                    "use all_success or all_done, or compile for airflow, k8s or local",
-                )
-            )
-        if getattr(s, "skip_on_exit_code", ()):
-            out.append(
-                Diagnostic(
-                    s.loc,
-                    f"step '{s.name}': skip_on_exit_code cannot be expressed on the {target} "
-                    "target (a KFP task has no skipped state: it succeeds or fails)",
-                    "skip with `when:` (a KFP condition), or compile for airflow, k8s or local",
-                )
-            )
         if s.name in finals:
             if getattr(s, "group", None) is not None:
                 out.append(

@@ -279,7 +279,8 @@ def test_skip_on_exit_code_is_refused_located() -> None:
     )
     with pytest.raises(FlowcError) as exc:
         emit(ir, "kfp")
-    assert "flow.yaml:4:" in str(exc.value) and "no skipped state" in str(exc.value)
+    assert "flow.yaml:4:" in str(exc.value) and "skip_on_exit_code" in str(exc.value)
+    assert "kfp" in str(exc.value)
 
 
 # ---------------------------------------------------------------------------------------------
