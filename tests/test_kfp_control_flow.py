@@ -688,3 +688,16 @@ def test_two_finally_steps_are_two_exit_tasks_both_seeing_the_status(tmp_path: P
     for task in ("report", "notify"):
         (_w, values), *_ = _executor_outputs(tmp_path, task)
         assert json.loads(values["Output"]) == "failed"
+
+
+def test_a_step_raising_skip_fails_on_kfp_local_with_the_reason(tmp_path: Path) -> None:
+    # a KFP task has no skipped state: flowc.runtime.Skip fails the task, saying so
+    ir = _flow("steps:\n  s: {run: flowc_cf.steps:skip, outputs: [x]}\n")
+    with pytest.raises(RuntimeError):
+        _run_local(ir, tmp_path)
+    assert not _executor_outputs(tmp_path, "s")
+    from flowc.runtime import kfp as glue
+
+    spec = _programs(_spec(ir))["s"]
+    with pytest.raises(Exception, match="a KFP task has no skipped state"):
+        glue.run_component(spec, {})
