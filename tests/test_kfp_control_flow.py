@@ -1,9 +1,9 @@
 """Control flow (issue 18) on KFP / Vertex: kfp.local (SubprocessRunner) runs the compiled specs
 where it can, and the spec is compared with what kfp's own compiler emits for the equivalent
 pipeline (dsl.ExitHandler with PipelineTaskFinalStatus, ParallelFor bodies, nested pipelines,
-ignore_upstream_failure, set_retry). Flows are written in the DSL and, for the constructs the
-loader does not read yet in this branch, given their control flow in the IR (the contract's
-fields) by hand."""
+ignore_upstream_failure, set_retry). Most cases give a plain DSL flow its control flow in the IR
+by hand (the CONTRACT_18 fields: the target's input, independent of the loader);
+test_dsl_flow_... goes through the front end end to end."""
 
 from __future__ import annotations
 
@@ -40,8 +40,8 @@ def _change(ir: Pipeline, steps: dict[str, dict[str, Any]], **top: Any) -> Pipel
 
 
 def _run_value(ir: Pipeline, step: str, **keys: str) -> Pipeline:
-    """``ir`` with ``with: {key: ${run.NAME}}`` set on ``step`` (written as ``${run.id}``:
-    until the front end lands here its loader reads only run.id / run.date)."""
+    """``ir`` with ``with: {key: ${run.NAME}}`` set on ``step`` (written as ``${run.id}`` in the
+    flow text, whose loader refuses ${run.status} outside a finally: step)."""
     s = ir.step(step)
     refs = {k: Ref("run", (v,), loc=s.loc) for k, v in keys.items()}
     with_ = tuple((k, refs.get(k, e)) for k, e in s.with_)
