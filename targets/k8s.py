@@ -6,8 +6,9 @@ RoleBinding (least privilege, namespaced), a ConfigMap holding the plan (``plan.
 per-step Job templates the driver instantiates (``k8s.json``) -- or, for a plan too big for one
 ConfigMap, as many ConfigMaps as needed holding numbered parts of both files (see
 :func:`split_files`) -- then the driver: a Job, or a CronJob wrapping it when the flow has a
-schedule. Operator steps (pypz) add the Deployments of
-:mod:`flowc.targets.k8s_operators`.
+schedule. Operator steps (pypz) add their Job templates to ``k8s.json`` (key ``operators``,
+:mod:`flowc.targets.k8s_operators`): every run starts them (the driver Job then runs
+``python -m flowc.runtime.k8s_run``, which starts them and runs the driver).
 
 The driver (``python -m flowc.runtime.k8s drive``) creates one Job per step instance from the
 templates in ``k8s.json``; every Kubernetes decision (names, labels, images, resources, env,
@@ -34,7 +35,7 @@ from flowc.targets.base import (
     secret_env_var,
 )
 from flowc.targets.base import every_to_cron as base_every_to_cron
-from flowc.targets.k8s_operators import operator_documents
+from flowc.targets.k8s_operators import operator_templates
 from flowc.targets.yaml_writer import Block, dump_documents
 
 if TYPE_CHECKING:
@@ -300,6 +301,11 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
     # while more are needed than named (each round names more, so this ends; a second round is
     # the rule, a third rare). Should fewer be needed, the last ones stay empty.
     maps: list[str] = [configmap]
+    has_operators = any(s.operator for s in ir.steps)
+
+    def plan_maps(names: list[str]) -> str | list[str]:
+        return configmap if names == [configmap] else names
+
     while True:
         settings = {
             "flow": ir.name,
@@ -307,9 +313,11 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
             "configmap": configmap,
             "store": store,
             "poll_seconds": float(opts["poll_seconds"]),
-            "job": step_job_base(ir, opts, sa_name, configmap if maps == [configmap] else maps),
+            "job": step_job_base(ir, opts, sa_name, plan_maps(maps)),
             "steps": steps,
         }
+        if has_operators:  # started by every run (flowc.runtime.k8s_run), not at deploy
+            settings["operators"] = operator_templates(ir, plan_maps(maps))
         files = {"k8s.json": settings_json(settings, lines), "plan.json": plan_text}
         parts = [files] if fits_one_configmap(files) else split_files(files)
         names = (
@@ -328,8 +336,7 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
                 "data": {key: Block(text) for key, text in data.items()},
             }
         )
-    plan_maps: str | list[str] = configmap if maps == [configmap] else maps
-    job_spec = driver_job_spec(ir, opts, sa_name, plan_maps)
+    job_spec = driver_job_spec(ir, opts, sa_name, plan_maps(maps))
     if ir.schedule is None:
         docs.append(
             {
@@ -341,16 +348,6 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
         )
     else:
         docs.append(driver_cronjob(ir, opts, driver, namespace, job_spec))
-    if any(s.operator for s in ir.steps):
-        operator_docs = operator_documents(ir)
-        if maps != [configmap]:  # they mount <configmap>: mount the parts instead
-            for doc in operator_docs:
-                pod = doc["spec"]["template"]["spec"]
-                pod["volumes"] = [
-                    _plan_volume(maps) if v.get("name") == "flowc-plan" else v
-                    for v in pod.get("volumes") or []
-                ]
-        docs.extend(operator_docs)
     return docs
 
 
@@ -510,11 +507,14 @@ def driver_job_spec(
 ) -> dict[str, Any]:
     """The driver Job's spec (also the CronJob's jobTemplate spec)."""
     volumes, mounts = _volumes(configmap, opts)
+    command = ["python", "-m", "flowc.runtime.k8s", "drive"]
+    if any(s.operator for s in ir.steps):  # the run starts the operator Jobs, then drives
+        command = ["python", "-m", "flowc.runtime.k8s_run"]
     container = {
         "name": "driver",
         "image": _image(opts),
         "imagePullPolicy": opts["image_pull_policy"],
-        "command": ["python", "-m", "flowc.runtime.k8s", "drive"],
+        "command": command,
         "args": ["--plan", f"{PLAN_MOUNT}/plan.json", "--config", f"{PLAN_MOUNT}/k8s.json"],
         "env": [
             {
