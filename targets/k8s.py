@@ -411,6 +411,32 @@ def _image(opts: dict[str, Any]) -> str:
     return str(opts["image"])  # the stack's, else flowc/flowc:<version> (SETTING_DEFAULTS)
 
 
+def _secret_refs(value: Any, out: set[str]) -> None:
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, list) and len(ref) == 2 and ref[0] == "secrets":
+            out.add(str(ref[1]))
+            return
+        for v in value.values():
+            _secret_refs(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _secret_refs(v, out)
+
+
+def config_secret_names(ir: Pipeline) -> list[str]:
+    """The secrets the stack's components and the enabled plugins reference in their
+    configuration (``${secrets.NAME}``, kept as references by the compiler), sorted: every step
+    pod gets them as ``secretKeyRef`` env (the plugins start in the step pods), never a value."""
+    found: set[str] = set()
+    for comp in ir.stack.components if ir.stack else ():
+        _secret_refs([v for _, v in comp.settings], found)
+    for plugin in ir.plugins:
+        if plugin.enabled:
+            _secret_refs([v for _, v in plugin.config], found)
+    return sorted(found)
+
+
 def step_job_base(
     ir: Pipeline, opts: dict[str, Any], sa: str, configmap: str | list[str]
 ) -> dict[str, Any]:
@@ -428,6 +454,8 @@ def step_job_base(
     }
     if opts.get("artifact_pvc"):  # the local store's root: the shared volume
         container["env"] = [{"name": "FLOWC_ARTIFACT_ROOT", "value": PVC_MOUNT}]
+    for name in config_secret_names(ir):  # what plugin/stack configuration references
+        container.setdefault("env", []).append(secret_env_var(ir, name))
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": sa,
@@ -461,8 +489,10 @@ def step_job_patch(ir: Pipeline, step: Step, prefix: str, opts: dict[str, Any]) 
     """One step's own Job fields: name prefix, step label, retries, timeout, Indexed completions
     for replicas, image, env (literal values, secrets as ``secretKeyRef``), resources."""
     env = literal_env(step)
+    shared = set(config_secret_names(ir))  # already in every step pod (step_job_base)
     for name in step.secrets:
-        env.append(secret_env_var(ir, name))
+        if name not in shared:
+            env.append(secret_env_var(ir, name))
     if step.replicas > 1:
         env.append(
             {
