@@ -343,3 +343,73 @@ def test_config_secret_errors_are_located(
     text = e.value.render()
     assert "flow.yaml:" in text and message in text and hint in text, text
     assert CONFIG_COMPILE not in text
+
+
+STORE = '''\
+import hashlib
+
+from flowc.runtime.stack import ArtifactStore
+
+KEY_SHA256 = "a1be6c60173d64e630e69781f06685ac42f10646e7d3fee5828712f407aaa390"  # of the run's key: the source holds no value
+
+
+class MinioStore(ArtifactStore):
+    """Saves in memory; refuses to work without the real secret key."""
+
+    def __init__(self, name="minio", endpoint="localhost:9000", secret_key=""):
+        super().__init__(name)
+        self.endpoint, self.secret_key, self.data = endpoint, secret_key, {}
+
+    def save(self, artifact, path):
+        if hashlib.sha256(str(self.secret_key).encode()).hexdigest() != KEY_SHA256:
+            raise RuntimeError(f"wrong key type {type(self.secret_key).__name__}")
+        self.data[path] = artifact
+
+    def load(self, path):
+        return self.data[path]
+
+    def exists(self, path):
+        return path in self.data
+'''
+
+STORE_FLOW = """\
+flowc: 1
+name: storesecret
+secrets:
+  minio_key: {env: MINIO_KEY}
+components:
+  minio: {kind: artifact_store, class: "infra/minio.py:MinioStore"}
+stacks:
+  dev:
+    orchestrator: {type: local}
+    artifact_store: {type: minio, endpoint: "m:9000", secret_key: "${secrets.minio_key}"}
+steps:
+  a: {run: flowc_demo.steps:echo, with: {value: 1}, outputs: [v]}
+"""
+
+
+def test_a_stack_component_gets_its_secret_where_it_is_built(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "infra").mkdir()
+    (tmp_path / "infra" / "minio.py").write_text(STORE)
+    (tmp_path / "flow.yaml").write_text(STORE_FLOW)
+    base = {k: v for k, v in os.environ.items() if k != "MINIO_KEY"}
+
+    def flowc(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "flowc", *args],
+            cwd=tmp_path,
+            env={**base, **env},
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+
+    compiled = flowc("compile", "flow.yaml", "--stack", "dev", "--target", "local", "-o", "out")
+    assert compiled.returncode == 0, compiled.stderr  # compiles without the secret at hand
+    run = flowc("run", "flow.yaml", "--stack", "dev", MINIO_KEY="minio-run-key-61c2")
+    assert run.returncode == 0, run.stdout + run.stderr  # the store saved: it had the real key
+    assert grep_tree(tmp_path, ["minio-run-key-61c2"]) == []
+    missing = flowc("run", "flow.yaml", "--stack", "dev")
+    assert missing.returncode == 1
+    assert "secret 'minio_key' is missing at run time: set MINIO_KEY" in missing.stderr
