@@ -413,3 +413,56 @@ def test_a_stack_component_gets_its_secret_where_it_is_built(tmp_path: Path) -> 
     missing = flowc("run", "flow.yaml", "--stack", "dev")
     assert missing.returncode == 1
     assert "secret 'minio_key' is missing at run time: set MINIO_KEY" in missing.stderr
+
+
+def _config_flow_ir(tmp_path: Path, events: Path) -> object:
+    from flowc.compiler.api import compile_flow
+
+    f = tmp_path / "flow.yaml"
+    f.write_text(yaml.safe_dump(config_flow(events), sort_keys=False))
+    return compile_flow(f, environ={})  # nothing of the secret at compile time
+
+
+def test_config_secrets_reach_plugins_in_kfp_local(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """kfp.local's SubprocessRunner runs each executor with this environment: where a KFP pod
+    gets the secret as env."""
+    from kfp import components, local
+
+    from flowc.compiler.api import emit
+
+    events = tmp_path.parent / f"{tmp_path.name}-events.jsonl"
+    ir = _config_flow_ir(tmp_path, events)
+    spec = tmp_path / "pipeline.yaml"
+    spec.write_text(emit(ir, "kfp")["pipeline.yaml"], encoding="utf-8")
+    assert "cfg-kfp" not in spec.read_text()
+    monkeypatch.setenv("MQ_PASSWORD", "cfg-kfp-pw-0a1b")
+    local.init(
+        runner=local.SubprocessRunner(use_venv=False),
+        pipeline_root=str(tmp_path / "kfp-root"),
+        raise_on_error=True,
+    )
+    components.load_component_from_file(str(spec))()
+    assert labels_seen(events) == {"cfg-kfp-pw-0a1b", "amqp://u:cfg-kfp-pw-0a1b@mq:5672/"}
+    assert grep_tree(tmp_path, ["cfg-kfp-pw-0a1b"]) == []
+
+
+def test_config_secrets_reach_plugins_in_airflow_dag_test(tmp_path: Path) -> None:
+    """dag.test() in Airflow 3 (.venv-airflow): the worker's environment gives the value."""
+    from flowc.compiler.api import emit
+    from tests.test_airflow_dags import _run_dags
+
+    events = tmp_path.parent / f"{tmp_path.name}-events.jsonl"
+    ir = _config_flow_ir(tmp_path, events)
+    (text,) = emit(ir, "airflow").values()
+    assert "cfg-af" not in text
+    runs = _run_dags(
+        tmp_path,
+        {"cfgsecrets": [None]},
+        env={"MQ_PASSWORD": "cfg-af-pw-9c8d"},
+        sources={"cfgsecrets": text},
+    )
+    assert runs["cfgsecrets"][0]["state"] == "success", runs
+    assert labels_seen(events) >= {"cfg-af-pw-9c8d", "amqp://u:cfg-af-pw-9c8d@mq:5672/"}
+    assert grep_tree(tmp_path, ["cfg-af-pw-9c8d"]) == []
