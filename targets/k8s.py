@@ -426,8 +426,9 @@ def _secret_refs(value: Any, out: set[str]) -> None:
 
 def config_secret_names(ir: Pipeline) -> list[str]:
     """The secrets the stack's components and the enabled plugins reference in their
-    configuration (``${secrets.NAME}``, kept as references by the compiler), sorted: every step
-    pod gets them as ``secretKeyRef`` env (the plugins start in the step pods), never a value."""
+    configuration (``${secrets.NAME}``, kept as references by the compiler), sorted: the driver,
+    every step pod and every operator pod get them as ``secretKeyRef`` env (the plugins start in
+    the step pods, the driver opens the artifact store), never a value."""
     found: set[str] = set()
     for comp in ir.stack.components if ir.stack else ():
         _secret_refs([v for _, v in comp.settings], found)
@@ -565,6 +566,8 @@ def driver_job_spec(
     }
     if opts.get("artifact_pvc"):  # the local store's root: the shared volume
         container["env"].append({"name": "FLOWC_ARTIFACT_ROOT", "value": PVC_MOUNT})
+    for name in config_secret_names(ir):  # the driver opens the stack's artifact store too
+        container["env"].append(secret_env_var(ir, name))
     pod: dict[str, Any] = {"restartPolicy": "Never", "serviceAccountName": sa}
     pod.update(_pod_common(opts))
     pod["containers"] = [container]

@@ -111,7 +111,8 @@ def operator_templates(ir: Pipeline, configmap: str | list[str]) -> dict[str, di
         for cname in (*step.produces, *step.consumes):
             env.extend(channel_env(ir, ir.channel(cname)))
         env.extend(k8s.literal_env(step))
-        for secret in step.secrets:
+        shared = k8s.config_secret_names(ir)  # what stack/plugin configuration references
+        for secret in [*shared, *(s for s in step.secrets if s not in shared)]:
             env.append(secret_env_var(ir, secret))
         volumes, mounts = k8s._volumes(configmap, opts)
         container: dict[str, Any] = {

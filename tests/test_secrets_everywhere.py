@@ -233,11 +233,12 @@ def test_config_secrets_stay_references_in_every_target_and_resolve_at_run_time(
         "$ref": ["secrets", "mq_pw"],
         "env": "MQ_PASSWORD",
     }
-    # ... and every step pod gets the Kubernetes Secret as env, a reference
+    # ... and every step pod and the driver get the Kubernetes Secret as env, a reference
+    ref = {"name": "MQ_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "mq", "key": "password"}}}
     job = json.loads(cm["data"]["k8s.json"])["job"]
-    assert job["spec"]["template"]["spec"]["containers"][0]["env"] == [
-        {"name": "MQ_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "mq", "key": "password"}}}
-    ]
+    assert job["spec"]["template"]["spec"]["containers"][0]["env"] == [ref]
+    driver = next(d for d in docs if d["kind"] == "Job")
+    assert ref in driver["spec"]["template"]["spec"]["containers"][0]["env"]
 
     run = subprocess.run(
         [sys.executable, "-m", "flowc", "run", "flow.yaml"],
