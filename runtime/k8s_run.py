@@ -108,6 +108,7 @@ class Run:
         self.out = out or sys.stdout
         self.poll = float(os.environ.get("FLOWC_K8S_POLL") or config.get("poll_seconds") or 2.0)
         self.jobs: dict[str, str] = {}  # operator step -> Job name
+        self.succeeded: set[str] = set()  # operator steps seen completed
         self.child: subprocess.Popen[bytes] | None = None
 
     def say(self, text: str) -> None:
@@ -154,12 +155,17 @@ class Run:
                     raise DriverError(f"cannot list the operator Jobs: {_api_reason(e)}") from None
                 time.sleep(self.poll * (attempt + 1))
         by_name = {j.metadata.name: j for j in listed}
-        return {
-            step: (
-                (job_state(by_name[name]), by_name[name]) if name in by_name else ("missing", None)
-            )
-            for step, name in self.jobs.items()
-        }
+        out: dict[str, tuple[str, Any]] = {}
+        for step, name in self.jobs.items():
+            if name in by_name:
+                out[step] = (job_state(by_name[name]), by_name[name])
+                if out[step][0] == "succeeded":
+                    self.succeeded.add(step)
+            elif step in self.succeeded:  # deleted after it completed (ttlSecondsAfterFinished)
+                out[step] = ("succeeded", None)
+            else:
+                out[step] = ("missing", None)
+        return out
 
     def watch(self) -> int:
         """Until the driver and every operator Job ended; the exit code of the run."""

@@ -211,3 +211,56 @@ def test_each_cronjob_firing_starts_its_own_operators(
     info = json.loads(text)
     assert {r: info["runs"][r]["state"] for r in runs} == {r: "succeeded" for r in runs}
     assert flowc(cluster, "destroy", "kops")[0] == 0
+
+
+class _Jobs:
+    """A BatchV1Api stand-in: list answers from ``self.listing`` (V1Job-like objects)."""
+
+    def __init__(self, listing: list) -> None:
+        self.listing = listing
+        self.deleted: list[str] = []
+
+    def list_namespaced_job(self, namespace: str, label_selector: str = "") -> object:
+        from types import SimpleNamespace
+
+        return SimpleNamespace(items=list(self.listing))
+
+    def delete_namespaced_job(self, name: str, namespace: str, **kw: object) -> None:
+        self.deleted.append(name)
+
+
+def _job(name: str, cond: str | None) -> object:
+    from types import SimpleNamespace
+
+    conds = [SimpleNamespace(type=cond, status="True", reason="R", message="m")] if cond else []
+    return SimpleNamespace(
+        metadata=SimpleNamespace(name=name), status=SimpleNamespace(conditions=conds, failed=1)
+    )
+
+
+def test_an_operator_job_removed_after_it_completed_still_counts_as_succeeded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """ttlSecondsAfterFinished may delete a completed operator Job before the driver ends: the
+    run remembers it completed; a Job gone before completing fails the run."""
+    import io
+    import subprocess
+    import sys
+
+    from flowc.runtime.k8s_run import Run
+
+    monkeypatch.setenv("FLOWC_K8S_POLL", "0.01")
+    batch = _Jobs([_job("w-r1", "Complete")])
+    run = Run({}, batch=batch, namespace=NS, run_id="r1", owner=None, params=[], out=io.StringIO())
+    run.jobs = {"w": "w-r1"}
+    assert run._operator_states()["w"][0] == "succeeded"
+    batch.listing = []  # deleted by its TTL
+    run.child = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert run.watch() == 0
+
+    gone = Run({}, batch=_Jobs([]), namespace=NS, run_id="r2", owner=None, params=[])
+    gone.out = io.StringIO()
+    gone.jobs = {"w": "w-r2"}
+    gone.child = subprocess.Popen([sys.executable, "-c", "pass"])
+    assert gone.watch() == 1
+    assert "operator w failed: job w-r2 disappeared" in gone.out.getvalue()
