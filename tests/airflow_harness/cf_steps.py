@@ -1,0 +1,54 @@
+"""Step callables of tests/test_airflow_control_flow.py (imported inside Airflow tasks: the test
+puts this folder on the Airflow interpreter's PYTHONPATH)."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+
+
+def _record(step: str, **values: object) -> None:
+    """One JSON line per call in ``$FLOWC_CF_OUT`` (what ran, with what, when)."""
+    out = os.environ["FLOWC_CF_OUT"]
+    with open(out, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps({"step": step, "time": time.time(), **values}, default=str) + "\n")
+
+
+def value(name: str, v: object = None) -> object:
+    _record(name, v=v)
+    return v
+
+
+def fail(name: str) -> None:
+    _record(name)
+    raise RuntimeError(f"{name} fails by design")
+
+
+def skip(name: str) -> None:
+    import flowc.runtime
+
+    # flowc.runtime.Skip; a runtime without it: a class of that name in flowc.runtime (what the
+    # Airflow glue also recognises)
+    Skip = getattr(flowc.runtime, "Skip", None) or type(  # noqa: N806
+        "Skip", (Exception,), {"__module__": "flowc.runtime.skip"}
+    )
+    _record(name)
+    raise Skip(f"{name} skips by design")
+
+
+def prep(shard: str) -> str:
+    _record("prep", shard=shard)
+    if shard == "bad":
+        raise RuntimeError("prep fails on the shard 'bad'")
+    return f"rows-{shard}"
+
+
+def score(rows: str) -> int:
+    _record("score", rows=rows)
+    return len(rows)
+
+
+def report(status: object = None, failed: object = None) -> dict:
+    _record("report", status=status, failed=failed)
+    return {"status": status, "failed": failed}
