@@ -113,7 +113,18 @@ def _step_foreach_group(plan: Mapping[str, Any], step: str) -> str | None:
 def foreach_values(value: Any, matrix: list[str] | None, what: str) -> list[Any]:
     """The items a foreach runs over: a list as is; for a ``matrix`` (foreach written as a
     mapping of lists), the cross product in the keys' written order (the first key varies
-    slowest), each item a ``{key: value}`` mapping."""
+    slowest), each item a ``{key: value}`` mapping (the executor's
+    ``flowc.runtime.expansion.foreach_items`` when the runtime has it)."""
+    try:
+        from flowc.runtime.expansion import ForeachError
+        from flowc.runtime.expansion import foreach_items as shared
+    except ImportError:
+        pass
+    else:
+        try:
+            return shared(value, matrix or ())
+        except ForeachError as e:
+            raise StepError(what, str(e)) from None
     if matrix:
         if not isinstance(value, Mapping):
             raise StepError(what, f"foreach must evaluate to a mapping, got {type(value).__name__}")

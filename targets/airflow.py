@@ -658,11 +658,16 @@ class _Builder:
         return out
 
     def _helper(
-        self, s: Step, suffix: str, ctor: str, fn: str, extra: list[tuple[str, str]] = ()
+        self,
+        s: Step,
+        suffix: str,
+        ctor: str,
+        fn: str,
+        extra: list[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
         kwargs = [
             ("task_id", py_literal(self._task_id(s.name, f"__{suffix}"))),
-            *extra,
+            *(extra or []),
             ("python_callable", fn),
             ("op_args", py_literal([s.name])),
             ("retries", "0"),
@@ -696,7 +701,8 @@ class _Builder:
                 "kwargs": kwargs,
                 "mapped": ("op_kwargs", mapped) if mapped else None,
             }
-        extra_env = {"FLOWC_INDEX": None} if group_index else None  # None: the code `index`
+        # None: the code `index` (a mapped group's item position)
+        extra_env: dict[str, str | None] | None = {"FLOWC_INDEX": None} if group_index else None
         if self._is_pod(s):
             return self._pod_task(s, var, mapped, policy, extra_env)
         self.imports.add("BashOperator")
