@@ -25,6 +25,7 @@ foreach group, null for a skipped instance); outputs of a step that did not succ
 from __future__ import annotations
 
 import functools
+import importlib
 import inspect
 import itertools
 import json
@@ -116,14 +117,13 @@ def foreach_values(value: Any, matrix: list[str] | None, what: str) -> list[Any]
     slowest), each item a ``{key: value}`` mapping (the executor's
     ``flowc.runtime.expansion.foreach_items`` when the runtime has it)."""
     try:
-        from flowc.runtime.expansion import ForeachError
-        from flowc.runtime.expansion import foreach_items as shared
+        shared: Any = importlib.import_module("flowc.runtime.expansion")
     except ImportError:
         pass
     else:
         try:
-            return shared(value, matrix or ())
-        except ForeachError as e:
+            return list(shared.foreach_items(value, matrix or ()))
+        except shared.ForeachError as e:
             raise StepError(what, str(e)) from None
     if matrix:
         if not isinstance(value, Mapping):
