@@ -17,7 +17,7 @@ import pytest
 
 from flowc.compiler.api import emit, load_text
 from flowc.compiler.ir import Group, Lit, Pipeline, Ref, Step
-from tests.test_airflow_dags import FIXTURE_PKGS, _harness
+from tests.test_airflow_dags import FIXTURE_PKGS, _harness, airflow_outputs
 
 HERE = Path(__file__).resolve().parent
 STEPS = HERE / "airflow_harness"
@@ -303,6 +303,10 @@ def test_foreach_group_item_wise_matrix_and_flow_outputs(result: dict[str, Any])
     assert tis["per_shard.score[1]"] == "upstream_failed"
     assert tis["per_shard.score[0]"] == tis["per_shard.score[2]"] == "success"
     assert partly["xcom"]["collect"] == {"v": [6, None, 8]}  # null for the failed item
+    # what the conformance matrix reads: a member's outputs as the list over items
+    got = airflow_outputs(flows()["cf_group"], partly)
+    assert got["per_shard.prep"] == {"rows": ["rows-a", None, "rows-ccc"]}
+    assert got["per_shard.score"] == {"s": [6, None, 8]}
 
 
 def test_dag_shapes(result: dict[str, Any]) -> None:
