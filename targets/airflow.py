@@ -90,6 +90,9 @@ RESERVED = {
     "_run_failed",
     "TaskGroup",
     "task_group",
+    "RetryDecision",
+    "RetryPolicy",
+    "_Backoff",
 }
 OUTPUTS_TASK = "_flowc_outputs"  # a step name never starts with "_": these cannot collide
 WATCHER_TASK = "_flowc_failed"
@@ -277,6 +280,7 @@ class _Builder:
         self.uses_mapped_groups = False
         self.flow_outputs = False  # the _flowc_outputs task
         self.watcher = False  # the _flowc_failed task
+        self.backoff_policy = False  # the _Backoff RetryPolicy class
         self.needs_macros = False
         self.uses_literal = False  # airflow.sdk.literal() wraps literal BashOperator env values
         self.needs_outputs_hook = False
@@ -328,6 +332,12 @@ class _Builder:
             if max_delay is not None:
                 self.imports.add("datetime")
                 out.append(("max_retry_delay", _timedelta(float(max_delay))))
+            # ... so the exact delay comes from a RetryPolicy (Airflow 3.3's own hook, evaluated
+            # in the worker): retry_delay * backoff**(n-2) before attempt n, capped
+            self.imports.add("datetime")
+            self.backoff_policy = True
+            cap = "None" if max_delay is None else repr(float(max_delay))
+            out.append(("retry_policy", f"_Backoff({float(delay)!r}, {backoff!r}, {cap})"))
         if s.timeout != self.d_timeout:
             if s.timeout is None:
                 out.append(("execution_timeout", "None"))
@@ -877,6 +887,8 @@ class _Builder:
             sdk_names.append("literal")
         if self.uses_mapped_groups:
             sdk_names.append("task_group")
+        if self.backoff_policy:
+            sdk_names += ["RetryDecision", "RetryPolicy"]
         return {
             "sdk_names": sdk_names,
             "header": self.header,
@@ -892,4 +904,5 @@ class _Builder:
             "any_foreach": any(s.foreach is not None for s in ir.steps) or self.uses_mapped_groups,
             "flow_outputs": self.flow_outputs,
             "watcher": self.watcher,
+            "backoff_policy": self.backoff_policy,
         }

@@ -187,6 +187,22 @@ def flows() -> dict[str, Pipeline]:
             ("grid", _ref("steps", "grid", "outputs", "v")),
         ),
     )
+    # retries with an exact exponential backoff: delays 1s, then 3s
+    out["cf_retry"] = pipeline(
+        "cf_retry",
+        [
+            step(
+                "flaky",
+                fn="flaky",
+                with_={"name": "flaky", "fails": 2},
+                outputs=("calls",),
+                retries=2,
+                retry_delay=1.0,
+                retry_backoff=3.0,
+                retry_max_delay=60.0,
+            )
+        ],
+    )
     return out
 
 
@@ -226,6 +242,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "cf_exit": [None],
             "cf_finally": [None],
             "cf_group": [None, {"shards": ["a", "bad", "ccc"]}],
+            "cf_retry": [None],
         },
     )
 
@@ -307,6 +324,19 @@ def test_foreach_group_item_wise_matrix_and_flow_outputs(result: dict[str, Any])
     got = airflow_outputs(flows()["cf_group"], partly)
     assert got["per_shard.prep"] == {"rows": ["rows-a", None, "rows-ccc"]}
     assert got["per_shard.score"] == {"s": [6, None, 8]}
+
+
+def test_retry_backoff_delays(result: dict[str, Any]) -> None:
+    (run,) = result["runs"]["cf_retry"]
+    assert run["state"] == "success", run
+    assert run["xcom"]["flaky"] == {"calls": 3}
+    times = [r["time"] for r in result["records"] if r["step"] == "flaky"]
+    assert len(times) == 3
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    # retry_delay 1s, then 1s * 3: the second wait is the multiplied one (a constant delay
+    # would retry after ~1s; Airflow's jittered backoff alone could wait up to 6s)
+    assert 0.95 <= gaps[0] < 1.95, gaps
+    assert 2.95 <= gaps[1] < 5.0, gaps
 
 
 def test_dag_shapes(result: dict[str, Any]) -> None:

@@ -52,3 +52,15 @@ def score(rows: str) -> int:
 def report(status: object = None, failed: object = None) -> dict:
     _record("report", status=status, failed=failed)
     return {"status": status, "failed": failed}
+
+
+def flaky(name: str, fails: int) -> int:
+    """Fails its first ``fails`` calls (counted in a file beside ``$FLOWC_CF_OUT``)."""
+    counter = os.environ["FLOWC_CF_OUT"] + f".{name}.calls"
+    calls = int(open(counter).read()) + 1 if os.path.exists(counter) else 1  # noqa: SIM115
+    with open(counter, "w") as fh:
+        fh.write(str(calls))
+    _record(name, call=calls)
+    if calls <= fails:
+        raise RuntimeError(f"{name}: call {calls} fails by design")
+    return calls
