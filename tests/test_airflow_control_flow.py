@@ -187,6 +187,51 @@ def flows() -> dict[str, Pipeline]:
             ("grid", _ref("steps", "grid", "outputs", "v")),
         ),
     )
+    # a foreach group inside a plain group, a plain group inside the foreach group
+    out["cf_nested"] = pipeline(
+        "cf_nested",
+        [
+            step("outer.fan.a", with_={"v": _ref("item")}, group="outer.fan"),
+            step(
+                "outer.fan.sub.b",
+                with_={"v": _ref("steps", "outer.fan.a", "outputs", "v")},
+                upstream=("outer.fan.a",),
+                group="outer.fan.sub",
+            ),
+            step(
+                "outer.c",
+                with_={"v": _ref("steps", "outer.fan", "outputs", "b")},
+                upstream=("outer.fan",),
+                group="outer",
+            ),
+            step("d", with_={"v": _ref("steps", "outer", "outputs", "c")}, upstream=("outer",)),
+        ],
+        groups=(
+            Group(
+                name="outer",
+                steps=("outer.c",),
+                groups=("outer.fan",),
+                outputs=(("c", _ref("steps", "outer.c", "outputs", "v")),),
+                leaves=("outer.c",),
+            ),
+            Group(
+                name="outer.fan",
+                parent="outer",
+                foreach=_ref("params", "shards"),
+                steps=("outer.fan.a",),
+                groups=("outer.fan.sub",),
+                outputs=(("b", _ref("steps", "outer.fan.sub", "outputs", "b")),),
+                leaves=("outer.fan.sub.b",),
+            ),
+            Group(
+                name="outer.fan.sub",
+                parent="outer.fan",
+                steps=("outer.fan.sub.b",),
+                outputs=(("b", _ref("steps", "outer.fan.sub.b", "outputs", "v")),),
+                leaves=("outer.fan.sub.b",),
+            ),
+        ),
+    )
     # retries with an exact exponential backoff: delays 1s, then 3s
     out["cf_retry"] = pipeline(
         "cf_retry",
@@ -243,6 +288,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "cf_finally": [None],
             "cf_group": [None, {"shards": ["a", "bad", "ccc"]}],
             "cf_retry": [None],
+            "cf_nested": [None],
         },
     )
 
@@ -324,6 +370,15 @@ def test_foreach_group_item_wise_matrix_and_flow_outputs(result: dict[str, Any])
     got = airflow_outputs(flows()["cf_group"], partly)
     assert got["per_shard.prep"] == {"rows": ["rows-a", None, "rows-ccc"]}
     assert got["per_shard.score"] == {"s": [6, None, 8]}
+
+
+def test_nested_groups(result: dict[str, Any]) -> None:
+    (run,) = result["runs"]["cf_nested"]
+    assert run["state"] == "success", run
+    assert run["tis"]["outer.fan__items"] == "success"  # in TaskGroup "outer"
+    assert run["xcom"]["outer.fan.sub.b[1]"] == {"v": "b"}  # TaskGroup "sub" in the mapped one
+    assert run["xcom"]["outer.c"] == {"v": ["a", "b"]}  # the foreach group's export, per item
+    assert run["xcom"]["d"] == {"v": ["a", "b"]}
 
 
 def test_retry_backoff_delays(result: dict[str, Any]) -> None:
