@@ -217,11 +217,26 @@ def upstream_values(
             out[up] = _outputs_of(plan, up, ti.xcom_pull(task_ids=up, map_indexes=index))
         elif _is_mapped(up_data):
             values = [v for v in ti.xcom_pull(task_ids=[up]) or [] if v not in (NO_ITEMS, "", None)]
+            count = _instance_count(plan, up, context)
+            if len(values) < count:  # an instance pushed nothing (skipped): null in its place
+                values = list(ti.xcom_pull(task_ids=up, map_indexes=list(range(count))))
             instances = [_outputs_of(plan, up, v) for v in values]
             out[up] = {o: [i.get(o) for i in instances] for o in up_data.get("outputs") or []}
         else:
             out[up] = _outputs_of(plan, up, ti.xcom_pull(task_ids=up))
     return out
+
+
+def _instance_count(plan: Mapping[str, Any], step: str, context: Mapping[str, Any]) -> int:
+    """How many instances a mapped step has (0 for a foreach over no items)."""
+    data = plan["steps"][step]
+    if data.get("foreach") is None:
+        return int(data.get("replicas") or 1)
+    got = list(context["ti"].xcom_pull(task_ids=f"{step}__items") or [])
+    first = got[0] if got else None
+    if isinstance(first, Mapping) and str(first.get("index", first.get("FLOWC_INDEX"))) == "-1":
+        return 0
+    return len(got)
 
 
 def _group_size(plan: Mapping[str, Any], group: str, context: Mapping[str, Any]) -> int:

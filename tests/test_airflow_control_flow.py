@@ -76,6 +76,25 @@ def flows() -> dict[str, Pipeline]:
             ),
             step("strict", upstream=("branch",), after=("branch",)),
             step("after_skip", upstream=("skipper",), after=("skipper",)),
+            # a foreach whose instance 1 skips: null in its place downstream (all_done)
+            step(
+                "each",
+                fn="maybe_skip",
+                with_={"v": _ref("item")},
+                outputs=("v",),
+                foreach=_lit([1, "skip", 3]),
+            ),
+            step(
+                "gather",
+                with_={"v": _ref("steps", "each", "outputs", "v")},
+                upstream=("each",),
+                trigger="all_done",
+            ),
+            step(
+                "strict_gather",
+                with_={"v": _ref("steps", "each", "outputs", "v")},
+                upstream=("each",),
+            ),
         ],
     )
     # exit code 99 means skipped; under all_success its downstream skips too
@@ -302,6 +321,9 @@ def test_join_all_done_after_a_skipped_branch(result: dict[str, Any]) -> None:
     assert tis["join"] == "success" and run["xcom"]["join"] == {"v": 1}
     assert tis["strict"] == "skipped" and tis["after_skip"] == "skipped"
     assert tis["_flowc_failed"] == "skipped"  # the watcher: nothing failed
+    assert [tis[f"each[{i}]"] for i in range(3)] == ["success", "skipped", "success"]
+    assert run["xcom"]["gather"] == {"v": [1, None, 3]}
+    assert tis["strict_gather"] == "skipped"  # all_success over the instances, as flowc run
 
 
 def test_exit_code_skips_the_step_and_its_all_success_downstream(result: dict[str, Any]) -> None:

@@ -64,3 +64,11 @@ def flaky(name: str, fails: int) -> int:
     if calls <= fails:
         raise RuntimeError(f"{name}: call {calls} fails by design")
     return calls
+
+
+def maybe_skip(v: object) -> object:
+    """``v``, or skipped when ``v == "skip"``."""
+    if v == "skip":
+        skip("maybe_skip")
+    _record("maybe_skip", v=v)
+    return v
