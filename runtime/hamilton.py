@@ -13,7 +13,8 @@ compiler is never imported.
 
 :func:`code_version` is the code part of such a step's ``cache: true`` key: Hamilton's own code
 version of the node (``HamiltonNode.version``, what Hamilton's caching keys on: the source of the
-node's originating function, decorators included, docstrings and comments stripped). The key's
+node's originating function, decorators included, docstrings and comments stripped) and the
+values Hamilton bound into the node's callable (``@parameterize``'s ``value(...)``). The key's
 other parts (the resolved inputs, hence the upstream values) are the executor's, as for any step.
 """
 
@@ -22,11 +23,13 @@ from __future__ import annotations
 import functools
 import importlib
 import json
+import re
 from collections.abc import Mapping
 from typing import Any
 
 NODE_ARG = "hamilton_node"
 NODE_REF = "flowc.runtime.hamilton:node"
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
 
 
 @functools.lru_cache(maxsize=32)
@@ -60,7 +63,8 @@ def code_version(data: Mapping[str, Any]) -> str:
 
     Hamilton's own ``HamiltonNode.version``: a hash of the node's originating function's source
     (its decorators included: ``@parameterize``'s ``value(...)``, ``@check_output``'s bounds),
-    docstrings and comments stripped. Editing another function of the module does not change it;
+    docstrings and comments stripped, and the values bound into the node's callable (which
+    may be computed at import time, as FlowerPower's ``PARAMS``). Editing another function of the module does not change it;
     a change upstream reaches the key through the step's inputs (the upstream outputs), as in
     Hamilton's caching, where a node's key is its code version and its dependencies' data
     versions. When the graph cannot be built or the node is gone, the reason is the version (no
@@ -84,7 +88,19 @@ def code_version(data: Mapping[str, Any]) -> str:
         return f"unversioned: {type(e).__name__}: {e}"
     if version is None:  # no source (Hamilton logs why): the modules' files stand in
         return "modules: " + "".join(_module_text(m) for m in modules)
-    return f"hamilton: {version}"
+    return f"hamilton: {version} bound: {_bound(target.callable)}"
+
+
+def _bound(fn: Any) -> str:
+    """The values Hamilton bound into a node's callable (``@parameterize``'s ``value(...)``,
+    possibly computed at import time, e.g. FlowerPower's ``PARAMS`` from ``conf/``): the
+    arguments of its ``functools.partial`` layers, as JSON (other objects by their ``repr``
+    without memory addresses)."""
+    layers = []
+    while isinstance(fn, functools.partial):
+        layers.append({"args": list(fn.args), "kwargs": dict(fn.keywords)})
+        fn = fn.func
+    return json.dumps(layers, sort_keys=True, default=lambda o: _ADDRESS.sub("", repr(o)))
 
 
 def _module_text(name: str) -> str:

@@ -20,14 +20,18 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 MODULE = """\
+import os
+
 from hamilton.function_modifiers import parameterize, source, value
+
+K = int(os.environ.get("HC_K", "1"))  # read at import time, as FlowerPower's PARAMS
 
 
 def base(n: int) -> int:
     return n
 
 
-@parameterize(plus={"x": source("base"), "k": value(1)})
+@parameterize(plus={"x": source("base"), "k": value(K)})
 def shifted(x: int, k: int) -> int:
     return x + k
 
@@ -45,12 +49,13 @@ functions: [hcache_mod]
 """
 
 
-def _env() -> dict[str, str]:
+def _env(k: int = 1) -> dict[str, str]:
     # no .pyc: an edit within the same second and of the same size must still be read
-    return {**os.environ, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1"}
+    env = {name: v for name, v in os.environ.items() if name != "HC_K"}
+    return {**env, "PYTHONPATH": str(REPO), "PYTHONDONTWRITEBYTECODE": "1", "HC_K": str(k)}
 
 
-def _run(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
+def _run(tmp_path: Path, k: int = 1) -> tuple[dict[str, str], dict[str, int]]:
     """One ``flowc run``: each step's final state and each output value, from its report."""
     done = subprocess.run(
         [sys.executable, "-m", "flowc", "run", "flow.yaml", "--root", str(tmp_path / ".flowc")],
@@ -58,7 +63,7 @@ def _run(tmp_path: Path) -> tuple[dict[str, str], dict[str, int]]:
         capture_output=True,
         text=True,
         timeout=180,
-        env=_env(),
+        env=_env(k),
     )
     assert done.returncode == 0, done.stdout + done.stderr
     states: dict[str, str] = {}
@@ -109,18 +114,23 @@ def test_editing_the_node_function_invalidates_and_another_function_does_not(
         {"base": "cached", "plus": "success", "unrelated": "cached"},
         {"plus": 5, "unrelated": 3000},
     )
-    # the decorator's bound value is part of the node's code
-    _edit(module, '"k": value(1)', '"k": value(5)')
-    assert _run(tmp_path) == (
+    # a value Hamilton bound into the node, read at import time (FlowerPower's PARAMS from conf/)
+    assert _run(tmp_path, k=5) == (
         {"base": "cached", "plus": "success", "unrelated": "cached"},
         {"plus": 13, "unrelated": 3000},
+    )
+    # the decorator is part of the node's code
+    _edit(module, '"k": value(K)', '"k": value(K + 1)')
+    assert _run(tmp_path) == (
+        {"base": "cached", "plus": "success", "unrelated": "cached"},
+        {"plus": 7, "unrelated": 3000},
     )
     # a comment or docstring in the node's function is not code (Hamilton strips them)
     _edit(module, "    return x + 2 * k", '    """Shifted by 2k."""\n    return x + 2 * k  # two k')
     assert _run(tmp_path)[0] == {"base": "cached", "plus": "cached", "unrelated": "cached"}
 
 
-def _versions(tmp_path: Path, config: dict | None = None) -> dict[str, str]:
+def _versions(tmp_path: Path, config: dict | None = None, k: int = 1) -> dict[str, str]:
     """``code_version`` of each named node's step, in a fresh process (no compiler)."""
     code = (
         "import json, sys\n"
@@ -137,7 +147,7 @@ def _versions(tmp_path: Path, config: dict | None = None) -> dict[str, str]:
         capture_output=True,
         text=True,
         timeout=120,
-        env={**_env(), "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"},
+        env={**_env(k), "PYTHONPATH": f"{REPO}{os.pathsep}{tmp_path}"},
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)
@@ -156,7 +166,7 @@ def test_code_version_is_hamiltons_node_version(tmp_path: Path) -> None:
     finally:
         sys.path.remove(str(tmp_path))
         sys.modules.pop("hcache_mod", None)
-    assert first["plus"] == f"hamilton: {want}"
+    assert first["plus"] == f'hamilton: {want} bound: [{{"args": [], "kwargs": {{"k": 1}}}}]'
     # a node the module no longer makes: no version any cache entry could match
     assert first["gone"].startswith("unversioned: KeyError")
 
@@ -165,7 +175,8 @@ def test_code_version_is_hamiltons_node_version(tmp_path: Path) -> None:
     _edit(module, "return x + k", "return x + 2 * k")
     changed = _versions(tmp_path)["plus"]
     assert changed != first["plus"]
-    _edit(module, '"k": value(1)', '"k": value(5)')
+    assert _versions(tmp_path, k=5)["plus"] not in (first["plus"], changed)
+    _edit(module, '"k": value(K)', '"k": value(K + 1)')
     assert _versions(tmp_path)["plus"] not in (first["plus"], changed)
 
 
