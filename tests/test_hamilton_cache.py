@@ -84,11 +84,6 @@ def _edit(path: Path, old: str, new: str) -> None:
     path.write_text(text.replace(old, new), encoding="utf-8")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the one-line hook in runtime/run_state.py:cache_key requested in NEWS "
-    "(hamilton -> runtime, 'code_version'); remove this mark when it lands",
-)
 def test_editing_the_node_function_invalidates_and_another_function_does_not(
     tmp_path: Path,
 ) -> None:
