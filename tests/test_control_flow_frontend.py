@@ -352,6 +352,15 @@ def test_flow_outputs_and_indexing_paths() -> None:
         "all": {"$ref": ["steps", "a", "outputs", "x"]},
     }
     assert plan["steps"]["b"]["upstream"] == ["a"]
+    ir = load_text(
+        H + "steps:\n  a: {run: m:f, outputs: [x]}\n"
+        "  b: {run: m:g, foreach: [[1]], with: {v: '${steps.a.outputs.x.rows[0]}', i: '${item[0]}'}}\n",
+        "flow.yaml",
+        environ={},
+    )
+    v, i = (e for _, e in ir.step("b").with_)
+    assert (v.path, v.index) == (("a", "outputs", "x"), ("rows", 0))  # type: ignore[attr-defined]
+    assert (i.path, i.index) == ((), (0,))  # type: ignore[attr-defined]
 
 
 def test_matrix_foreach_keys() -> None:
