@@ -245,6 +245,7 @@ def flows() -> dict[str, Pipeline]:
             Group(
                 name="outer.fan.sub",
                 parent="outer.fan",
+                upstream=("outer.fan.a",),
                 steps=("outer.fan.sub.b",),
                 outputs=(("b", _ref("steps", "outer.fan.sub.b", "outputs", "v")),),
                 leaves=("outer.fan.sub.b",),

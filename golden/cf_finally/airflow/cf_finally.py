@@ -30,6 +30,13 @@ def _run(step, index=None, **context):
     return run_step(PLAN_JSON, step, context, index)
 
 
+def _run_failed(**context):
+    """Runs when a step failed (trigger one_failed): fails the DAG run, naming the steps."""
+    from flowc.runtime.airflow import fail_run
+
+    fail_run(PLAN_JSON, context)
+
+
 with DAG(
     dag_id="cf_finally",
     description="A report that runs once after every other step, whatever happened.",
@@ -49,8 +56,20 @@ with DAG(
     )
     report = PythonOperator(
         task_id="report",
+        trigger_rule="all_done",
         python_callable=_run,
         op_args=["report"],
     )
+    _flowc_failed = PythonOperator(
+        task_id="_flowc_failed",
+        python_callable=_run_failed,
+        trigger_rule="one_failed",
+        retries=0,
+    )
 
     load >> count
+    load >> report
+    count >> report
+    load >> _flowc_failed
+    count >> _flowc_failed
+    report >> _flowc_failed

@@ -29,6 +29,20 @@ def _run(step, index=None, **context):
     return run_step(PLAN_JSON, step, context, index)
 
 
+def _flow_outputs(**context):
+    """The flow's outputs (null where not produced): this task's return_value XCom."""
+    from flowc.runtime.airflow import flow_outputs
+
+    return flow_outputs(PLAN_JSON, context)
+
+
+def _run_failed(**context):
+    """Runs when a step failed (trigger one_failed): fails the DAG run, naming the steps."""
+    from flowc.runtime.airflow import fail_run
+
+    fail_run(PLAN_JSON, context)
+
+
 with DAG(
     dag_id="cf_outputs",
     description="A flow that returns values.",
@@ -46,5 +60,21 @@ with DAG(
         python_callable=_run,
         op_args=["count"],
     )
+    _flowc_outputs = PythonOperator(
+        task_id="_flowc_outputs",
+        python_callable=_flow_outputs,
+        trigger_rule="all_done",
+        retries=0,
+    )
+    _flowc_failed = PythonOperator(
+        task_id="_flowc_failed",
+        python_callable=_run_failed,
+        trigger_rule="one_failed",
+        retries=0,
+    )
 
     load >> count
+    load >> _flowc_outputs
+    count >> _flowc_outputs
+    load >> _flowc_failed
+    count >> _flowc_failed

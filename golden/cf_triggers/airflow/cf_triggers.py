@@ -13,7 +13,7 @@ import datetime
 
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.providers.standard.operators.python import PythonOperator, ShortCircuitOperator
-from airflow.sdk import DAG, Param
+from airflow.sdk import DAG, Param, RetryDecision, RetryPolicy
 
 # The plan (flowc's resolved pipeline) as JSON: a string literal costs nothing when Airflow
 # parses this file; flowc.runtime reads it inside the tasks.
@@ -41,6 +41,35 @@ def _when(step, **context):
     return evaluate_when(PLAN_JSON, step, context)
 
 
+class _Backoff(RetryPolicy):
+    """flowc's retry_backoff: the delay before attempt n >= 2 is exactly
+    ``delay * backoff ** (n - 2)``, capped by ``max_delay`` (Airflow's own exponential backoff,
+    also set on the task, adds a jitter); the task's ``retries`` still bound the attempts."""
+
+    def __init__(self, delay, backoff, max_delay=None):
+        self.delay, self.backoff, self.max_delay = delay, backoff, max_delay
+
+    def evaluate(self, exception, try_number, max_tries, context=None):
+        seconds = self.delay * self.backoff ** max(try_number - 1, 0)
+        if self.max_delay is not None:
+            seconds = min(seconds, self.max_delay)
+        return RetryDecision.retry(datetime.timedelta(seconds=seconds))
+
+    def serialize(self):
+        return {"delay": self.delay, "backoff": self.backoff, "max_delay": self.max_delay}
+
+    @classmethod
+    def deserialize(cls, data):
+        return cls(data["delay"], data["backoff"], data.get("max_delay"))
+
+
+def _run_failed(**context):
+    """Runs when a step failed (trigger one_failed): fails the DAG run, naming the steps."""
+    from flowc.runtime.airflow import fail_run
+
+    fail_run(PLAN_JSON, context)
+
+
 with DAG(
     dag_id="cf_triggers",
     description="A join after a skipped branch, a skip exit code, retry backoff.",
@@ -55,13 +84,16 @@ with DAG(
         op_args=["load"],
         retries=3,
         retry_delay=datetime.timedelta(seconds=10),
+        retry_exponential_backoff=2.0,
+        max_retry_delay=datetime.timedelta(seconds=60),
+        retry_policy=_Backoff(10.0, 2.0, 60.0),
     )
     probe = BashOperator(
         task_id="probe",
         bash_command="bash -c 'test -s data.csv || exit 99'",
         env={"FLOWC_STEP": "probe", "FLOWC_RUN_ID": "{{ run_id }}"},
         append_env=True,
-        skip_on_exit_code=None,
+        skip_on_exit_code=[99],
         do_xcom_push=False,
     )
     branch__when = ShortCircuitOperator(
@@ -78,8 +110,15 @@ with DAG(
     )
     join = PythonOperator(
         task_id="join",
+        trigger_rule="all_done",
         python_callable=_run,
         op_args=["join"],
+    )
+    _flowc_failed = PythonOperator(
+        task_id="_flowc_failed",
+        python_callable=_run_failed,
+        trigger_rule="one_failed",
+        retries=0,
     )
 
     load >> branch__when
@@ -87,3 +126,7 @@ with DAG(
     branch >> join
     load >> join
     probe >> join
+    load >> _flowc_failed
+    probe >> _flowc_failed
+    branch >> _flowc_failed
+    join >> _flowc_failed
