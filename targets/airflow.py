@@ -509,15 +509,29 @@ class _Builder:
                 edges.append((self._last(up), chain[0]))
             edges.extend(zip(chain, chain[1:], strict=False))
         for g in self.groups.values():
-            for up in g.after:
-                edges.append((self._last(up), self._node(g.name)))
-            if g.foreach is not None:  # the items helper waits for what the group waits for
-                for up in g.upstream:
-                    edges.append((self._last(up), self._group_items_node(g)))
+            # the group waits for its sibling-level upstream (its members' outside deps, its
+            # foreach and after:); a foreach group's items helper does, the rest follows it
+            if g.foreach is not None:
+                targets = [self._group_items_node(g)]
+            elif self._foreach_group(g.name) is None:
+                targets = [self._node(g.name)]
+            else:  # a TaskGroup inside a mapped group's body: its variable is local there
+                targets = self._roots(g.name)
+            for up in g.upstream:
+                edges.extend((self._last(up), t) for t in targets)
         tasks += self._run_tasks(steps, finals, edges)
         for t in tasks:
             t.setdefault("pad", "")
         return tasks, list(dict.fromkeys(edges))
+
+    def _roots(self, group: str) -> list[str]:
+        """The first tasks of the group's member steps that depend on nothing inside it."""
+        inside = set(self.ir.members(group)) | {g for g in self.groups if g.startswith(group + ".")}
+        return [
+            self._node(m, self._chain_ids(self.ir.step(m))[0])
+            for m in self.ir.members(group)
+            if not inside & set(self.ir.step(m).upstream)
+        ]
 
     def _last(self, name: str) -> str:
         return self._node(name)

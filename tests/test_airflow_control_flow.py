@@ -245,6 +245,7 @@ def flows() -> dict[str, Pipeline]:
             Group(
                 name="outer.fan.sub",
                 parent="outer.fan",
+                upstream=("outer.fan.a",),
                 steps=("outer.fan.sub.b",),
                 outputs=(("b", _ref("steps", "outer.fan.sub.b", "outputs", "v")),),
                 leaves=("outer.fan.sub.b",),
@@ -435,3 +436,40 @@ def test_dag_shapes(result: dict[str, Any]) -> None:
     assert "retry_exponential_backoff=3.0" in text
     assert "max_retry_delay=datetime.timedelta(seconds=60)" in text
     assert "retry_delay=datetime.timedelta(seconds=10)" in text  # a constant delay, capped
+
+
+def test_golden_control_flow_cases_match_flowc_run(tmp_path: Path) -> None:
+    """The YAML control-flow goldens (a ``uses:`` sub-flow with ``with:`` params, a foreach
+    group, a matrix, triggers with a skip exit code, finally, flow outputs) under dag.test():
+    every step's state and outputs as the local executor has them, and the flow outputs XCom."""
+    from flowc.runtime.executor import run_plan
+    from tests.test_airflow_dags import _compile, _run_dags
+
+    cases = ["cf_subflow", "cf_groups", "cf_matrix", "cf_triggers", "cf_outputs"]
+    runs = _run_dags(tmp_path, {c: [None] for c in [*cases, "cf_finally"]})
+    # cf_finally: the local executor fails `report` today ("unknown reference
+    # ${steps.count.outputs.n}": a finally step's data refs to normal steps are not in its plan
+    # upstream; reported in NEWS.md), so Airflow's run is checked on its own (test_finally_...
+    # checks what a finally step sees)
+    (fin,) = runs["cf_finally"]
+    assert fin["state"] == "success", fin
+    assert fin["tis"]["report"] == "success" and fin["tis"]["_flowc_failed"] == "skipped"
+    for case in cases:
+        ir, _ = _compile(case)
+        (run,) = runs[case]
+        local = run_plan(ir.to_data(), None, root=tmp_path / case / ".flowc", max_workers=2)
+        states = {}
+        for s in ir.steps:  # a mapped step's state: its instances' (all skipped: skipped)
+            mine = [v for k, v in run["tis"].items() if k == s.name or k.startswith(s.name + "[")]
+            states[s.name] = "skipped" if set(mine) == {"skipped"} else mine[0]
+            if len(mine) > 1 and "skipped" not in mine:
+                assert len(set(mine)) == 1, (case, s.name, mine)
+        assert states == local.states, (case, run["tis"], local.states)
+        assert run["state"] == local.status, (case, run["state"], local.status)
+        ok = {k: v for k, v in run["tis"].items()}
+        ok.update({s.name: "skipped" for s in ir.steps if states[s.name] != "success"})
+        got = airflow_outputs(ir, {**run, "tis": ok})
+        want = {k: v for k, v in local.outputs.items() if states.get(k) == "success"}
+        assert {k: v for k, v in got.items() if k in want} == want, case
+        if getattr(ir, "outputs", ()):
+            assert run["xcom"]["_flowc_outputs"] == local.flow_outputs, case

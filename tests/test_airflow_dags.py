@@ -97,20 +97,58 @@ def _compile(case: str) -> tuple[Pipeline, str]:
 
 def expected_topology(ir: Pipeline) -> dict[str, list[str]]:
     """Task id -> sorted upstream task ids, as the mapping promises: a step's own task is named
-    after it; ``when`` adds a ``<step>__when`` gate and ``foreach`` a ``<step>__items`` task in
-    front of it; the first of these depends on every upstream step."""
-    out: dict[str, list[str]] = {}
+    after it (qualified inside groups); ``when`` adds a ``<step>__when`` gate and ``foreach`` a
+    ``<step>__items`` task in front of it; the first of these depends on every upstream step (on
+    a group: its leaves). A group waits for its upstream: a plain group's first tasks depend on
+    it, a foreach group's ``<group>__items`` task does, and every member's own task depends on
+    that items task (the mapped group's argument). A finally step without finally upstream
+    waits for every other step; ``_flowc_outputs`` and the ``_flowc_failed`` watcher wait for
+    every step (the watcher exists with a trigger rule, a finally step or flow outputs)."""
+    groups = {g.name: g for g in getattr(ir, "groups", ())}
+
+    def chain(s: Any) -> list[str]:
+        out = [f"{s.name}__when"] if s.when is not None else []
+        out += [f"{s.name}__items"] if s.foreach is not None else []
+        return [*out, s.name]
+
+    def last(name: str) -> list[str]:
+        return list(groups[name].leaves) if name in groups else [name]
+
+    steps = [s for s in ir.steps if not getattr(s, "is_finally", False)]
+    finals = [s for s in ir.steps if getattr(s, "is_finally", False)]
+    out: dict[str, set[str]] = {}
     for s in ir.steps:
-        chain = []
-        if s.when is not None:
-            chain.append(f"{s.name}__when")
-        if s.foreach is not None:
-            chain.append(f"{s.name}__items")
-        chain.append(s.name)
-        out[chain[0]] = sorted(s.upstream)
-        for a, b in zip(chain, chain[1:], strict=False):
-            out[b] = [a]
-    return out
+        c = chain(s)
+        ups = list(s.upstream)
+        if getattr(s, "is_finally", False):
+            ups = [u for u in ups if u in {f.name for f in finals}] or [x.name for x in steps]
+        out[c[0]] = {t for u in ups for t in last(u)}
+        for a, b in zip(c, c[1:], strict=False):
+            out[b] = {a}
+        fg = _foreach_group(ir, getattr(s, "group", None))
+        if fg is not None:
+            out[s.name].add(f"{fg}__items")
+    for g in groups.values():
+        if g.foreach is not None:
+            out[f"{g.name}__items"] = {t for u in g.upstream for t in last(u)}
+    for g in groups.values():  # a group's upstream reaches the members that start it
+        if g.foreach is not None:
+            continue
+        members = [ir.step(m) for m in ir.members(g.name)]
+        inside = {m.name for m in members} | {x for x in groups if x.startswith(g.name + ".")}
+        for m in members:
+            if not inside & set(m.upstream):
+                out[chain(m)[0]] |= {t for u in g.upstream for t in last(u)}
+    watcher = (
+        bool(finals)
+        or bool(getattr(ir, "outputs", ()))
+        or any(getattr(s, "trigger", "all_success") != "all_success" for s in ir.steps)
+    )
+    if getattr(ir, "outputs", ()):
+        out["_flowc_outputs"] = {s.name for s in ir.steps}
+    if watcher:
+        out["_flowc_failed"] = {s.name for s in ir.steps}
+    return {k: sorted(v) for k, v in out.items()}
 
 
 def _golden_dag_files() -> list[Path]:
