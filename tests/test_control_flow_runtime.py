@@ -307,7 +307,7 @@ def _finally_plan(log: Path, flag: Path | None = None) -> dict[str, Any]:
                     "name": "report",
                 }
             },
-            upstream=["work"],
+            upstream=[],  # as the front end writes it: a finally step waits for all anyway
             outputs=["v"],
             **{"finally": True},
         ),
