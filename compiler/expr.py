@@ -281,7 +281,8 @@ class _Build:
         if self.whole[max(0, pos - 2) : pos] == "${":
             pos -= 2
         loc = self.locate(pos)
-        ref = Ref(str(names[0]), qualify_step_path(names[0], tuple(names[1:])), default, loc)
+        path, index = split_index(names[0], qualify_step_path(names[0], tuple(names[1:])))
+        ref = Ref(str(names[0]), path, default, loc, index)
         problem = ref_problem(ref)
         if problem:
             raise FlowcError.at(loc, problem[0], problem[1])
@@ -298,6 +299,16 @@ def qualify_step_path(root: Any, path: tuple[Any, ...]) -> tuple[Any, ...]:
     if not all(isinstance(p, str) for p in head):
         return path
     return (".".join(head), *path[k:])
+
+
+def split_index(root: Any, path: tuple[Any, ...]) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    """(names, index): for ``steps`` what follows ``X.outputs.Y`` is the index; for the other
+    roots the index starts at the first ``[N]``."""
+    if root == "steps" and len(path) >= 3 and path[1] == "outputs":
+        if all(isinstance(p, str) for p in path[:3]):
+            return tuple(path[:3]), tuple(path[3:])
+    k = next((i for i, p in enumerate(path) if isinstance(p, int)), len(path))
+    return tuple(path[:k]), tuple(path[k:])
 
 
 RUN_VALUES = ("id", "date", "ds", "ds_nodash", "status", "failed_steps")
@@ -318,16 +329,17 @@ _SHAPES = {
 def ref_problem(ref: Ref) -> tuple[str, str | None] | None:
     """A (message, hint) when a reference has the wrong shape, else None."""
     r, p = ref.root, ref.path
+    plain = not ref.index  # indexing only after steps.X.outputs.Y and item
     if r in ("params", "secrets", "env"):
-        ok = len(p) == 1 and isinstance(p[0], str)
+        ok = len(p) == 1 and plain
     elif r == "steps":
-        ok = len(p) >= 3 and p[1] == "outputs" and isinstance(p[0], str) and isinstance(p[2], str)
+        ok = len(p) == 3 and p[1] == "outputs"
     elif r == "item":
         ok = True
     elif r == "run":
-        ok = len(p) == 1 and p[0] in RUN_VALUES
+        ok = len(p) == 1 and p[0] in RUN_VALUES and plain
     elif r == "flow":
-        ok = p == ("name",)
+        ok = p == ("name",) and plain
     else:
         hint = did_you_mean(r, ROOTS) or "references start with " + ", ".join(ROOTS)
         return f"unknown reference root '{r}' in ${{{ref.dotted}}}", hint

@@ -62,37 +62,30 @@ class Ref(Expr):
     "frame"))``, ``Ref("item", ())``, ``Ref("env", ("HOME",), default="x")``."""
 
     root: str
-    path: tuple[Any, ...] = ()  # str keys; an int indexes a list: ${steps.x.outputs.y[0]}
+    path: tuple[str, ...] = ()  # names: ("x", "outputs", "y"), ("epochs",), item keys ("lr",)
     default: str | None = None  # only for env: ${env.X:-default}
     loc: Loc | None = field(default=None, compare=False)
+    index: tuple[str | int, ...] = ()
+    """What follows ``steps.X.outputs.Y`` (or an item's ``[0]``): keys (str) and list positions
+    (int) of ``${steps.x.outputs.y.key}`` / ``${steps.x.outputs.y[0]}`` / ``${item[0]}``. The plan
+    encodes it appended to the path: ``{"$ref": ["steps", "x", "outputs", "y", 0, "k"]}``."""
 
     @property
     def dotted(self) -> str:
         """The reference as written: ``steps.x.outputs.y.k[0]``."""
-        out = self.root
-        for p in self.path:
+        out = ".".join((self.root, *self.path))
+        for p in self.index:
             out += f"[{p}]" if isinstance(p, int) else f".{p}"
         return out
 
     @property
-    def index(self) -> tuple[str | int, ...]:
-        """The indexing after ``steps.X.outputs.Y`` (or after ``item``): keys and positions."""
-        if self.root == "steps":
-            return self.path[3:]
-        if self.root == "item":
-            return self.path
-        return ()
-
-    @property
     def step(self) -> str | None:
         """The (qualified) step or group name of a ``steps.X...`` reference."""
-        p = self.path[0] if self.root == "steps" and self.path else None
-        return p if isinstance(p, str) else None
+        return self.path[0] if self.root == "steps" and self.path else None
 
     @property
     def output(self) -> str | None:
-        p = self.path[2] if self.root == "steps" and len(self.path) >= 3 else None
-        return p if isinstance(p, str) else None
+        return self.path[2] if self.root == "steps" and len(self.path) >= 3 else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +157,7 @@ def encode_expr(e: Expr) -> Any:
         v = e.value
         return v if v is None or isinstance(v, (str, int, float, bool)) else {"$lit": v}
     if isinstance(e, Ref):
-        enc: dict[str, Any] = {"$ref": [e.root, *e.path]}
+        enc: dict[str, Any] = {"$ref": [e.root, *e.path, *e.index]}
         if e.default is not None:
             enc["default"] = e.default
         return enc

@@ -3,7 +3,9 @@
 deployment created, read a deployed flow back from its ConfigMap.
 
 A deployment is found by its labels (``app.kubernetes.io/instance=<flow as DNS-1123>``,
-``app.kubernetes.io/managed-by=flowc``), so every command works from the flow name alone. Used by
+``app.kubernetes.io/managed-by=flowc``), so every command works from the flow name alone. A run
+is its driver Job and the step and operator Jobs labelled with its run id (``flowc.dev/run``):
+``status`` reports each of them, ``attach`` follows them all. Used by
 ``flowc deploy/status/attach/destroy/retrieve`` (:mod:`flowc.compiler.commands.k8s`); never
 imports the compiler. The ``kubernetes`` client is imported lazily.
 """
@@ -22,6 +24,22 @@ from flowc.runtime.k8s import _api_reason as _reason  # also used by flowc.compi
 INSTANCE = "app.kubernetes.io/instance"
 COMPONENT = "app.kubernetes.io/component"
 MANAGED = "app.kubernetes.io/managed-by=flowc"
+INDEX_LABEL = "batch.kubernetes.io/job-completion-index"
+
+
+def run_id_of(driver: Any) -> str:
+    """The run id of a driver Job: the first 8 hex digits of its uid (as the driver and
+    ``flowc.runtime.k8s_run`` derive it)."""
+    return str(driver.metadata.uid or "").replace("-", "")[:8]
+
+
+def _pod_counts(job: Any) -> dict[str, int]:
+    status = job.status
+    return {
+        "active": int(getattr(status, "active", None) or 0),
+        "succeeded": int(getattr(status, "succeeded", None) or 0),
+        "failed": int(getattr(status, "failed", None) or 0),
+    }
 
 
 class DeployError(Exception):
@@ -144,21 +162,46 @@ class Deployer:
         ).items
         return sorted(items, key=lambda j: (str(j.metadata.creation_timestamp), j.metadata.name))
 
+    def _run_jobs(self, flow: str, run_id: str | None = None) -> list[Any]:
+        """The step and operator Jobs of the flow's runs (of run ``run_id`` when given)."""
+        extra = f"{RUN_LABEL}={run_id}" if run_id else RUN_LABEL
+        items = self.batch.list_namespaced_job(
+            self.namespace, label_selector=self._selector(flow, extra)
+        ).items
+        return sorted(items, key=lambda j: (str(j.metadata.creation_timestamp), j.metadata.name))
+
     def status(self, flow: str) -> dict[str, Any]:
-        """``{"flow", "namespace", "schedule", "drivers": [{name, state}], "runs": {run id:
-        {step: [{job, state}]}}}``."""
+        """``{"flow", "namespace", "schedule", "steps", "drivers": [{job, run, state}], "runs":
+        {run id: {"state", "steps": {step: [{job, kind, state, replicas}]}}}}``: every run's step
+        and operator Jobs as the API reports them (``replicas``: the pod counts ``active``,
+        ``succeeded``, ``failed`` of the Job's status). A run is ``failed`` when its driver or any
+        of its Jobs failed, ``running`` while any of them runs, else ``succeeded``."""
         plan = self.retrieve(flow)
         drivers = [
-            {"job": j.metadata.name, "state": job_state(j)} for j in self._jobs(flow, "driver")
+            {"job": j.metadata.name, "run": run_id_of(j), "state": job_state(j)}
+            for j in self._jobs(flow, "driver")
         ]
-        runs: dict[str, dict[str, list[dict[str, str]]]] = {}
-        for j in self._jobs(flow, "step"):
+        runs: dict[str, dict[str, Any]] = {}
+        for d in drivers:
+            runs[d["run"]] = {"state": d["state"], "steps": {}}
+        for j in self._run_jobs(flow):
             labels = j.metadata.labels or {}
             run = labels.get(RUN_LABEL, "?")
             step = labels.get(STEP_LABEL, "?")
-            runs.setdefault(run, {}).setdefault(step, []).append(
-                {"job": j.metadata.name, "state": job_state(j)}
+            state = job_state(j)
+            entry = runs.setdefault(run, {"state": "succeeded", "steps": {}})
+            entry["steps"].setdefault(step, []).append(
+                {
+                    "job": j.metadata.name,
+                    "kind": labels.get(COMPONENT, "step"),
+                    "state": state,
+                    "replicas": _pod_counts(j),
+                }
             )
+            if state == "failed" or entry["state"] == "failed":
+                entry["state"] = "failed"
+            elif state == "running":
+                entry["state"] = "running"
         cron = self.batch.list_namespaced_cron_job(
             self.namespace, label_selector=self._selector(flow)
         ).items
@@ -181,8 +224,11 @@ class Deployer:
         poll: float = 1.0,
         timeout: float | None = None,
     ) -> bool:
-        """Follow the newest driver run until it ends, streaming its pods' logs as they grow
-        (each line prefixed with ``[step]``, ``[driver]``). True when the driver succeeded."""
+        """Follow the newest driver run until the driver and every step and operator Job of its
+        run ended, streaming their pods' logs as they grow (each line prefixed with
+        ``[step]``, ``[step/replica]`` for a replica, ``[driver]``). True when the driver and
+        every Job of the run succeeded. A failed driver ends it at once (the driver of a flow
+        with operators stops the rest of its run before it fails)."""
         self._require(flow)
         start = time.monotonic()
         offsets: dict[str, int] = {}
@@ -192,13 +238,28 @@ class Deployer:
             drivers = self._jobs(flow, "driver")
             if drivers:
                 driver = drivers[-1]
+            elif driver is not None:
+                raise DeployError(f"the driver Job {driver.metadata.name} was deleted")
             state = job_state(driver) if driver is not None else "waiting"
+            jobs = self._run_jobs(flow, run_id_of(driver)) if driver is not None else []
             if driver is not None:
                 self._stream(flow, driver, offsets, done, write)
-            if driver is not None and state != "running":
+            running = [j for j in jobs if job_state(j) == "running"]
+            if driver is not None and (state == "failed" or (state != "running" and not running)):
                 self._stream(flow, driver, offsets, done, write, final=True)
+                failed = []
+                for j in jobs:
+                    labels = j.metadata.labels or {}
+                    if labels.get(COMPONENT) == "operator" or job_state(j) != "succeeded":
+                        what = labels.get(COMPONENT, "step")
+                        write(
+                            f"=== {what} {labels.get(STEP_LABEL, '?')} (job {j.metadata.name}):"
+                            f" {job_state(j)}\n"
+                        )
+                    if job_state(j) == "failed":
+                        failed.append(j)
                 write(f"=== driver {driver.metadata.name}: {state}\n")
-                return state == "succeeded"
+                return state == "succeeded" and not failed
             if timeout is not None and time.monotonic() - start > timeout:
                 raise DeployError(f"flow '{flow}' still running after {timeout:g}s")
             time.sleep(poll)
@@ -213,7 +274,7 @@ class Deployer:
         final: bool = False,
     ) -> None:
         """Write what each pod of this driver's run logged since the last call."""
-        run_id = str(driver.metadata.uid or "").replace("-", "")[:8]
+        run_id = run_id_of(driver)
         pods = self.core.list_namespaced_pod(self.namespace, label_selector=self._selector(flow))
         mine = []
         for p in pods.items:
@@ -221,7 +282,7 @@ class Deployer:
             if labels.get(COMPONENT) == "driver":
                 if labels.get("job-name") != driver.metadata.name:
                     continue
-            elif labels.get(COMPONENT) == "step" and labels.get(RUN_LABEL) != run_id:
+            elif labels.get(COMPONENT) in ("step", "operator") and labels.get(RUN_LABEL) != run_id:
                 continue
             mine.append(p)
         mine.sort(key=lambda p: (str(p.metadata.creation_timestamp), p.metadata.name))
@@ -232,6 +293,8 @@ class Deployer:
                 continue
             labels = pod.metadata.labels or {}
             what = labels.get(STEP_LABEL) or labels.get(COMPONENT, "pod")
+            if labels.get(COMPONENT) == "operator" and INDEX_LABEL in labels:
+                what += f"/{labels[INDEX_LABEL]}"
             if name not in offsets:
                 write(f"--- {what} (pod {name}) started\n")
                 offsets[name] = 0

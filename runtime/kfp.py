@@ -17,7 +17,9 @@ the step once, and returns its outputs encoded the way the component's output de
 
 Ref paths: ``["params", X]``, ``["steps", S, "outputs", O]``, ``["item"]``, ``["items"]`` (the
 whole foreach list, for ``ctx.index``), ``["replica"]``,
-``["run", "id"]``, ``["run", "date"]`` (job-time placeholders), ``["with", KEY]`` (a literal
+``["run", "id"]``, ``["run", "date"]`` (job-time placeholders; ``${run.ds}`` and
+``${run.ds_nodash}`` are spelled from the same date), ``["run", "status"]`` (a finally step's
+``TASK_FINAL_STATUS`` input, see :func:`final_status`), ``["with", KEY]`` (a literal
 argument passed as a KFP constant). Decodes:
 ``"raw"``, ``"int"``, ``"ints"`` (a LIST/STRUCT whose integral doubles become ints: protobuf
 Values have no ints), ``["json", depth]`` (a JSON text, or lists nested ``depth`` deep of JSON
@@ -161,6 +163,23 @@ def item_index(items: Any, item: Any) -> int | None:
     return hits[0] if len(hits) == 1 else None
 
 
+def final_status(value: Any) -> str:
+    """``${run.status}`` of a finally step from KFP's ``PipelineTaskFinalStatus`` of the
+    ExitHandler (a struct whose ``state`` is SUCCEEDED, FAILED, CANCELED...): ``success`` only
+    when the ExitHandler's body succeeded, else ``failed``."""
+    state = value.get("state") if isinstance(value, Mapping) else getattr(value, "state", None)
+    return "success" if str(state or "").upper() == "SUCCEEDED" else "failed"
+
+
+def _is_skip(exc: BaseException) -> bool:
+    """Whether ``exc`` is ``flowc.runtime.Skip`` (imported only here: older runtimes lack it)."""
+    try:
+        from flowc.runtime import Skip  # type: ignore[attr-defined]
+    except ImportError:
+        return False
+    return isinstance(exc, Skip)
+
+
 def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     """Run one instance of ``spec["step"]`` with the component's input ``values``; return the
     outputs as KFP's executor expects them (one value, or a tuple in declared order)."""
@@ -174,6 +193,7 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     run_id = os.environ.get("FLOWC_RUN_ID") or "kfp"
     run_date: str | None = None
     overrides: dict[str, Any] = {}
+    run_extra: dict[str, Any] = {}
     for name, path, how in spec["inputs"]:
         if name not in values:
             continue
@@ -191,6 +211,8 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
             replica = int(value)
         elif root == "run" and path[1:2] == ["date"]:
             run_date = _job_time(value)
+        elif root == "run" and path[1:2] == ["status"]:
+            run_extra["status"] = final_status(values[name])
         elif root == "run":
             run_id = str(value)
         elif root == "with":
@@ -202,20 +224,31 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
     params = run_params(plan, params)
     index = item_index(items, item)
     run = services.RunInfo(run_id=run_id, flow=str(plan.get("name")), params=params)
+    extra: dict[str, Any] = {"run_extra": run_extra} if run_extra else {}
     with services.running(plan, run) as values:  # plugins, integration tree (when used)
-        outs = execute(
-            plan,
-            step,
-            params=params,
-            upstream=upstream,
-            run_id=run_id,
-            run_date=run_date,
-            item=item,
-            index=index,
-            replica=replica,
-            ctx_extra=values,
-            secret_resolver=secret_resolver,
-        )
+        try:
+            outs = execute(
+                plan,
+                step,
+                params=params,
+                upstream=upstream,
+                run_id=run_id,
+                run_date=run_date,
+                item=item,
+                index=index,
+                replica=replica,
+                ctx_extra=values,
+                secret_resolver=secret_resolver,
+                **extra,
+            )
+        except Exception as exc:
+            if _is_skip(exc):
+                raise StepError(
+                    step,
+                    "the step skipped itself (flowc.runtime.Skip), but a KFP task has no skipped "
+                    "state: it fails instead (skip with `when:` on KFP and Vertex)",
+                ) from exc
+            raise
     encoded = [encode(step, name, outs[name], how) for name, _key, how in spec["outputs"]]
     if not encoded:
         return None

@@ -410,6 +410,23 @@ class Plugins:
         return f"Plugins({', '.join(self._plugins)})"
 
 
+def resolve_config(
+    config: Any,
+    secrets: Mapping[str, Mapping[str, Any]] | None = None,
+    resolver: Any = None,
+) -> Any:
+    """A plugin's compiled config with its ``${secrets.NAME}`` references resolved here, where
+    the plugin runs (:func:`flowc.runtime.config_secrets.resolve_config`); a secret that does
+    not resolve is a :class:`PluginError` naming it and its source."""
+    from flowc.runtime.config_secrets import SecretMissing
+    from flowc.runtime.config_secrets import resolve_config as resolve
+
+    try:
+        return resolve(config, secrets, resolver)
+    except SecretMissing as e:
+        raise PluginError(str(e)) from None
+
+
 def is_enabled(spec: Mapping[str, Any]) -> bool:
     """A plugin runs only when its spec says ``enabled: true`` (ExperimentHub's
     ``.get("enabled", False)``): a spec without the key is disabled."""
@@ -436,10 +453,13 @@ class PluginService:
         self.started: list[tuple[str, Any]] = []
 
     def start(self, plan: Mapping[str, Any], run: Any) -> Plugins:
+        extra = getattr(run, "extra", None) or {}
+        resolver = extra.get("secret_resolver") if isinstance(extra, Mapping) else None
         try:
             for name, spec in self.specs.items():
                 try:
-                    plugin = self.registry.create(spec["type"], spec.get("config") or {})
+                    config = resolve_config(spec.get("config") or {}, plan.get("secrets"), resolver)
+                    plugin = self.registry.create(spec["type"], config)
                 except PluginError as e:
                     raise PluginError(f"plugin '{name}': {e}") from e
                 try:
@@ -595,7 +615,9 @@ def check_health(plugin: Any, timeout: float | None = None) -> tuple[bool, dict[
 
 
 def health(
-    plugins: Mapping[str, Mapping[str, Any]], registry: PluginRegistry | None = None
+    plugins: Mapping[str, Mapping[str, Any]],
+    registry: PluginRegistry | None = None,
+    secrets: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Build and initialize each enabled plugin, run its health check, shut it down, one plugin
     after the other: ``{name: {"type", "family", "enabled", "healthy", "details"}}``.
@@ -604,7 +626,8 @@ def health(
     ``initialize()`` and ``health_check()`` together get the spec's ``health_timeout`` (default 5 s; the plugin sees it as ``plugin.health_timeout`` to bound
     its own calls); past it the plugin is reported unhealthy with ``status: timeout`` and left
     to finish in a daemon thread. ``shutdown()`` gets as long again. Never raises; a disabled
-    plugin is reported without being imported."""
+    plugin is reported without being imported. ``secrets``: the plan's declarations, for
+    ``${secrets.NAME}`` in a config (:func:`resolve_config`)."""
     reg = registry or _REGISTRY
     out: dict[str, dict[str, Any]] = {}
     for name, spec in plugins.items():
@@ -612,11 +635,15 @@ def health(
         if not row["enabled"]:
             out[name] = {**row, "family": None, "healthy": None, "details": {"status": "disabled"}}
             continue
-        out[name] = {**row, **_probe_spec(spec, reg)}
+        out[name] = {**row, **_probe_spec(spec, reg, secrets)}
     return out
 
 
-def _probe_spec(spec: Mapping[str, Any], reg: PluginRegistry) -> dict[str, Any]:
+def _probe_spec(
+    spec: Mapping[str, Any],
+    reg: PluginRegistry,
+    secrets: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, Any]:
     """``{"family", "healthy", "details"}`` of one enabled plugin (see :func:`health`)."""
     timeout = health_timeout_of(spec)
     built: list[Any] = []
@@ -634,7 +661,7 @@ def _probe_spec(spec: Mapping[str, Any], reg: PluginRegistry) -> dict[str, Any]:
         return {"family": None, "healthy": False, "details": _error_details(e)}
 
     def build() -> None:
-        plugin = reg.create(spec["type"], spec.get("config") or {})
+        plugin = reg.create(spec["type"], resolve_config(spec.get("config") or {}, secrets))
         _set_health_timeout(plugin, timeout)
         built.append(plugin)
 

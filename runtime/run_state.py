@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from flowc.runtime import hamilton
 from flowc.runtime import step as step_mod
 from flowc.runtime.expansion import Key
 from flowc.runtime.metadata import MetadataStore
@@ -226,6 +227,7 @@ def cache_key(
     h.update(json.dumps(head).encode())
     if data.get("kind") != "command" and data.get("run"):
         h.update(step_mod.callable_source(data["run"]).encode("utf-8"))
+        h.update(hamilton.code_version(data).encode("utf-8"))  # a Hamilton node's own code
     for item in [step_mod.MISSING] if items is None else items:
         inputs = inputs_for(item)
         h.update(encode(inputs.kwargs(data))[1])

@@ -18,7 +18,8 @@ if [ ! -f "$AIRFLOW_MARK" ]; then
   [ -x .venv-airflow/bin/python ] || "$PY" -m venv .venv-airflow
   .venv-airflow/bin/python -m pip install -q --upgrade pip
   .venv-airflow/bin/python -m pip install -q -c scripts/airflow-constraints.txt \
-    'apache-airflow==3.3.*' apache-airflow-providers-standard apache-airflow-providers-cncf-kubernetes
+    'apache-airflow==3.3.*' apache-airflow-providers-standard apache-airflow-providers-cncf-kubernetes \
+    apache-hamilton
   .venv-airflow/bin/python -m pip install -q --no-deps -e .
   touch "$AIRFLOW_MARK"
 fi

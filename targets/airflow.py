@@ -15,7 +15,18 @@ the same code ``flowc run`` uses. Mapping:
   an ``image`` and the stack's orchestrator sets ``pod_operator: true``;
 - ``foreach`` -> a ``<step>__items`` task + dynamic task mapping (``.expand``); ``replicas: N`` ->
   N mapped copies; ``when`` -> a ``<step>__when`` ``ShortCircuitOperator`` gate;
-- params -> ``Param(default, type=...)``; schedule -> cron timetable / timedelta / ``@once``.
+- params -> ``Param(default, type=...)``; schedule -> cron timetable / timedelta / ``@once``;
+- control flow (docs/control-flow.md): ``trigger`` -> the task's ``trigger_rule`` (on its first
+  task: the ``__when`` gate or ``__items`` helper when it has one); ``skip_on_exit_code`` ->
+  BashOperator/KubernetesPodOperator ``skip_on_exit_code``; ``flowc.runtime.Skip`` ->
+  ``AirflowSkipException`` (in flowc.runtime.airflow); a group -> a ``TaskGroup`` (task ids
+  ``group.step``), a foreach group -> a mapped task group (``@task_group`` + ``.expand`` over a
+  ``<group>__items`` task: every member runs once per item, item-wise); ``finally:`` steps ->
+  tasks with ``trigger_rule="all_done"`` downstream of every other task; flow ``outputs:`` -> the
+  ``return_value`` XCom of a ``_flowc_outputs`` task (all_done, downstream of everything); with
+  any of these a ``_flowc_failed`` watcher task (``one_failed``, downstream of every step task)
+  fails the DAG run when a step failed (Airflow decides a run's state by its leaves alone);
+  ``retry_backoff`` / ``retry_max_delay`` -> ``retry_exponential_backoff`` / ``max_retry_delay``.
 
 Pure: no I/O, no clock, no Airflow import (see ``docs/airflow.md``).
 """
@@ -74,7 +85,24 @@ RESERVED = {
     "_arg",
     "_env",
     "_outputs",
+    "_finally",
+    "_flow_outputs",
+    "_run_failed",
+    "TaskGroup",
+    "task_group",
+    "RetryDecision",
+    "RetryPolicy",
+    "_Backoff",
 }
+OUTPUTS_TASK = "_flowc_outputs"  # a step name never starts with "_": these cannot collide
+WATCHER_TASK = "_flowc_failed"
+
+
+def _cf(obj: Any, name: str, default: Any) -> Any:
+    """A control-flow field of the IR (defaults when an older IR has none)."""
+    return getattr(obj, name, default)
+
+
 POD_XCOM_FILE = "/airflow/xcom/return.json"  # what KubernetesPodOperator's sidecar pushes
 
 
@@ -201,6 +229,26 @@ class AirflowTarget(BaseTarget):
                         f"'{s.name}'",
                         "rename the step (the airflow target adds <step>__when and <step>__items)",
                     )
+        groups = {g.name: g for g in _cf(ir, "groups", ())}
+        for g in groups.values():
+            if g.foreach is not None and f"{g.name}__items" in names:
+                raise FlowcError.at(
+                    ir.step(f"{g.name}__items").loc,
+                    f"step name '{g.name}__items' collides with the Airflow helper task of "
+                    f"group '{g.name}'",
+                    "rename the step (the airflow target adds <group>__items for a foreach group)",
+                )
+        for s in ir.steps:
+            group = _cf(s, "group", None)
+            while group is not None and groups[group].foreach is None:
+                group = groups[group].parent
+            if group is not None and s.replicas > 1:
+                raise FlowcError.at(
+                    s.loc,
+                    f"step '{s.name}' has replicas inside foreach group '{group}': the airflow "
+                    "target cannot map a task inside a mapped task group",
+                    "drop replicas, or move the step out of the foreach group",
+                )
         builder = _Builder(ir, self.header_lines(ir))
         source = jinja_env("airflow").get_template("dag.py.j2").render(**builder.context())
         return {f"{ir.name}.py": black_format(source)}
@@ -218,7 +266,21 @@ class _Builder:
         self.namespace = settings["namespace"]
         # pods asked for: Python tasks with resources get a pod_override (KubernetesExecutor)
         self.k8s_executor = self.pods
-        self.vars = {s.name: _ident(s.name) for s in ir.steps}
+        self.groups = {g.name: g for g in _cf(ir, "groups", ())}
+        self.vars: dict[str, str] = {}  # step or group -> its Python variable
+        used = set(RESERVED)
+        for name in [s.name for s in ir.steps] + [f"{g}_group" for g in self.groups]:
+            var = _ident(name.replace(".", "__"))
+            while var in used:
+                var += "_"
+            used.add(var)
+            self.vars[name] = var
+        self.step_names = {s.name for s in ir.steps}
+        self.uses_groups = False
+        self.uses_mapped_groups = False
+        self.flow_outputs = False  # the _flowc_outputs task
+        self.watcher = False  # the _flowc_failed task
+        self.backoff_policy = False  # the _Backoff RetryPolicy class
         self.needs_macros = False
         self.uses_literal = False  # airflow.sdk.literal() wraps literal BashOperator env values
         self.needs_outputs_hook = False
@@ -255,9 +317,27 @@ class _Builder:
         out: list[tuple[str, str]] = []
         if s.retries != self.d_retries:
             out.append(("retries", repr(s.retries)))
-        if s.retry_delay != self.d_delay:
+        backoff = float(_cf(s, "retry_backoff", 1.0))
+        max_delay = _cf(s, "retry_max_delay", None)
+        delay = s.retry_delay
+        if backoff == 1.0 and max_delay is not None:
+            delay = min(delay, float(max_delay))  # a constant delay, capped
+        if delay != self.d_delay:
             self.imports.add("datetime")
-            out.append(("retry_delay", _timedelta(s.retry_delay)))
+            out.append(("retry_delay", _timedelta(delay)))
+        if backoff != 1.0:
+            # Airflow's delay before try n+1 is retry_delay * backoff**(n-1), capped by
+            # max_retry_delay (its scheduler adds a deterministic jitter below that delay again)
+            out.append(("retry_exponential_backoff", repr(backoff)))
+            if max_delay is not None:
+                self.imports.add("datetime")
+                out.append(("max_retry_delay", _timedelta(float(max_delay))))
+            # ... so the exact delay comes from a RetryPolicy (Airflow 3.3's own hook, evaluated
+            # in the worker): retry_delay * backoff**(n-2) before attempt n, capped
+            self.imports.add("datetime")
+            self.backoff_policy = True
+            cap = "None" if max_delay is None else repr(float(max_delay))
+            out.append(("retry_policy", f"_Backoff({float(delay)!r}, {backoff!r}, {cap})"))
         if s.timeout != self.d_timeout:
             if s.timeout is None:
                 out.append(("execution_timeout", "None"))
@@ -346,43 +426,258 @@ class _Builder:
     def _is_pod(self, s: Step) -> bool:
         return self.pods and s.kind == "command" and bool(s.image)
 
+    # -- groups (TaskGroup, mapped task groups) ------------------------------------------
+
+    def _foreach_group(self, group: str | None) -> str | None:
+        """The nearest foreach group holding ``group`` (itself included), if any."""
+        while group is not None:
+            g = self.groups[group]
+            if g.foreach is not None:
+                return g.name
+            group = g.parent
+        return None
+
+    def _task_id(self, name: str, suffix: str = "") -> str:
+        """The id passed to the operator: the local name (its TaskGroup prefixes the rest)."""
+        return name.rpartition(".")[2] + suffix
+
+    def _full_id(self, name: str, suffix: str = "") -> str:
+        return name + suffix
+
+    def _node(self, name: str, suffix: str = "") -> str:
+        """Code naming the task ``name + suffix`` (or group ``name``) where edges are set: the
+        variable, or ``dag.task_dict[...]`` for a task created inside a mapped group's body."""
+        if name in self.groups:
+            return self.vars[f"{name}_group"]
+        s = self.ir.step(name)
+        if self._foreach_group(_cf(s, "group", None)) is not None:
+            return f"dag.task_dict[{py_literal(name + suffix)}]"
+        return self.vars[name] + suffix
+
+    def _chain_ids(self, s: Step) -> list[str]:
+        """Suffixes of the step's tasks in order: gate, items helper, the step itself."""
+        chain = []
+        if s.when is not None:
+            chain.append("__when")
+        if s.foreach is not None:
+            chain.append("__items")
+        chain.append("")
+        return chain
+
+    def _group_code(self, g: Any, pad: str) -> list[dict[str, Any]]:
+        """A plain group: ``<var> = TaskGroup("<local>", parent_group=...)``."""
+        self.uses_groups = True
+        args = [py_literal(g.local_name if hasattr(g, "local_name") else g.name)]
+        if g.parent is not None and self._foreach_group(g.parent) is None:
+            args.append(f"parent_group={self.vars[g.parent + '_group']}")
+        if g.description:
+            args.append(f"tooltip={py_literal(g.description)}")
+        return [
+            {"raw": f"{self.vars[g.name + '_group']} = TaskGroup({', '.join(args)})", "pad": pad}
+        ]
+
     def tasks(self) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-        """Every task (gate, items helper, step) and every edge, in step order."""
+        """Every task (gate, items helper, step) and every edge, in step order; a foreach
+        group's members inside its ``@task_group`` body, emitted where its first member is."""
         tasks: list[dict[str, Any]] = []
         edges: list[tuple[str, str]] = []
-        for s in self.ir.steps:
-            var = self.vars[s.name]
-            chain: list[str] = []  # helper tasks before the step itself
-            if s.when is not None:
-                self.imports.add("ShortCircuitOperator")
-                chain.append(f"{var}__when")
-                tasks.append(self._helper(s, "when", "ShortCircuitOperator", "_when"))
-            mapped: str | None = None
-            if s.foreach is not None:
-                self.imports.add("PythonOperator")
-                chain.append(f"{var}__items")
-                tasks.append(self._helper(s, "items", "PythonOperator", "_items"))
-                mapped = f"{var}__items.output"
-            elif s.replicas > 1:
-                if s.kind == "run":
-                    copies: list[Any] = [{"index": i} for i in range(s.replicas)]
-                else:  # the expanded env replaces the static one: carry it in every copy
-                    n = str(s.replicas)
-                    copies = [
-                        self._env_code(s, {"FLOWC_REPLICA": str(i), "FLOWC_REPLICAS": n})
-                        for i in range(s.replicas)
-                    ]
-                mapped = py_literal(copies) if s.kind == "run" else "[" + ", ".join(copies) + "]"
-            tasks.append(self._step_task(s, var, mapped))
-            chain.append(var)
-            for up in s.upstream:
-                edges.append((self.vars[up], chain[0]))
+        for g in self.groups.values():  # plain groups first, parents before children
+            if self._foreach_group(g.name) is None:
+                tasks += self._group_code(g, "")
+        emitted: set[str] = set()
+        steps = [s for s in self.ir.steps if not _cf(s, "is_finally", False)]
+        finals = [s for s in self.ir.steps if _cf(s, "is_finally", False)]
+        for s in steps + finals:
+            fg = self._foreach_group(_cf(s, "group", None))
+            if fg is None:
+                tasks += self._step_tasks(s, "")
+            elif fg not in emitted:
+                emitted.add(fg)
+                tasks += self._mapped_group(fg)
+        for s in steps + finals:
+            chain = [self._node(s.name, x) for x in self._chain_ids(s)]
+            ups = list(s.upstream)
+            if _cf(s, "is_finally", False):
+                finally_ups = [
+                    u
+                    for u in ups
+                    if u in self.step_names and _cf(self.ir.step(u), "is_finally", False)
+                ]
+                # a finally step without finally upstream waits for every other step (all_done)
+                ups = finally_ups or [x.name for x in steps]
+            for up in ups:
+                edges.append((self._last(up), chain[0]))
             edges.extend(zip(chain, chain[1:], strict=False))
-        return tasks, edges
+        for g in self.groups.values():
+            for up in g.after:
+                edges.append((self._last(up), self._node(g.name)))
+            if g.foreach is not None:  # the items helper waits for what the group waits for
+                for up in g.upstream:
+                    edges.append((self._last(up), self._group_items_node(g)))
+        tasks += self._run_tasks(steps, finals, edges)
+        for t in tasks:
+            t.setdefault("pad", "")
+        return tasks, list(dict.fromkeys(edges))
 
-    def _helper(self, s: Step, suffix: str, ctor: str, fn: str) -> dict[str, Any]:
+    def _last(self, name: str) -> str:
+        return self._node(name)
+
+    def _group_items_node(self, g: Any) -> str:
+        return self.vars[g.name + "_group"].removesuffix("_group") + "__items"
+
+    def _mapped_group(self, name: str) -> list[dict[str, Any]]:
+        """A foreach group: its ``<group>__items`` task, then ``@task_group`` with every member
+        (plain child groups too) in its body, expanded over the items (``index``: the item's
+        position, ``-1`` for the one placeholder instance of an empty list)."""
+        self.uses_mapped_groups = True
+        self.imports.add("PythonOperator")
+        g = self.groups[name]
+        var = self.vars[name + "_group"]
+        items_var = self._group_items_node(g)
+        items_kwargs = [
+            ("task_id", py_literal(self._task_id(name, "__items"))),
+            ("python_callable", "_items"),
+            ("op_args", py_literal([name])),
+            ("retries", "0"),
+        ]
+        if g.parent is not None:
+            items_kwargs.append(("task_group", self.vars[g.parent + "_group"]))
+        out: list[dict[str, Any]] = [
+            {"var": items_var, "ctor": "PythonOperator", "kwargs": items_kwargs, "mapped": None}
+        ]
+        deco = [f"group_id={py_literal(self._task_id(name))}"]
+        if g.parent is not None:
+            deco.append(f"parent_group={self.vars[g.parent + '_group']}")
+        if g.description:
+            deco.append(f"tooltip={py_literal(g.description)}")
+        body = var.removesuffix("_group") + "__body"
+        out.append({"raw": f"@task_group({', '.join(deco)})", "pad": ""})
+        out.append({"raw": f"def {body}(index):", "pad": ""})
+        inner = "    "
+        for child in self.groups.values():  # plain groups nested in this one
+            if child.name.startswith(name + ".") and child.name != name:
+                cargs = [py_literal(child.local_name)]
+                if child.parent != name:
+                    cargs.append(f"parent_group={self.vars[child.parent + '_group']}")
+                out.append(
+                    {
+                        "raw": f"{self.vars[child.name + '_group']} = TaskGroup({', '.join(cargs)})",
+                        "pad": inner,
+                    }
+                )
+                self.uses_groups = True
+        for s in self.ir.steps:
+            if self._foreach_group(_cf(s, "group", None)) == name:
+                out += self._step_tasks(s, inner, group_index=True)
+        out.append({"raw": f"{var} = {body}.expand(index={items_var}.output)", "pad": ""})
+        return out
+
+    def _run_tasks(
+        self, steps: list[Step], finals: list[Step], edges: list[tuple[str, str]]
+    ) -> list[dict[str, Any]]:
+        """The flow outputs task and the watcher that fails the DAG run when a step failed."""
+        ir = self.ir
+        has_outputs = bool(_cf(ir, "outputs", ()))
+        needs_watcher = (
+            has_outputs
+            or bool(finals)
+            or any(_cf(s, "trigger", "all_success") != "all_success" for s in ir.steps)
+        )
+        out: list[dict[str, Any]] = []
+        every = [self._node(s.name) for s in steps + finals]
+        if has_outputs:
+            self.imports.add("PythonOperator")
+            self.flow_outputs = True
+            out.append(
+                {
+                    "var": "_flowc_outputs",
+                    "ctor": "PythonOperator",
+                    "kwargs": [
+                        ("task_id", py_literal(OUTPUTS_TASK)),
+                        ("python_callable", "_flow_outputs"),
+                        ("trigger_rule", py_literal("all_done")),
+                        ("retries", "0"),
+                    ],
+                    "mapped": None,
+                }
+            )
+            edges.extend((n, "_flowc_outputs") for n in every)
+        if needs_watcher:
+            self.imports.add("PythonOperator")
+            self.watcher = True
+            out.append(
+                {
+                    "var": "_flowc_failed",
+                    "ctor": "PythonOperator",
+                    "kwargs": [
+                        ("task_id", py_literal(WATCHER_TASK)),
+                        ("python_callable", "_run_failed"),
+                        ("trigger_rule", py_literal("one_failed")),
+                        ("retries", "0"),
+                    ],
+                    "mapped": None,
+                }
+            )
+            edges.extend((n, "_flowc_failed") for n in every)
+        return out
+
+    def _step_tasks(self, s: Step, pad: str, group_index: bool = False) -> list[dict[str, Any]]:
+        """The step's gate, items helper and own task (``group_index``: inside a mapped group's
+        body, where ``index`` is the group item's position)."""
+        var = self.vars[s.name]
+        out: list[dict[str, Any]] = []
+        trigger = _cf(s, "trigger", "all_success")
+        if _cf(s, "is_finally", False) and not any(
+            u in self.step_names and _cf(self.ir.step(u), "is_finally", False) for u in s.upstream
+        ):
+            trigger = "all_done"  # it waits for every other step, whatever their state
+        first: list[tuple[str, str]] = []
+        if trigger != "all_success":
+            first.append(("trigger_rule", py_literal(trigger)))
+        where: list[tuple[str, str]] = []
+        group = _cf(s, "group", None)
+        if group is not None and self._foreach_group(group) != group:
+            where.append(("task_group", self.vars[group + "_group"]))
+        if s.when is not None:
+            self.imports.add("ShortCircuitOperator")
+            out.append(self._helper(s, "when", "ShortCircuitOperator", "_when", first + where))
+            first = []
+        mapped: str | None = None
+        if s.foreach is not None:
+            self.imports.add("PythonOperator")
+            out.append(self._helper(s, "items", "PythonOperator", "_items", first + where))
+            first = []
+            mapped = f"{var}__items.output"
+        elif s.replicas > 1:
+            if s.kind == "run":
+                copies: list[Any] = [{"index": i} for i in range(s.replicas)]
+            else:  # the expanded env replaces the static one: carry it in every copy
+                n = str(s.replicas)
+                copies = [
+                    self._env_code(s, {"FLOWC_REPLICA": str(i), "FLOWC_REPLICAS": n})
+                    for i in range(s.replicas)
+                ]
+            mapped = py_literal(copies) if s.kind == "run" else "[" + ", ".join(copies) + "]"
+        task = self._step_task(s, var, mapped, group_index=group_index)
+        task["kwargs"][1:1] = first + where  # after task_id
+        out.append(task)
+        for t in out:
+            t["pad"] = pad
+            if group_index:  # inside a mapped group's body: edges name it by task id
+                t["var"] = None
+        return out
+
+    def _helper(
+        self,
+        s: Step,
+        suffix: str,
+        ctor: str,
+        fn: str,
+        extra: list[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
         kwargs = [
-            ("task_id", py_literal(f"{s.name}__{suffix}")),
+            ("task_id", py_literal(self._task_id(s.name, f"__{suffix}"))),
+            *(extra or []),
             ("python_callable", fn),
             ("op_args", py_literal([s.name])),
             ("retries", "0"),
@@ -397,14 +692,17 @@ class _Builder:
             "mapped": None,
         }
 
-    def _step_task(self, s: Step, var: str, mapped: str | None) -> dict[str, Any]:
+    def _step_task(
+        self, s: Step, var: str, mapped: str | None, group_index: bool = False
+    ) -> dict[str, Any]:
         policy = self.task_policy(s)
         if s.kind == "run":
             self.imports.add("PythonOperator")
             kwargs = [
-                ("task_id", py_literal(s.name)),
+                ("task_id", py_literal(self._task_id(s.name))),
                 ("python_callable", "_run"),
                 ("op_args", py_literal([s.name])),
+                *([("op_kwargs", '{"index": index}')] if group_index else []),
                 *policy,
             ]
             return {
@@ -413,15 +711,18 @@ class _Builder:
                 "kwargs": kwargs,
                 "mapped": ("op_kwargs", mapped) if mapped else None,
             }
+        # None: the code `index` (a mapped group's item position)
+        extra_env: dict[str, str | None] | None = {"FLOWC_INDEX": None} if group_index else None
         if self._is_pod(s):
-            return self._pod_task(s, var, mapped, policy)
+            return self._pod_task(s, var, mapped, policy, extra_env)
         self.imports.add("BashOperator")
+        skip_codes = tuple(_cf(s, "skip_on_exit_code", ()))
         kwargs = [
-            ("task_id", py_literal(s.name)),
+            ("task_id", py_literal(self._task_id(s.name))),
             ("bash_command", py_literal(self._bash_command(s))),
-            *([] if mapped else [("env", self._env_code(s))]),
+            *([] if mapped else [("env", self._env_code(s, extra_env))]),
             ("append_env", "True"),
-            ("skip_on_exit_code", "None"),
+            ("skip_on_exit_code", py_literal(list(skip_codes)) if skip_codes else "None"),
             ("do_xcom_push", repr(bool(s.outputs))),
             *self._outputs_hook(s),
             *policy,
@@ -461,20 +762,30 @@ class _Builder:
             )
         else:
             text = argv
-        if s.foreach is not None:  # the placeholder instance of a foreach over no items
+        if s.foreach is not None or self._foreach_group(_cf(s, "group", None)) is not None:
+            # the placeholder instance of a foreach (or a foreach group) over no items
             text = 'if [ "$FLOWC_INDEX" = "-1" ]; then exit 0; fi; ' + text
         if text.endswith((".sh", ".bash")):
             text += " "  # otherwise Airflow reads it as a template file name
         return text
 
-    def _env_code(self, s: Step, extra: dict[str, str] | None = None) -> str:
+    def _env_code(self, s: Step, extra: dict[str, str | None] | None = None) -> str:
         """The task's env as code. BashOperator renders ``env`` as templates and reads a value
         ending in ``.sh``/``.bash`` (its ``template_ext``) as a template FILE: every literal value
         is wrapped in ``airflow.sdk.literal()`` and reaches the step as written, as under
         ``flowc run``. KubernetesPodOperator has no ``template_ext``: its values stay
         Jinja-escaped text (it turns them into V1EnvVar objects)."""
         if self._is_pod(s):
-            return py_literal({**self._env(s), **(extra or {})})
+            env = {**self._env(s), **{k: v for k, v in (extra or {}).items() if v is not None}}
+            code = py_literal(env)
+            if extra and None in extra.values():  # a mapped group's item position
+                code = (
+                    code[:-1]
+                    + ", "
+                    + ", ".join(f"{py_literal(k)}: index" for k, v in extra.items() if v is None)
+                    + "}"
+                )
+            return code
         items: list[tuple[str, str]] = []
         for k, v in s.env:
             enc = encode_expr(v)
@@ -485,7 +796,7 @@ class _Builder:
                 self.needs_macros = True
                 items.append((k, py_literal(f"{{{{ flowc_env({s.name!r}, {k!r}) }}}}")))
         fixed = {"FLOWC_STEP": s.name, "FLOWC_RUN_ID": "{{ run_id }}", **(extra or {})}
-        items += [(k, py_literal(v)) for k, v in fixed.items()]
+        items += [(k, "index" if v is None else py_literal(v)) for k, v in fixed.items()]
         return "{" + ", ".join(f"{py_literal(k)}: {code}" for k, code in items) + "}"
 
     def _env(self, s: Step) -> dict[str, str]:
@@ -504,20 +815,30 @@ class _Builder:
         return env
 
     def _pod_task(
-        self, s: Step, var: str, mapped: str | None, policy: list[tuple[str, str]]
+        self,
+        s: Step,
+        var: str,
+        mapped: str | None,
+        policy: list[tuple[str, str]],
+        extra_env: dict[str, str | None] | None = None,
     ) -> dict[str, Any]:
         self.imports.add("KubernetesPodOperator")
         argv = [encode_expr(a) for a in s.command or ()]
         cmds = [self._arg(s, 0, argv[0], quote=False)] if argv else []
         args = [self._arg(s, i, a, quote=False) for i, a in enumerate(argv) if i > 0]
         kwargs = [
-            ("task_id", py_literal(s.name)),
-            ("name", py_literal(kebab(s.name))),
+            ("task_id", py_literal(self._task_id(s.name))),
+            ("name", py_literal(kebab(s.name.replace(".", "-")))),
             ("namespace", py_literal(self.namespace)),
             ("image", py_literal(jinja_literal(s.image or ""))),
             ("cmds", py_literal(cmds)),
             ("arguments", py_literal(args)),
-            *([] if mapped else [("env_vars", self._env_code(s))]),
+            *([] if mapped else [("env_vars", self._env_code(s, extra_env))]),
+            *(
+                [("skip_on_exit_code", py_literal(list(_cf(s, "skip_on_exit_code", ()))))]
+                if _cf(s, "skip_on_exit_code", ())
+                else []
+            ),
             # declared outputs: the JSON the command writes to $FLOWC_OUTPUTS is the pod's XCom
             ("do_xcom_push", repr(bool(s.outputs))),
             *self._outputs_hook(s),
@@ -560,8 +881,14 @@ class _Builder:
             sdk_names.append("CronTriggerTimetable")
         if params:
             sdk_names.append("Param")
+        if self.uses_groups:
+            sdk_names.append("TaskGroup")
         if self.uses_literal:
             sdk_names.append("literal")
+        if self.uses_mapped_groups:
+            sdk_names.append("task_group")
+        if self.backoff_policy:
+            sdk_names += ["RetryDecision", "RetryPolicy"]
         return {
             "sdk_names": sdk_names,
             "header": self.header,
@@ -574,5 +901,8 @@ class _Builder:
             "outputs_hook": self.needs_outputs_hook,
             "any_python": "PythonOperator" in self.imports,
             "any_when": "ShortCircuitOperator" in self.imports,
-            "any_foreach": any(s.foreach is not None for s in ir.steps),
+            "any_foreach": any(s.foreach is not None for s in ir.steps) or self.uses_mapped_groups,
+            "flow_outputs": self.flow_outputs,
+            "watcher": self.watcher,
+            "backoff_policy": self.backoff_policy,
         }

@@ -6,8 +6,9 @@ RoleBinding (least privilege, namespaced), a ConfigMap holding the plan (``plan.
 per-step Job templates the driver instantiates (``k8s.json``) -- or, for a plan too big for one
 ConfigMap, as many ConfigMaps as needed holding numbered parts of both files (see
 :func:`split_files`) -- then the driver: a Job, or a CronJob wrapping it when the flow has a
-schedule. Operator steps (pypz) add the Deployments of
-:mod:`flowc.targets.k8s_operators`.
+schedule. Operator steps (pypz) add their Job templates to ``k8s.json`` (key ``operators``,
+:mod:`flowc.targets.k8s_operators`): every run starts them (the driver Job then runs
+``python -m flowc.runtime.k8s_run``, which starts them and runs the driver).
 
 The driver (``python -m flowc.runtime.k8s drive``) creates one Job per step instance from the
 templates in ``k8s.json``; every Kubernetes decision (names, labels, images, resources, env,
@@ -34,7 +35,7 @@ from flowc.targets.base import (
     secret_env_var,
 )
 from flowc.targets.base import every_to_cron as base_every_to_cron
-from flowc.targets.k8s_operators import operator_documents
+from flowc.targets.k8s_operators import operator_templates
 from flowc.targets.yaml_writer import Block, dump_documents
 
 if TYPE_CHECKING:
@@ -300,6 +301,11 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
     # while more are needed than named (each round names more, so this ends; a second round is
     # the rule, a third rare). Should fewer be needed, the last ones stay empty.
     maps: list[str] = [configmap]
+    has_operators = any(s.operator for s in ir.steps)
+
+    def plan_maps(names: list[str]) -> str | list[str]:
+        return configmap if names == [configmap] else names
+
     while True:
         settings = {
             "flow": ir.name,
@@ -307,9 +313,11 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
             "configmap": configmap,
             "store": store,
             "poll_seconds": float(opts["poll_seconds"]),
-            "job": step_job_base(ir, opts, sa_name, configmap if maps == [configmap] else maps),
+            "job": step_job_base(ir, opts, sa_name, plan_maps(maps)),
             "steps": steps,
         }
+        if has_operators:  # started by every run (flowc.runtime.k8s_run), not at deploy
+            settings["operators"] = operator_templates(ir, plan_maps(maps))
         files = {"k8s.json": settings_json(settings, lines), "plan.json": plan_text}
         parts = [files] if fits_one_configmap(files) else split_files(files)
         names = (
@@ -328,8 +336,7 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
                 "data": {key: Block(text) for key, text in data.items()},
             }
         )
-    plan_maps: str | list[str] = configmap if maps == [configmap] else maps
-    job_spec = driver_job_spec(ir, opts, sa_name, plan_maps)
+    job_spec = driver_job_spec(ir, opts, sa_name, plan_maps(maps))
     if ir.schedule is None:
         docs.append(
             {
@@ -341,16 +348,6 @@ def build_documents(ir: Pipeline) -> list[dict[str, Any]]:
         )
     else:
         docs.append(driver_cronjob(ir, opts, driver, namespace, job_spec))
-    if any(s.operator for s in ir.steps):
-        operator_docs = operator_documents(ir)
-        if maps != [configmap]:  # they mount <configmap>: mount the parts instead
-            for doc in operator_docs:
-                pod = doc["spec"]["template"]["spec"]
-                pod["volumes"] = [
-                    _plan_volume(maps) if v.get("name") == "flowc-plan" else v
-                    for v in pod.get("volumes") or []
-                ]
-        docs.extend(operator_docs)
     return docs
 
 
@@ -414,6 +411,33 @@ def _image(opts: dict[str, Any]) -> str:
     return str(opts["image"])  # the stack's, else flowc/flowc:<version> (SETTING_DEFAULTS)
 
 
+def _secret_refs(value: Any, out: set[str]) -> None:
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, list) and len(ref) == 2 and ref[0] == "secrets":
+            out.add(str(ref[1]))
+            return
+        for v in value.values():
+            _secret_refs(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _secret_refs(v, out)
+
+
+def config_secret_names(ir: Pipeline) -> list[str]:
+    """The secrets the stack's components and the enabled plugins reference in their
+    configuration (``${secrets.NAME}``, kept as references by the compiler), sorted: the driver,
+    every step pod and every operator pod get them as ``secretKeyRef`` env (the plugins start in
+    the step pods, the driver opens the artifact store), never a value."""
+    found: set[str] = set()
+    for comp in ir.stack.components if ir.stack else ():
+        _secret_refs([v for _, v in comp.settings], found)
+    for plugin in ir.plugins:
+        if plugin.enabled:
+            _secret_refs([v for _, v in plugin.config], found)
+    return sorted(found)
+
+
 def step_job_base(
     ir: Pipeline, opts: dict[str, Any], sa: str, configmap: str | list[str]
 ) -> dict[str, Any]:
@@ -431,6 +455,8 @@ def step_job_base(
     }
     if opts.get("artifact_pvc"):  # the local store's root: the shared volume
         container["env"] = [{"name": "FLOWC_ARTIFACT_ROOT", "value": PVC_MOUNT}]
+    for name in config_secret_names(ir):  # what plugin/stack configuration references
+        container.setdefault("env", []).append(secret_env_var(ir, name))
     pod: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": sa,
@@ -464,8 +490,10 @@ def step_job_patch(ir: Pipeline, step: Step, prefix: str, opts: dict[str, Any]) 
     """One step's own Job fields: name prefix, step label, retries, timeout, Indexed completions
     for replicas, image, env (literal values, secrets as ``secretKeyRef``), resources."""
     env = literal_env(step)
+    shared = set(config_secret_names(ir))  # already in every step pod (step_job_base)
     for name in step.secrets:
-        env.append(secret_env_var(ir, name))
+        if name not in shared:
+            env.append(secret_env_var(ir, name))
     if step.replicas > 1:
         env.append(
             {
@@ -510,11 +538,14 @@ def driver_job_spec(
 ) -> dict[str, Any]:
     """The driver Job's spec (also the CronJob's jobTemplate spec)."""
     volumes, mounts = _volumes(configmap, opts)
+    command = ["python", "-m", "flowc.runtime.k8s", "drive"]
+    if any(s.operator for s in ir.steps):  # the run starts the operator Jobs, then drives
+        command = ["python", "-m", "flowc.runtime.k8s_run"]
     container = {
         "name": "driver",
         "image": _image(opts),
         "imagePullPolicy": opts["image_pull_policy"],
-        "command": ["python", "-m", "flowc.runtime.k8s", "drive"],
+        "command": command,
         "args": ["--plan", f"{PLAN_MOUNT}/plan.json", "--config", f"{PLAN_MOUNT}/k8s.json"],
         "env": [
             {
@@ -535,6 +566,8 @@ def driver_job_spec(
     }
     if opts.get("artifact_pvc"):  # the local store's root: the shared volume
         container["env"].append({"name": "FLOWC_ARTIFACT_ROOT", "value": PVC_MOUNT})
+    for name in config_secret_names(ir):  # the driver opens the stack's artifact store too
+        container["env"].append(secret_env_var(ir, name))
     pod: dict[str, Any] = {"restartPolicy": "Never", "serviceAccountName": sa}
     pod.update(_pod_common(opts))
     pod["containers"] = [container]

@@ -1,10 +1,14 @@
-"""Kubernetes documents for streaming operator steps (pypz), appended by :mod:`flowc.targets.k8s`.
+"""Kubernetes Job templates for streaming operator steps (pypz), compiled into ``k8s.json``
+(key ``operators``) by :mod:`flowc.targets.k8s`.
 
-Every operator step becomes one Indexed Job (``completions = parallelism = replicas``): its pods
-start together with the rest of the flow, each replica gets ``FLOWC_REPLICA`` from the completion
-index, and the Job completes when every replica finished its stream (a Deployment would restart
-an operator that finished). A pod runs ``python -m flowc.runtime.operators --plan ... --step
-...`` on the plan ConfigMap the k8s target already mounts.
+Every operator step becomes one Indexed Job (``completions = parallelism = replicas``), started by
+the run (``python -m flowc.runtime.k8s_run`` in the driver Job's pod) at the start of every run --
+each deployment's driver Job and each CronJob firing -- named ``<name_prefix>-<run id>``, labelled
+and owned like the step Jobs, with ``FLOWC_RUN_ID`` set to that run's id (it scopes the kafka
+end-of-stream markers: every run streams afresh). Each replica gets ``FLOWC_REPLICA`` from the
+completion index, and the Job completes when every replica finished its stream (a Deployment
+would restart an operator that finished). A pod runs ``python -m flowc.runtime.operators --plan
+... --step ...`` on the plan ConfigMap the k8s target already mounts.
 
 The channel configuration reaches every pod in its environment: ``FLOWC_CHANNEL_<NAME>_TRANSPORT``,
 ``..._LOCATION`` (literal locations, and params references resolved with the param's default;
@@ -19,7 +23,6 @@ deterministic: no I/O, no clock.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from typing import TYPE_CHECKING, Any
@@ -28,8 +31,6 @@ from flowc.targets.base import pod_node_selector, pod_resources, secret_env_var
 
 if TYPE_CHECKING:
     from flowc.compiler.ir import Channel, Pipeline, Step
-
-OPERATOR_JOB_MAX = 52
 
 
 def channel_env_prefix(name: str) -> str:
@@ -77,25 +78,21 @@ def operator_image(step: Step, opts: dict[str, Any]) -> str:
     return str(opts.get("operator_image") or step.image or k8s._image(opts))
 
 
-def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
-    """One Indexed Job per operator step, in the IR's step order."""
+def operator_templates(ir: Pipeline, configmap: str | list[str]) -> dict[str, dict[str, Any]]:
+    """``{step: {"name_prefix", "job"}}`` for every operator step, in the IR's step order: the
+    Job the run creates as ``<name_prefix>-<run id>`` (``job`` has no name, no run label and no
+    ``FLOWC_RUN_ID`` yet: the run adds them). ``configmap``: the plan ConfigMap, or the parts
+    of a split plan (projected into one volume)."""
     from flowc.targets import k8s
-    from flowc.targets.base import dns1123_unique
 
     opts = k8s.orchestrator_options(ir)
-    namespace = opts.get("namespace")
     base = k8s.flow_base(ir)
-    configmap = f"{base}-flowc-plan"
+    prefixes = k8s.step_job_prefixes(ir)
     sa = opts.get("service_account") or f"{base}-flowc"
-    # one id shared by every operator pod of this compiled plan: it scopes the kafka
-    # end-of-stream markers, so a changed flow or param value starts a fresh stream
-    digest = hashlib.sha256(json.dumps(ir.to_data(), sort_keys=True).encode()).hexdigest()
-    run_id = f"{base}-{digest[:12]}"
-    docs: list[dict[str, Any]] = []
+    out: dict[str, dict[str, Any]] = {}
     for step in ir.steps:
         if not step.operator:
             continue
-        name = dns1123_unique(f"{base}-{step.name}", OPERATOR_JOB_MAX)
         labels = {
             **k8s.common_labels(ir, "operator"),
             "flowc.dev/step": k8s.label_value(step.name),
@@ -110,12 +107,12 @@ def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
                 },
             },
             {"name": "FLOWC_REPLICAS", "value": str(step.replicas)},
-            {"name": "FLOWC_RUN_ID", "value": run_id},
         ]
         for cname in (*step.produces, *step.consumes):
             env.extend(channel_env(ir, ir.channel(cname)))
         env.extend(k8s.literal_env(step))
-        for secret in step.secrets:
+        shared = k8s.config_secret_names(ir)  # what stack/plugin configuration references
+        for secret in [*shared, *(s for s in step.secrets if s not in shared)]:
             env.append(secret_env_var(ir, secret))
         volumes, mounts = k8s._volumes(configmap, opts)
         container: dict[str, Any] = {
@@ -151,10 +148,15 @@ def operator_documents(ir: Pipeline) -> list[dict[str, Any]]:
         if opts.get("ttl_seconds_after_finished") is not None:
             spec["ttlSecondsAfterFinished"] = int(opts["ttl_seconds_after_finished"])
         spec["template"] = {"metadata": {"labels": labels}, "spec": pod}
-        md = k8s._metadata(name, labels, namespace)
-        md["annotations"] = {
-            "flowc.dev/produces": ",".join(step.produces),
-            "flowc.dev/consumes": ",".join(step.consumes),
+        md: dict[str, Any] = {
+            "labels": labels,
+            "annotations": {
+                "flowc.dev/produces": ",".join(step.produces),
+                "flowc.dev/consumes": ",".join(step.consumes),
+            },
         }
-        docs.append({"apiVersion": "batch/v1", "kind": "Job", "metadata": md, "spec": spec})
-    return docs
+        out[step.name] = {
+            "name_prefix": prefixes[step.name],
+            "job": {"apiVersion": "batch/v1", "kind": "Job", "metadata": md, "spec": spec},
+        }
+    return out

@@ -4,13 +4,23 @@ platform spec), emitted straight from the IR the way kfp's own compiler lays it 
 
 :func:`build_pipeline_spec` is shared with the Vertex target. Mapping (docs/kfp.md):
 
-- every step is one task in the root DAG (named in kebab case); ``foreach`` / ``replicas`` wrap it
-  in ``for-loop-<task>`` / ``for-replica-<task>`` ParallelFor DAGs (outputs collected as lists) and
-  ``when`` (its own and every upstream step's, since a skipped step skips its downstream) wraps it
+- every step is one task in its DAG (kebab case: "." and "_" -> "-"); ``foreach`` / ``replicas``
+  wrap it in ``for-loop-<task>`` / ``for-replica-<task>`` ParallelFor DAGs (outputs collected as
+  lists) and ``when`` (its own and every upstream step's, since a skipped step skips its downstream) wraps it
   in a ``condition-<task>`` DAG with a CEL ``triggerPolicy.condition``;
 - ``run:`` steps are lightweight Python components (``kfp.dsl.executor_main`` with a generated
   one-line function calling :func:`flowc.runtime.kfp.run_component`); ``command:`` steps are
   container components with ``{{$.inputs.parameters[...]}}`` placeholders;
+- control flow (issue 18; DAG structure in :mod:`flowc.targets.kfp_dag`): ``trigger: all_done``
+  is ``triggerPolicy.strategy: ALL_UPSTREAM_TASKS_COMPLETED`` (outputs it reads get kfp's
+  default for a missing value, JSON null); ``finally:`` steps are exit tasks after an
+  ``exit-handler-1`` DAG holding the rest, each with a ``TASK_FINAL_STATUS`` input giving
+  ``${run.status}``; groups (``uses:`` sub-flows too) are sub-DAG components, foreach groups
+  ParallelFor bodies with every member; a literal matrix is one ParallelFor over its cross
+  product; flow ``outputs`` are ``root.outputDefinitions`` + ``root.dag.outputs``;
+  ``retry_backoff`` / ``retry_max_delay`` are ``backoffFactor`` / ``backoffMaxDuration``. What
+  KFP has no construct for is refused by :func:`kfp_problems` (other triggers,
+  ``skip_on_exit_code``, ``${run.failed_steps}``, ordered finally steps);
 - step outputs cross as typed parameters where the type is known: a foreach source is a LIST,
   a value compared in a ``when`` gets the literal's type, else the type of the callable's return
   annotation (``Step.output_types``: NUMBER_INTEGER, NUMBER_DOUBLE, STRING, BOOLEAN, LIST,
@@ -23,11 +33,11 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from flowc import __version__
-from flowc.compiler.errors import FlowcError, Loc
+from flowc.compiler.errors import Diagnostic, FlowcError, Loc
 from flowc.compiler.ir import (
     BinOp,
     Expr,
@@ -49,12 +59,27 @@ from flowc.targets.base import (
     seconds_text,
 )
 from flowc.targets.build_cache import BuildCache
+from flowc.targets.kfp_dag import (
+    EXIT_TASK,
+    ROOT,
+    STATUS_INPUT,
+    Chan,
+    Node,
+    Scope,
+    collected_decode,
+    dag_component,
+    loop_product,
+    place,
+    raw_items,
+)
 from flowc.targets.yaml_writer import dump as dump_yaml
 
 KFP_CAPABILITIES = Capabilities(
     schedule="none",  # a PipelineSpec has no schedule: a recurring run is made apart
     foreach_over_loop=False,  # a ParallelFor's collected output is not a loop source in KFP
-    run_values=frozenset({"id", "date"}),  # the job's placeholders
+    # the job's placeholders, and the ExitHandler's PipelineTaskFinalStatus (its state); KFP's
+    # final status names the exit handler's task, never the tasks that failed: no failed_steps
+    run_values=frozenset({"id", "date", "ds", "ds_nodash", "status"}),
     triggers=frozenset({"all_success", "all_done"}),  # triggerPolicy: ALL_UPSTREAM_TASKS_*
 )
 """What a KFP PipelineSpec can express (the vertex target's table starts from it)."""
@@ -83,6 +108,7 @@ PY_TYPES = {
     "BOOLEAN": "bool",
     "LIST": "list",
     "STRUCT": "dict",
+    "TASK_FINAL_STATUS": "dict",  # kfp.dsl.PipelineTaskFinalStatus as its executor input
 }
 
 # kfp's lightweight-component launcher (kfp.dsl.component_factory): the program text is written
@@ -145,16 +171,8 @@ def _err(loc: Loc | None, message: str, hint: str | None = None) -> FlowcError:
     return FlowcError.at(loc, message, hint)
 
 
-@dataclass
-class _Chan:
-    """A value visible in the root DAG: a pipeline parameter or a task output."""
-
-    name: str  # the pipelinechannel--... name used inside sub-DAGs and conditions
-    type: str  # KFP parameter type
-    source: dict[str, Any]  # how a root-level task reads it
-    producer: str | None = None  # root task producing it
-    decode: Any = "raw"  # how the flowc glue turns it back into the flowc value
-    item_decode: Any = "raw"  # decode of one element, when iterated by a foreach
+_Chan = Chan
+_Node = Node
 
 
 @dataclass
@@ -169,16 +187,6 @@ class _Binding:
     decode: Any = "raw"
 
 
-@dataclass
-class _Node:
-    """A task being wrapped: its spec, the channels it needs from its parent, its outputs."""
-
-    task: str
-    spec: dict[str, Any]
-    needs: dict[str, _Chan] = field(default_factory=dict)
-    outputs: list[tuple[str, str]] = field(default_factory=list)  # (output key, KFP type)
-
-
 # ---------------------------------------------------------------------------------------------
 # The builder
 # ---------------------------------------------------------------------------------------------
@@ -190,13 +198,24 @@ class _Builder:
         self.components: dict[str, Any] = {}
         self.executors: dict[str, Any] = {}
         self.k8s: dict[str, Any] = {}
-        self.root_tasks: dict[str, Any] = {}
-        self.names: dict[str, Step] = {}
+        self.groups = tuple(getattr(ir, "groups", ()))
+        self.has_finally = any(getattr(s, "is_finally", False) for s in ir.steps)
+        self.scopes: dict[str, Scope] = {ROOT: Scope(ROOT, None)}
+        if self.has_finally:
+            self.scopes[EXIT_TASK] = Scope(EXIT_TASK, None)
+        self.root_tasks = self.scopes[ROOT].tasks
+        self.group_task: dict[str, str] = {}  # group -> its task in the parent DAG
+        self.group_scope: dict[str, str] = {}  # group -> the scope key of its own DAG
+        self.group_loop: dict[str, tuple[_Chan, dict[str, Any], _Chan | None, _Binding | None]] = {}
+        self.names: dict[str, tuple[str, Loc | None]] = {}
         self.task_of: dict[str, str] = {}
         self.outer_of: dict[str, str] = {}
         self.out_chan: dict[tuple[str, str], _Chan] = {}
         self.enc: dict[tuple[str, str], str] = {}
         self.conds: dict[str, list[Expr]] = {}
+        self.nullable: set[tuple[str, str]] = set()  # outputs an all_done step reads
+        self.group_outputs: dict[str, dict[str, tuple[str, str, str]]] = {}
+        self.exit_outputs: dict[str, tuple[str, str, str]] = {}
         self.plan = ir.to_data()
         self._leaf_outputs: dict[str, str] = {}  # output -> KFP key of the last leaf built
         self._items_src: _Chan | None = None  # the foreach items channel of the step being built
@@ -204,28 +223,82 @@ class _Builder:
 
     # -- names -----------------------------------------------------------------------------
 
-    def _claim(self, name: str, step: Step) -> str:
+    def _claim(self, name: str, owner: str, loc: Loc | None, kind: str = "step") -> str:
         other = self.names.get(name)
-        if other is not None and other.name != step.name:
+        if other is not None and other[0] != owner:
             raise _err(
-                step.loc,
-                f"step '{step.name}' and step '{other.name}' both become KFP name '{name}'",
-                "KFP names turn '_' into '-'; rename one of the steps",
+                loc,
+                f"{kind} '{owner}' and '{other[0]}' both become KFP name '{name}'",
+                "KFP names turn '_' and '.' into '-'; rename one of them",
             )
-        self.names[name] = step
+        self.names[name] = (owner, loc)
         return name
 
     def _names(self) -> None:
+        if self.has_finally:
+            self._claim(EXIT_TASK, EXIT_TASK, self.ir.loc, "the exit handler")
         for s in self.ir.steps:
-            self.task_of[s.name] = self._claim(dns1123(kebab(s.name)), s)
+            self.task_of[s.name] = self._claim(dns1123(kebab(s.name)), s.name, s.loc)
+        for g in self.groups:
+            t = dns1123(kebab(g.name))
+            task = f"for-loop-{t}" if g.foreach is not None else t
+            self.group_task[g.name] = self._claim(task, g.name, g.loc, "group")
+            self.group_scope[g.name] = f"comp-{task}"
+            self.scopes[f"comp-{task}"] = Scope(f"comp-{task}", g.name)
         for s in self.ir.steps:
             t = self.task_of[s.name]
             if s.foreach is not None:
-                self._claim(f"for-loop-{t}", s)
+                self._claim(f"for-loop-{t}", s.name, s.loc)
             if s.replicas > 1:
-                self._claim(f"for-replica-{t}", s)
+                self._claim(f"for-replica-{t}", s.name, s.loc)
             if self._when_list(s):
-                self._claim(f"condition-{t}", s)
+                self._claim(f"condition-{t}", s.name, s.loc)
+
+    # -- scopes ------------------------------------------------------------------------------
+
+    def _scope_key(self, s: Step) -> str:
+        """The DAG holding step ``s``'s (outermost) task."""
+        group = getattr(s, "group", None)
+        if group is not None:
+            return self.group_scope[group]
+        if self.has_finally and not getattr(s, "is_finally", False):
+            return EXIT_TASK
+        return ROOT
+
+    def _group_parent_key(self, name: str) -> str:
+        parent = self.ir.group(name).parent
+        if parent is not None:
+            return self.group_scope[parent]
+        return EXIT_TASK if self.has_finally else ROOT
+
+    def _node_scope(self, node: str) -> str:
+        if node in self.group_task:
+            return self._group_parent_key(node)
+        return self._scope_key(self.ir.step(node))
+
+    def _node_task(self, node: str) -> str:
+        return self.group_task[node] if node in self.group_task else self.outer_of[node]
+
+    def _deps(self, upstream: Iterable[str], key: str) -> set[str]:
+        """The tasks of ``key``'s DAG that stand for ``upstream`` nodes there (a node inside a
+        sibling group is its group; one outside this DAG is waited for by the DAG's own task)."""
+        level = self.scopes[key].level
+        out: set[str] = set()
+        for u in upstream:
+            node = self.ir.node_at(u, level) if self.groups else u
+            if node is not None and self._node_scope(node) == key:
+                out.add(self._node_task(node))
+        return out
+
+    def _foreach_group(self, s: Step) -> str | None:
+        """The nearest foreach group holding ``s``."""
+        g = getattr(s, "group", None)
+        while g is not None:
+            grp = self.ir.group(g)
+            if grp.foreach is not None:
+                return g
+            g = grp.parent
+        return None
 
     # -- effective conditions: a skipped step skips its downstream ---------------------------
 
@@ -233,10 +306,18 @@ class _Builder:
         if s.name in self.conds:
             return self.conds[s.name]
         out: list[Expr] = []
-        for up in s.upstream:
-            for e in self._when_list(self.ir.step(up)):
-                if e not in out:
-                    out.append(e)
+        # a skipped step skips its downstream under all_success; all_done runs after a skip,
+        # and a finally step after any outcome of the steps before it
+        inherit = getattr(s, "trigger", "all_success") == "all_success"
+        for up in s.upstream if inherit else ():
+            ups = self.ir.group(up).leaves if up in self.group_task else (up,)
+            for leaf in ups:
+                step = self.ir.step(leaf)
+                if getattr(step, "is_finally", False) != getattr(s, "is_finally", False):
+                    continue
+                for e in self._when_list(step):
+                    if e not in out:
+                        out.append(e)
         if s.when is not None:
             for r in s.when.refs():
                 if r.root == "item":
@@ -254,6 +335,21 @@ class _Builder:
 
     def _demand(self, ref: Ref, kind: str, loc: Loc | None) -> None:
         key = (ref.step or "", ref.output or "")
+        if key[0] in self.group_task:  # a group's export: its member's encoding
+            if kind not in ("json", "text", "json-list"):
+                raise _err(
+                    ref.loc or loc,
+                    f"${{{ref.dotted}}} is a group's output and cannot be compared as {kind} in "
+                    "a KFP condition",
+                    "compare the member step's output inside the group",
+                )
+            return
+        if key in self.nullable and kind not in ("json", "text", "json-list"):
+            raise _err(
+                ref.loc or loc,
+                f"${{{ref.dotted}}} is read by a step that runs after upstream failures (so it "
+                f"may be missing, a KFP default of null) and cannot be compared as {kind}",
+            )
         producer = self.ir.step(key[0])
         looped = producer.foreach is not None or producer.replicas > 1
         if looped:
@@ -281,6 +377,13 @@ class _Builder:
         for s in self.ir.steps:
             for o in s.outputs:
                 self.enc.setdefault((s.name, o), "json")
+        for s in self.ir.steps:  # outputs an all_done step reads may be missing: JSON, null default
+            if getattr(s, "trigger", "all_success") == "all_done":
+                for _k, e in (*s.with_, *s.env):
+                    for r in e.refs():
+                        if r.root == "steps" and r.step in {u for u in s.upstream}:
+                            if r.step not in self.group_task:
+                                self.nullable.add((r.step or "", r.output or ""))
         for s in self.ir.steps:
             if isinstance(s.foreach, Ref) and s.foreach.root == "steps":
                 self._demand(s.foreach, "json-list", s.loc)
@@ -293,7 +396,7 @@ class _Builder:
                             self._demand(r, "text", s.loc)
         for s in self.ir.steps:  # what no consumer decided: the type the callable declares
             for o, typ in s.output_types:
-                if self.enc.get((s.name, o)) == "json":
+                if self.enc.get((s.name, o)) == "json" and (s.name, o) not in self.nullable:
                     self.enc[(s.name, o)] = PARAM_TYPES[typ]
 
     def _infer_when(self, e: Expr, loc: Loc | None, want: str | None) -> None:
@@ -358,10 +461,51 @@ class _Builder:
         if ref.root == "steps":
             key = (ref.step or "", ref.output or "")
             chan = self.out_chan.get(key)
+            if chan is None and key[0] in self.group_task:
+                chan = self._group_chan(key[0], key[1], ref.loc or loc)
             if chan is None:  # pragma: no cover - the IR is topologically sorted
                 raise _err(ref.loc or loc, f"${{{ref.dotted}}} is not produced upstream")
             return chan
         raise _err(ref.loc or loc, f"${{{ref.dotted}}} cannot be passed to a KFP task")
+
+    def _group_chan(self, g: str, name: str, loc: Loc | None) -> _Chan:
+        """Group ``g``'s export ``name`` as its task's output in the parent DAG (a foreach
+        group's: the LIST over items); the group's DAG component gets the matching output."""
+        grp = self.ir.group(g)
+        expr = dict(grp.outputs).get(name)
+        if not (
+            isinstance(expr, Ref)
+            and expr.root == "steps"
+            and len(expr.path) == 3
+            and not getattr(expr, "index", ())
+        ):
+            raise _err(
+                getattr(expr, "loc", None) or grp.loc or loc,
+                f"group '{g}': output '{name}' must be one member's output to compile to KFP",
+                "export ${steps.<member>.outputs.<name>} and compute the rest in a step",
+            )
+        inner = self._chan(expr, grp.loc)
+        if inner.scope != self.group_scope[g] or "taskOutputParameter" not in inner.source:
+            raise _err(
+                expr.loc or grp.loc,
+                f"group '{g}': output '{name}' must be the output of a step of the group",
+            )
+        task = self.group_task[g]
+        loop = grp.foreach is not None
+        typ = "LIST" if loop else inner.type
+        key = inner.source["taskOutputParameter"]["outputParameterKey"]
+        self.group_outputs.setdefault(g, {})[name] = (str(inner.producer), key, typ)
+        chan = _Chan(
+            f"pipelinechannel--{task}--{name}",
+            typ,
+            {"taskOutputParameter": {"outputParameterKey": name, "producerTask": task}},
+            producer=task,
+            decode=collected_decode(inner.decode) if loop else inner.decode,
+            item_decode=inner.decode if loop else inner.item_decode,
+            scope=self._group_parent_key(g),
+        )
+        self.out_chan[(g, name)] = chan
+        return chan
 
     # -- leaf components ---------------------------------------------------------------------
 
@@ -384,7 +528,7 @@ class _Builder:
                 )
             if r.root == "steps":
                 c = self._chan(Ref("steps", r.path[:3], loc=r.loc), s.loc)
-                name = f"_s_{r.path[0]}_{r.path[2]}"
+                name = _py_name(f"_s_{r.path[0]}_{r.path[2]}")
                 return _Binding(
                     name, ["steps", r.path[0], "outputs", r.path[2]], c.type, c, decode=c.decode
                 )
@@ -395,7 +539,10 @@ class _Builder:
                 )
             if r.root == "run" and r.path[:1] == ("id",):
                 return _Binding("_run_id", ["run", "id"], "STRING", None, RUN_ID_PLACEHOLDER)
-            if r.root == "run" and r.path[:1] == ("date",):
+            if r.root == "run" and r.path[:1] in (("status",), ("failed_steps",)):
+                return _Binding(STATUS_INPUT, ["run", "status"], "TASK_FINAL_STATUS", None, None)
+            if r.root == "run" and r.path[:1] in (("date",), ("ds",), ("ds_nodash",)):
+                # ds / ds_nodash: the glue spells them from the same job time
                 # the logical date: the scheduled time of a scheduled run, else its creation
                 when = SCHEDULE_TIME_PLACEHOLDER if self.ir.schedule else CREATE_TIME_PLACEHOLDER
                 return _Binding("_run_date", ["run", "date"], "STRING", None, when)
@@ -411,10 +558,14 @@ class _Builder:
                     if not _holds_null(e.value):
                         add(_Binding(k, ["with", k], _value_type(e.value), None, e.value))
                     continue
-                if isinstance(e, Ref) and (
-                    (e.root == "params" and len(e.path) == 1)
-                    or (e.root == "steps" and len(e.path) == 3)
-                    or (e.root == "item" and not e.path)
+                if (
+                    isinstance(e, Ref)
+                    and not getattr(e, "index", ())
+                    and (
+                        (e.root == "params" and len(e.path) == 1)
+                        or (e.root == "steps" and len(e.path) == 3 and not getattr(e, "index", ()))
+                        or (e.root == "item" and not e.path)
+                    )
                 ):
                     b = base(e)
                     if b is not None:
@@ -454,6 +605,8 @@ class _Builder:
                 add(self._items_bind)
         if replica_chan is not None:
             add(_Binding("_replica", ["replica"], "NUMBER_INTEGER", replica_chan, decode="int"))
+        if getattr(s, "is_finally", False):  # an exit task: KFP's final status of the rest
+            add(_Binding(STATUS_INPUT, ["run", "status"], "TASK_FINAL_STATUS", None, None))
         return out
 
     def _placeholder_text(self, e: Expr, names: dict[tuple[str, ...], str], s: Step) -> str:
@@ -499,7 +652,7 @@ class _Builder:
         comp_spec: dict[str, Any] = {"executorLabel": label}
         if bindings:
             comp_spec["inputDefinitions"] = {
-                "parameters": {b.name: {"parameterType": b.type} for b in bindings}
+                "parameters": {b.name: self._input_def(s, b) for b in bindings}
             }
         if outputs:
             comp_spec["outputDefinitions"] = {
@@ -551,7 +704,9 @@ class _Builder:
         needs: dict[str, _Chan] = {}
         params: dict[str, Any] = {}
         for b in bindings:
-            if b.chan is None:
+            if b.type == "TASK_FINAL_STATUS":
+                params[b.name] = {"taskFinalStatus": {"producerTask": EXIT_TASK}}
+            elif b.chan is None:
                 params[b.name] = {"runtimeValue": {"constant": b.constant}}
             else:
                 needs[b.chan.name] = b.chan
@@ -562,17 +717,44 @@ class _Builder:
             # always all four fields, as kfp's compiler writes them (a missing backoffDuration is
             # read as kfp's default, a missing factor as 2): a fixed delay, 0s included, as under
             # `flowc run`; the longest delay is the delay itself (kfp's default 1h when 0s)
+            # retry_backoff / retry_max_delay: KFP's factor and cap; without a cap, the longest
+            # delay flowc waits (before the last attempt), so no KFP default cap applies
             delay = seconds_text(s.retry_delay)
+            factor = float(getattr(s, "retry_backoff", 1.0))
+            cap = getattr(s, "retry_max_delay", None)
+            longest = s.retry_delay * factor ** max(s.retries - 1, 0)
+            if cap is not None:
+                most = seconds_text(cap)
+            elif factor != 1.0 and s.retry_delay:
+                most = seconds_text(longest)
+            else:
+                most = delay if s.retry_delay else "3600s"
             spec["retryPolicy"] = {
                 "backoffDuration": delay,
-                "backoffFactor": 1.0,
-                "backoffMaxDuration": delay if s.retry_delay else "3600s",
+                "backoffFactor": factor,
+                "backoffMaxDuration": most,
                 "maxRetryCount": s.retries,
             }
-        node = _Node(task, spec, needs)
+        node = _Node(task, spec, needs, leaf=True)
         node.outputs = [(key, _enc_type(enc)) for _o, key, enc in outputs]
         self._leaf_outputs = {o: key for o, key, _enc in outputs}
         return node
+
+    def _input_def(self, s: Step, b: _Binding) -> dict[str, Any]:
+        """A leaf input's definition: an output an all_done step reads may be missing (KFP
+        then passes the default: JSON null); the final status is optional, as kfp writes it."""
+        d: dict[str, Any] = {"parameterType": b.type}
+        if b.type == "TASK_FINAL_STATUS":
+            d["isOptional"] = True
+        elif (
+            b.path[0] == "steps"
+            and getattr(s, "trigger", "all_success") == "all_done"
+            and (b.path[1], b.path[3]) in self.nullable
+            and b.type == "STRING"
+        ):
+            d["defaultValue"] = "null"
+            d["isOptional"] = True
+        return d
 
     @staticmethod
     def _norm_key(b: _Binding) -> tuple[str, ...]:
@@ -670,53 +852,87 @@ class _Builder:
         }
         return _Node(name, spec, needs, outputs)
 
+    def _loop(
+        self, f: Expr, task: str, what: str, loc: Loc | None
+    ) -> tuple[_Chan, dict[str, Any], _Chan | None, _Binding | None]:
+        """A ParallelFor over ``f`` run by task ``task``: the loop item, ``items``, the list's
+        channel (when read from the parent) and the binding giving the glue the whole list
+        (for ``ctx.index``)."""
+        if isinstance(f, Lit) and isinstance(f.value, dict):  # a matrix: the cross product
+            values = f.value
+            if not all(isinstance(v, list) for v in values.values()):
+                raise _err(getattr(f, "loc", None) or loc, f"{what}: a matrix maps keys to lists")
+            f = Lit(loop_product(values))
+        if isinstance(f, Lit) and isinstance(f.value, list):
+            typ = _common_type(f.value) if f.value else "STRING"
+            item_chan = _Chan(
+                f"pipelinechannel--loop-item-param-{task}",
+                typ,
+                {"componentInputParameter": f"pipelinechannel--loop-item-param-{task}"},
+                # a protobuf Value has no ints: a matrix item's 3 arrives as 3.0
+                decode="ints" if typ in ("LIST", "STRUCT") else "raw",
+            )
+            bind = (
+                None
+                if _holds_null(f.value)  # no null constant (see the `with:` literals)
+                else _Binding("_items", ["items"], "LIST", None, f.value)
+            )
+            return item_chan, {"raw": raw_items(f.value)}, None, bind
+        if isinstance(f, Ref) and (
+            (f.root == "params" and len(f.path) == 1)
+            or (f.root == "steps" and len(f.path) == 3 and not getattr(f, "index", ()))
+        ):
+            src = self._chan(f, loc)
+            if src.type != "LIST":
+                raise _err(f.loc or loc, f"foreach over ${{{f.dotted}}}: not a list")
+            elem = "STRING"
+            if f.root == "params":
+                d = self.ir.param(f.path[0]).default
+                if isinstance(d, list) and d:
+                    elem = _common_type(d)
+            name = f"{src.name}-loop-item"
+            item_chan = _Chan(name, elem, {"componentInputParameter": name}, decode=src.item_decode)
+            # the whole list, for ctx.index; not a step output's: kfp.local hands a task in
+            # a ParallelFor the loop item for every task output it reads, so there
+            # ctx.index stays None
+            bind = (
+                _Binding("_items", ["items"], src.type, src, decode=src.decode)
+                if f.root == "params"
+                else None
+            )
+            return item_chan, {"inputParameter": src.name}, src, bind
+        raise _err(
+            getattr(f, "loc", None) or loc,
+            f"{what}: KFP can only loop over a list literal, a matrix of list literals, a list "
+            "param or a step output",
+        )
+
+    def _group_items(self, g: str) -> tuple[_Chan, dict[str, Any], _Chan | None, _Binding | None]:
+        if g not in self.group_loop:
+            grp = self.ir.group(g)
+            assert grp.foreach is not None
+            item, items, src, bind = self._loop(
+                grp.foreach, self.group_task[g], f"group '{g}'", grp.loc
+            )
+            item.scope = self.group_scope[g]
+            self.group_loop[g] = (item, items, src, bind)
+        return self.group_loop[g]
+
     def _step(self, s: Step) -> None:
         task = self.task_of[s.name]
+        scope_key = self._scope_key(s)
         item_chan: _Chan | None = None
         items_spec: dict[str, Any] | None = None
+        self._items_src = None
+        self._items_bind = None
         if s.foreach is not None:
-            f = s.foreach
-            if isinstance(f, Lit) and isinstance(f.value, list):
-                item_chan = _Chan(
-                    f"pipelinechannel--loop-item-param-{task}",
-                    _common_type(f.value) if f.value else "STRING",
-                    {},
-                )
-                items_spec = {"raw": json.dumps(f.value, separators=(",", ":"))}
-                self._items_bind = (
-                    None
-                    if _holds_null(f.value)  # no null constant (see the `with:` literals)
-                    else _Binding("_items", ["items"], "LIST", None, f.value)
-                )
-            elif isinstance(f, Ref) and (
-                (f.root == "params" and len(f.path) == 1)
-                or (f.root == "steps" and len(f.path) == 3)
-            ):
-                src = self._chan(f, s.loc)
-                if src.type != "LIST":
-                    raise _err(f.loc or s.loc, f"foreach over ${{{f.dotted}}}: not a list")
-                elem = "STRING"
-                if f.root == "params":
-                    d = self.ir.param(f.path[0]).default
-                    if isinstance(d, list) and d:
-                        elem = _common_type(d)
-                item_chan = _Chan(f"{src.name}-loop-item", elem, {}, decode=src.item_decode)
-                items_spec = {"inputParameter": src.name}
-                self._items_src = src
-                # the whole list, for ctx.index; not a step output's: kfp.local hands a task in
-                # a ParallelFor the loop item for every task output it reads, so there
-                # ctx.index stays None
-                self._items_bind = (
-                    _Binding("_items", ["items"], src.type, src, decode=src.decode)
-                    if f.root == "params"
-                    else None
-                )
-            else:
-                raise _err(
-                    getattr(f, "loc", None) or s.loc,
-                    f"step '{s.name}': KFP can only loop over a list literal, a list param or a "
-                    "step output",
-                )
+            item_chan, items_spec, self._items_src, self._items_bind = self._loop(
+                s.foreach, task, f"step '{s.name}'", s.loc
+            )
+        else:
+            g = self._foreach_group(s)
+            if g is not None:  # the group's ParallelFor gives the item
+                item_chan, _items, _src, self._items_bind = self._group_items(g)
         replica_chan: _Chan | None = None
         if s.replicas > 1:
             replica_chan = _Chan(
@@ -743,27 +959,14 @@ class _Builder:
             parts = [self._cel(e, cel_chans, s, top=len(conds) == 1) for e in conds]
             node = self._wrap(node, f"condition-{task}", extra=cel_chans, loop=False)
             node.spec["triggerPolicy"] = {"condition": " && ".join(parts)}
-        # root-level task
-        spec = node.spec
-        deps = {self.outer_of[u] for u in s.upstream}
-        inputs = {}
-        for cname, chan in sorted(node.needs.items()):
-            if chan.producer:
-                deps.add(chan.producer)
-            if node.task == task:  # an unwrapped leaf reads its sources directly
-                continue
-            inputs[cname] = dict(chan.source)
-        if node.task == task:
-            for p in spec.get("inputs", {}).get("parameters", {}).values():
-                src = p.get("componentInputParameter")
-                if src is not None:
-                    p.clear()
-                    p.update(node.needs[src].source)
-        elif inputs:
-            spec["inputs"] = {"parameters": inputs}
-        if deps:
-            spec["dependentTasks"] = sorted(deps)
-        self.root_tasks[node.task] = spec
+        # the task in its DAG (root, the exit handler's or its group's)
+        spec = place(self.scopes[scope_key], node, self._deps(s.upstream, scope_key))
+        if getattr(s, "is_finally", False):
+            # an exit task (kfp's dsl.ExitHandler): after the rest, whatever its outcome
+            spec["dependentTasks"] = sorted({*spec.get("dependentTasks", ()), EXIT_TASK})
+            spec.setdefault("triggerPolicy", {})["strategy"] = "ALL_UPSTREAM_TASKS_COMPLETED"
+        elif getattr(s, "trigger", "all_success") == "all_done" and spec.get("dependentTasks"):
+            spec.setdefault("triggerPolicy", {})["strategy"] = "ALL_UPSTREAM_TASKS_COMPLETED"
         self.outer_of[s.name] = node.task
         leaf_keys = self._leaf_outputs
         wrapped = node.task != task
@@ -797,6 +1000,7 @@ class _Builder:
                 producer=node.task,
                 decode=dec,
                 item_decode=item_dec,
+                scope=scope_key,
             )
 
     def _chain(self, s: Step) -> list[str]:
@@ -826,7 +1030,7 @@ class _Builder:
                 return _cel_literal(self.ir.name)
             if not (
                 (e.root == "params" and len(e.path) == 1)
-                or (e.root == "steps" and len(e.path) == 3)
+                or (e.root == "steps" and len(e.path) == 3 and not getattr(e, "index", ()))
             ):
                 raise _err(e.loc or s.loc, f"${{{e.dotted}}} cannot be used in a KFP condition")
             c = self._chan(e, s.loc)
@@ -863,6 +1067,59 @@ class _Builder:
             return self._chan(r, None).type
         return None
 
+    # -- control-flow DAGs (see flowc.targets.kfp_dag) ------------------------------------------
+
+    def _flow_outputs(self) -> dict[str, tuple[str, str, str]]:
+        """Flow outputs as the root DAG's outputs: name -> (root task, its key, type); one
+        produced inside the exit handler leaves its DAG as an output first."""
+        out: dict[str, tuple[str, str, str]] = {}
+        for name, e in getattr(self.ir, "outputs", ()):
+            if not (
+                isinstance(e, Ref)
+                and e.root == "steps"
+                and len(e.path) == 3
+                and not getattr(e, "index", ())
+            ):
+                raise _err(
+                    getattr(e, "loc", None) or self.ir.loc,
+                    f"flow output '{name}' must be one step's or group's output to compile to "
+                    "KFP pipeline outputs",
+                    "export ${steps.<step>.outputs.<name>} and compute the rest in a step",
+                )
+            chan = self._chan(e, self.ir.loc)
+            top = chan.source["taskOutputParameter"]
+            if chan.scope == EXIT_TASK:
+                self.exit_outputs[name] = (
+                    top["producerTask"],
+                    top["outputParameterKey"],
+                    chan.type,
+                )
+                out[name] = (EXIT_TASK, name, chan.type)
+            else:
+                out[name] = (top["producerTask"], top["outputParameterKey"], chan.type)
+        return out
+
+    def _close_groups(self) -> None:
+        """Each group's DAG component (innermost first) and its task in the parent DAG."""
+        for g in reversed(self.groups):
+            key = self.group_scope[g.name]
+            sc = self.scopes[key]
+            task = self.group_task[g.name]
+            exports = self.group_outputs.get(g.name, {})
+            spec: dict[str, Any] = {"componentRef": {"name": key}, "taskInfo": {"name": g.name}}
+            needs = dict(sc.needs)
+            if g.foreach is not None:
+                item, items, src, _bind = self._group_items(g.name)
+                extra = {src.name: src} if src is not None else {}
+                self.components[key] = dag_component(sc, exports, local=item, extra=extra)
+                spec["parameterIterator"] = {"itemInput": item.name, "items": items}
+                needs.update(extra)
+            else:
+                self.components[key] = dag_component(sc, exports)
+            parent = self._group_parent_key(g.name)
+            deps = self._deps((*g.upstream, *g.after), parent)
+            place(self.scopes[parent], _Node(task, spec, needs), deps)
+
     # -- whole pipeline ------------------------------------------------------------------------
 
     def build(self) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -870,6 +1127,22 @@ class _Builder:
         self._infer()
         for s in self.ir.steps:
             self._step(s)
+        outputs = self._flow_outputs()
+        self._close_groups()
+        if self.has_finally:
+            sc = self.scopes[EXIT_TASK]
+            exits = {k: v for k, v in outputs.items() if v[0] == EXIT_TASK}
+            self.components[f"comp-{EXIT_TASK}"] = dag_component(
+                sc, {k: self.exit_outputs[k] for k in exits}
+            )
+            exit_spec = {
+                "componentRef": {"name": f"comp-{EXIT_TASK}"},
+                "taskInfo": {"name": EXIT_TASK},
+            }
+            place(self.scopes[ROOT], _Node(EXIT_TASK, exit_spec, dict(sc.needs)), set())
+        stray = self.scopes[ROOT].needs
+        if stray:  # pragma: no cover - refs across DAGs are refused by the checks before
+            raise _err(self.ir.loc, f"KFP cannot pass {', '.join(sorted(stray))} here")
         root_params: dict[str, Any] = {}
         for p in self.ir.params:
             spec: dict[str, Any] = {"parameterType": PARAM_TYPES[p.type]}
@@ -884,8 +1157,19 @@ class _Builder:
                 spec["literals"] = list(p.enum)
             root_params[p.name] = spec
         root: dict[str, Any] = {"dag": {"tasks": self.root_tasks}}
+        if outputs:
+            root["dag"]["outputs"] = {
+                "parameters": {
+                    k: {"valueFromParameter": {"outputParameterKey": key, "producerSubtask": task}}
+                    for k, (task, key, _t) in outputs.items()
+                }
+            }
         if root_params:
             root["inputDefinitions"] = {"parameters": root_params}
+        if outputs:
+            root["outputDefinitions"] = {
+                "parameters": {k: {"parameterType": typ} for k, (_a, _b, typ) in outputs.items()}
+            }
         info: dict[str, Any] = {"name": dns1123(kebab(self.ir.name), 128)}
         if info["name"] != self.ir.name:
             info["displayName"] = self.ir.name
@@ -1042,6 +1326,73 @@ def build_pipeline_spec(
     return spec, platform_spec if platform else None
 
 
+KFP_TRIGGERS = ("all_success", "all_done")
+"""Trigger rules a KFP triggerPolicy can spell: ALL_UPSTREAM_TASKS_SUCCEEDED (the default) and
+ALL_UPSTREAM_TASKS_COMPLETED; the others have no KFP construct."""
+
+
+def kfp_problems(ir: Pipeline, target: str) -> list[Diagnostic]:
+    """Control flow a KFP PipelineSpec cannot express (kfp and vertex), located, naming the
+    target: triggers other than all_success / all_done, ``skip_on_exit_code`` (a KFP task has no
+    skipped state), a finally step after another finally step (KFP runs the exit tasks of an
+    ExitHandler side by side) or reading a step's output (an exit task sees the final status)."""
+    out: list[Diagnostic] = []
+    finals = {s.name for s in ir.steps if getattr(s, "is_finally", False)}
+    for s in ir.steps:
+        trigger = getattr(s, "trigger", "all_success")
+        if trigger not in KFP_TRIGGERS and not getattr(s, "is_finally", False):
+            out.append(
+                Diagnostic(
+                    s.loc,
+                    f"step '{s.name}': trigger '{trigger}' cannot be expressed on the {target} "
+                    "target (a KFP triggerPolicy has only ALL_UPSTREAM_TASKS_SUCCEEDED and "
+                    "ALL_UPSTREAM_TASKS_COMPLETED)",
+                    "use all_success or all_done, or compile for airflow, k8s or local",
+                )
+            )
+        if getattr(s, "skip_on_exit_code", ()):
+            out.append(
+                Diagnostic(
+                    s.loc,
+                    f"step '{s.name}': skip_on_exit_code cannot be expressed on the {target} "
+                    "target (a KFP task has no skipped state: it succeeds or fails)",
+                    "skip with `when:` (a KFP condition), or compile for airflow, k8s or local",
+                )
+            )
+        if s.name in finals:
+            if getattr(s, "group", None) is not None:
+                out.append(
+                    Diagnostic(
+                        s.loc, f"finally step '{s.name}': a group cannot be a {target} exit task"
+                    )
+                )
+            before = sorted(u for u in s.upstream if u in finals)
+            if before:
+                out.append(
+                    Diagnostic(
+                        s.loc,
+                        f"finally step '{s.name}' runs after finally step '{before[0]}', which "
+                        f"the {target} target cannot express (the exit tasks of a KFP "
+                        "ExitHandler all start once its body finished)",
+                        "make the finally steps independent, or join them into one step",
+                    )
+                )
+            for _k, e in (*s.with_, *s.env):
+                for r in e.refs():
+                    if r.root == "steps" and r.step not in finals:
+                        out.append(
+                            Diagnostic(
+                                r.loc or s.loc,
+                                f"finally step '{s.name}' reads ${{{r.dotted}}}, which the "
+                                f"{target} target cannot pass (a KFP exit task gets the "
+                                "ExitHandler's final status, not its tasks' outputs)",
+                                "read ${run.status} in the finally step, or pass the value "
+                                "through a flow output",
+                            )
+                        )
+    return out
+
+
 class KfpTarget(BaseTarget):
     """Kubeflow Pipelines v2: ``pipeline.yaml`` (PipelineSpec + kfp-kubernetes platform spec)."""
 
@@ -1049,6 +1400,9 @@ class KfpTarget(BaseTarget):
     description: ClassVar[str] = "Kubeflow Pipelines v2 PipelineSpec (pipeline.yaml)"
     CAPABILITIES: ClassVar[Capabilities] = KFP_CAPABILITIES
     uses_build_cache: ClassVar[bool] = True
+
+    def check(self, ir: Pipeline) -> list[Diagnostic]:
+        return kfp_problems(ir, self.name)
 
     def emit(self, ir: Pipeline, cache: BuildCache | None = None) -> dict[str, str]:
         spec, platform = build_pipeline_spec(ir, cache=cache)

@@ -21,7 +21,7 @@ from flowc.compiler.errors import Diagnostic, FlowcError
 from flowc.compiler.ir import Pipeline, Schedule
 from flowc.targets.base import BaseTarget, Capabilities, every_to_cron, json_text
 from flowc.targets.build_cache import BuildCache
-from flowc.targets.kfp import KFP_CAPABILITIES, build_pipeline_spec
+from flowc.targets.kfp import KFP_CAPABILITIES, build_pipeline_spec, kfp_problems
 
 _LABEL = re.compile(r"[^a-z0-9_-]+")
 
@@ -183,7 +183,7 @@ class VertexTarget(BaseTarget):
     )
 
     def check(self, ir: Pipeline) -> list[Diagnostic]:
-        return _problems(ir)
+        return kfp_problems(ir, self.name) + _problems(ir)
 
     uses_build_cache: ClassVar[bool] = True
 

@@ -192,7 +192,14 @@ def airflow_outputs(ir: Pipeline, run: dict) -> dict[str, dict[str, Any]]:
         def decode(v: Any, s=s) -> dict:
             return json.loads(v) if s.kind == "command" else v
 
-        if s.foreach is not None or s.replicas > 1:
+        group = _foreach_group(ir, getattr(s, "group", None))
+        if group is not None:  # a foreach group's member: a list over the group's items
+            items = xcom.get(f"{group}__items") or []
+            count = 0 if list(items) == ["-1"] else len(items)
+            insts = [xcom.get(f"{s.name}[{i}]") for i in range(count)]
+            insts = [None if v in (None, "") else decode(v) for v in insts]
+            out[s.name] = {o: [(i or {}).get(o) for i in insts] for o in s.outputs}
+        elif s.foreach is not None or s.replicas > 1:
             keys = sorted(
                 (k for k in xcom if k.startswith(f"{s.name}[")),
                 key=lambda k: int(k[len(s.name) + 1 : -1]),
@@ -204,6 +211,16 @@ def airflow_outputs(ir: Pipeline, run: dict) -> dict[str, dict[str, Any]]:
         else:
             out[s.name] = {}
     return out
+
+
+def _foreach_group(ir: Pipeline, group: str | None) -> str | None:
+    """The nearest foreach group holding ``group`` (itself included), if any."""
+    groups = {g.name: g for g in getattr(ir, "groups", ())}
+    while group is not None:
+        if groups[group].foreach is not None:
+            return group
+        group = groups[group].parent
+    return None
 
 
 def _local(ir: Pipeline, tmp_path: Path, params: dict | None = None) -> Any:

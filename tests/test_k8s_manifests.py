@@ -452,15 +452,25 @@ def test_operator_jobs_mount_the_parts_of_a_split_plan(monkeypatch: pytest.Monke
     docs = build_documents(ir)
     names = [m["metadata"]["name"] for m in _plan_maps(docs)]
     assert names == ["ops-flowc-plan-0"]  # over CONFIGMAP_MAX: parts, in one ConfigMap here
-    jobs = [d for d in docs if d["kind"] == "Job"]
-    assert len(jobs) == 3  # the driver and the two operator Jobs
+    from flowc.runtime.k8s import join_parts
+    from flowc.runtime.k8s_run import operator_job
+
+    data = {k: v for m in _plan_maps(docs) for k, v in m["data"].items()}
+    templates = json.loads(join_parts(data, "k8s.json"))["operators"]
+    operators = [
+        operator_job(t, run_id="r1", namespace="default", owner=None, params=[])
+        for t in templates.values()
+    ]
+    jobs = [d for d in docs if d["kind"] == "Job"] + operators
+    assert len(jobs) == 3  # the driver and the two operator Jobs a run starts
     for job in jobs:
         vols = job["spec"]["template"]["spec"]["volumes"]
         assert {
             "name": "flowc-plan",
             "projected": {"sources": [{"configMap": {"name": names[0]}}]},
         } in vols
-    assert [e for d in docs for e in all_schema_errors(d)] + semantic_errors(docs) == []
+    every = [*docs, *operators]
+    assert [e for d in every for e in all_schema_errors(d)] + semantic_errors(every) == []
 
 
 def test_split_parts_never_cut_a_character_and_join_back() -> None:

@@ -12,7 +12,9 @@ import yaml
 
 from flowc.compiler.api import compile_flow, emit
 from flowc.compiler.errors import FlowcError
-from flowc.targets.k8s_operators import operator_documents
+from flowc.runtime.k8s_run import operator_job
+from flowc.targets import k8s
+from flowc.targets.k8s_operators import operator_templates
 from tests.k8s_schema import all_schema_errors, semantic_errors
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,6 +25,15 @@ def _ir(**kw: object) -> object:
     return compile_flow(GOLDEN_FLOW, stack="cluster", **kw)
 
 
+def operator_documents(ir: object) -> list[dict]:
+    """The operator Jobs one run creates (run id ``r1``) from the compiled templates."""
+    base = k8s.flow_base(ir)
+    return [
+        operator_job(t, run_id="r1", namespace="streaming", owner=None, params=[])
+        for t in operator_templates(ir, f"{base}-flowc-plan").values()
+    ]
+
+
 def _env(doc: dict) -> dict:
     c = doc["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
@@ -31,8 +42,8 @@ def _env(doc: dict) -> dict:
 def test_operator_jobs() -> None:
     docs = operator_documents(_ir())
     assert [d["metadata"]["name"] for d in docs] == [
-        "streaming-demo-writer",
-        "streaming-demo-reader",
+        "streaming-demo-writer-r1",
+        "streaming-demo-reader-r1",
     ]
     writer, reader = docs
     for doc, n in ((writer, 3), (reader, 2)):
@@ -41,7 +52,8 @@ def test_operator_jobs() -> None:
         assert spec["completions"] == spec["parallelism"] == n
         env = _env(doc)
         assert env["FLOWC_REPLICAS"] == str(n)
-        assert env["FLOWC_RUN_ID"].startswith("streaming-demo-")  # shared by every operator
+        assert env["FLOWC_RUN_ID"] == "r1"  # the run's id, shared by every operator
+        assert doc["metadata"]["labels"]["flowc.dev/run"] == "r1"
         assert "job-completion-index" in env["FLOWC_REPLICA"]["fieldRef"]["fieldPath"]
         assert env["FLOWC_CHANNEL_RECORDS_TRANSPORT"] == "kafka"
         # the channel location cascades to every port: the param's default here
@@ -70,11 +82,21 @@ def test_manifests_are_strictly_valid_and_deterministic() -> None:
     first = emit(_ir(), "k8s")["manifests.yaml"]
     assert first == emit(_ir(), "k8s")["manifests.yaml"]
     docs = list(yaml.safe_load_all(first))
-    jobs = [
-        d for d in docs if d["metadata"]["labels"].get("app.kubernetes.io/component") == "operator"
+    # the operator Jobs are not in the manifests: every run starts its own (flowc.runtime.k8s_run)
+    assert [d["kind"] for d in docs if d["kind"] == "Job"] == ["Job"]
+    driver = next(d for d in docs if d["kind"] == "Job")
+    assert driver["spec"]["template"]["spec"]["containers"][0]["command"] == [
+        "python",
+        "-m",
+        "flowc.runtime.k8s_run",
     ]
-    assert len(jobs) == 2
-    errors = [e for d in jobs for e in all_schema_errors(d)] + semantic_errors(jobs)
+    cm = next(d for d in docs if d["kind"] == "ConfigMap")
+    templates = json.loads(cm["data"]["k8s.json"])["operators"]
+    assert list(templates) == ["writer", "reader"]
+    assert "FLOWC_RUN_ID" not in json.dumps(templates)  # no run id baked into the manifests
+    jobs = operator_documents(_ir())
+    every = [*docs, *jobs]
+    errors = [e for d in every for e in all_schema_errors(d)] + semantic_errors(every)
     assert errors == []
 
 

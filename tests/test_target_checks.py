@@ -14,8 +14,7 @@ import pytest
 
 from flowc.compiler.api import check_targets, compile_flow, emit, load_text
 from flowc.compiler.errors import FlowcError
-from flowc.compiler.registry import target_names
-from tests.golden_harness import GOLDEN
+from tests.golden_harness import GOLDEN, case_targets
 
 TARGETS = ["airflow", "kfp", "vertex", "k8s", "local"]
 
@@ -40,7 +39,7 @@ def test_validate_ok_is_never_followed_by_a_compile_error(case: str) -> None:
     meta = GOLDEN / case / "case.json"
     stack = json.loads(meta.read_text()).get("stack") if meta.exists() else None
     ir = compile_flow(GOLDEN / case / "flow.yaml", stack=stack)
-    for target in sorted(set(TARGETS) & set(target_names())):
+    for target in sorted(set(TARGETS) & set(case_targets(GOLDEN / case))):
         try:
             check_targets(ir, [target], warn=lambda _text: None)
         except FlowcError as e:

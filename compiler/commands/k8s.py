@@ -107,7 +107,7 @@ def deploy(
 def status(
     name: str, kubeconfig: str | None, context: str | None, namespace: str | None, as_json: bool
 ) -> None:
-    """Show the deployment of flow NAME: its driver runs and their step Jobs."""
+    """Show the deployment of flow NAME: its driver runs, their step and operator Jobs."""
     dep = _deployer(kubeconfig, context, namespace)
     info = _run(lambda: dep.status(name))
     if as_json:
@@ -116,14 +116,20 @@ def status(
     sched = f", schedule '{info['schedule']}'" if info["schedule"] else ""
     click.echo(f"flow {info['flow']} in namespace {info['namespace']}{sched}")
     for d in info["drivers"]:
-        click.echo(f"driver {d['job']}: {d['state']}")
-    for run, steps in info["runs"].items():
-        click.echo(f"run {run}:")
+        click.echo(f"driver {d['job']}: {d['state']} (run {d['run']})")
+    for run, entry in info["runs"].items():
+        click.echo(f"run {run}: {entry['state']}")
+        steps = entry["steps"]
         for step in info["steps"]:
             key = next((k for k in steps if k in (step, step.replace("_", "-"))), None)
             jobs = steps.get(key, []) if key else []
             states = ", ".join(sorted({j["state"] for j in jobs})) or "not started/skipped"
-            click.echo(f"  {step:<24} {states} ({len(jobs)} job{'s' if len(jobs) != 1 else ''})")
+            pods = ""
+            if any(j["kind"] == "operator" for j in jobs):  # replicas: what each pod did
+                counts = {k: sum(j["replicas"][k] for j in jobs) for k in jobs[0]["replicas"]}
+                pods = ", pods: " + ", ".join(f"{v} {k}" for k, v in counts.items() if v)
+            n = len(jobs)
+            click.echo(f"  {step:<24} {states} ({n} job{'s' if n != 1 else ''}{pods})")
 
 
 @click.command("attach")
@@ -140,7 +146,8 @@ def attach(
     timeout: float | None,
     poll: float,
 ) -> None:
-    """Follow flow NAME's newest run until it ends, printing step logs; exit 1 if it failed."""
+    """Follow flow NAME's newest run until its driver, step and operator Jobs ended, printing
+    their logs; exit 1 if any failed."""
     dep = _deployer(kubeconfig, context, namespace)
     ok = _run(
         lambda: dep.follow(name, lambda t: click.echo(t, nl=False), poll=poll, timeout=timeout)

@@ -1,6 +1,8 @@
 """Pass 58: ``${env.X}`` in steps (with, command, env, foreach, when) and channel locations is
 resolved at compile time from the compiling process's environment (``:-default`` when unset);
-an unset variable without a default is a located error. ``env`` never reaches the plan."""
+an unset variable without a default is a located error. ``env`` never reaches the plan. A
+variable that is a declared secret's ``env`` source is a located error instead (its value would
+be compiled in): the hint is ``${secrets.NAME}``."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ import dataclasses
 from flowc.compiler.ir import Expr
 from flowc.compiler.passes import PassContext
 from flowc.compiler.passes._util import resolve_env_expr
+from flowc.compiler.passes.secrets import env_naming_secret
 
 ORDER = 58
 
@@ -19,7 +22,9 @@ def _has_env(e: Expr | None) -> bool:
 
 def run(ctx: PassContext) -> None:
     def fix(e: Expr) -> Expr:
-        return resolve_env_expr(ctx, e) if _has_env(e) else e
+        if not _has_env(e) or env_naming_secret(ctx, e):
+            return e
+        return resolve_env_expr(ctx, e)
 
     for name, s in list(ctx.steps.items()):
         changes: dict = {}

@@ -219,8 +219,8 @@ def _check(ctx: PassContext, sc: _Scope, r: Ref, where: str, deps: set[str]) -> 
                 f"{text} is only available in a step with 'foreach'",
                 "add 'foreach:' to this step (or to its group), or pass the value explicitly",
             )
-        elif sc.item_matrix and r.path:
-            key = r.path[0]
+        elif sc.item_matrix and (r.path or r.index):
+            key = r.path[0] if r.path else r.index[0]
             if not isinstance(key, str) or key not in sc.item_matrix:
                 sc.error(
                     r.loc,

@@ -1,5 +1,6 @@
 """Pass 50: the active stack (``--stack`` or the environment's ``stack:``), custom components and
-plugins. ``${env.X}`` in their settings is resolved at compile time, only for the active stack."""
+plugins. ``${env.X}`` in their settings is resolved at compile time, only for the active stack;
+``${secrets.NAME}`` stays a reference (:func:`flowc.compiler.passes.secrets.config_value`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import re
 from flowc.compiler.errors import did_you_mean
 from flowc.compiler.ir import ComponentConfig, CustomComponent, Plugin, Stack
 from flowc.compiler.passes import PassContext
-from flowc.compiler.passes._util import duration, resolve_config
+from flowc.compiler.passes._util import duration
+from flowc.compiler.passes.secrets import config_value
 
 ORDER = 50
 
@@ -33,7 +35,7 @@ def run(ctx: PassContext) -> None:
             for kind, c in m.stacks[name].items():
                 path = ("stacks", name, kind)
                 extra = dict(c.model_extra or {})
-                settings = resolve_config(ctx, extra, path, f"stack '{name}'")
+                settings = config_value(ctx, extra, path, f"stack '{name}'")
                 comps.append(
                     ComponentConfig(
                         kind=kind,
@@ -56,7 +58,7 @@ def run(ctx: PassContext) -> None:
         )
     for pname, p in m.plugins.items():
         path = ("plugins", pname)
-        config = resolve_config(ctx, p.config, (*path, "config"), f"plugin '{pname}'")
+        config = config_value(ctx, p.config, (*path, "config"), f"plugin '{pname}'")
         health_timeout = duration(ctx, p.health_timeout, (*path, "health_timeout"))
         if health_timeout == 0:
             ctx.errors.error(

@@ -491,9 +491,16 @@ def _stack_components(stack: Any) -> dict[str, dict[str, Any]]:
 def build_component(
     kind: str, data: Mapping[str, Any], registry: ComponentRegistry | None = None
 ) -> StackComponent:
-    """Build (and validate) the component ``{"type": ..., **settings}`` of ``kind``."""
+    """Build (and validate) the component ``{"type": ..., **settings}`` of ``kind``. Settings
+    written ``${secrets.NAME}`` are resolved now, in this process (the environment:
+    :mod:`flowc.runtime.config_secrets`); one that does not resolve is a ComponentError."""
+    from flowc.runtime.config_secrets import SecretMissing, resolve_config
+
     reg = registry or _REGISTRY
-    data = dict(data)
+    try:
+        data = dict(resolve_config(dict(data)))
+    except SecretMissing as e:
+        raise ComponentError(f"{kind}: {e}") from None
     type_name = data.pop("type", None)
     if not type_name:
         raise ComponentError(f"{kind} has no 'type'", key="type")

@@ -55,6 +55,7 @@ FEATURE_RUNS: dict[str, list[dict[str, Any]]] = {
     "f_when": [{}, {"flag": True}],
     "f_env": [{}, {"level": "warn"}],
     "f_commands": [{}, {"word": "w"}],
+    "f_hamilton": [{}, {"n": 5}],
 }
 
 FEATURES = {
@@ -74,6 +75,7 @@ FEATURES = {
     "f_literals": "`with:` literals (null, nested)",
     "f_plugins": "plugins (`ctx.plugins`)",
     "f_k8s_names": "realistic long step names",
+    "f_hamilton": "Hamilton function module (decorated nodes as steps, `functions.config`)",
 }
 
 STREAMING = (
