@@ -91,19 +91,21 @@ def initial_keys(
     graph: PlanGraph, selected: Sequence[str], finished: Collection[str]
 ) -> list[tuple[Key, list[Key]]]:
     """The keys a run starts with and what each waits for: one per step outside foreach
-    groups, one ``open`` key per foreach group (its units are added when it opens). Steps in
-    ``finished`` (a resumed run's) and streaming operators (scheduled as one group by the
-    executor) get none."""
+    groups, one ``open`` key per foreach group (its units are added when it opens; a resumed
+    run opens it again for its items, even when every member finished). Steps in ``finished``
+    (a resumed run's) and streaming operators (scheduled as one group by the executor) get
+    none."""
     sel = set(selected)
     out: list[tuple[Key, list[Key]]] = []
     opened: set[str] = set()
     for s in selected:
-        if s in finished or graph.steps[s].get("operator"):
+        if graph.steps[s].get("operator"):
             continue
         group = graph.foreach_group(s)
         if group is None:
-            out.append((step_key(s), step_deps(graph, s, sel)))
-        elif group not in opened:
+            if s not in finished:
+                out.append((step_key(s), step_deps(graph, s, sel)))
+        elif group not in opened:  # also when its members all finished: its items, exports
             opened.add(group)
             out.append((open_key(group), open_deps(graph, group, sel)))
     return out

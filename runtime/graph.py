@@ -49,6 +49,7 @@ class PlanGraph:
                 g = self.groups[g].get("parent")
             self._foreach_group[name] = found
         self._deps = {name: self._effective_deps(name) for name in self.order}
+        self._reads: dict[str, list[str]] = {}
 
     # -- structure -----------------------------------------------------------------------------
 
@@ -98,6 +99,24 @@ class PlanGraph:
                 out.extend(self.groups[g].get("after") or ())
             g = self.groups[g].get("parent")
         return list(dict.fromkeys(out))
+
+    def reads(self, step: str) -> list[str]:
+        """The steps and groups whose values ``step``'s expressions read: its ``upstream``
+        and every ``${steps.X...}`` in ``with``/``env``/``command``/``when``/``foreach`` (a
+        finally step's plan entry may list no upstream for the steps it reads: it waits for
+        all of them anyway)."""
+        hit = self._reads.get(step)
+        if hit is None:
+            data = cast(Mapping[str, Any], self.steps[step])
+            out = list(data.get("upstream") or ())
+            encs = [*(data.get("with") or {}).values(), *(data.get("env") or {}).values()]
+            encs += [*(data.get("command") or ()), data.get("when"), data.get("foreach")]
+            for enc in encs:
+                for path in exprs.refs(enc):
+                    if len(path) > 1 and path[0] == "steps" and self.known(str(path[1])):
+                        out.append(str(path[1]))
+            hit = self._reads[step] = list(dict.fromkeys(out))
+        return hit
 
     def group_deps(self, group: str) -> list[str]:
         """What a foreach group waits for before its items are known: its ``upstream``,

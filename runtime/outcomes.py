@@ -110,7 +110,7 @@ class Outcomes:
         """``{upstream step or group: {output: value}}`` for an instance of ``step``."""
         group = self.graph.foreach_group(step)
         out = {}
-        for u in self.plan["steps"][step].get("upstream") or ():
+        for u in self.graph.reads(step):
             inner = group is not None and self.graph.inside(u, group)
             out[u] = self.value(u, index if inner else None, make_inputs)
         return out

@@ -205,7 +205,11 @@ def _index(cur: Any, rest: list[Any], path: list[Any]) -> Any:
                 cur = cur[str(key)]
                 continue
         elif isinstance(cur, list | tuple):
-            pos = key if isinstance(key, int) else int(key) if str(key).isdigit() else None
+            pos = (
+                None
+                if isinstance(key, bool)
+                else key if isinstance(key, int) else int(key) if str(key).isdigit() else None
+            )
             if pos is not None and -len(cur) <= pos < len(cur):
                 cur = cur[pos]
                 continue

@@ -307,7 +307,7 @@ def _finally_plan(log: Path, flag: Path | None = None) -> dict[str, Any]:
                     "name": "report",
                 }
             },
-            upstream=["work"],
+            upstream=[],  # as the front end writes it: a finally step waits for all anyway
             outputs=["v"],
             **{"finally": True},
         ),
@@ -756,3 +756,23 @@ def test_a_cached_foreach_group_member_is_served_per_item(tmp_path: Path, log: P
     again = run_plan(plan_for([2, 3]), root=root)
     assert again.ok and again.outputs["g.a"] == {"v": [2, 3]}
     assert sorted(logged(log, "a")) == [1, 2, 3]  # item 2 came from the cache
+
+
+def test_a_resumed_run_keeps_the_exports_of_a_finished_foreach_group(tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    steps = {
+        "g.a": step(**{"with": {"value": ref("item")}}, outputs=["v"], group="g"),
+        "other": step("fail_unless", **{"with": {"flag": str(flag), "value": 1}}),
+    }
+    groups = {
+        "g": group(
+            foreach={"$lit": [1, 2]}, steps=["g.a"], leaves=["g.a"], outputs={"v": out("g.a", "v")}
+        )
+    }
+    p = plan(steps, groups=groups, outputs={"v": out("g", "v")})
+    root = tmp_path / ".flowc"
+    first = run_plan(p, root=root)
+    assert first.status == "failed" and first.flow_outputs == {"v": [1, 2]}
+    flag.write_text("x")
+    again = run_plan(p, root=root, resume=first.run_id)
+    assert again.ok and again.flow_outputs == {"v": [1, 2]}

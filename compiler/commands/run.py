@@ -142,11 +142,16 @@ def run(
 
 
 def consumed_outputs(ir: Any) -> set[tuple[str, str]]:
-    """``(step, output)`` pairs some other step reads (as data or in its ``when``)."""
+    """``(step, output)`` pairs some other step reads (as data or in its ``when``), or a group
+    export or a flow output reads."""
     out = {(e.src, e.output) for e in ir.edges if e.output}
-    for s in ir.steps:
-        if s.when is not None and not isinstance(s.when, str | bool):
-            out |= {(r.step, r.output) for r in s.when.refs() if r.step and r.output}
+    exprs = [s.when for s in ir.steps]
+    # group exports and flow outputs read member / step outputs too
+    exprs += [e for g in getattr(ir, "groups", ()) for _, e in g.outputs]
+    exprs += [e for _, e in getattr(ir, "outputs", ())]
+    for e in exprs:
+        if e is not None and hasattr(e, "refs"):
+            out |= {(r.step, r.output) for r in e.refs() if r.step and r.output}
     return out
 
 
