@@ -10,11 +10,12 @@ import importlib
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
-
-import click
+from typing import TYPE_CHECKING, Any
 
 from flowc import __version__
+
+if TYPE_CHECKING:
+    import click
 
 # name -> "module:attribute" of a click.Command; one line per command module.
 COMMANDS: dict[str, str] = {
@@ -45,43 +46,67 @@ COMMANDS: dict[str, str] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group whose sub-commands are imported only when used."""
+def _build_cli() -> click.Group:
+    """The ``flowc`` click group (built on first use: the ``validate`` fast path of
+    :func:`main` never imports click)."""
+    import click
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+    class LazyGroup(click.Group):
+        """A click group whose sub-commands are imported only when used."""
 
-    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
-        target = COMMANDS.get(name)
-        if target is None:
-            return None
-        module, _, attr = target.partition(":")
-        try:
-            return getattr(importlib.import_module(module), attr)
-        except ImportError as e:  # a command whose optional part is missing
-            err = str(e)
+        def list_commands(self, ctx: click.Context) -> list[str]:
+            return sorted(COMMANDS)
 
-            @click.command(name=name, help=f"(unavailable: {err})")
-            def unavailable() -> None:
-                raise click.UsageError(f"'{name}' is unavailable: {err}")
+        def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+            target = COMMANDS.get(name)
+            if target is None:
+                return None
+            module, _, attr = target.partition(":")
+            try:
+                return getattr(importlib.import_module(module), attr)
+            except ImportError as e:  # a command whose optional part is missing
+                err = str(e)
 
-            return unavailable
+                @click.command(name=name, help=f"(unavailable: {err})")
+                def unavailable() -> None:
+                    raise click.UsageError(f"'{name}' is unavailable: {err}")
+
+                return unavailable
+
+    @click.group(
+        cls=LazyGroup,
+        context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+    )
+    @click.version_option(__version__, "--version", prog_name="flowc")
+    def cli() -> None:
+        """flowc: compile one YAML pipeline to Airflow 3, KFP v2, Vertex AI, Kubernetes, or run
+        it locally."""
+
+    return cli
 
 
-@click.group(
-    cls=LazyGroup,
-    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
-)
-@click.version_option(__version__, "--version", prog_name="flowc")
-def cli() -> None:
-    """flowc: compile one YAML pipeline to Airflow 3, KFP v2, Vertex AI, Kubernetes, or run it
-    locally."""
+_CLI: list[click.Group] = []
+
+
+def _cli() -> click.Group:
+    if not _CLI:
+        _CLI.append(_build_cli())
+    return _CLI[0]
+
+
+def __getattr__(name: str) -> Any:
+    """``cli`` (the click group) is built when first asked for (PEP 562)."""
+    if name == "cli":
+        return _cli()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     """Decorator for command bodies: a FlowcError is printed as located diagnostics and exits 1;
     nothing else a user can cause prints a traceback."""
     import functools
+
+    import click
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -114,13 +139,34 @@ def main(argv: list[str] | None = None) -> None:
     down the heap (see :func:`_exit`): a 1,000-step compile leaves ~100 MB of objects whose
     one-by-one release at interpreter shutdown costs more than the compile's slowest target."""
     if argv is not None:  # called from Python (tests, embedding): a normal return or SystemExit
-        cli.main(args=argv, prog_name="flowc")
+        _cli().main(args=argv, prog_name="flowc")
         return
     try:
-        cli.main(prog_name="flowc")
+        status = _fast_path(sys.argv[1:])
+        if status is None:
+            _cli().main(prog_name="flowc")
+            status = 0
     except SystemExit as e:
         _exit(e.code)
-    _exit(0)
+    _exit(status)
+
+
+def _fast_path(args: list[str]) -> int | None:
+    """``flowc validate [--no-import] [-q] FLOW...`` (what the pre-commit hook runs) without
+    click: the same body, output and exit status as the click command (tests compare the two);
+    None for every other command line, which click parses."""
+    if (
+        not args
+        or args[0] != "validate"
+        or any(k.startswith("_FLOWC_COMPLETE") for k in os.environ)
+    ):
+        return None
+    from flowc.compiler.commands.validate_core import fast_args, validate_flows
+
+    kw = fast_args(args[1:])
+    if kw is None:
+        return None
+    return validate_flows(**kw)  # type: ignore[arg-type]
 
 
 def _exit(code: object) -> None:
