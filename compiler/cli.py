@@ -141,14 +141,27 @@ def main(argv: list[str] | None = None) -> None:
     if argv is not None:  # called from Python (tests, embedding): a normal return or SystemExit
         _cli().main(args=argv, prog_name="flowc")
         return
+    args = sys.argv[1:]
+    command = next((a for a in args if not a.startswith("-")), None)
+    if command is not None and command not in FAST_EXIT:
+        _cli().main(prog_name="flowc")  # a normal exit: see FAST_EXIT
+        return
     try:
-        status = _fast_path(sys.argv[1:])
+        status = _fast_path(args)
         if status is None:
             _cli().main(prog_name="flowc")
             status = 0
     except SystemExit as e:
         _exit(e.code)
     _exit(status)
+
+
+#: The commands that end without heap teardown (and ``flowc --version`` / ``--help``): they
+#: write their files with ``with`` blocks and hold no database. Every other command (``run``,
+#: ``runs``, ``worker``, ``deploy``, ...) exits normally: an SQLite connection left open is
+#: checkpointed and its WAL file removed only by its finaliser, and a plugin may leave a
+#: buffered file that only the heap teardown flushes.
+FAST_EXIT = frozenset({"validate", "compile", "graph", "schema", "targets", "completion"})
 
 
 def _fast_path(args: list[str]) -> int | None:
@@ -173,7 +186,8 @@ def _exit(code: object) -> None:
     """End the process with ``code`` (as :class:`SystemExit` would) once the output is out.
 
     What a normal shutdown does that anyone can observe is done here first: a non-daemon thread
-    that still runs (a normal exit joins it) makes this a plain ``sys.exit``; ``atexit`` handlers
+    that still runs (a normal exit joins it), or sqlite3 loaded (a connection's finaliser
+    checkpoints its WAL), makes this a plain ``sys.exit``; ``atexit`` handlers
     run (logging's flush, ``tempfile``/``weakref.finalize`` clean-ups, multiprocessing's
     children, coverage); stdout and stderr are flushed, and a failed flush (a closed pipe) is
     reported as Python reports it (exit 120). What is skipped is only the release of every
@@ -181,7 +195,9 @@ def _exit(code: object) -> None:
     import threading
 
     main_thread = threading.main_thread()
-    if any(t is not main_thread and not t.daemon for t in threading.enumerate()):
+    if "sqlite3" in sys.modules or any(
+        t is not main_thread and not t.daemon for t in threading.enumerate()
+    ):
         sys.exit(code)
     if code is None:
         status = 0

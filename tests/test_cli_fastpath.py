@@ -138,3 +138,19 @@ def test_live_thread_keeps_the_normal_exit() -> None:
     )
     res = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert (res.returncode, res.stdout) == (0, "thread done\n")
+
+
+def test_run_exits_normally_and_checkpoints_its_database(tmp_path: Path) -> None:
+    """``flowc run`` is not a fast-exit command: its SQLite history is closed by the normal exit
+    (WAL checkpointed, no ``-wal`` file left beside metadata.db), and every run is listed."""
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "steps_mod.py").write_text("def noop(x=None):\n    return x\n")
+    (tmp_path / "flow.yaml").write_text(
+        "flowc: 1\nname: tiny\nsteps:\n  a: {run: 'steps_mod:noop', with: {x: 1}, outputs: [out]}\n"
+    )
+    for _ in range(2):
+        code, _, err = _run([sys.executable, "-m", "flowc", "run", "flow.yaml"], tmp_path)
+        assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / ".flowc").glob("metadata.db*")) == ["metadata.db"]
+    code, out, _ = _run([sys.executable, "-m", "flowc", "runs", "list"], tmp_path)
+    assert code == 0 and out.count("tiny") == 2
