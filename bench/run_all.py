@@ -4,7 +4,10 @@
     python bench/run_all.py --quick    # < 2 minutes on 2 cores; what CI may run
 
 Each script runs in its own process (one process tree, one invocation) and hands its rows back
-through bench/_rows.py. Every figure is a ratio against a baseline measured in the same run.
+through bench/_rows.py. Every figure is a ratio against a baseline measured in the same run;
+whole-process figures are paired run by run with their baseline (bench/_proc.py: bytecode
+caches written once before anything is timed, PYTHONDONTWRITEBYTECODE never inherited, the
+median of the pairs with min-max). The goal column holds issue 25's table.
 """
 
 from __future__ import annotations
@@ -22,10 +25,11 @@ BENCH = Path(__file__).resolve().parent
 
 # (script, full args, quick args); quick args None = left out of --quick.
 SUITE: list[tuple[str, list[str], list[str] | None]] = [
+    ("cli_bench.py", [], ["--quick"]),
     ("compile_targets_bench.py", [], ["--quick"]),
     (
         "kfp_compile_bench.py",
-        ["--steps", "1000", "--repeat", "3"],
+        ["--steps", "1000", "--repeat", "5"],
         ["--steps", "200", "--repeat", "1"],
     ),
     ("airflow_parse_bench.py", [], None),
@@ -35,7 +39,12 @@ SUITE: list[tuple[str, list[str], list[str] | None]] = [
 
 
 def run_script(script: str, args: list[str]) -> tuple[list[dict], str, float]:
-    env = {**os.environ, "FLOWC_BENCH_JSON": "1"}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+    }
+    env["FLOWC_BENCH_JSON"] = "1"
     t0 = time.perf_counter()
     res = subprocess.run(
         [sys.executable, str(BENCH / script), *args],
@@ -93,6 +102,7 @@ def main() -> None:
     args = ap.parse_args()
     all_rows: list[dict] = []
     logs: list[str] = []
+    load0 = os.getloadavg()[0]
     for script, full, quick in SUITE:
         sel = quick if args.quick else full
         if sel is None:
@@ -110,7 +120,8 @@ def main() -> None:
         load = os.getloadavg()[0]
         (BENCH / "results.md").write_text(
             "# flowc benchmarks\n\n"
-            f"`python bench/run_all.py` on {machine()}; load average at the end {load:.1f}. "
+            f"`python bench/run_all.py` on {machine()}; load average {load0:.1f} at the start, "
+            f"{load:.1f} at the end (other processes share the machine: every ratio is paired). "
             "Every ratio compares flowc with a baseline run in the same invocation.\n\n"
             + text
             + "\n## Raw output\n\n"

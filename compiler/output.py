@@ -114,7 +114,7 @@ def _write_outputs(root: Path, files: Mapping[str, str]) -> list[Path]:
     return [dest for dest, _ in plan]
 
 
-def write_output_set(root: Path, files: Mapping[str, str]) -> None:
+def write_output_set(root: Path, files: Mapping[str, str]) -> set[str]:
     """Switch ``root`` to a new output set at once (``compile --all``): readers see the whole
     previous set or the whole new one, never a mix.
 
@@ -123,15 +123,18 @@ def write_output_set(root: Path, files: Mapping[str, str]) -> None:
     is hard-linked from the old set, so its mtime stays -- and every other entry of the old
     ``root`` carried over (hard links). Then the two folders are exchanged in one
     ``renameat2(RENAME_EXCHANGE)`` (Linux); elsewhere the old one is renamed aside first, so
-    for an instant ``root`` is missing but never half old, half new. The old set is removed."""
+    for an instant ``root`` is missing but never half old, half new. The old set is removed.
+
+    Returns the relative paths of ``files`` the old set already held byte for byte (carried
+    over, "unchanged"); every other one was written. Each old file is read once, here."""
     root = Path(root)
     try:
-        _write_output_set(root, files)
+        return _write_output_set(root, files)
     except OSError as e:
         raise _write_error(root, e) from None
 
 
-def _write_output_set(root: Path, files: Mapping[str, str]) -> None:
+def _write_output_set(root: Path, files: Mapping[str, str]) -> set[str]:
     import shutil
 
     for rel in files:
@@ -147,6 +150,7 @@ def _write_output_set(root: Path, files: Mapping[str, str]) -> None:
             "give the real output directory with -o",
         )
     new = Path(tempfile.mkdtemp(prefix=f".{root.name}.new-", dir=parent))
+    same: set[str] = set()
     try:
         tops = {PurePosixPath(rel).parts[0] for rel in files}
         if root.is_dir():
@@ -159,6 +163,7 @@ def _write_output_set(root: Path, files: Mapping[str, str]) -> None:
             old = root.joinpath(*PurePosixPath(rel).parts)
             text = files[rel]
             if old.is_file() and not old.is_symlink() and _read(old) == text:
+                same.add(rel)
                 try:
                     os.link(old, dest)
                     continue
@@ -180,6 +185,7 @@ def _write_output_set(root: Path, files: Mapping[str, str]) -> None:
             new = aside
     finally:
         shutil.rmtree(new, ignore_errors=True)
+    return same
 
 
 def _umask() -> int:

@@ -8,7 +8,6 @@ import name: each of those packages refuses to be imported under its bare folder
 
 from __future__ import annotations
 
-import importlib.abc as _abc
 import importlib.machinery as _machinery
 import os as _os
 import sys as _sys
@@ -21,11 +20,14 @@ SUBPACKAGES: tuple[str, ...] = ("compiler", "grammar", "runtime", "targets")
 """The top-level folders of the repository that are ``flowc.<name>``."""
 
 
-class _CheckoutFinder(_abc.MetaPathFinder):
+class _CheckoutFinder:
     """From a source checkout (``python -m flowc`` in the repository root, or the checkout on
     PYTHONPATH), maps exactly ``flowc.compiler``, ``flowc.grammar``, ``flowc.runtime`` and
     ``flowc.targets`` to the sibling top-level folders, as the installed package does; nothing
-    else of the checkout (``tests``, ``bench``, ``flowc`` itself) becomes ``flowc.<name>``."""
+    else of the checkout (``tests``, ``bench``, ``flowc`` itself) becomes ``flowc.<name>``.
+
+    A meta path finder by protocol (``find_spec``), not a subclass of ``importlib.abc``'s:
+    importing that pulls importlib.resources and tempfile into every start-up."""
 
     def __init__(self, checkout: str) -> None:
         self.checkout = checkout

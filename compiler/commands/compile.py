@@ -223,8 +223,7 @@ def compile_cmd(
                     )
         elif all_targets:  # one set, switched at once; a failed --all keeps the previous one
             if not failed:
-                same = {rel for rel, text in files.items() if _holds(base, rel, text)}
-                write_output_set(base, files)
+                same = write_output_set(base, files)
                 if output_format == "text":
                     for rel in sorted(files):
                         state = "unchanged" if rel in same else "written"
@@ -242,11 +241,3 @@ def compile_cmd(
     if stale:
         click.echo(f"flowc: outputs are stale; update them with: {fix}", err=True)
         sys.exit(1)
-
-
-def _holds(base: Path, rel: str, text: str) -> bool:
-    """Whether ``base/rel`` already holds exactly ``text``."""
-    try:
-        return (base / rel).read_text(encoding="utf-8") == text
-    except (OSError, UnicodeDecodeError):
-        return False

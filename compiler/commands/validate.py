@@ -1,4 +1,5 @@
-"""``flowc validate FLOW...``: parse and check every flow, report every invalid one (exit 1)."""
+"""``flowc validate FLOW...``: parse and check every flow, report every invalid one (exit 1).
+The options are parsed here; the body is :mod:`flowc.compiler.commands.validate_core`."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import sys
 import click
 
 from flowc.compiler.cli import user_errors
-from flowc.compiler.commands.common import flow_options, load_ir, output_format_option
+from flowc.compiler.commands.common import flow_options, output_format_option
 
 
 @click.command()
@@ -41,28 +42,10 @@ def validate(
     output_format: str = "text",
 ) -> None:
     """Parse and check FLOW files (all of them); no output is written."""
-    from flowc.compiler import render
-    from flowc.compiler.api import check_targets
-    from flowc.compiler.errors import FlowcError
-    from flowc.compiler.trust import no_imports
+    from flowc.compiler.commands.validate_core import validate_flows
 
-    bad = 0
-    found = []  # machine formats print every flow's diagnostics as one document at the end
-    for flow in flows:
-        try:
-            with no_imports(no_import):
-                ir = load_ir(flow, env, params, sets, stack)
-                check_targets(ir, targets, warn=lambda text: click.echo(text, err=True))
-        except FlowcError as e:
-            bad += 1
-            if output_format == "text":
-                render.print_text(e.diagnostics)
-            found += e.diagnostics
-            continue
-        if not quiet and output_format == "text":
-            click.echo(f"{flow}: ok ({len(ir.steps)} steps)")
-    if output_format != "text":
-        render.emit(found, output_format)
-    if bad:
-        click.echo(f"{bad} of {len(flows)} flow(s) invalid", err=True)
-        sys.exit(1)
+    status = validate_flows(
+        flows, env, params, sets, stack, quiet, no_import, targets, output_format
+    )
+    if status:
+        sys.exit(status)
