@@ -138,9 +138,14 @@ class Converter:
     def value(self, v: Any, task: dict[str, Any], notes: list[str]) -> Any:
         """A task argument as a flowc value: ``{"$task": id}`` (an XComArg / ``+task``) becomes a
         ``${steps...}`` reference, Jinja templates flowc expressions where one exists."""
-        if isinstance(v, dict) and set(v) == {"$task"}:
+        if isinstance(v, dict) and set(v) in ({"$task"}, {"$task", "key"}):
             self.referenced.add(v["$task"])
-            return f"${{steps.{self._ref_name(v['$task'], task.get('group'))}.outputs.return_value}}"
+            ref = f"steps.{self._ref_name(v['$task'], task.get('group'))}.outputs.return_value"
+            if "key" in v:  # an XCom of a multiple_outputs task: a key of its returned dict
+                ref += f".{v['key']}"
+            return f"${{{ref}}}"
+        if isinstance(v, dict) and set(v) == {"$item"}:
+            return "${item}"
         if isinstance(v, dict) and set(v) == {"$unsupported"}:
             notes.append(self.imp.warn(self.where(task.get("line")), v["$unsupported"]))
             return None
@@ -202,8 +207,17 @@ class Converter:
                 gm = Map()
                 if g.get("tooltip"):
                     gm.set("description", g["tooltip"])
-                if g.get("upstream"):
-                    gm.set("after", sorted(self._ref_name(u, g.get("parent")) for u in g["upstream"]))
+                ups = self._collapse(set(g.get("upstream") or []), g.get("parent"), gid)
+                if ups:
+                    gm.set("after", ups)
+                if g.get("expand"):
+                    exp = g["expand"]
+                    notes: list[str] = []
+                    if len(exp) == 1:
+                        gm.set("foreach", self.value(next(iter(exp.values())), {"task_id": gid}, notes))
+                    else:
+                        gm.set("foreach", self.value(exp, {"task_id": gid}, notes))
+                    gm.notes.extend(notes)
                 gm.set("steps", Map(spaced=True))
                 group_maps[gid] = gm
                 parent = g.get("parent")
@@ -340,11 +354,16 @@ class Converter:
             sm.set("command", ["bash", "-c", cmd])
             if t.get("env"):
                 sm.set("env", {str(k): str(v) for k, v in t["env"].items()})
-            if t.get("skip_on_exit_code"):
-                sm.set("skip_on_exit_code", list(t["skip_on_exit_code"]))
+            codes = list(t.get("skip_on_exit_code") or [])
+            if codes == [99] and "99" not in cmd:
+                codes = []  # BashOperator's default; kept only where the command can exit 99
+            if codes:
+                sm.set("skip_on_exit_code", codes)
         elif kind in ("python", "branch", "short_circuit"):
             cb = t.get("callable") or {}
-            if cb.get("module") and cb.get("function"):
+            if cb.get("moved"):
+                sm.set("run", f"{self.imp.name}_steps:{cb['function']}")
+            elif cb.get("module") and cb.get("function"):
                 sm.set("run", f"{cb['module']}:{cb['function']}")
             else:
                 sm.set("run", "TODO_module:TODO_function")
@@ -369,10 +388,14 @@ class Converter:
                     notes.append(self.imp.warn(w, f"task '{t['task_id']}': the callable takes Airflow's context value '{name}', which flowc does not pass (flowc passes ctx)"))
             if cb.get("var_keyword"):
                 notes.append(self.imp.warn(w, f"task '{t['task_id']}': the callable takes **{cb['var_keyword']} (Airflow's context); flowc passes only with: values and ctx"))
+            if t.get("runs_elsewhere"):
+                notes.append(self.imp.warn(w, f"task '{t['task_id']}': {t['runs_elsewhere']} runs its callable in another Python; flowc runs it as a plain callable step (requirements: use the step's image)"))
             if kind == "branch":
                 notes.append(self.imp.warn(w, f"task '{t['task_id']}' is a branch: its return value (the task ids to follow) gates its direct downstream steps with when:"))
             elif kind == "short_circuit":
                 notes.append(self.imp.warn(w, f"task '{t['task_id']}' is a short-circuit: a falsy return value skips its direct downstream steps (when: ... == true; flowc compares with true, not truthiness)"))
+        elif kind == "empty":
+            sm.set("command", ["true"])  # EmptyOperator: does nothing
         else:
             sm.set("command", ["true"])
             notes.append(self.imp.warn(w, f"task '{t['task_id']}': operator {t.get('operator')} has no flowc equivalent; replaced by a no-op command (its arguments are below)"))
@@ -405,20 +428,9 @@ class Converter:
             sm.set("with", kwargs)
         if kind in ("python", "branch", "short_circuit") and t.get("do_xcom_push", True):
             sm.set("outputs", ["return_value"])  # Airflow's XCom key for the returned value
-        ups = [u for u in t.get("upstream", []) if u in self.tasks]
-        g = t.get("group")
-        after = []
-        for u in ups:
-            ug = self.tasks[u].get("group")
-            if g and ug != g and not (ug and ug.startswith(g + ".")):
-                # outside the group: the group's own after: holds it when every member has it
-                if u in (self.groups.get(g, {}).get("upstream_tasks") or []):
-                    continue
-            after.append(self._ref_name(u, g))
-        implied = {self._ref_name(x, g) for x in self._refs_of(t)}
-        after = [a for a in after if a not in implied]
+        after = self._after(t)
         if after:
-            sm.set("after", sorted(after))
+            sm.set("after", after)
         if gates.get(t["task_id"]):
             sm.set("when", " and ".join(gates[t["task_id"]]))
         trig = t.get("trigger_rule") or "all_success"
@@ -449,12 +461,65 @@ class Converter:
         sm.notes.extend(notes)
         return sm
 
+    def _node_name(self, node: str, from_group: str | None) -> str:
+        """How a step in ``from_group`` names the task or group ``node``."""
+        q = self._gqual(node) if node in self.groups else self.qual.get(node, step_name(node))
+        here = self._gqual(from_group)
+        if here and q.startswith(here + ".") and "." not in q[len(here) + 1 :]:
+            return q[len(here) + 1 :]
+        return q
+
+    def _ancestors(self, group: str | None) -> list[str]:
+        out = []
+        while group:
+            out.append(group)
+            group = self.groups.get(group, {}).get("parent")
+        return out
+
+    def _in(self, task_id: str, group: str) -> bool:
+        return group in self._ancestors(self.tasks[task_id].get("group"))
+
+    def _leaves(self, group: str) -> set[str]:
+        members = {x for x in self.tasks if self._in(x, group)}
+        return {
+            m
+            for m in members
+            if not any(m in self.tasks[o].get("upstream", []) for o in members)
+        }
+
+    def _after(self, t: dict[str, Any]) -> list[str]:
+        """``after:`` of task ``t``: upstream tasks not implied by a reference nor by an enclosing
+        group's own ``after:``; every leaf of a group (outside ``t``'s) becomes the group."""
+        g = t.get("group")
+        ups = {u for u in t.get("upstream", []) if u in self.tasks}
+        for anc in self._ancestors(g):
+            for gu in self.groups[anc].get("upstream") or []:
+                ups = {u for u in ups if u != gu and not (gu in self.groups and self._in(u, gu))}
+        ups -= self._refs_of(t)
+        return self._collapse(ups, g, None)
+
+    def _collapse(self, ups: set[str], g: str | None, own: str | None) -> list[str]:
+        """Node names for the upstream ids ``ups`` (tasks or groups) of a node in group ``g``:
+        the tasks inside a listed group are dropped, all leaves of a group become the group."""
+        groups_listed = {u for u in ups if u in self.groups}
+        ups = {u for u in ups if u in self.groups or not any(self._in(u, x) for x in groups_listed)}
+        names: set[str] = set()
+        for gid in sorted(self.groups, key=lambda x: self._gqual(x).count(".")):
+            if gid == own or (g and (gid == g or gid in self._ancestors(g))):
+                continue
+            leaves = self._leaves(gid)
+            if leaves and leaves <= ups:
+                ups -= leaves
+                ups.add(gid)
+        names |= {self._node_name(u, g) for u in ups}
+        return sorted(names)
+
     def _refs_of(self, t: dict[str, Any]) -> set[str]:
         out: set[str] = set()
 
         def walk(v: Any) -> None:
             if isinstance(v, dict):
-                if set(v) == {"$task"}:
+                if "$task" in v:
                     out.add(v["$task"])
                 for x in v.values():
                     walk(x)
@@ -468,7 +533,7 @@ class Converter:
         return out
 
 
-def convert(dag: dict[str, Any], source: str, name: str | None = None) -> Imported:
+def convert(dag: dict[str, Any], source: str, name: str | None = None, module: str | None = None) -> Imported:
     """``dag`` = {dag_id, description, tags, owner, schedule (cron/preset str or {"every": s}),
     start_date, end_date, catchup, timezone, params {name: {default, schema, description}},
     default_args {retries, retry_delay, execution_timeout, extra}, groups [{group_id, parent,
