@@ -257,8 +257,8 @@ class Converter:
                 if ftype == "float" and isinstance(default, int):
                     default = float(default)
                 entry.set("default", default)
-            elif not nullable and "default" in p and p.get("required", False):
-                entry.set("required", True)
+            elif not nullable:
+                entry.set("required", True)  # Airflow refuses a run without a value
             desc = p.get("description") or schema.pop("description", None)
             schema.pop("description", None)
             if desc:
@@ -386,8 +386,10 @@ class Converter:
                     kwargs[name] = CONTEXT_VALUES[name]
                 elif name in CONTEXT_NAMES and name not in kwargs:
                     notes.append(self.imp.warn(w, f"task '{t['task_id']}': the callable takes Airflow's context value '{name}', which flowc does not pass (flowc passes ctx)"))
+            if cb.get("var_keyword") and "params" not in kwargs:
+                kwargs["params"] = {p: f"${{params.{p}}}" for p in self.params}
             if cb.get("var_keyword"):
-                notes.append(self.imp.warn(w, f"task '{t['task_id']}': the callable takes **{cb['var_keyword']} (Airflow's context); flowc passes only with: values and ctx"))
+                notes.append(self.imp.warn(w, f"task '{t['task_id']}': the callable takes **{cb['var_keyword']} (Airflow's context); flowc passes params (a dict of every param) and the with: values, no other context value"))
             if t.get("runs_elsewhere"):
                 notes.append(self.imp.warn(w, f"task '{t['task_id']}': {t['runs_elsewhere']} runs its callable in another Python; flowc runs it as a plain callable step (requirements: use the step's image)"))
             if kind == "branch":

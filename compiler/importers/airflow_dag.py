@@ -72,9 +72,9 @@ def load(source: str, name: str | None = None) -> list[Imported]:
             line = 1
             import re
 
-            m = re.search(r'line (\d+)', msg)
-            if m:
-                line = int(m.group(1))
+            hits = re.findall(rf'File "{re.escape(os.path.abspath(source))}", line (\d+)', msg)
+            if hits:
+                line = int(hits[-1])
             last = msg.strip().splitlines()[-1] if msg.strip() else msg
             diags.append(FlowcError.at(Loc(source, line, 1), f"DagBag import error: {last}", "fix the DAG file so Airflow can import it").diagnostics[0])
         raise FlowcError(diags)

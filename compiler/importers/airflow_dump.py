@@ -195,13 +195,17 @@ def _task(t, text):
                 args[name] = repr(v)
         out["operator_args"] = args
     if mapped:
-        ei = t.expand_input
+        ei = getattr(t, "op_kwargs_expand_input", None) or t.expand_input
         val = getattr(ei, "value", None)
         if isinstance(val, dict):
             exp = {k: _value(v) for k, v in val.items()}
             if "op_kwargs" in exp and isinstance(exp["op_kwargs"], dict) and out.get("kind") == "python":
                 exp = exp["op_kwargs"]
-            out["expand"] = exp
+            # a member of a mapped task group reads the group's item: an argument, not a mapping
+            for k in [k for k, v in exp.items() if v == {"$item": True}]:
+                out.setdefault("kwargs", {})[k] = exp.pop(k)
+            if exp:
+                out["expand"] = exp
         else:
             out["expand"] = {"$unsupported": f"expand input {type(ei).__name__}"}
     out["trigger_rule"] = str(getattr(attr("trigger_rule"), "value", attr("trigger_rule")))
