@@ -85,6 +85,7 @@ class Kfp:
         self.imp = Imported(name or flow_name(raw), Map())
         self.funcs: dict[str, str] = {}  # function source -> its name in the step module
         self.secrets = Map()
+        self.final_status = False
 
     def line(self, *p: Any) -> str:
         n = self.lines.get((0, *p))
@@ -137,6 +138,8 @@ class Kfp:
             flow.set("outputs", om)
         if self.funcs:
             body = "\n\n".join(self.funcs)
+            if self.final_status:
+                body = FINAL_STATUS + "\n\n" + body
             imp.modules[f"{imp.name}_steps.py"] = (
                 f'"""Lightweight KFP components of pipeline \'{spec["pipelineInfo"].get("name")}\', '
                 'moved by `flowc import` (one function each, called with its inputs as keyword '
@@ -284,8 +287,18 @@ class Kfp:
             fn, src = _python_function(c)
             if fn:
                 name = self.function(fn, src)
-                sm.set("run", f"{self.imp.name}_steps:{name}")
                 final = [k for k, v in resolved.items() if isinstance(v, dict) and "$final" in v]
+                if final:
+                    wrapper = f"{name}__final"
+                    self.funcs[
+                        f"def {wrapper}(**kwargs):\n"
+                        f"    \"\"\"{name} with its PipelineTaskFinalStatus built from flowc's run status.\"\"\"\n"
+                        + "".join(f"    kwargs[{k!r}] = _FinalStatus(kwargs[{k!r}])\n" for k in final)
+                        + f"    return {name}(**kwargs)\n"
+                    ] = wrapper
+                    self.final_status = True
+                    name = wrapper
+                sm.set("run", f"{self.imp.name}_steps:{name}")
                 if final:
                     notes.append(self.imp.warn(self.line(*tw), f"task '{tname}': PipelineTaskFinalStatus '{final[0]}' becomes a {{state, failed_steps}} dict built from ${{run.status}} (state: SUCCEEDED / FAILED)"))
                 with_ = {k: v for k, v in resolved.items() if not (isinstance(v, dict) and "$final" in v)}
@@ -377,6 +390,19 @@ class Kfp:
             if k != "secretAsEnv":
                 self.imp.warn(self.path, f"kfp-kubernetes '{k}' of {label} has no flowc equivalent")
         return out
+
+
+FINAL_STATUS = '''class _FinalStatus:
+    """Stands for kfp's PipelineTaskFinalStatus in a flowc finally step."""
+
+    def __init__(self, run: dict):
+        self.state = "SUCCEEDED" if run["state"] == "success" else "FAILED"
+        self.failed_steps = list(run.get("failed_steps") or [])
+        self.error_code = None if self.state == "SUCCEEDED" else 1
+        self.error_message = ", ".join(self.failed_steps) or None
+        self.pipeline_job_resource_name = ""
+        self.pipeline_task_name = ""
+'''
 
 
 def _seconds(text: Any) -> float:
