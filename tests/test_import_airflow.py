@@ -24,8 +24,19 @@ import yaml
 from flowc.compiler.api import compile_flow, emit
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = REPO / "tests" / "data" / "import" / "airflow"
 RUN_DAGS = REPO / "tests" / "data" / "import" / "run_dags.py"
+
+
+def source_dir(kind: str, tmp_path: Path) -> Path:
+    """tests/data/import/KIND copied to a temporary folder, ``NAME.py.txt`` files as ``NAME.py``
+    (third-party code is stored as .txt so the project's style checks leave it unchanged)."""
+    out = tmp_path / "src" / kind
+    if not out.exists():
+        out.mkdir(parents=True)
+        for f in (REPO / "tests" / "data" / "import" / kind).iterdir():
+            name = f.name[: -len(".txt")] if f.name.endswith(".py.txt") else f.name
+            shutil.copy(f, out / name)
+    return out
 
 
 def airflow_python() -> str:
@@ -76,7 +87,9 @@ def _result(proc: subprocess.Popen[str]) -> list[dict[str, Any]]:
     for line in out.splitlines():
         if line.startswith("FLOWC_HARNESS_RESULT "):
             return json.loads(line.split(" ", 1)[1])
-    raise AssertionError(f"dag.test() failed (exit {proc.returncode}):\n{out[-3000:]}\n{err[-5000:]}")
+    raise AssertionError(
+        f"dag.test() failed (exit {proc.returncode}):\n{out[-3000:]}\n{err[-5000:]}"
+    )
 
 
 def roundtrip(
@@ -86,8 +99,9 @@ def roundtrip(
     flow_dir, orig, imp = tmp_path / "flow", tmp_path / "orig" / "dags", tmp_path / "imp" / "dags"
     orig.mkdir(parents=True)
     imp.mkdir(parents=True)
-    shutil.copy(DATA / source, orig / source)
-    import_dag(DATA / source, flow_dir)
+    data = source_dir("airflow", tmp_path)
+    shutil.copy(data / source, orig / source)
+    import_dag(data / source, flow_dir)
     flows = {}
     for d in dag_ids:
         path = flow_dir / f"{d}.yaml"
@@ -149,11 +163,15 @@ def test_dynamic_task_mapping_round_trip(tmp_path: Path) -> None:
 
 @pytest.mark.xfail(strict=True, reason="needs issue 18: groups (foreach group)")
 def test_mapped_task_group_round_trip(tmp_path: Path) -> None:
-    ((a, b, f),) = roundtrip(tmp_path, "example_dynamic_task_mapping.py", ["example_task_group_mapping"])
+    ((a, b, f),) = roundtrip(
+        tmp_path, "example_dynamic_task_mapping.py", ["example_task_group_mapping"]
+    )
     same_behaviour(a, b, f)
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 18: indexing an output (${steps.X.outputs.Y.key})")
+@pytest.mark.xfail(
+    strict=True, reason="needs issue 18: indexing an output (${steps.X.outputs.Y.key})"
+)
 def test_tutorial_taskflow_api_round_trip(tmp_path: Path) -> None:
     ((a, b, f),) = roundtrip(tmp_path, "tutorial_taskflow_api.py", ["tutorial_taskflow_api"])
     same_behaviour(a, b, f)
@@ -199,7 +217,7 @@ def test_params_ui_tutorial_round_trip(tmp_path: Path) -> None:
 
 def test_branch_operator_structure(tmp_path: Path) -> None:
     # the branch picks at random: the run cannot be compared, the structure is
-    import_dag(DATA / "example_branch_operator.py", tmp_path)
+    import_dag(source_dir("airflow", tmp_path) / "example_branch_operator.py", tmp_path)
     flow = yaml.safe_load((tmp_path / "example_branch_operator.yaml").read_text())
     for opt in "abcd":
         step = flow["steps"][f"branch_{opt}"]
@@ -211,8 +229,8 @@ def test_branch_operator_structure(tmp_path: Path) -> None:
 
 
 def test_warnings_are_located_and_kept_as_comments(tmp_path: Path) -> None:
-    res = import_dag(DATA / "example_bash_operator.py", tmp_path)
-    src = str(DATA / "example_bash_operator.py")
+    src = str(source_dir("airflow", tmp_path) / "example_bash_operator.py")
+    res = import_dag(Path(src), tmp_path)
     assert f"{src}:32: warning: DAG argument 'dagrun_timeout'" in res.stderr
     text = (tmp_path / "example_bash_operator.yaml").read_text()
     assert "# flowc import: DAG argument 'dagrun_timeout' (1:00:00) has no flowc equivalent" in text

@@ -57,8 +57,12 @@ def test_name_and_bad_name(tmp_path: Path) -> None:
     bad = flowc("import", str(src), "-o", str(tmp_path / "x"), "--name", "My-ETL")
     assert bad.returncode == 2 and "my_etl" in bad.stderr
     many = flowc(
-        "import", str(DATA / "dag_factory" / "example_dag_factory_default_config.yml"),
-        "-o", str(tmp_path / "y"), "--name", "one",
+        "import",
+        str(DATA / "dag_factory" / "example_dag_factory_default_config.yml"),
+        "-o",
+        str(tmp_path / "y"),
+        "--name",
+        "one",
     )
     assert many.returncode == 1 and "--name needs a source with one DAG" in many.stderr
 
@@ -73,8 +77,16 @@ def test_output_is_deterministic_and_validates(tmp_path: Path) -> None:
     ok = flowc("validate", str(tmp_path / "a" / "single_condition_pipeline.yaml"))
     assert ok.returncode == 0, ok.stderr
     text = (tmp_path / "a" / "single_condition_pipeline.yaml").read_text()
-    assert text.startswith("# Imported by `flowc import` from pipeline_with_condition.yaml.\nflowc: 1\n")
-    comp = flowc("compile", str(tmp_path / "a" / "single_condition_pipeline.yaml"), "--all", "-o", str(tmp_path / "c"))
+    assert text.startswith(
+        "# Imported by `flowc import` from pipeline_with_condition.yaml.\nflowc: 1\n"
+    )
+    comp = flowc(
+        "compile",
+        str(tmp_path / "a" / "single_condition_pipeline.yaml"),
+        "--all",
+        "-o",
+        str(tmp_path / "c"),
+    )
     assert comp.returncode == 0, comp.stderr
 
 

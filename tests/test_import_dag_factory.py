@@ -11,21 +11,31 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 import yaml
 
 from flowc.compiler.api import compile_flow, emit
-from tests.test_import_airflow import _result, _start
+from tests.test_import_airflow import _result, _start, source_dir
 
 REPO = Path(__file__).resolve().parent.parent
-DATA = REPO / "tests" / "data" / "import" / "dag_factory"
+
+
+_SRC: list[Path] = []
+
+
+def data() -> Path:
+    """The dag-factory examples as files (copied once per test process)."""
+    if not _SRC:
+        _SRC.append(source_dir("dag_factory", Path(tempfile.mkdtemp(prefix="flowc-import-df-"))))
+    return _SRC[0]
 
 
 def do_import(src: str, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "flowc", "import", str(DATA / src), "-o", str(out), *extra],
+        [sys.executable, "-m", "flowc", "import", str(data() / src), "-o", str(out)] + list(extra),
         capture_output=True,
         text=True,
         timeout=300,
@@ -63,11 +73,11 @@ def test_default_config_merges_tasks_by_id(tmp_path: Path) -> None:
 def test_multiple_config_warns_about_callbacks(tmp_path: Path) -> None:
     res = do_import("example_dag_factory_multiple_config.yml", tmp_path)
     assert res.returncode == 0, res.stderr
-    src = str(DATA / "example_dag_factory_multiple_config.yml")
+    src = str(data() / "example_dag_factory_multiple_config.yml")
     assert f"{src}:52: warning: DAG argument 'on_failure_callback_name'" in res.stderr
     flow = load(tmp_path, "example_multiple1")
     assert flow["steps"]["task_3"]["run"] == "print_hello:print_hello"
-    assert (tmp_path / "print_hello.py").read_text() == (DATA / "print_hello.py").read_text()
+    assert (tmp_path / "print_hello.py").read_text() == (data() / "print_hello.py").read_text()
     strict = do_import("example_dag_factory_multiple_config.yml", tmp_path / "s", "--strict")
     assert strict.returncode == 1 and not (tmp_path / "s").exists()
 
@@ -133,7 +143,9 @@ def _run_on_airflow(tmp_path: Path, src: str, name: str) -> dict:
     ir = compile_flow(str(flow_dir / f"{name}.yaml"))
     ((_, text),) = emit(ir, "airflow").items()
     (dags / f"{name}.py").write_text(text, encoding="utf-8")
-    (r,) = _result(_start(dags.parent, [{"file": str(dags / f"{name}.py"), "dag_id": name}], str(flow_dir)))
+    (r,) = _result(
+        _start(dags.parent, [{"file": str(dags / f"{name}.py"), "dag_id": name}], str(flow_dir))
+    )
     return r
 
 
@@ -148,9 +160,11 @@ def test_dynamic_task_mapping_example_runs_on_airflow(tmp_path: Path) -> None:
     r = _run_on_airflow(tmp_path, "example_dynamic_task_mapping.yml", "dynamic_task_map")
     # dag-factory: process.expand(op_args=request.output) with make_list() == [[1], [2], [3], [4]]
     assert r["state"] == "success"
-    assert [r["xcom"][f"process[{i}]"] for i in range(4)] == [{"return_value": [i + 1]} for i in range(4)]
+    assert [r["xcom"][f"process[{i}]"] for i in range(4)] == [
+        {"return_value": [i + 1]} for i in range(4)
+    ]
 
 
 def test_the_copied_module_is_the_source(tmp_path: Path) -> None:
     do_import("example_dynamic_task_mapping.yml", tmp_path)
-    assert (tmp_path / "expand_tasks.py").read_text() == (DATA / "expand_tasks.py").read_text()
+    assert (tmp_path / "expand_tasks.py").read_text() == (data() / "expand_tasks.py").read_text()

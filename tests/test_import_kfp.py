@@ -85,7 +85,8 @@ def roundtrip(
     tmp_path: Path, source: str, original: bool = True, **args: Any
 ) -> tuple[dict | None, dict, dict]:
     """(original run or None, imported run, imported flow). ``original=False`` for specs kfp.local
-    refuses (it runs no dsl.Condition / dsl.ParallelFor: "validate_task_spec_not_loop_or_condition")."""
+    refuses (it runs no dsl.Condition / dsl.ParallelFor: "validate_task_spec_not_loop_or_condition").
+    """
     flow, data, _ = import_spec(DATA / source, tmp_path / "flow")
     ir = compile_flow(str(flow))
     spec = tmp_path / "flow" / "pipeline.yaml"
@@ -115,7 +116,9 @@ def test_condition_structure(tmp_path: Path) -> None:
     assert flow["steps"]["print_op_2"]["with"] == {"msg": "${steps.flip_coin_op_2.outputs.Output}"}
     assert "cache" not in flow["steps"]["flip_coin_op"]  # set_caching_options(False) kept
     spec = yaml.safe_load(emit(compile_flow(str(flow_path)), "kfp")["pipeline.yaml"])
-    assert spec["root"]["inputDefinitions"]["parameters"]["text"]["defaultValue"] == "condition test"
+    assert (
+        spec["root"]["inputDefinitions"]["parameters"]["text"]["defaultValue"] == "condition test"
+    )
 
 
 @pytest.mark.xfail(strict=True, reason="needs issue 18: finally")
@@ -169,7 +172,9 @@ def test_env_structure_and_python_step_runs(tmp_path: Path) -> None:
         k: {e["name"]: e["value"] for e in v["container"].get("env", [])}
         for k, v in spec["deploymentSpec"]["executors"].items()
     }
-    assert {"ENV1": "val0", "ENV2": "val2", "ENV3": "val3"}.items() <= envs["exec-print-env"].items()
+    assert {"ENV1": "val0", "ENV2": "val2", "ENV3": "val3"}.items() <= envs[
+        "exec-print-env"
+    ].items()
 
 
 def test_bad_spec_is_a_located_error(tmp_path: Path) -> None:

@@ -20,9 +20,15 @@ from flowc.compiler.cli import user_errors
 @click.command(name="import")
 @click.argument("source", metavar="SOURCE")
 @click.option(
-    "-o", "--output-dir", "output_dir", default=".", help="Folder for the flow and its step modules."
+    "-o",
+    "--output-dir",
+    "output_dir",
+    default=".",
+    help="Folder for the flow and its step modules.",
 )
-@click.option("--name", default=None, help="Name of the flow (default: the DAG id / pipeline name).")
+@click.option(
+    "--name", default=None, help="Name of the flow (default: the DAG id / pipeline name)."
+)
 @click.option(
     "--from",
     "kind",
@@ -43,7 +49,9 @@ def import_cmd(source: str, output_dir: str, name: str | None, kind: str, strict
     if not os.path.isfile(source):
         raise FlowcError.at(Loc(source, 1, 1), f"no such file: {source}")
     if name is not None and flow_name(name) != name:
-        raise click.UsageError(f"--name {name!r}: a flow name is [a-z][a-z0-9_]* (e.g. {flow_name(name)})")
+        raise click.UsageError(
+            f"--name {name!r}: a flow name is [a-z][a-z0-9_]* (e.g. {flow_name(name)})"
+        )
     if kind == "auto":
         with open(source, encoding="utf-8", errors="replace") as fh:
             kind = detect(fh.read(), source)
@@ -52,7 +60,9 @@ def import_cmd(source: str, output_dir: str, name: str | None, kind: str, strict
     for w in dict.fromkeys(warnings):
         click.echo(w.render(), err=True)
     if strict and warnings:
-        click.echo(f"flowc: error: {len(warnings)} warning(s) with --strict; nothing written", err=True)
+        click.echo(
+            f"flowc: error: {len(warnings)} warning(s) with --strict; nothing written", err=True
+        )
         sys.exit(1)
     for path in write(results, output_dir, source):
         click.echo(f"wrote {path}")

@@ -110,7 +110,11 @@ class Converter:
         self.qual: dict[str, str] = {}
         for t in dag["tasks"]:
             g = t.get("group")
-            local = step_name(t["task_id"][len(g) + 1 :] if g and t["task_id"].startswith(g + ".") else t["task_id"])
+            local = step_name(
+                t["task_id"][len(g) + 1 :]
+                if g and t["task_id"].startswith(g + ".")
+                else t["task_id"]
+            )
             self.qual[t["task_id"]] = f"{self._gqual(g)}.{local}" if g else local
         self.referenced: set[str] = set()
 
@@ -194,10 +198,14 @@ class Converter:
         self._defaults(flow)
         self._schedule(flow)
         for key, msg in (d.get("extra") or {}).items():
-            flow.notes.append(imp.warn(self.where(d.get("line")), f"DAG argument '{key}' ({msg}) has no flowc equivalent"))
+            flow.notes.append(
+                imp.warn(
+                    self.where(d.get("line")),
+                    f"DAG argument '{key}' ({msg}) has no flowc equivalent",
+                )
+            )
         steps = Map(spaced=True)
         gates = self._gates()
-        top: dict[str, Map] = {}
         # a group sits where its first task (or sub-group) is written
         group_maps: dict[str, Map] = {}
 
@@ -214,7 +222,9 @@ class Converter:
                     exp = g["expand"]
                     notes: list[str] = []
                     if len(exp) == 1:
-                        gm.set("foreach", self.value(next(iter(exp.values())), {"task_id": gid}, notes))
+                        gm.set(
+                            "foreach", self.value(next(iter(exp.values())), {"task_id": gid}, notes)
+                        )
                     else:
                         gm.set("foreach", self.value(exp, {"task_id": gid}, notes))
                     gm.notes.extend(notes)
@@ -290,7 +300,12 @@ class Converter:
         if da.get("execution_timeout") is not None:
             dm.set("timeout", duration(da["execution_timeout"]))
         for k, v in (da.get("extra") or {}).items():
-            dm.notes.append(self.imp.warn(self.where(self.dag.get("line")), f"default_args '{k}' has no flowc equivalent") + f" ({k}: {v})")
+            dm.notes.append(
+                self.imp.warn(
+                    self.where(self.dag.get("line")), f"default_args '{k}' has no flowc equivalent"
+                )
+                + f" ({k}: {v})"
+            )
         if len(dm) or dm.notes:
             flow.set("defaults", dm)
 
@@ -309,12 +324,18 @@ class Converter:
             if d.get("start_date"):
                 sm.set("at", d["start_date"])
             else:
-                flow.notes.append(self.imp.warn(where, "schedule '@once' without a start date is dropped"))
+                flow.notes.append(
+                    self.imp.warn(where, "schedule '@once' without a start date is dropped")
+                )
                 return
         elif isinstance(sched, str) and len(sched.split()) == 5:
             sm.set("cron", sched)
         else:
-            flow.notes.append(self.imp.warn(where, f"schedule {sched!r} has no flowc equivalent (cron, every, at); dropped"))
+            flow.notes.append(
+                self.imp.warn(
+                    where, f"schedule {sched!r} has no flowc equivalent (cron, every, at); dropped"
+                )
+            )
             return
         if d.get("timezone") and d["timezone"] not in ("UTC", "Timezone('UTC')"):
             sm.set("timezone", d["timezone"])
@@ -367,7 +388,12 @@ class Converter:
                 sm.set("run", f"{cb['module']}:{cb['function']}")
             else:
                 sm.set("run", "TODO_module:TODO_function")
-                notes.append(self.imp.warn(w, f"task '{t['task_id']}': its callable could not be located ({cb.get('repr', '?')}); fill in run:"))
+                notes.append(
+                    self.imp.warn(
+                        w,
+                        f"task '{t['task_id']}': its callable could not be located ({cb.get('repr', '?')}); fill in run:",
+                    )
+                )
             sig = cb.get("params")  # parameter names in order, or None when unknown
             args = [self.value(v, t, notes) for v in t.get("args") or []]
             kwargs = {str(k): self.value(v, t, notes) for k, v in (t.get("kwargs") or {}).items()}
@@ -376,7 +402,12 @@ class Converter:
                     for name, v in zip(sig, args, strict=False):
                         kwargs.setdefault(name, v)
                 else:
-                    notes.append(self.imp.warn(w, f"task '{t['task_id']}': positional op_args without a known signature are dropped ({args!r})"))
+                    notes.append(
+                        self.imp.warn(
+                            w,
+                            f"task '{t['task_id']}': positional op_args without a known signature are dropped ({args!r})",
+                        )
+                    )
             for name in sig or []:
                 if name == "params" and name not in kwargs:
                     kwargs["params"] = {p: f"${{params.{p}}}" for p in self.params}
@@ -385,22 +416,52 @@ class Converter:
                 elif name in CONTEXT_VALUES and name not in kwargs:
                     kwargs[name] = CONTEXT_VALUES[name]
                 elif name in CONTEXT_NAMES and name not in kwargs:
-                    notes.append(self.imp.warn(w, f"task '{t['task_id']}': the callable takes Airflow's context value '{name}', which flowc does not pass (flowc passes ctx)"))
+                    notes.append(
+                        self.imp.warn(
+                            w,
+                            f"task '{t['task_id']}': the callable takes Airflow's context value '{name}', which flowc does not pass (flowc passes ctx)",
+                        )
+                    )
             if cb.get("var_keyword") and "params" not in kwargs:
                 kwargs["params"] = {p: f"${{params.{p}}}" for p in self.params}
             if cb.get("var_keyword"):
-                notes.append(self.imp.warn(w, f"task '{t['task_id']}': the callable takes **{cb['var_keyword']} (Airflow's context); flowc passes params (a dict of every param) and the with: values, no other context value"))
+                notes.append(
+                    self.imp.warn(
+                        w,
+                        f"task '{t['task_id']}': the callable takes **{cb['var_keyword']} (Airflow's context); flowc passes params (a dict of every param) and the with: values, no other context value",
+                    )
+                )
             if t.get("runs_elsewhere"):
-                notes.append(self.imp.warn(w, f"task '{t['task_id']}': {t['runs_elsewhere']} runs its callable in another Python; flowc runs it as a plain callable step (requirements: use the step's image)"))
+                notes.append(
+                    self.imp.warn(
+                        w,
+                        f"task '{t['task_id']}': {t['runs_elsewhere']} runs its callable in another Python; flowc runs it as a plain callable step (requirements: use the step's image)",
+                    )
+                )
             if kind == "branch":
-                notes.append(self.imp.warn(w, f"task '{t['task_id']}' is a branch: its return value (the task ids to follow) gates its direct downstream steps with when:"))
+                notes.append(
+                    self.imp.warn(
+                        w,
+                        f"task '{t['task_id']}' is a branch: its return value (the task ids to follow) gates its direct downstream steps with when:",
+                    )
+                )
             elif kind == "short_circuit":
-                notes.append(self.imp.warn(w, f"task '{t['task_id']}' is a short-circuit: a falsy return value skips its direct downstream steps (when: ... == true; flowc compares with true, not truthiness)"))
+                notes.append(
+                    self.imp.warn(
+                        w,
+                        f"task '{t['task_id']}' is a short-circuit: a falsy return value skips its direct downstream steps (when: ... == true; flowc compares with true, not truthiness)",
+                    )
+                )
         elif kind == "empty":
             sm.set("command", ["true"])  # EmptyOperator: does nothing
         else:
             sm.set("command", ["true"])
-            notes.append(self.imp.warn(w, f"task '{t['task_id']}': operator {t.get('operator')} has no flowc equivalent; replaced by a no-op command (its arguments are below)"))
+            notes.append(
+                self.imp.warn(
+                    w,
+                    f"task '{t['task_id']}': operator {t.get('operator')} has no flowc equivalent; replaced by a no-op command (its arguments are below)",
+                )
+            )
             for k, v in sorted((t.get("operator_args") or {}).items()):
                 notes.append(f"  {k}: {v}")
         # mapped tasks
@@ -414,12 +475,22 @@ class Converter:
                 if sig:
                     kwargs[sig[0]] = "${item[0]}"
                 if len([p for p in sig[1:] if p not in kwargs]) > 0:
-                    notes.append(self.imp.warn(w, f"task '{t['task_id']}': op_args items are mapped to the first parameter '{sig[0] if sig else '?'}' only"))
+                    notes.append(
+                        self.imp.warn(
+                            w,
+                            f"task '{t['task_id']}': op_args items are mapped to the first parameter '{sig[0] if sig else '?'}' only",
+                        )
+                    )
             if "op_kwargs" in exp:
                 sm.set("foreach", exp.pop("op_kwargs"))
-                notes.append(self.imp.warn(w, f"task '{t['task_id']}': expand(op_kwargs=...) items are dicts; pass them with ${{item.KEY}}"))
+                notes.append(
+                    self.imp.warn(
+                        w,
+                        f"task '{t['task_id']}': expand(op_kwargs=...) items are dicts; pass them with ${{item.KEY}}",
+                    )
+                )
             if len(exp) == 1:
-                (k, v), = exp.items()
+                ((k, v),) = exp.items()
                 sm.set("foreach", v)
                 kwargs[k] = "${item}"
             elif len(exp) > 1:
@@ -439,19 +510,34 @@ class Converter:
         trig = TRIGGER_ALIASES.get(trig, trig)
         if trig == "always":
             sm.set("trigger", "all_done")
-            notes.append(self.imp.warn(w, f"task '{t['task_id']}': trigger rule 'always' becomes all_done (flowc waits for the upstream steps)"))
+            notes.append(
+                self.imp.warn(
+                    w,
+                    f"task '{t['task_id']}': trigger rule 'always' becomes all_done (flowc waits for the upstream steps)",
+                )
+            )
         elif trig in TRIGGERS:
             if trig != "all_success":
                 sm.set("trigger", trig)
         else:
-            notes.append(self.imp.warn(w, f"task '{t['task_id']}': trigger rule '{trig}' has no flowc equivalent; all_success is used"))
+            notes.append(
+                self.imp.warn(
+                    w,
+                    f"task '{t['task_id']}': trigger rule '{trig}' has no flowc equivalent; all_success is used",
+                )
+            )
         if t.get("retries"):
             sm.set("retries", int(t["retries"]))
             if t.get("retry_delay") is not None:
                 sm.set("retry_delay", duration(t["retry_delay"]))
             if t.get("retry_exponential_backoff"):
                 sm.set("retry_backoff", 2)
-                notes.append(self.imp.warn(w, f"task '{t['task_id']}': Airflow's exponential backoff adds jitter; flowc doubles the delay exactly"))
+                notes.append(
+                    self.imp.warn(
+                        w,
+                        f"task '{t['task_id']}': Airflow's exponential backoff adds jitter; flowc doubles the delay exactly",
+                    )
+                )
             if t.get("max_retry_delay") is not None:
                 sm.set("retry_max_delay", duration(t["max_retry_delay"]))
         if t.get("execution_timeout") is not None:
@@ -459,7 +545,10 @@ class Converter:
         if t.get("doc"):
             sm.set("description", t["doc"])
         for k, v in sorted((t.get("extra") or {}).items()):
-            notes.append(self.imp.warn(w, f"task '{t['task_id']}': '{k}' has no flowc equivalent") + f" ({k}: {v})")
+            notes.append(
+                self.imp.warn(w, f"task '{t['task_id']}': '{k}' has no flowc equivalent")
+                + f" ({k}: {v})"
+            )
         sm.notes.extend(notes)
         return sm
 
@@ -484,9 +573,7 @@ class Converter:
     def _leaves(self, group: str) -> set[str]:
         members = {x for x in self.tasks if self._in(x, group)}
         return {
-            m
-            for m in members
-            if not any(m in self.tasks[o].get("upstream", []) for o in members)
+            m for m in members if not any(m in self.tasks[o].get("upstream", []) for o in members)
         }
 
     def _after(self, t: dict[str, Any]) -> list[str]:
@@ -535,7 +622,9 @@ class Converter:
         return out
 
 
-def convert(dag: dict[str, Any], source: str, name: str | None = None, module: str | None = None) -> Imported:
+def convert(
+    dag: dict[str, Any], source: str, name: str | None = None, module: str | None = None
+) -> Imported:
     """``dag`` = {dag_id, description, tags, owner, schedule (cron/preset str or {"every": s}),
     start_date, end_date, catchup, timezone, params {name: {default, schema, description}},
     default_args {retries, retry_delay, execution_timeout, extra}, groups [{group_id, parent,

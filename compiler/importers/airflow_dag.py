@@ -56,12 +56,18 @@ def dump(source: str) -> dict:
                 timeout=600,
             )
         except (OSError, subprocess.TimeoutExpired) as e:
-            raise FlowcError.at(Loc(source, 1, 1), f"cannot run the Airflow interpreter {py}: {e}") from None
+            raise FlowcError.at(
+                Loc(source, 1, 1), f"cannot run the Airflow interpreter {py}: {e}"
+            ) from None
     for line in proc.stdout.splitlines():
         if line.startswith("FLOWC_AIRFLOW_DUMP "):
             return json.loads(line.split(" ", 1)[1])
     tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-    raise FlowcError.at(Loc(source, 1, 1), f"Airflow could not load the DAG file: {tail}", "run the file with the Airflow interpreter to see the whole error")
+    raise FlowcError.at(
+        Loc(source, 1, 1),
+        f"Airflow could not load the DAG file: {tail}",
+        "run the file with the Airflow interpreter to see the whole error",
+    )
 
 
 def load(source: str, name: str | None = None) -> list[Imported]:
@@ -76,13 +82,25 @@ def load(source: str, name: str | None = None) -> list[Imported]:
             if hits:
                 line = int(hits[-1])
             last = msg.strip().splitlines()[-1] if msg.strip() else msg
-            diags.append(FlowcError.at(Loc(source, line, 1), f"DagBag import error: {last}", "fix the DAG file so Airflow can import it").diagnostics[0])
+            diags.append(
+                FlowcError.at(
+                    Loc(source, line, 1),
+                    f"DagBag import error: {last}",
+                    "fix the DAG file so Airflow can import it",
+                ).diagnostics[0]
+            )
         raise FlowcError(diags)
     if not data["dags"]:
-        raise FlowcError.at(Loc(source, 1, 1), "no DAG in this file", "an Airflow DAG file defines at least one DAG")
+        raise FlowcError.at(
+            Loc(source, 1, 1), "no DAG in this file", "an Airflow DAG file defines at least one DAG"
+        )
     if name and len(data["dags"]) > 1:
         ids = ", ".join(d["dag_id"] for d in data["dags"])
-        raise FlowcError.at(Loc(source, 1, 1), f"--name needs a source with one DAG; this file has {len(data['dags'])} ({ids})", "drop --name: each DAG becomes a flow named after its DAG id")
+        raise FlowcError.at(
+            Loc(source, 1, 1),
+            f"--name needs a source with one DAG; this file has {len(data['dags'])} ({ids})",
+            "drop --name: each DAG becomes a flow named after its DAG id",
+        )
     out = []
     for dag in data["dags"]:
         imp = convert(dag, source, name, module=None)

@@ -35,7 +35,10 @@ def _line_of(text, task_id, fn=None):
             return inspect.getsourcelines(fn)[1]
         except (OSError, TypeError):
             pass
-    for pat in (rf"task_id\s*=\s*[\"']{re.escape(task_id)}[\"']", rf"def\s+{re.escape(task_id)}\s*\("):
+    for pat in (
+        rf"task_id\s*=\s*[\"']{re.escape(task_id)}[\"']",
+        rf"def\s+{re.escape(task_id)}\s*\(",
+    ):
         m = re.search(pat, text)
         if m:
             return text.count("\n", 0, m.start()) + 1
@@ -110,17 +113,30 @@ def _function_source(fn, name):
             mod = v.__name__
             if mod.split(".")[0] == "airflow":
                 problems.append(f"uses the airflow module '{n}'")
-            needed[n] = f"import {mod}" if mod == n else (
-                f"from {mod.rpartition('.')[0]} import {mod.rpartition('.')[2]}" + (f" as {n}" if n != mod.rpartition('.')[2] else "")
-                if "." in mod else f"import {mod} as {n}")
+            needed[n] = (
+                f"import {mod}"
+                if mod == n
+                else (
+                    f"from {mod.rpartition('.')[0]} import {mod.rpartition('.')[2]}"
+                    + (f" as {n}" if n != mod.rpartition(".")[2] else "")
+                    if "." in mod
+                    else f"import {mod} as {n}"
+                )
+            )
         elif isinstance(v, _JSONABLE) and _jsonable(v):
             needed[n] = f"{n} = {v!r}"
-        elif callable(v) and getattr(v, "__module__", None) and not getattr(v, "__module__", "").startswith("unusual_prefix"):
+        elif (
+            callable(v)
+            and getattr(v, "__module__", None)
+            and not getattr(v, "__module__", "").startswith("unusual_prefix")
+        ):
             mod = v.__module__
             if mod.split(".")[0] == "airflow":
                 problems.append(f"uses '{n}' from airflow")
             if mod != "builtins" and not mod.startswith("unusual_prefix"):
-                needed[n] = f"from {mod} import {v.__name__}" + (f" as {n}" if n != v.__name__ else "")
+                needed[n] = f"from {mod} import {v.__name__}" + (
+                    f" as {n}" if n != v.__name__ else ""
+                )
             else:
                 problems.append(f"uses '{n}' defined in the DAG file")
         elif n not in ("print",):
@@ -132,8 +148,14 @@ def _callable(fn, name):
     info = {"function": name, "repr": getattr(fn, "__qualname__", repr(fn))}
     try:
         sig = inspect.signature(fn)
-        info["params"] = [p.name for p in sig.parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
-        info["var_keyword"] = next((p.name for p in sig.parameters.values() if p.kind == p.VAR_KEYWORD), None)
+        info["params"] = [
+            p.name
+            for p in sig.parameters.values()
+            if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)
+        ]
+        info["var_keyword"] = next(
+            (p.name for p in sig.parameters.values() if p.kind == p.VAR_KEYWORD), None
+        )
     except (TypeError, ValueError):
         info["params"] = None
     moved, problems = _function_source(fn, name)
@@ -142,7 +164,12 @@ def _callable(fn, name):
     return info
 
 
-_DEFAULTS = {"pool": "default_pool", "queue": "default", "priority_weight": 1, "weight_rule": "downstream"}
+_DEFAULTS = {
+    "pool": "default_pool",
+    "queue": "default",
+    "priority_weight": 1,
+    "weight_rule": "downstream",
+}
 
 
 def _task(t, text):
@@ -175,8 +202,16 @@ def _task(t, text):
         out["kind"] = "empty"
     elif fn is not None:
         low = opname.lower()
-        out["kind"] = "branch" if "branch" in low else ("short_circuit" if "shortcircuit" in low else "python")
-        if opname in ("ExternalPythonOperator", "PythonVirtualenvOperator") or "External" in opname or "Virtualenv" in opname:
+        out["kind"] = (
+            "branch"
+            if "branch" in low
+            else ("short_circuit" if "shortcircuit" in low else "python")
+        )
+        if (
+            opname in ("ExternalPythonOperator", "PythonVirtualenvOperator")
+            or "External" in opname
+            or "Virtualenv" in opname
+        ):
             out["runs_elsewhere"] = opname
         out["callable"] = _callable(fn, re.sub(r"\W", "_", t.task_id))
         out["kwargs"] = _value(dict(attr("op_kwargs") or {}))
@@ -199,7 +234,11 @@ def _task(t, text):
         val = getattr(ei, "value", None)
         if isinstance(val, dict):
             exp = {k: _value(v) for k, v in val.items()}
-            if "op_kwargs" in exp and isinstance(exp["op_kwargs"], dict) and out.get("kind") == "python":
+            if (
+                "op_kwargs" in exp
+                and isinstance(exp["op_kwargs"], dict)
+                and out.get("kind") == "python"
+            ):
                 exp = exp["op_kwargs"]
             # a member of a mapped task group reads the group's item: an argument, not a mapping
             for k in [k for k, v in exp.items() if v == {"$item": True}]:
@@ -211,7 +250,9 @@ def _task(t, text):
     out["trigger_rule"] = str(getattr(attr("trigger_rule"), "value", attr("trigger_rule")))
     out["retries"] = attr("retries") or 0
     rd = attr("retry_delay")
-    out["retry_delay"] = rd.total_seconds() if rd is not None and hasattr(rd, "total_seconds") else rd
+    out["retry_delay"] = (
+        rd.total_seconds() if rd is not None and hasattr(rd, "total_seconds") else rd
+    )
     out["retry_exponential_backoff"] = bool(attr("retry_exponential_backoff"))
     mrd = attr("max_retry_delay")
     out["max_retry_delay"] = mrd.total_seconds() if hasattr(mrd, "total_seconds") else None
@@ -223,7 +264,17 @@ def _task(t, text):
         v = getattr(v, "value", v)
         if v is not None and v != d:
             extra[k] = repr(v)
-    for k in ("sla", "on_failure_callback", "on_success_callback", "on_retry_callback", "outlets", "inlets", "depends_on_past", "wait_for_downstream", "task_display_name"):
+    for k in (
+        "sla",
+        "on_failure_callback",
+        "on_success_callback",
+        "on_retry_callback",
+        "outlets",
+        "inlets",
+        "depends_on_past",
+        "wait_for_downstream",
+        "task_display_name",
+    ):
         v = attr(k)
         if v not in (None, False, [], {}) and not (k == "task_display_name" and v == t.task_id):
             extra[k] = repr(v) if not callable(v) else getattr(v, "__qualname__", repr(v))
@@ -236,11 +287,22 @@ def _groups(dag):
         if not gid:
             continue
         parent = g.parent_group.group_id if g.parent_group is not None else None
-        item = {"group_id": gid, "parent": parent or None, "tooltip": g.tooltip or None, "upstream": sorted(getattr(g, "upstream_group_ids", set()) | getattr(g, "upstream_task_ids", set()))}
+        item = {
+            "group_id": gid,
+            "parent": parent or None,
+            "tooltip": g.tooltip or None,
+            "upstream": sorted(
+                getattr(g, "upstream_group_ids", set()) | getattr(g, "upstream_task_ids", set())
+            ),
+        }
         ei = getattr(g, "_expand_input", None)
         if ei is not None:
             val = getattr(ei, "value", None)
-            item["expand"] = {k: _value(v) for k, v in val.items()} if isinstance(val, dict) else {"$unsupported": type(ei).__name__}
+            item["expand"] = (
+                {k: _value(v) for k, v in val.items()}
+                if isinstance(val, dict)
+                else {"$unsupported": type(ei).__name__}
+            )
         out.append(item)
     return out
 
@@ -275,13 +337,20 @@ def describe(dag, text):
     params = {}
     for k in dag.params:
         p = dag.params.get_param(k)
-        params[k] = {"default": p.value if p.has_value else None, "schema": _value(dict(p.schema)), "description": p.description, "line": _line_of(text, k) if False else None}
+        params[k] = {
+            "default": p.value if p.has_value else None,
+            "schema": _value(dict(p.schema)),
+            "description": p.description,
+            "line": _line_of(text, k) if False else None,
+        }
     extra = {}
     if dag.dagrun_timeout is not None:
         extra["dagrun_timeout"] = str(dag.dagrun_timeout)
     if dag.max_active_runs not in (None, 16):
         extra["max_active_runs"] = repr(dag.max_active_runs)
-    m = re.search(rf"dag_id\s*=\s*[\"']{re.escape(dag.dag_id)}[\"']|def\s+{re.escape(dag.dag_id)}\s*\(", text)
+    m = re.search(
+        rf"dag_id\s*=\s*[\"']{re.escape(dag.dag_id)}[\"']|def\s+{re.escape(dag.dag_id)}\s*\(", text
+    )
     line = text.count("\n", 0, m.start()) + 1 if m else None
     tasks = [_task(t, text) for t in dag.tasks]
     order = {t["task_id"]: i for i, t in enumerate(tasks)}
@@ -314,7 +383,9 @@ def main():
     bag = DagBag(dag_folder=path, safe_mode=False)
     out = {
         "errors": {k: str(v) for k, v in bag.import_errors.items()},
-        "dags": [describe(bag.dags[d], text) for d in sorted(bag.dags, key=lambda d: (text.find(d), d))],
+        "dags": [
+            describe(bag.dags[d], text) for d in sorted(bag.dags, key=lambda d: (text.find(d), d))
+        ],
     }
     sys.stdout.flush()
     print("FLOWC_AIRFLOW_DUMP " + json.dumps(out, default=repr))

@@ -128,7 +128,11 @@ def load(path: str, name: str | None = None) -> list[Imported]:
     doc = load_text(text, path)
     data = doc.data
     if not isinstance(data, dict) or not data:
-        raise FlowcError.at(Loc(path, 1, 1), "not a dag-factory file: expected a mapping of DAG ids", "a dag-factory file maps each DAG id to its config (default_args, schedule, tasks)")
+        raise FlowcError.at(
+            Loc(path, 1, 1),
+            "not a dag-factory file: expected a mapping of DAG ids",
+            "a dag-factory file maps each DAG id to its config (default_args, schedule, tasks)",
+        )
     base: dict[str, Any] = {}
     defaults_file = os.path.join(os.path.dirname(path) or ".", "defaults.yml")
     if os.path.isfile(defaults_file) and os.path.abspath(defaults_file) != os.path.abspath(path):
@@ -136,19 +140,36 @@ def load(path: str, name: str | None = None) -> list[Imported]:
     base = _merge(base, data.get("default") or {})
     dags = [k for k in data if k != "default"]
     if not dags:
-        raise FlowcError.at(doc.key_loc(("default",)) if "default" in data else Loc(path, 1, 1), "no DAG in this dag-factory file (only 'default')")
+        raise FlowcError.at(
+            doc.key_loc(("default",)) if "default" in data else Loc(path, 1, 1),
+            "no DAG in this dag-factory file (only 'default')",
+        )
     problems = []
     for d in dags:
         if not isinstance(data[d], dict) or not (data[d].get("tasks") or base.get("tasks")):
-            problems.append(FlowcError.at(doc.loc((d,)), f"DAG '{d}' has no tasks", "a dag-factory DAG needs a 'tasks' list"))
+            problems.append(
+                FlowcError.at(
+                    doc.loc((d,)),
+                    f"DAG '{d}' has no tasks",
+                    "a dag-factory DAG needs a 'tasks' list",
+                )
+            )
         else:
             for i, t in enumerate(_task_list(data[d].get("tasks"))):
                 if not t.get("task_id"):
-                    problems.append(FlowcError.at(doc.loc((d, "tasks", i)), f"DAG '{d}': task {i + 1} has no task_id"))
+                    problems.append(
+                        FlowcError.at(
+                            doc.loc((d, "tasks", i)), f"DAG '{d}': task {i + 1} has no task_id"
+                        )
+                    )
     if problems:
         raise FlowcError([x for p in problems for x in p.diagnostics])
     if name and len(dags) > 1:
-        raise FlowcError.at(Loc(path, 1, 1), f"--name needs a source with one DAG; this file has {len(dags)} ({', '.join(dags)})", "drop --name: each DAG becomes a flow named after its DAG id")
+        raise FlowcError.at(
+            Loc(path, 1, 1),
+            f"--name needs a source with one DAG; this file has {len(dags)} ({', '.join(dags)})",
+            "drop --name: each DAG becomes a flow named after its DAG id",
+        )
     out = []
     for d in dags:
         dag = _dag(d, _merge(base, data[d]), doc, path)
@@ -193,25 +214,50 @@ def _dag(dag_id: str, cfg: dict[str, Any], doc: Doc, path: str) -> dict[str, Any
     for k, v in (cfg.get("params") or {}).items():
         if isinstance(v, dict) and ("default" in v or "type" in v):
             schema = {x: y for x, y in v.items() if x not in ("default", "description")}
-            params[k] = {"default": v.get("default"), "schema": schema, "description": v.get("description"), "line": _line(doc, (dag_id, "params", k))}
+            params[k] = {
+                "default": v.get("default"),
+                "schema": schema,
+                "description": v.get("description"),
+                "line": _line(doc, (dag_id, "params", k)),
+            }
         else:
             params[k] = {"default": v, "schema": {}, "line": _line(doc, (dag_id, "params", k))}
     groups = []
-    for i, g in enumerate(cfg.get("task_groups") or []):
+    for g in cfg.get("task_groups") or []:
         if isinstance(cfg.get("task_groups"), dict):
             break
         gid = g["group_name"]
-        groups.append({"group_id": gid, "parent": g.get("parent_group_name"), "tooltip": g.get("tooltip"), "upstream": list(g.get("dependencies") or [])})
+        groups.append(
+            {
+                "group_id": gid,
+                "parent": g.get("parent_group_name"),
+                "tooltip": g.get("tooltip"),
+                "upstream": list(g.get("dependencies") or []),
+            }
+        )
     if isinstance(cfg.get("task_groups"), dict):
         for gid, g in cfg["task_groups"].items():
-            groups.append({"group_id": gid, "parent": (g or {}).get("parent_group_name"), "tooltip": (g or {}).get("tooltip"), "upstream": list((g or {}).get("dependencies") or [])})
+            groups.append(
+                {
+                    "group_id": gid,
+                    "parent": (g or {}).get("parent_group_name"),
+                    "tooltip": (g or {}).get("tooltip"),
+                    "upstream": list((g or {}).get("dependencies") or []),
+                }
+            )
     group_ids = {g["group_id"] for g in groups}
     raw_tasks = _task_list(cfg.get("tasks"))
-    index = {t["task_id"]: i for i, t in enumerate(_task_list(doc.data.get(dag_id, {}).get("tasks")))}
+    index = {
+        t["task_id"]: i for i, t in enumerate(_task_list(doc.data.get(dag_id, {}).get("tasks")))
+    }
     tasks = []
     for t in raw_tasks:
         tid = t["task_id"]
-        tpath = (dag_id, "tasks", index[tid]) if tid in index and isinstance(doc.data[dag_id].get("tasks"), list) else (dag_id, "tasks", tid)
+        tpath = (
+            (dag_id, "tasks", index[tid])
+            if tid in index and isinstance(doc.data[dag_id].get("tasks"), list)
+            else (dag_id, "tasks", tid)
+        )
         line = _line(doc, tpath) or doc.loc(tpath).line
         op = str(t.get("operator") or "")
         deco = t.get("decorator")
@@ -234,8 +280,10 @@ def _dag(dag_id: str, cfg: dict[str, Any], doc: Doc, path: str) -> dict[str, Any
                 sc = t["skip_on_exit_code"]
                 task["skip_on_exit_code"] = sc if isinstance(sc, list) else [sc]
         elif op.endswith(_PYTHON) or deco or "python_callable" in t or "python_callable_name" in t:
-            task["kind"] = "short_circuit" if op.endswith("ShortCircuitOperator") else (
-                "branch" if "Branch" in op or str(deco).endswith("branch") else "python"
+            task["kind"] = (
+                "short_circuit"
+                if op.endswith("ShortCircuitOperator")
+                else ("branch" if "Branch" in op or str(deco).endswith("branch") else "python")
             )
             cb: dict[str, Any] = {}
             file = None
@@ -270,7 +318,11 @@ def _dag(dag_id: str, cfg: dict[str, Any], doc: Doc, path: str) -> dict[str, Any
                 task["task_params"] = t["params"]
         else:
             task["kind"] = "other"
-            task["operator_args"] = {k: v for k, v in t.items() if k not in ("task_id", "operator", "dependencies", "task_group_name")}
+            task["operator_args"] = {
+                k: v
+                for k, v in t.items()
+                if k not in ("task_id", "operator", "dependencies", "task_group_name")
+            }
         if t.get("expand"):
             task["expand"] = _ref(t["expand"])
         for k in ("retries", "trigger_rule", "retry_exponential_backoff"):
@@ -295,7 +347,11 @@ def _dag(dag_id: str, cfg: dict[str, Any], doc: Doc, path: str) -> dict[str, Any
     sched = cfg.get("schedule", cfg.get("schedule_interval"))
     if isinstance(sched, dict):
         sched = repr(sched)
-    extra = {k: repr(v) for k, v in cfg.items() if k not in _DAG_KEYS_DONE and not k.startswith("on_") and k != "default"}
+    extra = {
+        k: repr(v)
+        for k, v in cfg.items()
+        if k not in _DAG_KEYS_DONE and not k.startswith("on_") and k != "default"
+    }
     for k, v in cfg.items():
         if k.startswith("on_"):
             extra[k] = repr(v)
@@ -317,7 +373,9 @@ def _dag(dag_id: str, cfg: dict[str, Any], doc: Doc, path: str) -> dict[str, Any
         "groups": groups,
         "tasks": tasks,
         "extra": extra,
-        "files": sorted({t["callable"]["file"] for t in tasks if t.get("callable", {}).get("file")}),
+        "files": sorted(
+            {t["callable"]["file"] for t in tasks if t.get("callable", {}).get("file")}
+        ),
     }
     return out
 

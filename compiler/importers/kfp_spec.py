@@ -78,7 +78,11 @@ class Kfp:
         docs, self.lines = _compose(text, path)
         spec = docs[0] if docs else None
         if not isinstance(spec, dict) or "root" not in spec or "pipelineInfo" not in spec:
-            raise FlowcError.at(Loc(path, 1, 1), "not a KFP PipelineSpec: no 'pipelineInfo' and 'root'", "compile the pipeline with kfp's compiler (kfp.compiler.Compiler().compile) and import the YAML")
+            raise FlowcError.at(
+                Loc(path, 1, 1),
+                "not a KFP PipelineSpec: no 'pipelineInfo' and 'root'",
+                "compile the pipeline with kfp's compiler (kfp.compiler.Compiler().compile) and import the YAML",
+            )
         self.spec = spec
         self.platform = next((d for d in docs[1:] if isinstance(d, dict) and "platforms" in d), {})
         raw = spec["pipelineInfo"].get("name", "pipeline")
@@ -119,7 +123,12 @@ class Kfp:
             flow.set("params", pm)
         arts = (spec["root"].get("inputDefinitions") or {}).get("artifacts")
         if arts:
-            flow.notes.append(imp.warn(self.line("root", "inputDefinitions"), f"pipeline input artifacts {sorted(arts)} have no flowc equivalent"))
+            flow.notes.append(
+                imp.warn(
+                    self.line("root", "inputDefinitions"),
+                    f"pipeline input artifacts {sorted(arts)} have no flowc equivalent",
+                )
+            )
         steps = Map(spaced=True)
         finally_ = Map(spaced=True)
         self.dag(spec["root"]["dag"], ("root", "dag"), env, steps, finally_, when=[], prefix="")
@@ -134,7 +143,10 @@ class Kfp:
             for k, o in outs.items():
                 src = o.get("valueFromParameter") or {}
                 if src.get("producerSubtask"):
-                    om.set(step_name(k), f"${{steps.{step_name(src['producerSubtask'])}.outputs.{src['outputParameterKey']}}}")
+                    om.set(
+                        step_name(k),
+                        f"${{steps.{step_name(src['producerSubtask'])}.outputs.{src['outputParameterKey']}}}",
+                    )
             flow.set("outputs", om)
         if self.funcs:
             body = "\n\n".join(self.funcs)
@@ -142,19 +154,32 @@ class Kfp:
                 body = FINAL_STATUS + "\n\n" + body
             imp.modules[f"{imp.name}_steps.py"] = (
                 f'"""Lightweight KFP components of pipeline \'{spec["pipelineInfo"].get("name")}\', '
-                'moved by `flowc import` (one function each, called with its inputs as keyword '
+                "moved by `flowc import` (one function each, called with its inputs as keyword "
                 'arguments)."""\n\nfrom __future__ import annotations\n\nfrom typing import *  # noqa: F403 (as the KFP component had)\n\n'
                 + body
             )
         return imp
 
     # -- one DAG (root or sub-DAG); ``env`` maps its input names to flowc expressions ----------
-    def dag(self, dag: dict[str, Any], where: tuple[Any, ...], env: dict[str, str], steps: Map, finally_: Map, when: list[str], prefix: str) -> dict[str, str]:
+    def dag(
+        self,
+        dag: dict[str, Any],
+        where: tuple[Any, ...],
+        env: dict[str, str],
+        steps: Map,
+        finally_: Map,
+        when: list[str],
+        prefix: str,
+    ) -> dict[str, str]:
         """Convert the tasks of ``dag`` into ``steps``; returns task name -> step name."""
         tasks = dag.get("tasks") or {}
         names: dict[str, str] = {}
         comps = self.spec.get("components") or {}
-        handlers = {n for n, t in tasks.items() if (t.get("componentRef") or {}).get("name", "").startswith("comp-exit-handler")}
+        handlers = {
+            n
+            for n, t in tasks.items()
+            if (t.get("componentRef") or {}).get("name", "").startswith("comp-exit-handler")
+        }
         exit_tasks = {
             n
             for n, t in tasks.items()
@@ -173,15 +198,43 @@ class Kfp:
             cond = list(when)
             tp = t.get("triggerPolicy") or {}
             if tp.get("condition"):
-                cond.append(self.condition(tp["condition"], {**local_env, **{f"pipelinechannel--{k}": v for k, v in resolved.items() if isinstance(v, str)}, **{k: v for k, v in resolved.items() if isinstance(v, str)}}, tw))
+                cond.append(
+                    self.condition(
+                        tp["condition"],
+                        {
+                            **local_env,
+                            **{
+                                f"pipelinechannel--{k}": v
+                                for k, v in resolved.items()
+                                if isinstance(v, str)
+                            },
+                            **{k: v for k, v in resolved.items() if isinstance(v, str)},
+                        },
+                        tw,
+                    )
+                )
             if "dag" in comp:
                 sub_env = {k: v for k, v in resolved.items() if isinstance(v, str)}
-                sub_env.update({k: json.dumps(v) if not isinstance(v, str) else v for k, v in resolved.items() if not isinstance(v, str)})
+                sub_env.update(
+                    {
+                        k: json.dumps(v) if not isinstance(v, str) else v
+                        for k, v in resolved.items()
+                        if not isinstance(v, str)
+                    }
+                )
                 pi = t.get("parameterIterator")
                 if pi:
                     self.loop(tname, t, comp, comp_name, sub_env, resolved, names, steps, cond, tw)
                 else:
-                    inner = self.dag(comp["dag"], ("components", comp_name, "dag"), sub_env, steps, finally_, cond, prefix)
+                    inner = self.dag(
+                        comp["dag"],
+                        ("components", comp_name, "dag"),
+                        sub_env,
+                        steps,
+                        finally_,
+                        cond,
+                        prefix,
+                    )
                     names.update({f"{tname}/{k}": v for k, v in inner.items()})
                     names[tname] = "|".join(inner.values())
                 continue
@@ -207,9 +260,16 @@ class Kfp:
         body_env = dict(sub_env)
         body_env[item_name] = "${item}"
         body_tasks = comp["dag"].get("tasks") or {}
-        if len(body_tasks) == 1 and "dag" not in ((self.spec.get("components") or {}).get(next(iter(body_tasks.values()))["componentRef"]["name"]) or {}):
+        if len(body_tasks) == 1 and "dag" not in (
+            (self.spec.get("components") or {}).get(
+                next(iter(body_tasks.values()))["componentRef"]["name"]
+            )
+            or {}
+        ):
             # one task: a foreach step
-            inner = self.dag(comp["dag"], ("components", comp_name, "dag"), body_env, steps, Map(), cond, "")
+            inner = self.dag(
+                comp["dag"], ("components", comp_name, "dag"), body_env, steps, Map(), cond, ""
+            )
             sm = steps.get(next(iter(inner.values())))
             entries = sm.entries
             sm.entries = []
@@ -222,26 +282,39 @@ class Kfp:
             gm = Map()
             gm.set("foreach", src)
             members = Map(spaced=True)
-            inner = self.dag(comp["dag"], ("components", comp_name, "dag"), body_env, members, Map(), [], "")
+            inner = self.dag(
+                comp["dag"], ("components", comp_name, "dag"), body_env, members, Map(), [], ""
+            )
             if cond:
-                gm.notes.append(self.imp.warn(self.line(*tw), f"loop '{tname}' runs under a condition: the condition is put on each member step"))
+                gm.notes.append(
+                    self.imp.warn(
+                        self.line(*tw),
+                        f"loop '{tname}' runs under a condition: the condition is put on each member step",
+                    )
+                )
                 for e in members.entries:
                     e.value.set("when", " and ".join(cond))
             gm.set("steps", members)
             names[tname] = step_name(tname)
             steps.set(step_name(tname), gm)
 
-    def input(self, v: dict[str, Any], env: dict[str, str], names: dict[str, str], tw: tuple[Any, ...]) -> Any:
+    def input(
+        self, v: dict[str, Any], env: dict[str, str], names: dict[str, str], tw: tuple[Any, ...]
+    ) -> Any:
         if "componentInputParameter" in v:
             ref = env.get(v["componentInputParameter"])
             if ref is None:
-                self.imp.warn(self.line(*tw), f"input '{v['componentInputParameter']}' is not known here")
+                self.imp.warn(
+                    self.line(*tw), f"input '{v['componentInputParameter']}' is not known here"
+                )
             sel = v.get("parameterExpressionSelector")
             if sel and ref:
                 m = re.fullmatch(r'parseJson\(string_value\)\["([^"]+)"\]', sel)
                 if m and ref.startswith("${") and ref.endswith("}"):
                     return ref[:-1] + f".{m.group(1)}}}"
-                self.imp.warn(self.line(*tw), f"parameter expression {sel!r} has no flowc equivalent")
+                self.imp.warn(
+                    self.line(*tw), f"parameter expression {sel!r} has no flowc equivalent"
+                )
             return ref
         if "taskOutputParameter" in v:
             o = v["taskOutputParameter"]
@@ -262,7 +335,9 @@ class Kfp:
             key = m.group(1)
             ref = env.get(key)
             if ref is None:
-                self.imp.warn(self.line(*tw, "triggerPolicy"), f"condition input '{key}' is not known here")
+                self.imp.warn(
+                    self.line(*tw, "triggerPolicy"), f"condition input '{key}' is not known here"
+                )
                 return "null"
             return ref
 
@@ -271,18 +346,34 @@ class Kfp:
         out = out.replace("&&", " and ").replace("||", " or ").replace("!(", "not (")
         return re.sub(r"\s+", " ", out).strip()
 
-    def step(self, tname: str, t: dict[str, Any], comp: dict[str, Any], resolved: dict[str, Any], names: dict[str, str], tw: tuple[Any, ...]) -> Map:
+    def step(
+        self,
+        tname: str,
+        t: dict[str, Any],
+        comp: dict[str, Any],
+        resolved: dict[str, Any],
+        names: dict[str, str],
+        tw: tuple[Any, ...],
+    ) -> Map:
         sm = Map()
         label = comp.get("executorLabel")
         ex = ((self.spec.get("deploymentSpec") or {}).get("executors") or {}).get(label) or {}
         ew = ("deploymentSpec", "executors", label)
         c = ex.get("container")
-        outs = list(((comp.get("outputDefinitions") or {}).get("parameters") or {}))
-        arts = sorted(((comp.get("outputDefinitions") or {}).get("artifacts") or {}) | ((comp.get("inputDefinitions") or {}).get("artifacts") or {}))
+        outs = list((comp.get("outputDefinitions") or {}).get("parameters") or {})
+        arts = sorted(
+            ((comp.get("outputDefinitions") or {}).get("artifacts") or {})
+            | ((comp.get("inputDefinitions") or {}).get("artifacts") or {})
+        )
         notes: list[str] = []
         if c is None:
             sm.set("command", ["true"])
-            notes.append(self.imp.warn(self.line(*ew), f"task '{tname}': executor {label} is not a container ({sorted(ex)}); replaced by a no-op"))
+            notes.append(
+                self.imp.warn(
+                    self.line(*ew),
+                    f"task '{tname}': executor {label} is not a container ({sorted(ex)}); replaced by a no-op",
+                )
+            )
         else:
             fn, src = _python_function(c)
             if fn:
@@ -292,39 +383,72 @@ class Kfp:
                     wrapper = f"{name}__final"
                     self.funcs[
                         f"def {wrapper}(**kwargs):\n"
-                        f"    \"\"\"{name} with its PipelineTaskFinalStatus built from flowc's run status.\"\"\"\n"
-                        + "".join(f"    kwargs[{k!r}] = _FinalStatus(kwargs[{k!r}])\n" for k in final)
+                        f'    """{name} with its PipelineTaskFinalStatus built from flowc\'s run status."""\n'
+                        + "".join(
+                            f"    kwargs[{k!r}] = _FinalStatus(kwargs[{k!r}])\n" for k in final
+                        )
                         + f"    return {name}(**kwargs)\n"
                     ] = wrapper
                     self.final_status = True
                     name = wrapper
                 sm.set("run", f"{self.imp.name}_steps:{name}")
                 if final:
-                    notes.append(self.imp.warn(self.line(*tw), f"task '{tname}': PipelineTaskFinalStatus '{final[0]}' becomes a {{state, failed_steps}} dict built from ${{run.status}} (state: SUCCEEDED / FAILED)"))
-                with_ = {k: v for k, v in resolved.items() if not (isinstance(v, dict) and "$final" in v)}
+                    notes.append(
+                        self.imp.warn(
+                            self.line(*tw),
+                            f"task '{tname}': PipelineTaskFinalStatus '{final[0]}' becomes a {{state, failed_steps}} dict built from ${{run.status}} (state: SUCCEEDED / FAILED)",
+                        )
+                    )
+                with_ = {
+                    k: v for k, v in resolved.items() if not (isinstance(v, dict) and "$final" in v)
+                }
                 for k in final:
                     with_[k] = {"state": "${run.status}", "failed_steps": "${run.failed_steps}"}
                 if with_:
                     sm.set("with", with_)
             else:
-                cmd = [self.placeholder(x, resolved, tname, ew, notes) for x in [*(c.get("command") or []), *(c.get("args") or [])]]
+                cmd = [
+                    self.placeholder(x, resolved, tname, ew, notes)
+                    for x in [*(c.get("command") or []), *(c.get("args") or [])]
+                ]
                 sm.set("command", cmd)
             if c.get("image") and not (fn and re.fullmatch(r"python:3\.\d+(-slim)?", c["image"])):
-                sm.set("image", c["image"])  # KFP's default base image of Python components is not kept
+                sm.set(
+                    "image", c["image"]
+                )  # KFP's default base image of Python components is not kept
             envs = {e["name"]: e.get("value", "") for e in c.get("env") or []}
             for sec in self._secrets(label):
                 envs[sec[0]] = sec[1]
             if envs:
                 sm.set("env", envs)
             if c.get("resources"):
-                notes.append(self.imp.warn(self.line(*ew, "container", "resources"), f"task '{tname}': container resources are kept as a comment ({c['resources']})"))
+                notes.append(
+                    self.imp.warn(
+                        self.line(*ew, "container", "resources"),
+                        f"task '{tname}': container resources are kept as a comment ({c['resources']})",
+                    )
+                )
         if outs and "run" in sm:
             sm.set("outputs", outs)
             if len(outs) > 1:
-                notes.append(self.imp.warn(self.line(*tw), f"task '{tname}': a NamedTuple component returns a tuple; a flowc step with several outputs returns a dict keyed by output name"))
+                notes.append(
+                    self.imp.warn(
+                        self.line(*tw),
+                        f"task '{tname}': a NamedTuple component returns a tuple; a flowc step with several outputs returns a dict keyed by output name",
+                    )
+                )
         if arts:
-            notes.append(self.imp.warn(self.line(*tw), f"task '{tname}': artifacts {arts} have no flowc equivalent (values cross steps as JSON)"))
-        refs = {m for v in resolved.values() for m in re.findall(r"\$\{steps\.([a-z0-9_]+)\.", json.dumps(v))}
+            notes.append(
+                self.imp.warn(
+                    self.line(*tw),
+                    f"task '{tname}': artifacts {arts} have no flowc equivalent (values cross steps as JSON)",
+                )
+            )
+        refs = {
+            m
+            for v in resolved.values()
+            for m in re.findall(r"\$\{steps\.([a-z0-9_]+)\.", json.dumps(v))
+        }
         after = sorted({names.get(d, step_name(d)) for d in t.get("dependentTasks") or []} - refs)
         after = [a for x in after for a in x.split("|") if a and a not in refs]
         is_exit = (t.get("triggerPolicy") or {}).get("strategy") == "ALL_UPSTREAM_TASKS_COMPLETED"
@@ -360,7 +484,9 @@ class Kfp:
         self.funcs[src] = name
         return name
 
-    def placeholder(self, x: Any, resolved: dict[str, Any], tname: str, ew: tuple[Any, ...], notes: list[str]) -> Any:
+    def placeholder(
+        self, x: Any, resolved: dict[str, Any], tname: str, ew: tuple[Any, ...], notes: list[str]
+    ) -> Any:
         if not isinstance(x, str):
             return x
 
@@ -373,18 +499,28 @@ class Kfp:
         out = x.replace("${", "$${")
         out = re.sub(r"\{\{\$\.inputs\.parameters\['([^']+)'\]\}\}", sub, out)
         if "{{$" in out:
-            notes.append(self.imp.warn(self.line(*ew), f"task '{tname}': placeholder in {x!r} has no flowc equivalent"))
+            notes.append(
+                self.imp.warn(
+                    self.line(*ew), f"task '{tname}': placeholder in {x!r} has no flowc equivalent"
+                )
+            )
         return out
 
     def _secrets(self, label: str) -> list[tuple[str, str]]:
-        k8s = ((self.platform.get("platforms") or {}).get("kubernetes") or {}).get("deploymentSpec") or {}
+        k8s = ((self.platform.get("platforms") or {}).get("kubernetes") or {}).get(
+            "deploymentSpec"
+        ) or {}
         cfg = (k8s.get("executors") or {}).get(label) or {}
         out = []
         for s in cfg.get("secretAsEnv") or []:
-            sname = s.get("secretName") or (s.get("secretNameParameter") or {}).get("runtimeValue", {}).get("constant")
+            sname = s.get("secretName") or (s.get("secretNameParameter") or {}).get(
+                "runtimeValue", {}
+            ).get("constant")
             for kv in s.get("keyToEnv") or []:
                 name = step_name(f"{sname}_{kv['secretKey']}")
-                self.secrets.set(name, {"env": kv["envVar"], "k8s": {"name": sname, "key": kv["secretKey"]}})
+                self.secrets.set(
+                    name, {"env": kv["envVar"], "k8s": {"name": sname, "key": kv["secretKey"]}}
+                )
                 out.append((kv["envVar"], f"${{secrets.{name}}}"))
         for k in sorted(cfg):
             if k != "secretAsEnv":
@@ -416,7 +552,10 @@ def _python_function(c: dict[str, Any]) -> tuple[str | None, str]:
     if "--function_to_execute" not in args:
         return None, ""
     fn = args[args.index("--function_to_execute") + 1]
-    body = next((x for x in reversed(c.get("command") or []) if isinstance(x, str) and f"def {fn}(" in x), None)
+    body = next(
+        (x for x in reversed(c.get("command") or []) if isinstance(x, str) and f"def {fn}(" in x),
+        None,
+    )
     if body is None:
         return None, ""
     src = _KFP_PRELUDE.sub("", body).strip("\n") + "\n"

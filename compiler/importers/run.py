@@ -35,7 +35,9 @@ def texts(results: list[Imported], source: str) -> dict[str, str]:
         out[f"{r.name}.yaml"] = render(r.flow, header)
         for fname, text in r.modules.items():
             if fname in out and out[fname] != text:
-                raise FlowcError.at(Loc(source, 1, 1), f"two step modules named {fname} with different code")
+                raise FlowcError.at(
+                    Loc(source, 1, 1), f"two step modules named {fname} with different code"
+                )
             out[fname] = text
     return out
 

@@ -198,7 +198,11 @@ def _value(v: Any, indent: int, head: str, comment: str | None, out: list[str]) 
     if isinstance(v, (list, tuple)):
         _seq(v, indent + 2, out)
     else:
-        _map(v if isinstance(v, Map) else Map([Entry(str(k), x) for k, x in v.items()]), indent + 2, out)
+        _map(
+            v if isinstance(v, Map) else Map([Entry(str(k), x) for k, x in v.items()]),
+            indent + 2,
+            out,
+        )
 
 
 def _map(m: Map, indent: int, out: list[str]) -> None:

@@ -1,7 +1,8 @@
 """Runs in the Airflow interpreter for tests/test_import_airflow.py: ``run_dags.py JOBS.json`` with
 jobs ``[{"file", "dag_id"}]`` (files in one folder) runs each DAG once with ``dag.test()`` and prints
 ``FLOWC_HARNESS_RESULT <json>``: per job the run state, task-instance states and return_value XComs
-(read by tests/airflow_harness/harness.py's own ``_one_run``, so both sides are read the same way)."""
+(read by tests/airflow_harness/harness.py's own ``_one_run``, so both sides are read the same way).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +10,9 @@ import json
 import os
 import sys
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "airflow_harness"))
+sys.path.insert(
+    0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "airflow_harness")
+)
 
 import harness  # noqa: E402
 
