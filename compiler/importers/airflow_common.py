@@ -117,6 +117,7 @@ class Converter:
             )
             self.qual[t["task_id"]] = f"{self._gqual(g)}.{local}" if g else local
         self.referenced: set[str] = set()
+        self.lifted: dict[str, set[str]] = {}  # group id -> extra after: names
 
     # -- naming ---------------------------------------------------------------------------
     def _gqual(self, group: str | None) -> str:
@@ -240,6 +241,14 @@ class Converter:
             g = t.get("group")
             local = self.qual[t["task_id"]].rsplit(".", 1)[-1]
             (group_map(g).get("steps") if g else steps).set(local, sm)
+        for gid, extra in self.lifted.items():
+            gm = group_map(gid)
+            have = set(gm.get("after") or [])
+            names = sorted(have | extra)
+            if "after" in gm:
+                gm.set("after", names)
+            else:
+                gm.entries.insert(len(gm.entries) - 1, type(gm.entries[0])("after", names))
         flow.set("steps", steps)
         return imp
 
@@ -580,12 +589,29 @@ class Converter:
         """``after:`` of task ``t``: upstream tasks not implied by a reference nor by an enclosing
         group's own ``after:``; every leaf of a group (outside ``t``'s) becomes the group."""
         g = t.get("group")
-        ups = {u for u in t.get("upstream", []) if u in self.tasks}
+        ups = {u for u in t.get("upstream", []) if u in self.tasks or u in self.groups}
         for anc in self._ancestors(g):
             for gu in self.groups[anc].get("upstream") or []:
                 ups = {u for u in ups if u != gu and not (gu in self.groups and self._in(u, gu))}
         ups -= self._refs_of(t)
-        return self._collapse(ups, g, None)
+        direct = set()
+        for u in ups:
+            level, a_t, a_u = self._lca(t["task_id"], u)
+            if a_t == t["task_id"]:
+                direct.add(u)
+            else:  # u is outside t's group but inside an enclosing one: t's group waits for it
+                self.lifted.setdefault(a_t, set()).add(self._node_name(a_u, level))
+        return self._collapse(direct, g, None)
+
+    def _lca(self, a: str, b: str) -> tuple[str | None, str, str]:
+        """(the innermost group holding both tasks, a's node right under it, b's node)."""
+        chain_a = [a, *self._ancestors(self.tasks[a].get("group")), None]
+        parent_b = self.groups[b].get("parent") if b in self.groups else self.tasks[b].get("group")
+        chain_b = [b, *self._ancestors(parent_b), None]
+        for i, level in enumerate(chain_a[1:], start=1):
+            if level in chain_b[1:]:
+                return level, chain_a[i - 1], chain_b[chain_b.index(level) - 1]
+        return None, chain_a[-2], chain_b[-2]
 
     def _collapse(self, ups: set[str], g: str | None, own: str | None) -> list[str]:
         """Node names for the upstream ids ``ups`` (tasks or groups) of a node in group ``g``:

@@ -265,11 +265,7 @@ def _dag(dag_id: str, cfg: dict[str, Any], doc: Doc, path: str) -> dict[str, Any
         if t.get("task_group_name") in group_ids:
             task["group"] = t["task_group_name"]
         ups = [u for u in t.get("dependencies") or []]
-        task["upstream"] = [u for u in ups if u not in group_ids]
-        # a dependency on a group: on every task in it
-        for u in ups:
-            if u in group_ids:
-                task["upstream"] += [x["task_id"] for x in raw_tasks if _in_group(x, u, groups)]
+        task["upstream"] = list(ups)  # a group id here: the task waits for the whole group
         extra = {}
         if op.endswith(_BASH) or ("bash_command" in t and not deco and not op):
             task["kind"] = "bash"
@@ -378,13 +374,3 @@ def _dag(dag_id: str, cfg: dict[str, Any], doc: Doc, path: str) -> dict[str, Any
         ),
     }
     return out
-
-
-def _in_group(task: dict[str, Any], gid: str, groups: list[dict[str, Any]]) -> bool:
-    g = task.get("task_group_name")
-    parents = {x["group_id"]: x.get("parent") for x in groups}
-    while g:
-        if g == gid:
-            return True
-        g = parents.get(g)
-    return False

@@ -396,14 +396,14 @@ class Kfp:
                     notes.append(
                         self.imp.warn(
                             self.line(*tw),
-                            f"task '{tname}': PipelineTaskFinalStatus '{final[0]}' becomes a {{state, failed_steps}} dict built from ${{run.status}} (state: SUCCEEDED / FAILED)",
+                            f"task '{tname}': PipelineTaskFinalStatus '{final[0]}' is built from ${{run.status}} (state SUCCEEDED / FAILED; no error details)",
                         )
                     )
                 with_ = {
                     k: v for k, v in resolved.items() if not (isinstance(v, dict) and "$final" in v)
                 }
                 for k in final:
-                    with_[k] = {"state": "${run.status}", "failed_steps": "${run.failed_steps}"}
+                    with_[k] = {"state": "${run.status}"}  # KFP has no failed-task list
                 if with_:
                     sm.set("with", with_)
             else:
