@@ -273,26 +273,43 @@ class _Build:
         if ch and ch[-1].type == "ENV_DEFAULT":
             default = str(ch[-1])[2:]
             ch = ch[:-1]
-        return self.make_ref([str(c) for c in ch], default, ch[0].start_pos or 0)
+        names: list[str | int] = [int(c) if c.type == "INDEX" else str(c) for c in ch]
+        return self.make_ref(names, default, ch[0].start_pos or 0)
 
-    def make_ref(self, names: list[str], default: str | None, start: int) -> Ref:
+    def make_ref(self, names: list[Any], default: str | None, start: int) -> Ref:
         pos = self.base + start
         if self.whole[max(0, pos - 2) : pos] == "${":
             pos -= 2
         loc = self.locate(pos)
-        ref = Ref(names[0], tuple(names[1:]), default, loc)
+        ref = Ref(str(names[0]), qualify_step_path(names[0], tuple(names[1:])), default, loc)
         problem = ref_problem(ref)
         if problem:
             raise FlowcError.at(loc, problem[0], problem[1])
         return ref
 
 
+def qualify_step_path(root: Any, path: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``steps.g.prep.outputs.rows`` -> ``("g.prep", "outputs", "rows")``: the dotted names
+    before the first ``outputs`` are one (qualified) step or group name."""
+    if root != "steps" or "outputs" not in path[1:]:
+        return path
+    k = path.index("outputs", 1)
+    head = path[:k]
+    if not all(isinstance(p, str) for p in head):
+        return path
+    return (".".join(head), *path[k:])
+
+
+RUN_VALUES = ("id", "date", "ds", "ds_nodash", "status", "failed_steps")
+"""``${run.X}`` names; ``status`` and ``failed_steps`` only in finally steps."""
+
 _SHAPES = {
     "params": "${params.NAME}",
     "secrets": "${secrets.NAME}",
     "env": "${env.NAME} or ${env.NAME:-default}",
-    "steps": "${steps.STEP.outputs.NAME}",
-    "run": "${run.id} or ${run.date}",
+    "steps": "${steps.STEP.outputs.NAME} (then .key or [0] to index into it)",
+    "run": "${run.id}, ${run.date}, ${run.ds}, ${run.ds_nodash} (finally steps: "
+    "${run.status}, ${run.failed_steps})",
     "flow": "${flow.name}",
     "item": "${item} or ${item.key}",
 }
@@ -302,13 +319,13 @@ def ref_problem(ref: Ref) -> tuple[str, str | None] | None:
     """A (message, hint) when a reference has the wrong shape, else None."""
     r, p = ref.root, ref.path
     if r in ("params", "secrets", "env"):
-        ok = len(p) == 1
+        ok = len(p) == 1 and isinstance(p[0], str)
     elif r == "steps":
-        ok = len(p) == 3 and p[1] == "outputs"
+        ok = len(p) >= 3 and p[1] == "outputs" and isinstance(p[0], str) and isinstance(p[2], str)
     elif r == "item":
         ok = True
     elif r == "run":
-        ok = len(p) == 1 and p[0] in ("id", "date")
+        ok = len(p) == 1 and p[0] in RUN_VALUES
     elif r == "flow":
         ok = p == ("name",)
     else:

@@ -5,6 +5,11 @@ Edges, the same in both formats: data edges solid (labelled with the outputs rea
 edges dotted, edges from the steps a ``when`` reads dotted and labelled ``when <condition>``
 (a condition that reads no step is written in its step's box). With a run's states
 (``flowc graph --run RUN_ID``) every box is coloured by its step's state in that run.
+
+Control flow: groups (``steps:`` / ``uses:``) are clusters (Mermaid subgraphs) holding their
+members, labelled with their foreach or sub-flow file; an edge from or to a group starts or ends
+at the cluster. A box names a non-default trigger rule (``trigger all_done``), skip exit codes,
+and ``finally`` steps.
 """
 
 from __future__ import annotations
@@ -65,6 +70,8 @@ def _operand(e: Any) -> str:
 
 def _condition(ir: Pipeline, name: str) -> tuple[str | None, frozenset[str]]:
     """A step's ``when`` text and the steps it reads."""
+    if ir.is_group(name):
+        return None, frozenset()
     s = ir.step(name)
     if s.when is None:
         return None, frozenset()
@@ -84,12 +91,53 @@ def _label(ir: Pipeline, name: str, gated: set[str]) -> str:
         extra.append(f"x{s.replicas}")
     if s.operator:
         extra.append("operator")
-    return name + (f" [{', '.join(extra)}]" if extra else "")
+    if s.trigger != "all_success":
+        extra.append(f"trigger {s.trigger}")
+    if s.skip_on_exit_code:
+        extra.append("skip on exit " + ",".join(str(c) for c in s.skip_on_exit_code))
+    if s.is_finally:
+        extra.append("finally")
+    return s.local_name + (f" [{', '.join(extra)}]" if extra else "")
+
+
+def _group_label(g: irm.Group) -> str:
+    extra = []
+    if g.foreach is not None:
+        extra.append("foreach " + ("matrix" if g.matrix else expr_text(g.foreach)))
+    if g.uses is not None:
+        extra.append(f"uses {g.uses}")
+    return g.local_name + (f" [{', '.join(extra)}]" if extra else "")
 
 
 def _mid(name: str) -> str:
-    """A Mermaid node id: prefixed, so step names such as ``end`` (a Mermaid keyword) are safe."""
-    return f"s_{name}"
+    """A Mermaid node id: prefixed, so step names such as ``end`` (a Mermaid keyword) are safe;
+    a group member's dots become ``__``."""
+    return f"s_{name.replace('.', '__')}"
+
+
+def _gid(name: str) -> str:
+    return f"g_{name.replace('.', '__')}"
+
+
+def _tree(ir: Pipeline) -> list[tuple[int, str, str]]:
+    """``(depth, "open" | "step" | "close", name)`` walking groups and steps in plan order."""
+    out: list[tuple[int, str, str]] = []
+    stack: list[str] = []
+    for s in ir.steps:
+        chain: list[str] = []
+        g = s.group
+        while g is not None:
+            chain.insert(0, g)
+            g = ir.group(g).parent
+        while stack and stack[-1] not in chain:
+            out.append((len(stack) - 1, "close", stack.pop()))
+        for g in chain[len(stack) :]:
+            out.append((len(stack), "open", g))
+            stack.append(g)
+        out.append((len(stack), "step", s.name))
+    while stack:
+        out.append((len(stack) - 1, "close", stack.pop()))
+    return out
 
 
 def _mtext(text: str) -> str:
@@ -100,14 +148,22 @@ def _mtext(text: str) -> str:
 def mermaid(ir: Pipeline, states: Mapping[str, str] | None = None) -> str:
     edges, gated = _styled_edges(ir)
     lines = ["flowchart TD"]
-    for s in ir.steps:
-        lines.append(f'    {_mid(s.name)}["{_mtext(_label(ir, s.name, gated))}"]')
+    for depth, kind, name in _tree(ir):
+        pad = "    " * (depth + 1)
+        if kind == "open":
+            lines.append(f'{pad}subgraph {_gid(name)}["{_mtext(_group_label(ir.group(name)))}"]')
+        elif kind == "close":
+            lines.append(f"{pad}end")
+        else:
+            lines.append(f'{pad}{_mid(name)}["{_mtext(_label(ir, name, gated))}"]')
     for src, dst, style, label in edges:
+        src_id = _gid(src) if ir.is_group(src) else _mid(src)
+        dst_id = _gid(dst) if ir.is_group(dst) else _mid(dst)
         arrow = {"data": "-->", "order": "-.->", "when": "-.->"}[style]
         simple = label.replace(",", "").replace("_", "").isalnum()
         quoted = f'|"{_mtext(label)}"|'
         lab = "" if not label else f"|{label}|" if simple else quoted
-        lines.append(f"    {_mid(src)} {arrow}{lab} {_mid(dst)}")
+        lines.append(f"    {src_id} {arrow}{lab} {dst_id}")
     for c in ir.channels:
         for p in c.producers:
             for q in c.consumers:
@@ -152,14 +208,35 @@ def dot(ir: Pipeline, states: Mapping[str, str] | None = None) -> str:
     q = json.dumps
     edges, gated = _styled_edges(ir)
     lines = [f"digraph {q(ir.name)} {{", "  rankdir=TB;", "  node [shape=box];"]
-    for s in ir.steps:
+    if ir.groups:
+        lines.append("  compound=true;")
+    for depth, kind, name in _tree(ir):
+        pad = "  " * (depth + 1)
+        if kind == "open":
+            g = ir.group(name)
+            lines.append(f"{pad}subgraph {q('cluster_' + name)} {{")
+            lines.append(f"{pad}  label={q(_group_label(g))};")
+            continue
+        if kind == "close":
+            lines.append(f"{pad}}}")
+            continue
+        s = ir.step(name)
         attrs = [f"label={q(_label(ir, s.name, gated))}"]
         if states is not None:
             color = STATE_COLORS.get(states.get(s.name, "pending"), "#ffffff")
             attrs += ["style=filled", f"fillcolor={q(color)}"]
-        lines.append(f"  {q(s.name)} [{', '.join(attrs)}];")
+        elif s.is_finally:
+            attrs.append("style=dashed")
+        lines.append(f"{pad}{q(s.name)} [{', '.join(attrs)}];")
     for src, dst, style, label in edges:
         attrs = []
+        if ir.is_group(src):
+            attrs.append(f"ltail={q('cluster_' + src)}")
+            src = ir.group(src).leaves[-1] if ir.group(src).leaves else src
+        if ir.is_group(dst):
+            attrs.append(f"lhead={q('cluster_' + dst)}")
+            members = ir.members(dst)
+            dst = members[0] if members else dst
         if label:
             attrs.append(f"label={q(label)}")
         if style != "data":

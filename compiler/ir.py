@@ -62,21 +62,37 @@ class Ref(Expr):
     "frame"))``, ``Ref("item", ())``, ``Ref("env", ("HOME",), default="x")``."""
 
     root: str
-    path: tuple[str, ...] = ()
+    path: tuple[Any, ...] = ()  # str keys; an int indexes a list: ${steps.x.outputs.y[0]}
     default: str | None = None  # only for env: ${env.X:-default}
     loc: Loc | None = field(default=None, compare=False)
 
     @property
     def dotted(self) -> str:
-        return ".".join((self.root, *self.path))
+        """The reference as written: ``steps.x.outputs.y.k[0]``."""
+        out = self.root
+        for p in self.path:
+            out += f"[{p}]" if isinstance(p, int) else f".{p}"
+        return out
+
+    @property
+    def index(self) -> tuple[str | int, ...]:
+        """The indexing after ``steps.X.outputs.Y`` (or after ``item``): keys and positions."""
+        if self.root == "steps":
+            return self.path[3:]
+        if self.root == "item":
+            return self.path
+        return ()
 
     @property
     def step(self) -> str | None:
-        return self.path[0] if self.root == "steps" and self.path else None
+        """The (qualified) step or group name of a ``steps.X...`` reference."""
+        p = self.path[0] if self.root == "steps" and self.path else None
+        return p if isinstance(p, str) else None
 
     @property
     def output(self) -> str | None:
-        return self.path[2] if self.root == "steps" and len(self.path) >= 3 else None
+        p = self.path[2] if self.root == "steps" and len(self.path) >= 3 else None
+        return p if isinstance(p, str) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,6 +380,25 @@ class Schedule:
 
 
 StepKind = Literal["run", "command"]
+Trigger = Literal[
+    "all_success",
+    "all_done",
+    "one_failed",
+    "one_success",
+    "none_failed",
+    "none_failed_min_one_success",
+    "all_failed",
+]
+TRIGGERS: tuple[str, ...] = (
+    "all_success",
+    "all_done",
+    "one_failed",
+    "one_success",
+    "none_failed",
+    "none_failed_min_one_success",
+    "all_failed",
+)
+"""Every trigger rule, the default first (docs/control-flow.md, "Trigger rules")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -399,7 +434,25 @@ class Step:
     # annotation (compiler/passes/output_types.py); outputs without one are absent
     output_types: tuple[tuple[str, str], ...] = ()
     log_level: str | None = None  # the operator's logger level (else $LOG_LEVEL, else INFO)
+    # control flow (docs/control-flow.md); the defaults keep the plan as before
+    trigger: Trigger = "all_success"
+    skip_on_exit_code: tuple[int, ...] = ()  # command steps only
+    retry_backoff: float = 1.0  # delay before attempt n>=2: retry_delay * backoff**(n-2)
+    retry_max_delay: float | None = None  # seconds; caps the delay
+    group: str | None = None  # qualified name of the innermost group holding the step
+    is_finally: bool = False  # a ``finally:`` step
+    matrix: tuple[str, ...] = ()  # foreach written as a mapping: its keys in written order
     loc: Loc | None = field(default=None, compare=False)
+
+    @property
+    def local_name(self) -> str:
+        """The last dotted part of the (qualified) name: ``per_shard.prep`` -> ``prep``."""
+        return self.name.rpartition(".")[2]
+
+    def retry_delay_before(self, attempt: int) -> float:
+        """Seconds to wait before ``attempt`` (2 = the first retry)."""
+        delay = self.retry_delay * self.retry_backoff ** max(attempt - 2, 0)
+        return delay if self.retry_max_delay is None else min(delay, self.retry_max_delay)
 
     @property
     def is_integration(self) -> bool:
@@ -432,7 +485,67 @@ class Step:
             d["consumes"] = list(self.consumes)
             if self.log_level:
                 d["log_level"] = self.log_level
+        # control flow: keys only when not the default (plans without it stay byte-identical)
+        if self.trigger != "all_success":
+            d["trigger"] = self.trigger
+        if self.skip_on_exit_code:
+            d["skip_on_exit_code"] = list(self.skip_on_exit_code)
+        if self.retry_backoff != 1.0:
+            d["retry_backoff"] = self.retry_backoff
+        if self.retry_max_delay is not None:
+            d["retry_max_delay"] = self.retry_max_delay
+        if self.group is not None:
+            d["group"] = self.group
+        if self.is_finally:
+            d["finally"] = True
+        if self.matrix:
+            d["matrix"] = list(self.matrix)
         return d
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    """A step that holds steps (``steps:``, or a ``uses:`` sub-flow): its members are ordinary
+    :class:`Step` entries of :attr:`Pipeline.steps` with qualified names (``per_shard.prep``).
+
+    ``foreach`` is evaluated in the parent scope (a mapping = the cross product, ``matrix`` its
+    keys); every member then runs once per item. ``outputs`` are the group's only exports
+    (expressions over qualified member references). ``upstream`` are the sibling-level nodes
+    (steps or groups with the same ``parent``) the group waits for, lifted from its members'
+    dependencies outside it; ``leaves`` the member steps (recursive) no other member depends on.
+    """
+
+    name: str  # qualified
+    parent: str | None = None
+    foreach: Expr | None = None
+    matrix: tuple[str, ...] = ()
+    steps: tuple[str, ...] = ()  # direct member steps, topological order
+    groups: tuple[str, ...] = ()  # direct child groups
+    outputs: tuple[tuple[str, Expr], ...] = ()
+    upstream: tuple[str, ...] = ()  # sorted
+    leaves: tuple[str, ...] = ()  # topological order
+    after: tuple[str, ...] = ()
+    uses: str | None = None  # the sub-flow file, relative to the repository
+    description: str | None = None
+    loc: Loc | None = field(default=None, compare=False)
+
+    @property
+    def local_name(self) -> str:
+        return self.name.rpartition(".")[2]
+
+    def to_data(self) -> dict[str, Any]:
+        return {
+            "parent": self.parent,
+            "foreach": encode_opt(self.foreach),
+            "matrix": list(self.matrix),
+            "steps": list(self.steps),
+            "groups": list(self.groups),
+            "outputs": {k: encode_expr(v) for k, v in self.outputs},
+            "upstream": list(self.upstream),
+            "leaves": list(self.leaves),
+            "after": list(self.after),
+            "uses": self.uses,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -710,17 +823,54 @@ class Pipeline:
     functions: tuple[str, ...] = ()  # modules steps were generated from (FlowerPower)
     final: tuple[str, ...] = ()
     dsl_version: int = 1
+    groups: tuple[Group, ...] = ()  # parents before children, written order
+    outputs: tuple[tuple[str, Expr], ...] = ()  # flow outputs
     loc: Loc | None = field(default=None, compare=False)
     _by_name: dict[str, Step] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    _groups: dict[str, Group] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {s.name: s for s in self.steps})
+        object.__setattr__(self, "_groups", {g.name: g for g in self.groups})
 
     def step(self, name: str) -> Step:
         """The step called ``name`` (KeyError if none); O(1)."""
         return self._by_name[name]
+
+    def group(self, name: str) -> Group:
+        """The group called ``name`` (qualified; KeyError if none)."""
+        return self._groups[name]
+
+    def is_group(self, name: str) -> bool:
+        return name in self._groups
+
+    def members(self, group_name: str) -> tuple[str, ...]:
+        """Every step inside the group (recursively), in topological (plan) order."""
+        prefix = group_name + "."
+        return tuple(s.name for s in self.steps if s.name.startswith(prefix))
+
+    def node_at(self, name: str, level: str | None) -> str | None:
+        """The ancestor of step or group ``name`` (itself included) whose parent group is
+        ``level`` (None: the top level); None when ``name`` is not inside ``level``."""
+        node: str | None = name
+        while node is not None:
+            parent = self._parent_of(node)
+            if parent == level:
+                return node
+            node = parent
+        return None
+
+    def _parent_of(self, name: str) -> str | None:
+        if name in self._groups:
+            return self._groups[name].parent
+        return self._by_name[name].group
+
+    def finally_steps(self) -> tuple[Step, ...]:
+        return tuple(s for s in self.steps if s.is_finally)
 
     def param(self, name: str) -> Param:
         for p in self.params:
@@ -776,4 +926,7 @@ class Pipeline:
             "plugins": {p.name: p.to_data() for p in self.plugins},
             "integrations": self.integrations.to_data() if self.integrations else None,
             "channels": {c.name: c.to_data() for c in self.channels},
+            # control flow: keys only when present (plans without it stay byte-identical)
+            **({"groups": {g.name: g.to_data() for g in self.groups}} if self.groups else {}),
+            **({"outputs": {k: encode_expr(v) for k, v in self.outputs}} if self.outputs else {}),
         }

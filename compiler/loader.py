@@ -401,3 +401,28 @@ def _init() -> None:
         import yaml
 
         _CONSTRUCTOR = yaml.SafeLoader("")
+
+
+def subflow_path(including_file: str, uses: str) -> str:
+    """The file a ``uses:`` entry names: relative to the including flow file's folder (kept
+    relative when that file's path is, for messages)."""
+    return os.path.normpath(os.path.join(os.path.dirname(including_file), uses))
+
+
+def load_subflow(including_file: str, uses: str, at: Loc | None) -> Doc:
+    """Load the sub-flow file of a ``uses:`` step; a missing or unreadable file is a
+    FlowcError located at the ``uses:`` value."""
+    path = subflow_path(including_file, uses)
+    if not os.path.isfile(path):
+        raise FlowcError.at(
+            at,
+            f"sub-flow file {uses!r} not found (looked for {path})",
+            "uses: paths are relative to the flow file that names them",
+        )
+    try:
+        return load_file(path)
+    except FlowcError as e:
+        for d in e.diagnostics:
+            if d.loc is None:
+                raise FlowcError.at(at, f"cannot load sub-flow {uses!r}: {d.message}") from None
+        raise

@@ -55,6 +55,8 @@ class DefaultsModel(_Model):
     env: dict[str, Scalar] | None = None
     cache: bool | None = None
     replicas: int | None = None
+    retry_backoff: int | float | None = None
+    retry_max_delay: Duration | None = None
 
 
 class ScheduleModel(_Model):
@@ -133,9 +135,9 @@ class StepModel(_Model):
     run: str | None = None
     command: list[str | int | float | bool] | None = None
     with_: dict[str, Any] = Field(default={}, alias="with")
-    outputs: list[str] = []
+    outputs: list[str] | dict[str, Any] = []  # a mapping only for a group (its exports)
     after: list[str] = []
-    foreach: str | list[Any] | None = None
+    foreach: str | list[Any] | dict[str, Any] | None = None
     when: str | bool | None = None
     retries: int | None = None
     retry_delay: Duration | None = None
@@ -150,6 +152,16 @@ class StepModel(_Model):
     produces: list[str] = []
     consumes: list[str] = []
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] | None = None
+    # control flow (docs/control-flow.md)
+    trigger: str | None = None
+    skip_on_exit_code: list[int] | int | None = None
+    retry_backoff: int | float | None = None
+    retry_max_delay: Duration | None = None
+    steps: "dict[str, StepModel] | None" = None  # a group
+    uses: str | None = None  # a sub-flow file (relative to this flow file)
+
+
+StepModel.model_rebuild()  # resolve the recursive ``steps:`` annotation
 
 
 class ChannelModel(_Model):
@@ -179,6 +191,8 @@ class FlowModel(_Model):
     functions: list[str] | FunctionsModel = []
     final: list[str] = []
     channels: dict[str, ChannelModel] = {}
+    finally_: dict[str, StepModel] = Field(default={}, alias="finally")
+    outputs: dict[str, Any] = {}
     # layer sections of the integration framework (raw data, keyed by layer name); private so
     # that a ``layers:`` key in a flow file is an unknown key like any other
     _layers: dict[str, Any] = PrivateAttr(default_factory=dict)

@@ -77,6 +77,10 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "plugins": "Plugins steps use at run time as ctx.plugins.NAME (mlflow, rabbitmq, "
         "celery, ...).",
         "steps": "The DAG: each key is a step name; order in the file does not matter.",
+        "finally": "Exit handler: steps that run once after every other step, whatever "
+        "happened; they may read ${run.status} and ${run.failed_steps}.",
+        "outputs": "Flow outputs: name -> ${...} expression, evaluated after the run (KFP "
+        "pipeline outputs; printed by flowc run).",
         "integration_framework": "Layers of an integration framework (lolpop): a tree of layer "
         "names; each layer's classes are configured in a top-level section of that name.",
         "config": "Free-form configuration handed to function modules and integrations "
@@ -111,6 +115,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "image": "Container image steps run in on container targets (python:3.11-slim).",
         "retries": "How many times a failed step is retried.",
         "retry_delay": f"Wait between retries: {_DURATION_WORDS}.",
+        "retry_backoff": "Multiplier of the wait between retries (>= 1): the wait before "
+        "attempt n is retry_delay * retry_backoff**(n-2), capped by retry_max_delay.",
+        "retry_max_delay": f"Longest wait between retries: {_DURATION_WORDS}.",
         "timeout": f"Longest a step may run before it is stopped: {_DURATION_WORDS}.",
         "resources": "CPU, memory and GPU requests.",
         "env": "Environment variables of the step's process.",
@@ -190,6 +197,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "when": "A condition (${...} expression); the step is skipped when it is false.",
         "retries": "How many times the step is retried when it fails.",
         "retry_delay": f"Wait between retries: {_DURATION_WORDS}.",
+        "retry_backoff": "Multiplier of the wait between retries (>= 1): the wait before "
+        "attempt n is retry_delay * retry_backoff**(n-2), capped by retry_max_delay.",
+        "retry_max_delay": f"Longest wait between retries: {_DURATION_WORDS}.",
         "timeout": f"Longest the step may run before it is stopped: {_DURATION_WORDS}.",
         "resources": "CPU, memory and GPU requests of the step.",
         "cache": "Skip the step when its inputs and code are unchanged (local runtime).",
@@ -201,6 +211,15 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
         "writing produces: channels.",
         "produces": "Channels this operator writes.",
         "consumes": "Channels this operator reads.",
+        "trigger": "When the step runs given its upstream states: all_success (default), "
+        "all_done, one_failed, one_success, none_failed, none_failed_min_one_success, "
+        "all_failed.",
+        "skip_on_exit_code": "Exit codes (1..255) of a command step that mean 'skipped', "
+        "not 'failed'.",
+        "steps": "Makes this a group: its own steps (qualified GROUP.NAME); ${steps.NAME} "
+        "inside means the group's own step first; outputs: maps the group's exports.",
+        "uses": "Makes this a group from a sub-flow file (relative to this file); with: sets "
+        "its params, its outputs: are the group's exports.",
     },
     "ChannelModel": {
         "schema": "The records' Avro schema (inline, or a path to an .avsc file).",
@@ -211,8 +230,8 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
 
 #: Properties that take a duration, per definition.
 _DURATIONS = {
-    "DefaultsModel": ("retry_delay", "timeout"),
-    "StepModel": ("retry_delay", "timeout"),
+    "DefaultsModel": ("retry_delay", "timeout", "retry_max_delay"),
+    "StepModel": ("retry_delay", "timeout", "retry_max_delay"),
     "ScheduleModel": ("every",),
     "PluginModel": ("health_timeout",),
 }
@@ -280,7 +299,7 @@ def editor_schema(base: dict[str, Any] | None = None) -> dict[str, Any]:
     top = schema["properties"]
     top["flowc"] = {"const": 1, "description": DESCRIPTIONS["FlowModel"]["flowc"]}
     _string_branch(top["name"], pattern=NAME)
-    for key in ("steps", "params"):
+    for key in ("steps", "params", "finally"):
         top[key]["propertyNames"] = {"pattern": NAME}
     for model, keys in _DURATIONS.items():
         for key in keys:
@@ -314,7 +333,9 @@ def editor_schema(base: dict[str, Any] | None = None) -> dict[str, Any]:
     schema["then"] = {
         "properties": {
             "steps": {
-                "additionalProperties": {"anyOf": [{"required": [k]} for k in ("run", "command")]}
+                "additionalProperties": {
+                    "anyOf": [{"required": [k]} for k in ("run", "command", "steps", "uses")]
+                }
             }
         }
     }

@@ -15,12 +15,13 @@ import time
 import traceback
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flowc.runtime import step as step_mod
 from flowc.runtime.masking import file_writer, pump
 from flowc.runtime.plan import Plan, StepData
 from flowc.runtime.run_state import StepFailure, upstream_outputs
+from flowc.runtime.skip import Skip
 from flowc.runtime.step_command import die_with_runner
 from flowc.runtime.store import atomic_write
 
@@ -32,6 +33,26 @@ class _Failed(Exception):
         self.failure = failure
         self.attempts = attempts
         super().__init__(failure.render())
+
+
+class _Skipped(Exception):
+    """The instance was skipped (:class:`flowc.runtime.Skip`): not retried, outputs null."""
+
+    def __init__(self, reason: str, attempts: list[dict[str, Any]]):
+        self.reason = reason
+        self.attempts = attempts
+        super().__init__(reason)
+
+
+def retry_delay(data: Mapping[str, Any] | StepData, attempt: int) -> float:
+    """Seconds to wait before ``attempt`` (2 = the first retry): ``retry_delay *
+    retry_backoff ** (attempt - 2)``, at most ``retry_max_delay``."""
+    d = cast(Mapping[str, Any], data)
+    delay = float(d.get("retry_delay") or 0.0)
+    backoff = float(d.get("retry_backoff") or 1.0)
+    value = delay * backoff ** max(attempt - 2, 0)
+    cap = d.get("retry_max_delay")
+    return value if cap is None else min(value, float(cap))
 
 
 class _ChildError(Exception):
@@ -87,18 +108,43 @@ class AttemptRunner:
             step_mod._kill_group(proc)
 
     def run(
-        self, name: str, data: StepData, index: int | None, item: Any
+        self,
+        name: str,
+        data: StepData,
+        index: int | None,
+        item: Any,
+        upstream: Mapping[str, Mapping[str, Any]] | None = None,
+        run_extra: Mapping[str, Any] | None = None,
     ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Run the instance's attempts; return ``(outputs, attempt records)``. Raises
+        ``_Failed`` after the last failed attempt, ``_Skipped`` when the instance skipped
+        itself. ``upstream``: its upstream values (default: the run's outputs of its upstream
+        steps); ``run_extra``: more ``run.*`` values (finally steps)."""
         retries = int(data.get("retries") or 0)
-        delay = float(data.get("retry_delay") or 0.0)
         records: list[dict[str, Any]] = []
+        if upstream is None:
+            upstream = upstream_outputs(self.outputs, data)
         instance = None if index is None else str(index)
         base = self.previous_attempts.get((name, instance), 0)
         for attempt in range(base + 1, base + retries + 2):
             started = time.time()
             log = self._log_path(name, index, attempt)
             try:
-                outs = self._attempt(name, data, index, item, attempt, log)
+                outs = self._attempt(name, data, index, item, attempt, log, upstream, run_extra)
+            except Skip as e:
+                reason = self.mask(str(e.reason or e) or "skipped by the step")
+                records.append(
+                    {
+                        "instance": instance,
+                        "attempt": attempt,
+                        "status": "skipped",
+                        "started": started,
+                        "ended": time.time(),
+                        "error": reason,
+                        "log": log if self._log_written(data) else None,
+                    }
+                )
+                raise _Skipped(reason, records) from None
             except (Exception, SystemExit) as e:  # sys.exit() in a step fails the step only
                 err, tb = self.describe(e)
                 self._append_log(log, tb)
@@ -115,6 +161,7 @@ class AttemptRunner:
                 )
                 if attempt - base <= retries and not self._stopping.is_set():
                     self.emit(name, "retry", attempt=attempt, error=err)
+                    delay = retry_delay(data, attempt - base + 1)
                     if not (delay and self._stopping.wait(delay)):
                         continue
                 failure = StepFailure(name, attempt, err, log, instance, tb)
@@ -140,13 +187,15 @@ class AttemptRunner:
         item: Any,
         attempt: int,
         log: str,
+        upstream: Mapping[str, Mapping[str, Any]],
+        run_extra: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         if not _runs_isolated(data):
             return step_mod.execute(
                 self.plan,
                 name,
                 params=self.params,
-                upstream=upstream_outputs(self.outputs, data),
+                upstream=upstream,
                 run_id=self.run_id,
                 run_date=self.run_date,
                 item=item,
@@ -157,8 +206,9 @@ class AttemptRunner:
                 attempt=attempt,
                 index=index,
                 mask_values=self.secret_values,
+                run_extra=run_extra,
             )
-        return self._isolated(name, data, index, item, attempt, log)
+        return self._isolated(name, data, index, item, attempt, log, upstream, run_extra)
 
     def _isolated(
         self,
@@ -168,6 +218,8 @@ class AttemptRunner:
         item: Any,
         attempt: int,
         log: str,
+        upstream: Mapping[str, Mapping[str, Any]],
+        run_extra: Mapping[str, Any] | None,
     ) -> dict[str, Any]:
         """Run the attempt as ``replicas`` child processes; kill them all on timeout."""
         replicas = int(data.get("replicas") or 1)
@@ -192,7 +244,7 @@ class AttemptRunner:
             inp, out = step_dir / f".{rtag}.in.pkl", step_dir / f".{rtag}.out.pkl"
             payload: dict[str, Any] = {
                 "params": self.params,
-                "upstream": upstream_outputs(self.outputs, data),
+                "upstream": dict(upstream),
                 "run_id": self.run_id,
                 "run_date": self.run_date,
                 "index": index,
@@ -202,6 +254,8 @@ class AttemptRunner:
                 "root": str(self.root),
                 "timeout": timeout,
             }
+            if run_extra:
+                payload["run_extra"] = dict(run_extra)
             if item is not step_mod.MISSING:
                 payload["item"] = item
             atomic_write(inp, pickle.dumps(payload, protocol=pickle.HIGHEST_PROTOCOL))
@@ -249,6 +303,8 @@ class AttemptRunner:
                     raise step_mod.StepError(
                         name, f"step process exited with code {rc} and wrote no outputs"
                     ) from None
+                if isinstance(value, dict) and "$skip" in value:
+                    raise Skip(str(value["$skip"]))
                 if isinstance(value, dict) and "$error" in value:
                     e = value["$error"]
                     raise _ChildError(e["type"], e["message"], e["traceback"])

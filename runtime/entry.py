@@ -7,7 +7,8 @@ Jobs and the local executor's isolated attempts use).
 "run_date": "...", "item": ..., "index": 0, "replica": 0, "attempt": 1, "log_path": "...",
 "artifact_dir": "..."}`` (only ``params``/``upstream``/``run_id`` are required; no ``item`` key
 means "not a foreach instance"). ``OUT.json`` receives ``{output: value}``; on failure it receives
-``{"$error": {"type", "message", "traceback"}}`` and the exit code is 1. Values that are not
+``{"$error": {"type", "message", "traceback"}}`` and the exit code is 1; a skipped instance
+(:class:`flowc.runtime.Skip`) writes ``{"$skip": reason}`` with exit code 0. Values that are not
 JSON-safe are written as ``{"$flowc_pickle": "<base64>"}`` in JSON files; a path ending in
 ``.pkl`` is read/written as one pickle instead. ``FLOWC_REPLICA``/``FLOWC_REPLICAS`` in the
 environment set the replica when the inputs do not.
@@ -26,10 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from flowc.runtime import services
-from flowc.runtime.step import MISSING, execute, known_secret_values, mask
+from flowc.runtime.step import MISSING, Skip, execute, known_secret_values, mask
 from flowc.runtime.store import atomic_write, encode
 
 PICKLE_KEY = "$flowc_pickle"
+SKIP_KEY = "$skip"
+"""The outputs file of a skipped instance: ``{"$skip": reason}``."""
 
 
 def to_jsonable(value: Any) -> Any:
@@ -149,7 +152,11 @@ def run_step(plan_path: str, step: str, inputs_path: str, outputs_path: str) -> 
                 timeout=inputs.get("timeout"),
                 attempt=int(inputs.get("attempt") or 1),
                 index=inputs.get("index"),
+                run_extra=inputs.get("run_extra"),
             )
+    except Skip as e:
+        write_data(outputs_path, {SKIP_KEY: mask(str(e.reason or e), _SECRETS)})
+        return 0
     except BaseException as e:  # report everything, including SystemExit from user code
         if isinstance(e, KeyboardInterrupt):
             raise

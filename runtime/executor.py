@@ -11,13 +11,20 @@ Where a step runs: in a pool thread (the fast path) unless it has a ``timeout``,
 can be stopped (timeout kills the process group), get their own environment, and replicas are
 separate processes. ``command:`` steps always run as their own process.
 
-Rules (docs/runtime.md): a step runs only when all its upstream steps succeeded (Airflow's
-``all_success``); a ``when`` that is false skips the step; a skipped upstream skips its
-downstream (data and ``after`` edges alike); a failed upstream marks it ``upstream_failed``.
+Rules (docs/runtime.md): once its upstream instances are done, a step's trigger rule decides
+(:mod:`flowc.runtime.triggers`; default ``all_success``: a skipped upstream skips it, a failed
+one marks it ``upstream_failed``); then a ``when`` that is false skips it; a callable raising
+``flowc.runtime.Skip`` or a command exiting with a ``skip_on_exit_code`` skips the instance.
+Foreach groups run their members once per item, item-wise; finally steps run once everything
+else is done; the flow's ``outputs:`` are evaluated at the end and stored with the run.
 
-The run is split along Hamilton's seams: :mod:`flowc.runtime.run_state` (scheduling state and
-rules), :mod:`flowc.runtime.attempts` (one instance's attempts), :mod:`flowc.runtime.recording`
-(the writer thread); this module drives them (:func:`run_plan`).
+The run is split along Hamilton's seams: :mod:`flowc.runtime.graph` (the plan's structure),
+:mod:`flowc.runtime.expansion` (instances and their scheduling keys),
+:mod:`flowc.runtime.run_state` (scheduling state), :mod:`flowc.runtime.outcomes` (what
+instances did, upstream values, exports), :mod:`flowc.runtime.attempts` (one instance's
+attempts), :mod:`flowc.runtime.recording` (the writer thread),
+:mod:`flowc.runtime.executor_units` (foreach groups); this module drives them
+(:func:`run_plan`).
 """
 
 from __future__ import annotations
@@ -33,35 +40,44 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from flowc.runtime import operator_groups, services
+from flowc.runtime import executor_steps, executor_units, operator_groups, services
 from flowc.runtime import params as params_mod
 from flowc.runtime import step as step_mod
-from flowc.runtime.attempts import AttemptRunner, _Failed
+from flowc.runtime.attempts import AttemptRunner
+from flowc.runtime.expansion import (
+    Key,
+    initial_keys,
+    step_deps,
+    step_key,
+)
+from flowc.runtime.graph import PlanGraph
 from flowc.runtime.metadata import MetadataStore, open_metadata_store
+from flowc.runtime.outcomes import Outcomes
 from flowc.runtime.plan import ComponentData, Plan, StepData
 from flowc.runtime.recording import Writer
 from flowc.runtime.run_lock import RunLock, RunLocked
 from flowc.runtime.run_resume import resume_run
 from flowc.runtime.run_state import (
     OK,
-    Node,
+    OPS_KEY,
     OperatorGroup,
     RunError,
     RunInterrupted,
     RunResult,
     Schedule,
     StepFailure,
-    StepNode,
     StepRun,
-    blocked,
-    cache_key,
-    item_key,
     new_run_id,
-    select,
-    upstream_outputs,
 )
 from flowc.runtime.step_console import masked_console
-from flowc.runtime.store import ArtifactStore, Cache, encode, open_artifact_store, safe_name
+from flowc.runtime.store import (
+    FLOW_OUTPUTS,
+    ArtifactStore,
+    Cache,
+    encode,
+    open_artifact_store,
+    safe_name,
+)
 
 __all__ = [
     "OK",
@@ -161,10 +177,14 @@ class _Runner:
         self.previous_attempts: dict[tuple[str, str | None], int] = {}
         self.reused: list[str] = []
 
-        unknown = [s for s in only if s not in self.steps]
+        self.graph = PlanGraph(plan)
+        unknown = [s for s in only if not self.graph.known(s)]
         if unknown:
             raise RunError(f"--only: unknown step(s) {unknown}; steps: {', '.join(self.order)}")
-        self.selected = select(self.steps, self.order, only)
+        self.selected = self.graph.select(only)
+        self.selected_set = set(self.selected)
+        self.outcomes = Outcomes(plan, self.graph, self.states, self.outputs)
+        self.flow_outputs: dict[str, Any] = {}
 
         self.run_id: str
         self.params: dict[str, Any]
@@ -204,8 +224,9 @@ class _Runner:
             emit=self._emit,
             previous_attempts=self.previous_attempts,
         )
-        self.schedule = Schedule(self.steps, self.selected, self.states)
-        self.running: dict[cf.Future[Any], tuple[Node, int]] = {}
+        self.ops_group: OperatorGroup | None = None
+        self.schedule = self._build_schedule()
+        self.running: dict[cf.Future[Any], tuple[Key | OperatorGroup, int]] = {}
         self.step_runs: dict[str, StepRun] = {}
         self.started_steps: set[str] = set()
         self.pool = cf.ThreadPoolExecutor(self.max_workers, thread_name_prefix="flowc")
@@ -222,6 +243,19 @@ class _Runner:
         self.done_items = prev.done_items
         self.previous_attempts = prev.previous_attempts
         self.reused = [s for s in self.order if s in self.states]
+
+    def _build_schedule(self) -> Schedule:
+        """The run's first keys (:func:`initial_keys`), plus one for all streaming operators."""
+        sched, graph = Schedule(), self.graph
+        sched.done.update(step_key(s) for s in self.selected if s in self.states)  # resume
+        for key, deps in initial_keys(graph, self.selected, self.states):
+            sched.add(key, deps)
+        ops = tuple(s for s in self.selected if self.steps[s].get("operator"))
+        if ops and not all(s in self.states for s in ops):
+            self.ops_group = OperatorGroup(ops)
+            outside = {k for s in ops for k in step_deps(graph, s, self.selected_set)}
+            sched.add(OPS_KEY, outside - {step_key(s) for s in ops})
+        return sched
 
     # -- the run ---------------------------------------------------------------------------------
 
@@ -253,7 +287,7 @@ class _Runner:
                 self.attempts.ctx_values = values
                 self._loop()
         except KeyboardInterrupt:
-            self._interrupted()
+            executor_steps.interrupted(self)
             raise RunInterrupted(self.run_id) from None
         except Exception as e:  # a run service failed to start or stop (or a runtime bug)
             if self.first_error is None:
@@ -263,6 +297,7 @@ class _Runner:
                     error=self._mask(f"{type(e).__name__}: {e}"),
                     traceback=self._mask(traceback.format_exc()),
                 )
+        self._evaluate_flow_outputs()
         self.writer.close()
         if self.writer.error is not None and self.first_error is None:
             where, exc = self.writer.error
@@ -272,6 +307,8 @@ class _Runner:
         status = "success" if self.first_error is None else "failed"
         error = self.first_error.render() if self.first_error else None
         self.meta.end_run(self.run_id, status, error)
+        if self.flow_outputs:
+            self.meta.set_outputs(self.run_id, self.flow_outputs)
         self._emit(None, status, error=error)
         self.meta.close()
         return RunResult(
@@ -286,7 +323,21 @@ class _Runner:
             duration=time.time() - t0,
             params=self.params,
             warnings=self.warnings,
+            flow_outputs=self.flow_outputs,
         )
+
+    def _evaluate_flow_outputs(self) -> None:
+        """The flow's ``outputs:`` over what the run produced (null where not produced)."""
+        try:
+            self.flow_outputs, warnings = self.outcomes.flow_outputs(self.make_inputs)
+        except Exception as e:  # a runtime bug must not lose the run's record
+            warnings = [f"flow outputs not evaluated: {type(e).__name__}: {e}"]
+        if self.flow_outputs:  # also as an artifact, where the Kubernetes driver puts them
+            try:
+                self.store.put(self.run_id, *FLOW_OUTPUTS, self.flow_outputs)
+            except Exception as e:
+                warnings.append(f"flow outputs not stored: {type(e).__name__}: {e}")
+        self.warnings.extend(self._mask(w) for w in warnings)
 
     def _loop(self) -> None:
         """Start what is ready, wait for the first instance to finish, collect it; repeat."""
@@ -302,8 +353,10 @@ class _Runner:
                     node, index = self.running.pop(fut)
                     if isinstance(node, OperatorGroup):
                         self._collect_operators(node, fut)
+                    elif node[0] == "unit":
+                        executor_units.collect(self, node[1], index, fut)
                     else:
-                        self._collect(node.name, index, fut)
+                        executor_steps.collect(self, node[1], index, fut)
         except BaseException:
             ops = sys.modules.get("flowc.runtime.operators")
             if ops is not None:  # streaming operators run in a pool thread: stop them
@@ -315,154 +368,59 @@ class _Runner:
             cf.wait(groups, timeout=_OPERATOR_STOP_SECONDS)
             raise
         pool.shutdown(wait=True)
+        for name in self.selected:  # never silently "not run": a scheduling bug fails the run
+            if name not in self.states:
+                why = "was never started: what it waits for did not finish (a flowc bug)"
+                self._fail(name, StepFailure(name, 0, why), time.time(), [])
 
-    def _interrupted(self) -> None:
-        """Ctrl-C: the steps that were running are recorded as ``interrupted`` (not left
-        ``running``) with the attempts they finished, and so is the run."""
-        now = time.time()
-        for name in self.order:
-            if name in self.started_steps and name not in self.states:
-                run = self.step_runs.get(name)
-                started = run.started if run is not None else now
-                attempts = run.attempts if run is not None else []
-                self.writer.meta_op(
-                    "step_finished",
-                    self.run_id,
-                    name,
-                    "interrupted",
-                    started=started,
-                    ended=now,
-                    attempts=attempts,
-                    error="interrupted by the user",
-                )
-                self.states[name] = "interrupted"
-        self.writer.close()
-        self.meta.end_run(self.run_id, "interrupted", "interrupted by the user")
-        self._emit(None, "interrupted")
-        self.meta.close()
-
-    def _inputs(self, name: str, data: StepData, item: Any) -> step_mod.Inputs:
+    def make_inputs(
+        self,
+        name: str,
+        upstream: Mapping[str, Mapping[str, Any]],
+        item: Any = step_mod.MISSING,
+        run_extra: Mapping[str, Any] | None = None,
+    ) -> step_mod.Inputs:
+        """What the expressions of ``name`` (a step, a group's exports, the flow's outputs)
+        read: this run's values and ``upstream``."""
         return step_mod.Inputs(
             self.plan,
             name,
             params=self.params,
-            upstream=upstream_outputs(self.outputs, data),
+            upstream=upstream,
             run_id=self.run_id,
             run_date=self.run_date,
             item=item,
             secret_resolver=self.secret_resolver,
+            run_extra=run_extra,
         )
 
-    def _start(self, node: Node) -> None:
-        if isinstance(node, OperatorGroup):
-            self._start_operators(node)
-            return
-        name = node.name
-        data = self.steps[name]
-        why = blocked(self.states, data.get("upstream") or ())
-        if why:
-            self._skip(name, why)
-            return
-        now = time.time()
-        try:
-            inputs = self._inputs(name, data, step_mod.MISSING)
-            if data.get("when") is not None and not inputs.eval(data["when"]):
-                self._skip(name, "skipped")
-                return
-            items: list[Any] | None = None
-            if data.get("foreach") is not None:
-                value = inputs.eval(data["foreach"])
-                if not isinstance(value, list | tuple):
-                    raise step_mod.StepError(
-                        name, f"foreach must be a list, got {type(value).__name__}"
-                    )
-                items = list(value)
-            key = None
-            if data.get("cache"):
-                key = cache_key(data, items, lambda item: self._inputs(name, data, item))
-                hit = self.cache.get(key)
-                if hit is not None and all(o in hit for o in data.get("outputs") or ()):
-                    self._succeed(StepRun(name, now, 0, cache_key=None), hit, status="cached")
-                    return
-        except Exception as e:
-            err, tb = self.attempts.describe(e)
-            self._fail(name, StepFailure(name, 0, err, traceback=tb), now, [])
+    def run_extra(self, name: str) -> dict[str, Any] | None:
+        """``run.status`` / ``run.failed_steps`` for a finally step (None for others)."""
+        return self.outcomes.run_extra() if self.graph.is_finally(name) else None
+
+    def _start(self, key: Key) -> None:
+        if key == OPS_KEY:
+            assert self.ops_group is not None
+            self._start_operators(self.ops_group)
+        elif key[0] == "open":
+            executor_units.open_group(self, key[1])
+        elif key[0] == "unit":
+            executor_units.start_unit(self, key[1], key[2])
+        else:
+            executor_steps.start(self, key[1])
+
+    def mark_started(self, name: str, now: float) -> None:
+        """Record and show that step ``name`` started (once)."""
+        if name in self.started_steps:
             return
         self.writer.meta_op("steps_started", self.run_id, [(name, now)])
         self.started_steps.add(name)
         self._emit(name, "running")
-        instances: list[tuple[int | None, Any]] = (
-            [(None, step_mod.MISSING)] if items is None else list(enumerate(items))
-        )
-        run = StepRun(name, now, len(instances), cache_key=key, foreach=items is not None)
-        run.items = items or []
-        self.step_runs[name] = run
-        done = self.done_items.get(name)
-        if done and items:  # resume: items that finished before are not run again
-            for i, it in enumerate(items):
-                if i in done and done[i][0] == item_key(it):
-                    run.results[i] = done[i][1]
-            instances = [(i, it) for i, it in instances if i not in run.results]
-            if not instances:
-                self._complete(name)
-                return
-        if not instances:  # foreach over an empty list
-            self._succeed(run, {o: [] for o in data.get("outputs") or ()})
-            return
-        if len(instances) == 1 and not self.running and not self.schedule.ready:
-            # Nothing else can run until this step ends: run it here, saving two thread
-            # hand-offs (the hot path of long chains).
-            index, item = instances[0]
-            fut: cf.Future[Any] = cf.Future()
-            try:
-                fut.set_result(self.attempts.run(name, data, index, item))
-            except _Failed as f:
-                fut.set_exception(f)
-            self._collect(name, -1 if index is None else index, fut)
-            return
-        for index, item in instances:
-            fut = self.pool.submit(self.attempts.run, name, data, index, item)
-            self.running[fut] = (node, -1 if index is None else index)
-
-    def _collect(self, name: str, index: int, fut: cf.Future[Any]) -> None:
-        run = self.step_runs[name]
-        try:
-            outs, attempts = fut.result()
-            run.results[index] = outs
-        except _Failed as f:
-            run.failures[index] = f.failure
-            attempts = f.attempts
-        run.attempts.extend(attempts)
-        if run.foreach and index in run.results and run.instances > 1:
-            try:  # persisted as it finishes, so a killed run resumes from here
-                encoded = {o: encode(v) for o, v in run.results[index].items()}
-                self.writer.item(name, index, item_key(run.items[index]), encoded)
-            except Exception:  # not storable: the step will fail when gathered
-                pass
-        self._complete(name)
-
-    def _complete(self, name: str) -> None:
-        run = self.step_runs[name]
-        if len(run.results) + len(run.failures) < run.instances:
-            return
-        if run.failures:
-            first = run.failures[min(run.failures)]
-            self._fail(name, first, run.started, run.attempts)
-            return
-        declared = list(self.steps[name].get("outputs") or ())
-        if run.foreach:
-            ordered = [run.results[i] for i in sorted(run.results)]
-            outputs = {o: [r[o] for r in ordered] for o in declared}
-        else:
-            outputs = run.results[-1]
-        self._succeed(run, outputs)
 
     def _release(self, name: str) -> None:
-        """``name`` finished: release its node, unless it is a member of the operator group
-        (the group is released once, when all its members are done)."""
-        node = self.schedule.node_of[name]
-        if isinstance(node, StepNode):
-            self.schedule.release(node)
+        """``name`` finished: release its key (an operator step's too: steps downstream of
+        an operator wait for it; the operator group itself is released by its collector)."""
+        self.schedule.release(step_key(name))
 
     def _succeed(self, run: StepRun, outputs: dict[str, Any], status: str = "success") -> None:
         name = run.name
@@ -489,9 +447,16 @@ class _Runner:
         self._emit(name, status, duration=ended - run.started)
         self._release(name)
 
-    def _skip(self, name: str, status: str) -> None:
+    def _skip(self, name: str, status: str, run: StepRun | None = None) -> None:
+        """``name`` did not run (``skipped`` or ``upstream_failed``); ``run``: it started and
+        skipped itself (its attempts are recorded)."""
         now = time.time()
-        self.writer.meta_op("step_finished", self.run_id, name, status, started=None, ended=now)
+        extra: dict[str, Any] = {"started": None, "ended": now}
+        if run is not None:
+            extra.update(started=run.started, attempts=run.attempts)
+            if run.skipped:
+                extra["error"] = run.skipped[min(run.skipped)]
+        self.writer.meta_op("step_finished", self.run_id, name, status, **extra)
         self.states[name] = status
         self._emit(name, status)
         self._release(name)

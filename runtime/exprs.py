@@ -106,19 +106,30 @@ def _compare(op: str, a: Any, b: Any) -> bool:
 
 def scope_lookup(scope: Mapping[str, Any]) -> Lookup:
     """A lookup over nested mappings: ``scope["params"]["epochs"]``; ``steps`` paths are
-    ``[step, "outputs", name]``. A missing key raises :class:`ExprError`."""
+    ``[step, "outputs", name, *index]`` where an index element is a key (str) or a list
+    position (int). A missing key raises :class:`ExprError`."""
 
-    def lookup(path: list[str], default: Any) -> Any:
+    def lookup(path: list[Any], default: Any) -> Any:
         cur: Any = scope
         for i, key in enumerate(path):
-            if isinstance(cur, Mapping) and key in cur:
+            if isinstance(cur, Mapping) and isinstance(key, str) and key in cur:
                 cur = cur[key]
-            elif isinstance(cur, list) and key.isdigit() and int(key) < len(cur):
-                cur = cur[int(key)]
+            elif isinstance(cur, list) and _position(key, len(cur)) is not None:
+                cur = cur[_position(key, len(cur))]  # type: ignore[index]
             else:
                 if default is not None and path[0] == "env":
                     return default
-                raise ExprError(f"unknown reference ${{{'.'.join(path[: i + 1])}}}")
+                shown = "".join(f"[{k}]" if isinstance(k, int) else f".{k}" for k in path[: i + 1])
+                raise ExprError(f"unknown reference ${{{shown[1:]}}}")
         return cur
 
     return lookup
+
+
+def _position(key: Any, n: int) -> int | None:
+    """A list position from an int (or a digit string) index, None when out of range."""
+    if isinstance(key, bool):
+        return None
+    if isinstance(key, str) and key.isdigit():
+        key = int(key)
+    return key if isinstance(key, int) and 0 <= key < n else None

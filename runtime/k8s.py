@@ -1,25 +1,23 @@
 """The Kubernetes driver and step entry: ``python -m flowc.runtime.k8s drive|step``.
 
-``drive`` runs inside the driver Job (or locally against any cluster). It walks the plan's DAG
-and creates one Kubernetes Job per step instance from the templates the k8s target compiled into
-``k8s.json`` (names, labels, images, resources, env, secrets, retries, timeouts are decided
-there), as soon as the step's upstream steps are done; evaluates ``when``; fans ``foreach`` out as
-one Job per item; runs ``replicas`` as an Indexed Job with parallel completions; passes values
-through the stack's artifact store (``local`` on a shared volume, ``gcs``...); owns every step
-Job (``ownerReferences`` -> the driver Job, so deleting the driver garbage-collects them) and
-exits 1 as soon as a step fails.
+``drive`` runs inside the driver Job (or locally against any cluster): :class:`Driver`
+(:mod:`flowc.runtime.k8s_driver`) walks the plan's DAG with the local executor's semantics
+(trigger rules, skips, foreach / matrix / foreach groups item-wise, finally steps, flow
+outputs) and creates one Kubernetes Job per step instance from the templates the k8s target
+compiled into ``k8s.json`` (names, labels, images, resources, env, secrets, retries, timeouts
+are decided there); runs ``replicas`` as an Indexed Job with parallel completions; passes
+values through the stack's artifact store (``local`` on a shared volume, ``gcs``...); owns
+every step Job (``ownerReferences`` -> the driver Job, so deleting the driver garbage-collects
+them). A failed step does not stop the steps that do not depend on it nor the finally steps;
+the driver exits 1 at the end.
 
 ``step`` runs in each step pod: inputs from the store, one attempt with
 :func:`flowc.runtime.entry.run_step` (the code of ``python -m flowc.runtime step``), the result
-back into the store.
+back into the store (``{"$skip": reason}`` for a skipped instance, which succeeds).
 
-This is a small scheduling loop of its own (the local executor runs attempts in-process and owns
-retries; here Kubernetes owns retries through ``backoffLimit`` and timeouts through
-``activeDeadlineSeconds``); the step semantics are the runtime's: :class:`flowc.runtime.step.Inputs`
-evaluates ``when``/``foreach``.
-
-The ``kubernetes`` client is imported lazily (extra ``k8s``). This module owns the driver's
-scheduling loop and the command line; :mod:`flowc.runtime.k8s_jobs` holds the pieces it shares
+Kubernetes owns retries through ``backoffLimit`` and timeouts through
+``activeDeadlineSeconds``. The ``kubernetes`` client is imported lazily (extra ``k8s``). This
+module owns the command line; :mod:`flowc.runtime.k8s_jobs` holds the pieces the driver shares
 with the step pods and ``flowc k8s`` (re-exported here).
 """
 
@@ -29,15 +27,14 @@ import argparse
 import json
 import os
 import sys
-import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from flowc.runtime import params as params_mod
 from flowc.runtime.entry import read_data, write_data
+from flowc.runtime.k8s_driver import Driver, Instance, StepRun
 from flowc.runtime.k8s_jobs import (
     ATTEMPT_PREFIX,
     IN_PREFIX,
@@ -57,8 +54,6 @@ from flowc.runtime.k8s_jobs import (
     read_mounted_data,
     step_job,
 )
-from flowc.runtime.plan import Plan
-from flowc.runtime.step import MISSING, Inputs
 
 __all__ = [
     "ATTEMPT_PREFIX",
@@ -69,6 +64,8 @@ __all__ = [
     "STEP_LABEL",
     "Driver",
     "DriverError",
+    "Instance",
+    "StepRun",
     "_api_reason",
     "api_client",
     "current_namespace",
@@ -84,270 +81,6 @@ __all__ = [
     "step",
     "step_job",
 ]
-
-
-@dataclass
-class Instance:
-    """One Job: a step, or one foreach item of it."""
-
-    step: str
-    index: int | None
-    job_name: str
-    replicas: int
-    state: str = "running"
-
-
-@dataclass
-class StepRun:
-    name: str
-    state: str = "pending"  # pending | running | succeeded | skipped | failed
-    items: list[Any] | None = None
-    instances: list[Instance] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-
-class Driver:
-    """One run of the plan on a cluster. ``batch``/``core`` are kubernetes API objects."""
-
-    def __init__(
-        self,
-        plan: Plan,
-        config: Mapping[str, Any],
-        *,
-        batch: Any,
-        core: Any,
-        namespace: str,
-        run_id: str,
-        owner: dict[str, Any] | None = None,
-        params: Mapping[str, Any] | None = None,
-        run_date: str | None = None,
-        out: Any = None,
-    ):
-        self.plan = plan
-        self.config = config
-        self.batch = batch
-        self.core = core
-        self.namespace = namespace
-        self.run_id = run_id
-        self.owner = owner
-        self.params = params_mod.resolve(plan, params or {})
-        self.run_date = run_date
-        self.out = out or sys.stdout
-        self.poll = float(os.environ.get("FLOWC_K8S_POLL") or config.get("poll_seconds") or 2.0)
-        self.steps = {
-            name: StepRun(name) for name in plan["order"] if not plan["steps"][name].get("operator")
-        }
-        self.store = open_store(config)
-
-    # -- logging --------------------------------------------------------------------------------
-
-    def say(self, text: str) -> None:
-        self.out.write(f"flowc[{self.run_id}]: {text}\n")
-        self.out.flush()
-
-    # -- the loop -------------------------------------------------------------------------------
-
-    def run(self) -> dict[str, dict[str, Any]]:
-        """Run every step; return ``{step: outputs}`` of the steps that ran. Raises DriverError
-        when a step fails (its running siblings are deleted first)."""
-        self.say(f"run {self.run_id} of flow {self.plan['name']} in namespace {self.namespace}")
-        try:
-            while True:
-                self._start_ready()
-                if all(s.state in ("succeeded", "skipped") for s in self.steps.values()):
-                    break
-                self._observe()
-                if any(s.state == "running" for s in self.steps.values()):
-                    time.sleep(self.poll)
-        except DriverError:
-            self._stop_running()
-            raise
-        self.say("run succeeded")
-        return {n: s.outputs for n, s in self.steps.items() if s.state == "succeeded"}
-
-    def _upstream_of(self, name: str) -> list[str]:
-        return [u for u in self.plan["steps"][name].get("upstream") or [] if u in self.steps]
-
-    def _start_ready(self) -> None:
-        progressed = True
-        while progressed:
-            progressed = False
-            for name, sr in self.steps.items():
-                if sr.state != "pending":
-                    continue
-                ups = [self.steps[u] for u in self._upstream_of(name)]
-                if any(u.state in ("pending", "running") for u in ups):
-                    continue
-                progressed = True
-                if any(u.state == "skipped" for u in ups):
-                    sr.state = "skipped"
-                    self.say(f"step {name} skipped (an upstream step was skipped)")
-                    continue
-                self._start(sr)
-
-    def _inputs(self, name: str, item: Any = MISSING) -> Inputs:
-        upstream = {u: self.steps[u].outputs for u in self._upstream_of(name)}
-        return Inputs(
-            self.plan,
-            name,
-            params=self.params,
-            upstream=upstream,
-            run_id=self.run_id,
-            run_date=self.run_date,
-            item=item,
-        )
-
-    def _start(self, sr: StepRun) -> None:
-        from flowc.runtime import exprs
-
-        data = self.plan["steps"][sr.name]
-        try:
-            if data.get("when") is not None and not self._inputs(sr.name).eval(data["when"]):
-                sr.state = "skipped"
-                self.say(f"step {sr.name} skipped (when is false)")
-                return
-            if data.get("foreach") is not None:
-                items = self._inputs(sr.name).eval(data["foreach"])
-                if not isinstance(items, list):
-                    raise DriverError(
-                        f"step {sr.name}: foreach must be a list, got {type(items).__name__}"
-                    )
-                sr.items = items
-        except exprs.ExprError as e:
-            raise DriverError(f"step {sr.name}: {e}") from None
-        sr.state = "running"
-        if sr.items is None:
-            sr.instances.append(self._create(sr.name, None, MISSING))
-        else:
-            for i, item in enumerate(sr.items):
-                sr.instances.append(self._create(sr.name, i, item))
-            if not sr.items:
-                self._finish(sr)
-
-    def _create(self, step: str, index: int | None, item: Any) -> Instance:
-        data = self.plan["steps"][step]
-        key = 0 if index is None else index
-        upstream = {u: self.steps[u].outputs for u in self._upstream_of(step)}
-        inputs: dict[str, Any] = {
-            "params": self.params,
-            "upstream": upstream,
-            "run_id": self.run_id,
-            "run_date": self.run_date,
-        }
-        if index is not None:
-            inputs["item"] = item
-            inputs["index"] = index
-        try:
-            self.store.put(self.run_id, step, f"{IN_PREFIX}{key}", inputs)
-        except Exception as e:
-            raise DriverError(f"step {step}: cannot store its inputs: {e}") from None
-        replicas = int(data.get("replicas") or 1)
-        name = self.config["steps"][step]["name_prefix"] + f"-{self.run_id}"
-        if index is not None:
-            name += f"-{index}"
-        args = ["--run", self.run_id, "--index", str(key)]
-        if replicas > 1:
-            args += ["--replica", "$(FLOWC_REPLICA)"]
-        job = step_job(
-            self.config,
-            step,
-            name=name,
-            namespace=self.namespace,
-            run_id=self.run_id,
-            owner=self.owner,
-            args=args,
-        )
-        try:
-            self.batch.create_namespaced_job(self.namespace, job)
-        except Exception as e:  # kubernetes.client.ApiException and transport errors
-            raise DriverError(f"step {step}: cannot create Job {name}: {_api_reason(e)}") from None
-        self.say(f"step {step} started: job {name}")
-        return Instance(step, index, name, replicas)
-
-    def _observe(self) -> None:
-        jobs = None
-        for attempt in range(5):  # ride out a transient API error (apiserver restart...)
-            try:
-                jobs = self.batch.list_namespaced_job(
-                    self.namespace, label_selector=f"{RUN_LABEL}={self.run_id}"
-                )
-                break
-            except Exception as e:
-                status = getattr(e, "status", None)
-                if attempt == 4 or (isinstance(status, int) and 400 <= status < 500):
-                    raise DriverError(f"cannot list the run's Jobs: {_api_reason(e)}") from None
-                time.sleep(self.poll * (attempt + 1))
-        assert jobs is not None
-        by_name = {j.metadata.name: j for j in jobs.items}
-        for sr in self.steps.values():
-            if sr.state != "running":
-                continue
-            for inst in sr.instances:
-                if inst.state != "running":
-                    continue
-                job = by_name.get(inst.job_name)
-                if job is None:
-                    raise DriverError(f"step {sr.name}: job {inst.job_name} disappeared")
-                inst.state = job_state(job)
-                if inst.state == "failed":
-                    raise DriverError(f"step {sr.name} failed: {self._failure(inst, job)}")
-            if all(i.state == "succeeded" for i in sr.instances):
-                self._finish(sr)
-
-    def _failure(self, inst: Instance, job: Any) -> str:
-        reasons = [
-            f"{c.reason}: {c.message}" if c.message else str(c.reason)
-            for c in (job.status.conditions or [])
-            if c.type == "Failed" and c.status == "True"
-        ]
-        detail = reasons[0] if reasons else "job failed"
-        for r in range(inst.replicas):
-            try:
-                err = self._result(inst, r).get("$error")
-            except Exception:  # the attempt wrote nothing (killed, deadline)
-                continue
-            if err:
-                detail += f" ({err.get('type')}: {err.get('message')})"
-                break
-        return f"job {inst.job_name}: {detail}"
-
-    def _result(self, inst: Instance, replica: int) -> dict[str, Any]:
-        key = 0 if inst.index is None else inst.index
-        return dict(self.store.get(self.run_id, inst.step, f"{OUT_PREFIX}{key}_{replica}"))
-
-    def _read_outputs(self, inst: Instance) -> dict[str, Any]:
-        if inst.replicas == 1:
-            return self._result(inst, 0)
-        # like the local executor: each output is the list of the replicas' values, in order
-        declared = list(self.plan["steps"][inst.step].get("outputs") or [])
-        per = [self._result(inst, r) for r in range(inst.replicas)]
-        return {o: [r[o] for r in per] for o in declared}
-
-    def _finish(self, sr: StepRun) -> None:
-        declared = list(self.plan["steps"][sr.name].get("outputs") or [])
-        try:
-            if sr.items is None:
-                sr.outputs = self._read_outputs(sr.instances[0])
-            else:
-                per_item = [self._read_outputs(i) for i in sr.instances]
-                sr.outputs = {o: [p.get(o) for p in per_item] for o in declared}
-        except Exception as e:  # StoreError, KeyError, transport errors
-            raise DriverError(f"step {sr.name}: cannot read its outputs: {e}") from None
-        for name, value in sr.outputs.items():
-            self.store.put(self.run_id, sr.name, name, value)
-        sr.state = "succeeded"
-        self.say(f"step {sr.name} succeeded")
-
-    def _stop_running(self) -> None:
-        for sr in self.steps.values():
-            for inst in sr.instances:
-                if inst.state == "running":
-                    try:
-                        self.batch.delete_namespaced_job(
-                            inst.job_name, self.namespace, propagation_policy="Background"
-                        )
-                    except Exception:  # already gone
-                        pass
 
 
 def in_window(schedule: Mapping[str, Any] | None, now: Any = None) -> bool:

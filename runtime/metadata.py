@@ -1,7 +1,7 @@
 """Run history in SQLite (``<root>/metadata.db``): runs, steps, attempts.
 
-Stored: status, start/end times and durations, the resolved params, the plan, output URIs, error
-messages (secret values masked by the executor before they get here). Never a secret value.
+Stored: status, start/end times and durations, the resolved params, the plan, output URIs, the
+flow's outputs (``run_outputs``), error messages (secret values masked by the executor before they get here). Never a secret value.
 WAL journal + a busy timeout make it safe for several ``flowc run`` processes at once. One
 :class:`MetadataStore` object is used from one thread at a time (the executor's scheduler
 thread); separate processes each open their own.
@@ -62,7 +62,13 @@ CREATE TABLE IF NOT EXISTS items (
     PRIMARY KEY (run_id, step, idx)
 );
 CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS run_outputs (
+    run_id TEXT NOT NULL, name TEXT NOT NULL, value TEXT, PRIMARY KEY (run_id, name)
+);
 """
+# run_outputs (the flow's ``outputs:``) is a table of its own, created by every flowc that knows
+# it (CREATE TABLE IF NOT EXISTS): a store gains it without a schema migration, and a flowc
+# that predates it ignores it.
 
 
 class MetadataStore:
@@ -174,6 +180,34 @@ class MetadataStore:
             "UPDATE runs SET status=?, ended=?, duration=?-started, error=? WHERE run_id=?",
             (status, now, now, error, run_id),
         )
+
+    def set_outputs(self, run_id: str, outputs: Mapping[str, Any]) -> None:
+        """Store the run's flow outputs (JSON; a value JSON cannot hold is stored as its
+        ``repr``), replacing those of an earlier execution of the run (``--resume``)."""
+
+        def tx() -> None:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM run_outputs WHERE run_id=?", (run_id,))
+                db.executemany(
+                    "INSERT INTO run_outputs (run_id, name, value) VALUES (?, ?, ?)",
+                    [(run_id, k, json.dumps(v, default=repr)) for k, v in outputs.items()],
+                )
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+        with self._lock:
+            self._retry(tx)
+
+    def outputs(self, run_id: str) -> dict[str, Any]:
+        """The run's flow outputs (``{}`` when the flow declares none)."""
+        rows = self._rows(
+            "SELECT name, value FROM run_outputs WHERE run_id=? ORDER BY rowid", (run_id,)
+        )
+        return {r["name"]: json.loads(r["value"]) for r in rows}
 
     def steps_started(self, run_id: str, steps: list[tuple[str, float]]) -> None:
         """Mark steps as running (one transaction)."""
@@ -311,6 +345,7 @@ class MetadataStore:
         row = rows[0]
         row["params"] = json.loads(row["params"] or "{}")
         row["plan"] = json.loads(row["plan"]) if row.get("plan") else None
+        row["outputs"] = self.outputs(run_id)
         return row
 
     def runs(self, limit: int = 50, flow: str | None = None) -> list[dict[str, Any]]:

@@ -10,7 +10,7 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING, Any
 
-from flowc.runtime.run_state import OperatorGroup, StepFailure, StepRun, blocked
+from flowc.runtime.run_state import OPS_KEY, OperatorGroup, StepFailure, StepRun, blocked
 
 if TYPE_CHECKING:
     from flowc.runtime.executor import _Runner
@@ -25,7 +25,7 @@ def start(runner: _Runner, group: OperatorGroup) -> None:
     if why:
         for s in names:
             runner._skip(s, why)
-        runner.schedule.release(group)
+        runner.schedule.release(OPS_KEY)
         return
     group.started = time.time()
     runner.writer.meta_op("steps_started", runner.run_id, [(s, group.started) for s in names])
@@ -55,8 +55,8 @@ def collect(runner: _Runner, group: OperatorGroup, fut: cf.Future[Any]) -> None:
         err, tb = runner.attempts.describe(e)
         for s in names:
             runner._fail(s, StepFailure(s, 1, err, traceback=tb), started, [])
-        runner.schedule.release(group)
+        runner.schedule.release(OPS_KEY)
         return
     for s in names:
         runner._succeed(StepRun(s, started, 1), dict(result.get(s) or {}))
-    runner.schedule.release(group)
+    runner.schedule.release(OPS_KEY)

@@ -19,6 +19,15 @@ Encoded: TypeAlias = Any
 ``default``); evaluated by :func:`flowc.runtime.exprs.evaluate`."""
 
 StepKind: TypeAlias = Literal["run", "command"]
+Trigger: TypeAlias = Literal[
+    "all_success",
+    "all_done",
+    "one_failed",
+    "one_success",
+    "none_failed",
+    "none_failed_min_one_success",
+    "all_failed",
+]
 StepState: TypeAlias = Literal[
     "running", "success", "cached", "skipped", "failed", "upstream_failed"
 ]
@@ -95,6 +104,14 @@ StepData = TypedDict(
         "produces": NotRequired[list[str]],
         "consumes": NotRequired[list[str]],
         "log_level": NotRequired[str],  # DEBUG | INFO | WARNING | ERROR | CRITICAL
+        # control flow (docs/control-flow.md): present only when not the default
+        "trigger": NotRequired[Trigger],  # absent: "all_success"
+        "skip_on_exit_code": NotRequired[list[int]],  # command steps
+        "retry_backoff": NotRequired[float],  # absent: 1.0
+        "retry_max_delay": NotRequired[float],  # seconds; absent: no cap
+        "group": NotRequired[str],  # the innermost group (qualified) holding the step
+        "finally": NotRequired[bool],  # a ``finally:`` step (always true when present)
+        "matrix": NotRequired[list[str]],  # foreach written as a mapping: its keys
     },
 )
 """One step, every default cascaded in."""
@@ -165,6 +182,21 @@ class ChannelData(TypedDict):
     consumers: list[str]
 
 
+class GroupData(TypedDict):
+    """A group (``steps:`` or ``uses:``); its members are ordinary entries of ``steps``."""
+
+    parent: str | None  # the enclosing group (qualified), None at the top level
+    foreach: Encoded | None  # evaluated in the parent scope; every member runs once per item
+    matrix: list[str]  # foreach written as a mapping: its keys (cross product)
+    steps: list[str]  # direct member steps (qualified), topological order
+    groups: list[str]  # direct child groups (qualified)
+    outputs: dict[str, Encoded]  # the group's exports over qualified member refs
+    upstream: list[str]  # sibling-level steps/groups the group waits for, sorted
+    leaves: list[str]  # member steps (recursive) with no in-group downstream
+    after: list[str]
+    uses: str | None  # the sub-flow file (relative to the repository) for ``uses:``
+
+
 class Plan(TypedDict):
     """The whole plan (``Pipeline.to_data()``)."""
 
@@ -184,3 +216,5 @@ class Plan(TypedDict):
     plugins: dict[str, PluginData]
     integrations: IntegrationsData | None
     channels: dict[str, ChannelData]
+    groups: NotRequired[dict[str, GroupData]]  # control flow: present only with groups
+    outputs: NotRequired[dict[str, Encoded]]  # flow outputs: present only when declared

@@ -1,11 +1,11 @@
 """The scheduling state of a local run: what the scheduler thread knows and decides with.
 
-Owns the outcome types (:class:`RunError`, :class:`StepFailure`, :class:`RunResult`), the graph
-nodes the scheduler starts (a :class:`StepNode` per ordinary step, one :class:`OperatorGroup` for
-every streaming operator of the run: they start together), the dependency bookkeeping between
-those nodes (:class:`Schedule`: pending, dependents, the ready queue), one step's in-flight
-record (:class:`StepRun`), and the pure rules: which steps ``--only`` selects, whether a finished
-upstream blocks a step, what a resumed run keeps. Nothing here runs a step or writes a file.
+Owns the outcome types (:class:`RunError`, :class:`StepFailure`, :class:`RunResult`), the
+:class:`OperatorGroup` (every streaming operator of the run: they start together), the
+dependency bookkeeping between scheduling keys (:class:`Schedule`: pending, dependents, the
+ready queue; keys are :mod:`flowc.runtime.expansion`'s), one step's in-flight record
+(:class:`StepRun`), and the pure rules: whether a finished upstream blocks an operator group,
+what a resumed run keeps. Nothing here runs a step or writes a file.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flowc.runtime import step as step_mod
+from flowc.runtime.expansion import Key
 from flowc.runtime.metadata import MetadataStore
 from flowc.runtime.plan import StepData
 from flowc.runtime.store import ArtifactStore, encode
@@ -74,6 +75,7 @@ class RunResult:
     duration: float = 0.0
     params: dict[str, Any] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    flow_outputs: dict[str, Any] = field(default_factory=dict)  # the flow's ``outputs:``
 
     @property
     def ok(self) -> bool:
@@ -91,22 +93,13 @@ class StepRun:
     results: dict[int, dict[str, Any]] = field(default_factory=dict)
     attempts: list[dict[str, Any]] = field(default_factory=list)
     failures: dict[int, StepFailure] = field(default_factory=dict)
+    skipped: dict[int, str] = field(default_factory=dict)  # index -> reason
+    unit_cache_keys: dict[int, str] = field(default_factory=dict)  # foreach-group items
     foreach: bool = False
     items: list[Any] = field(default_factory=list)
 
 
 # -- graph nodes ------------------------------------------------------------------------------
-
-
-@dataclass(eq=False)
-class StepNode:
-    """An ordinary step: the scheduler starts it, its instances run in the pool."""
-
-    name: str
-
-    @property
-    def members(self) -> tuple[str, ...]:
-        return (self.name,)
 
 
 @dataclass(eq=False)
@@ -119,67 +112,44 @@ class OperatorGroup:
     started: float = 0.0
 
 
-Node = StepNode | OperatorGroup
+OPS_KEY: Key = ("ops",)
+"""The scheduling key of the run's :class:`OperatorGroup`."""
 
 
 class Schedule:
-    """The nodes of the selected steps and who waits for whom: a node is *ready* once every
-    node it depends on was released (finished, whatever its outcome)."""
+    """Who waits for whom, by scheduling key (:mod:`flowc.runtime.expansion`): a key is
+    *ready* once every key it waits for was released (finished, whatever its outcome). Keys
+    are added as they become known (a foreach group's units once its items are)."""
 
-    def __init__(
-        self, steps: Mapping[str, StepData], selected: list[str], done: Mapping[str, str]
-    ) -> None:
-        """``done``: the states of steps finished before (a resumed run); they wait for
-        nothing and nobody waits for them."""
-        ops = tuple(s for s in selected if steps[s].get("operator"))
-        group = OperatorGroup(ops) if ops else None
-        self.node_of: dict[str, Node] = {
-            s: group if group is not None and steps[s].get("operator") else StepNode(s)
-            for s in selected
-        }
-        nodes = list(dict.fromkeys(self.node_of.values()))
-        self.nodes: list[Node] = nodes
-        self.group = group
-        pending: dict[Node, set[Node]] = {n: set() for n in nodes}
-        for s in selected:
-            mine = self.node_of[s]
-            for u in steps[s].get("upstream") or ():
-                if u in self.node_of and u not in done and self.node_of[u] is not mine:
-                    pending[mine].add(self.node_of[u])
-        self.pending = pending
-        self.dependents: dict[Node, list[Node]] = {n: [] for n in nodes}
-        for n, deps in pending.items():
-            for d in deps:
-                self.dependents[d].append(n)
-        self.ready: deque[Node] = deque(
-            n for n in nodes if not pending[n] and not all(m in done for m in n.members)
-        )
+    def __init__(self) -> None:
+        self.pending: dict[Key, set[Key]] = {}
+        self.dependents: dict[Key, list[Key]] = {}
+        self.done: set[Key] = set()
+        self.ready: deque[Key] = deque()
 
-    def release(self, node: Node) -> None:
-        """``node`` finished: what waited only for it becomes ready."""
-        for d in self.dependents.get(node, ()):
-            self.pending[d].discard(node)
-            if not self.pending[d]:
-                self.ready.append(d)
+    def add(self, key: Key, deps: Iterable[Key]) -> None:
+        """``key`` waits for ``deps`` (those released already are not waited for)."""
+        waiting = {d for d in deps if d not in self.done and d != key}
+        self.pending[key] = waiting
+        for d in waiting:
+            self.dependents.setdefault(d, []).append(key)
+        if not waiting:
+            self.ready.append(key)
+
+    def release(self, key: Key) -> None:
+        """``key`` finished: what waited only for it becomes ready."""
+        if key in self.done:
+            return
+        self.done.add(key)
+        for d in self.dependents.pop(key, ()):
+            waiting = self.pending.get(d)
+            if waiting is not None and key in waiting:
+                waiting.discard(key)
+                if not waiting:
+                    self.ready.append(d)
 
 
 # -- rules ------------------------------------------------------------------------------------
-
-
-def select(steps: Mapping[str, StepData], order: list[str], only: Iterable[str]) -> list[str]:
-    """The steps ``--only`` runs: those named and everything they need upstream, in plan order
-    (every step without ``only``)."""
-    todo = list(only)
-    if not todo:
-        return list(order)
-    keep: set[str] = set()
-    while todo:
-        s = todo.pop()
-        if s in keep:
-            continue
-        keep.add(s)
-        todo.extend(steps[s].get("upstream") or ())
-    return [s for s in order if s in keep]
 
 
 def blocked(states: Mapping[str, str], upstream: Iterable[str]) -> str | None:

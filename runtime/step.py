@@ -25,6 +25,7 @@ from flowc.runtime.step_command import _applied_env, _kill_group, _run_command
 from flowc.runtime.step_common import (
     MISSING,
     SecretResolver,
+    Skip,
     StepError,
     env_secret_resolver,
     known_secret_values,
@@ -37,6 +38,7 @@ __all__ = [
     "MISSING",
     "Inputs",
     "SecretResolver",
+    "Skip",
     "StepError",
     "_kill_group",
     "callable_source",
@@ -48,6 +50,7 @@ __all__ = [
     "map_outputs",
     "mask",
     "resolve_secret",
+    "run_values",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -115,6 +118,7 @@ class Inputs:
         run_date: str | None = None,
         item: Any = MISSING,
         secret_resolver: SecretResolver | None = None,
+        run_extra: Mapping[str, Any] | None = None,
     ):
         self.plan = plan
         self.step = step
@@ -124,9 +128,10 @@ class Inputs:
         self.run_date = run_date
         self.item = item
         self.secret_resolver = secret_resolver
+        self.run_extra = dict(run_extra or {})
         self.secret_values: dict[str, str] = {}
 
-    def lookup(self, path: list[str], default: Any) -> Any:
+    def lookup(self, path: list[Any], default: Any) -> Any:
         root = path[0]
         if root == "params":
             cur: Any = self.params
@@ -152,7 +157,8 @@ class Inputs:
                 raise exprs.ExprError("${item} used outside foreach")
             cur, rest = self.item, path[1:]
         elif root == "run":
-            cur, rest = {"id": self.run_id, "date": self.run_date}, path[1:]
+            cur = {**run_values(self.run_id, self.run_date), **self.run_extra}
+            rest = path[1:]
         elif root == "flow":
             cur, rest = {"name": self.plan.get("name")}, path[1:]
         elif root == "env":
@@ -164,7 +170,7 @@ class Inputs:
             raise exprs.ExprError(f"environment variable {var} is not set")
         else:
             raise exprs.ExprError(f"unknown reference root '{root}'")
-        return exprs.scope_lookup({"v": cur})(["v", *rest], None)
+        return _index(cur, rest, path)
 
     def eval(self, enc: Any) -> Any:
         if not isinstance(enc, dict):
@@ -183,6 +189,54 @@ class Inputs:
     @property
     def secrets(self) -> list[str]:
         return list(self.secret_values.values())
+
+
+def _index(cur: Any, rest: list[Any], path: list[Any]) -> Any:
+    """Follow ``rest`` (keys and list positions) into ``cur``. Indexing into null is null (an
+    output an upstream step did not produce); a missing key or position is an error."""
+    for i, key in enumerate(rest):
+        if cur is None:
+            return None
+        if isinstance(cur, Mapping):
+            if key in cur:
+                cur = cur[key]
+                continue
+            if isinstance(key, int) and str(key) in cur:
+                cur = cur[str(key)]
+                continue
+        elif isinstance(cur, list | tuple):
+            pos = key if isinstance(key, int) else int(key) if str(key).isdigit() else None
+            if pos is not None and -len(cur) <= pos < len(cur):
+                cur = cur[pos]
+                continue
+        shown = path[0] + "".join(
+            f"[{p}]" if isinstance(p, int) else f".{p}"
+            for p in path[1 : len(path) - len(rest) + i + 1]
+        )
+        raise exprs.ExprError(f"unknown reference ${{{shown}}}")
+    return cur
+
+
+def run_values(run_id: str, run_date: str | None) -> dict[str, Any]:
+    """``run.id``, ``run.date`` and the logical date as ``run.ds`` (``YYYY-MM-DD``, UTC) and
+    ``run.ds_nodash`` (``YYYYMMDD``)."""
+    ds = None
+    if run_date:
+        from datetime import UTC, datetime
+
+        try:
+            when = datetime.fromisoformat(run_date)
+            if when.tzinfo is not None:
+                when = when.astimezone(UTC)
+            ds = when.date().isoformat()
+        except ValueError:
+            ds = run_date[:10]
+    return {
+        "id": run_id,
+        "date": run_date,
+        "ds": ds,
+        "ds_nodash": ds.replace("-", "") if ds else None,
+    }
 
 
 def map_outputs(step: str, declared: list[str], value: Any) -> dict[str, Any]:
@@ -228,8 +282,14 @@ def execute(
     attempt: int = 1,
     index: int | None = None,
     mask_values: tuple[str, ...] | list[str] = (),
+    run_extra: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Run one attempt of one instance of ``step``; return ``{output name: value}``.
+
+    Raises :class:`flowc.runtime.Skip` when the instance is skipped: its callable raised it,
+    or its command exited with a code in ``skip_on_exit_code``; callers map it to their
+    engine's skip. ``run_extra`` adds run values (``{"status", "failed_steps"}`` for finally
+    steps: ``${run.status}``, ``${run.failed_steps}``).
 
     ``upstream`` is ``{step: {output: value}}`` for the steps this one references. Secrets are
     read at call time (``secret_resolver``, default: the environment). ``log_path``: when given,
@@ -250,6 +310,7 @@ def execute(
         run_date=run_date,
         item=item,
         secret_resolver=secret_resolver,
+        run_extra=run_extra,
     )
     replicas = int(data.get("replicas") or 1)
     try:

@@ -10,14 +10,14 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from flowc.runtime.masking import file_writer, pump
 from flowc.runtime.plan import StepData
-from flowc.runtime.step_common import StepError
+from flowc.runtime.step_common import Skip, StepError
 from flowc.runtime.step_log import mark_log_written
 
 
@@ -61,7 +61,8 @@ def _run_command(
     timeout: float | None,
 ) -> dict[str, Any]:
     """Run ``argv`` (never through a shell). Declared outputs are read from the JSON object the
-    process writes to the file named by ``$FLOWC_OUTPUTS``. ``secrets`` are masked in the log."""
+    process writes to the file named by ``$FLOWC_OUTPUTS``. ``secrets`` are masked in the log.
+    An exit code listed in the step's ``skip_on_exit_code`` raises :class:`Skip`."""
     if not argv:
         raise StepError(step, "empty command")
     declared = list(data.get("outputs") or [])
@@ -108,6 +109,9 @@ def _run_command(
             copier.join(_DRAIN_SECONDS)  # a daemon the command left may keep the pipe open
             if fh is not None:
                 fh.close()
+        skip_codes = cast(Mapping[str, Any], data).get("skip_on_exit_code") or ()
+        if rc in skip_codes:
+            raise Skip(f"command {argv[0]!r} exited with code {rc} (skip_on_exit_code)")
         if rc != 0:
             tail = _tail(log) if log is not None else ""
             raise StepError(step, f"command {argv[0]!r} exited with code {rc}{tail}")

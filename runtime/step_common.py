@@ -1,5 +1,6 @@
-"""What every part of a step attempt shares: the ``MISSING`` sentinel, :class:`StepError`, and
-secrets (resolving a step's secret from its source, the values to mask, masking)."""
+"""What every part of a step attempt shares: the ``MISSING`` sentinel, :class:`StepError`,
+:class:`Skip` (from :mod:`flowc.runtime.skip`), and secrets (resolving a step's secret from its
+source, the values to mask, masking)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,18 @@ from typing import Any
 
 from flowc.runtime import masking
 from flowc.runtime.plan import Plan
+from flowc.runtime.skip import Skip
+
+__all__ = [
+    "MISSING",
+    "SecretResolver",
+    "Skip",
+    "StepError",
+    "env_secret_resolver",
+    "known_secret_values",
+    "mask",
+    "resolve_secret",
+]
 
 
 class _Missing:

@@ -90,6 +90,10 @@ def atomic_write(path: str | os.PathLike[str], data: bytes) -> None:
         raise
 
 
+FLOW_OUTPUTS = ("_flow", "outputs")
+"""Where a run's flow outputs (the flow's ``outputs:``, one dict) are stored: (step, name)."""
+
+
 def safe_name(name: str) -> str:
     """Refuse names that could escape a folder (``..``, separators)."""
     if not _SAFE.match(name) or name in (".", ".."):

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from flowc import __version__
 from flowc.compiler.errors import Diagnostic, Loc
+from flowc.compiler.ir import TRIGGERS
 
 if TYPE_CHECKING:
     import jinja2
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from flowc.compiler.ir import Pipeline, Resources, Step
 
 
-ALL_RUN_VALUES = frozenset({"id", "date", "status", "failed_steps"})
+ALL_RUN_VALUES = frozenset({"id", "date", "ds", "ds_nodash", "status", "failed_steps"})
 """Every ``${run.X}`` the DSL defines."""
 
 
@@ -58,6 +59,21 @@ class Capabilities:
     metadata_stores: bool = False
     """Runs record metadata through the stack's ``metadata_store`` (``flowc run``): its type
     must be one the runtime can open."""
+    # control flow (docs/control-flow.md): each refused, located, where a target lacks it
+    triggers: frozenset[str] = frozenset(TRIGGERS)
+    """Trigger rules its engine has natively (KFP: all_success and all_done only)."""
+    groups: bool = True
+    """Groups (``steps:`` / ``uses:``) as the engine's own construct (TaskGroup, sub-DAG)."""
+    foreach_groups: bool = True
+    """A group with ``foreach`` (mapped task group, ParallelFor body of several tasks)."""
+    finally_steps: bool = True
+    """``finally:`` steps (teardown / ExitHandler)."""
+    skip_exit_codes: bool = True
+    """``skip_on_exit_code`` of command steps."""
+    retry_backoff: bool = True
+    """``retry_backoff`` / ``retry_max_delay`` applied between attempts."""
+    flow_outputs: bool = True
+    """Flow ``outputs:`` (KFP pipeline outputs, the final XCom, the run's metadata)."""
 
 
 class Target(Protocol):
@@ -98,6 +114,35 @@ def _steps_text(steps: list[Step], most: int = 3) -> str:
     return f"step {names}" if len(steps) == 1 else f"steps {names}{more}"
 
 
+def _check_control_flow(ir: Pipeline, caps: Capabilities, name: str, error: Any) -> None:
+    """The control-flow rows of the capability table (docs/control-flow.md)."""
+    for s in ir.steps:
+        if s.trigger not in caps.triggers:
+            native = ", ".join(t for t in TRIGGERS if t in caps.triggers)
+            error(
+                s.loc,
+                f"step '{s.name}': trigger '{s.trigger}' cannot be expressed on the {name} "
+                "target",
+                f"the {name} target has the triggers {native}; restructure the flow (e.g. a "
+                "finally: step for cleanup), or compile for the local, airflow or k8s target",
+            )
+        if s.skip_on_exit_code and not caps.skip_exit_codes:
+            error(s.loc, f"step '{s.name}': skip_on_exit_code is not supported on {name}")
+        if (s.retry_backoff != 1.0 or s.retry_max_delay is not None) and not caps.retry_backoff:
+            error(
+                s.loc, f"step '{s.name}': retry_backoff/retry_max_delay are not supported on {name}"
+            )
+        if s.is_finally and not caps.finally_steps:
+            error(s.loc, f"finally step '{s.name}' is not supported on the {name} target")
+    for g in ir.groups:
+        if not caps.groups:
+            error(g.loc, f"group '{g.name}' is not supported on the {name} target")
+        elif g.foreach is not None and not caps.foreach_groups:
+            error(g.loc, f"foreach group '{g.name}' is not supported on the {name} target")
+    if ir.outputs and not caps.flow_outputs:
+        error(ir.loc, f"flow outputs are not supported on the {name} target")
+
+
 def check_supported(ir: Pipeline, target: Any) -> list[Diagnostic]:
     """Every feature of ``ir`` that ``target`` cannot express: errors (and warnings, severity
     ``warning``, for what it drops), located, each naming the target, sorted by location. Runs
@@ -112,6 +157,7 @@ def check_supported(ir: Pipeline, target: Any) -> list[Diagnostic]:
     def warning(loc: Loc | None, message: str, hint: str | None = None) -> None:
         out.append(Diagnostic(loc or ir.loc, message, hint, severity="warning"))
 
+    _check_control_flow(ir, caps, name, error)
     untimed: list[Step] = []  # steps whose timeout / retry_delay the target drops
     undelayed: list[Step] = []
     for s in ir.steps:
@@ -131,7 +177,7 @@ def check_supported(ir: Pipeline, target: Any) -> list[Diagnostic]:
         f = s.foreach
         if f is not None and not caps.foreach_over_loop:
             for r in f.refs():
-                producer = ir.step(r.step) if r.step else None
+                producer = ir.step(r.step) if r.step and not ir.is_group(r.step) else None
                 if producer is not None and (producer.foreach is not None or producer.replicas > 1):
                     error(
                         r.loc or s.loc,

@@ -55,6 +55,7 @@ KFP_CAPABILITIES = Capabilities(
     schedule="none",  # a PipelineSpec has no schedule: a recurring run is made apart
     foreach_over_loop=False,  # a ParallelFor's collected output is not a loop source in KFP
     run_values=frozenset({"id", "date"}),  # the job's placeholders
+    triggers=frozenset({"all_success", "all_done"}),  # triggerPolicy: ALL_UPSTREAM_TASKS_*
 )
 """What a KFP PipelineSpec can express (the vertex target's table starts from it)."""
 

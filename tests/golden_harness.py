@@ -2,7 +2,8 @@
 
 A case is ``golden/<case>/flow.yaml`` plus optional ``golden/<case>/case.json`` with compile
 options: ``{"environment": .., "stack": .., "params": {..}, "sets": [..], "env": {VAR: value}}``
-(``env`` is the compile-time environment for ``${env.X}``). Expected output of target T lives in
+(``env`` is the compile-time environment for ``${env.X}``; ``"targets": [..]`` limits the case
+to those targets, for a construct the other targets do not compile yet). Expected output of target T lives in
 ``golden/<case>/T/``; a target that must refuse the case has ``golden/<case>/T/ERROR`` holding the
 expected error text instead.
 """
@@ -27,6 +28,12 @@ def target_names() -> list[str]:
     from flowc.compiler import registry
 
     return registry.target_names()
+
+
+def case_targets(case_dir: Path) -> list[str]:
+    """The targets a case is compiled for: its ``case.json`` ``targets``, else every target."""
+    only = case_options(case_dir).get("targets")
+    return [t for t in target_names() if only is None or t in only]
 
 
 def case_options(case_dir: Path) -> dict:

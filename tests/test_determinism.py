@@ -13,12 +13,12 @@ from tests.golden_harness import GOLDEN, REPO
 DIGEST_SCRIPT = r"""
 import hashlib, os, sys
 sys.path.insert(0, sys.argv[1])
-from tests.golden_harness import cases, compile_case, target_names
+from tests.golden_harness import case_targets, cases, compile_case
 from pathlib import Path
 root = Path(sys.argv[2])
 h = hashlib.sha256()
 for case in cases(root):
-    for target in target_names():
+    for target in case_targets(root / case):
         for rel, text in sorted(compile_case(root / case, target).items()):
             h.update(f"{case}/{target}/{rel}\0".encode()); h.update(text.encode()); h.update(b"\0")
 print(h.hexdigest())

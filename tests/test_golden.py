@@ -13,6 +13,7 @@ import pytest
 
 from tests.golden_harness import (
     GOLDEN,
+    case_targets,
     cases,
     compile_case,
     expected_files,
@@ -30,8 +31,9 @@ def test_there_are_golden_cases_for_every_target() -> None:
     assert set(TARGETS) >= {"local", "airflow", "kfp", "vertex", "k8s"}, TARGETS
 
 
-@pytest.mark.parametrize("target", TARGETS)
-@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize(
+    ("case", "target"), [(c, t) for c in CASES for t in case_targets(GOLDEN / c)]
+)
 def test_golden(case: str, target: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(GOLDEN.parent)
     case_dir = GOLDEN / case

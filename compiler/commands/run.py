@@ -153,8 +153,9 @@ def consumed_outputs(ir: Any) -> set[tuple[str, str]]:
 def where_things_went(
     plan: dict[str, Any], result: Any, consumed: set[tuple[str, str]] | None = None
 ) -> str:
-    """The run folder, the flow's outputs (the step outputs no other step reads) and every
-    file the steps wrote through ``ctx`` (``ctx.artifact_path``)."""
+    """The run folder, the step outputs no other step reads, the flow's declared ``outputs:``
+    (evaluated after the run, null where not produced) and every file the steps wrote through
+    ``ctx`` (``ctx.artifact_path``)."""
     import json
 
     from flowc.runtime.step import known_secret_values, mask
@@ -176,6 +177,12 @@ def where_things_went(
             outs.append(f"  {name}.{out} = {text if len(text) <= 200 else text[:197] + '...'}")
     if outs:
         lines += ["outputs:", *outs]
+    flow_outputs = getattr(result, "flow_outputs", None) or {}
+    if flow_outputs:
+        lines.append("flow outputs:")
+        for name, value in flow_outputs.items():
+            text = mask(json.dumps(value, default=str, ensure_ascii=False), secrets)
+            lines.append(f"  {name} = {text if len(text) <= 200 else text[:197] + '...'}")
     files = []
     for name in plan.get("order") or steps:
         folder = run_dir / name

@@ -99,7 +99,7 @@ def list_runs(root: str, flow: str | None, limit: int, as_json: bool = False) ->
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @user_errors
 def show_run(run_id: str, root: str, as_json: bool) -> None:
-    """One run: params, steps, attempts, outputs, errors."""
+    """One run: params, flow outputs, steps, attempts, outputs, errors."""
     store = _store(root)
     run = store.run(run_id)
     if run is None:
@@ -119,6 +119,10 @@ def show_run(run_id: str, root: str, as_json: bool) -> None:
     click.echo(f"  params {json.dumps(run['params'])}")
     if run.get("error"):
         click.echo("  error: " + run["error"].replace("\n", "\n  "))
+    if run.get("outputs"):
+        click.echo("  flow outputs:")
+        for name, value in run["outputs"].items():
+            click.echo(f"    {name} = {json.dumps(value, ensure_ascii=False)}")
     click.echo(f"{'STEP':<24} {'STATUS':<16} {'DURATION':<10} ATTEMPTS")
     for s in steps:
         click.echo(f"{s['step']:<24} {s['status']:<16} {_dur(s['duration']):<10} {s['attempts']}")

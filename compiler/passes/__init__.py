@@ -60,6 +60,11 @@ class PassContext:
     functions: tuple[str, ...] = ()
     final: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)  # scratch space for other passes
+    # control flow (pass 30 ``steps`` builds them; docs/control-flow.md)
+    step_docs: dict[str, Doc] = field(default_factory=dict)  # name -> its file (sub-flows)
+    step_models: dict[str, StepModel] = field(default_factory=dict)  # qualified name -> model
+    groups: dict[str, GroupBuild] = field(default_factory=dict)  # parents before children
+    flow_outputs: list[tuple[str, ir.Expr]] = field(default_factory=list)
 
     @property
     def file(self) -> str:
@@ -71,10 +76,59 @@ class PassContext:
     def key_loc(self, *path: Any) -> Loc:
         return self.doc.key_loc(path)
 
+    def step_loc(self, name: str, *sub: Any) -> Loc:
+        """The location of ``sub`` inside step ``name`` (in its own file: sub-flow steps too)."""
+        doc = self.step_docs.get(name, self.doc)
+        return doc.loc((*self.step_paths.get(name, ("steps", name)), *sub))
+
     def locate(self, path: tuple[Any, ...]) -> Any:
         """A ``locate(offset)`` function for the string at ``path`` (for expr parsing)."""
         doc = self.doc
         return lambda i: doc.offset_loc(path, i)
+
+
+@dataclass
+class GroupBuild:
+    """A group while the passes build it (pass 30 creates it, 70 resolves its references, 80
+    computes ``upstream``/``leaves``); :func:`build` freezes it into :class:`ir.Group`."""
+
+    name: str
+    parent: str | None
+    doc: Doc
+    path: tuple[Any, ...]  # of the group's step entry in ``doc``
+    loc: Loc | None = None
+    foreach: ir.Expr | None = None
+    matrix: tuple[str, ...] = ()
+    steps: list[str] = field(default_factory=list)  # direct member steps
+    groups: list[str] = field(default_factory=list)  # direct child groups
+    outputs: list[tuple[str, ir.Expr]] = field(default_factory=list)
+    output_paths: dict[str, tuple[Doc, tuple[Any, ...]]] = field(default_factory=dict)
+    after: tuple[str, ...] = ()
+    upstream: tuple[str, ...] = ()
+    leaves: tuple[str, ...] = ()
+    uses: str | None = None  # relative to the repository
+    sub_model: FlowModel | None = None  # the sub-flow of ``uses:``
+    sub_doc: Doc | None = None
+    with_: list[tuple[str, ir.Expr]] = field(default_factory=list)  # ``uses:`` param bindings
+    bindings: dict[str, ir.Expr] = field(default_factory=dict)  # sub-flow param -> value (70)
+    description: str | None = None
+
+    def freeze(self) -> ir.Group:
+        return ir.Group(
+            name=self.name,
+            parent=self.parent,
+            foreach=self.foreach,
+            matrix=self.matrix,
+            steps=tuple(self.steps),
+            groups=tuple(self.groups),
+            outputs=tuple(self.outputs),
+            upstream=self.upstream,
+            leaves=self.leaves,
+            after=self.after,
+            uses=self.uses,
+            description=self.description,
+            loc=self.loc,
+        )
 
 
 @cache
@@ -140,5 +194,7 @@ def build(ctx: PassContext) -> ir.Pipeline:
         functions=ctx.functions or tuple(m.functions),
         final=ctx.final or tuple(m.final),
         dsl_version=m.flowc,
+        groups=tuple(g.freeze() for g in ctx.groups.values()),
+        outputs=tuple(ctx.flow_outputs),
         loc=Loc(ctx.file, 1, 1),
     )

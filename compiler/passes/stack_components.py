@@ -165,7 +165,7 @@ def _apply_default_resources(ctx: PassContext, defaults: dict[str, object]) -> N
         return
     flow_set = set(ctx.defaults.resources.model_fields_set) if ctx.defaults.resources else set()
     for name, step in list(ctx.steps.items()):
-        model = ctx.model.steps.get(name) or ctx.function_steps.get(name)
+        model = ctx.step_models.get(name) or ctx.function_steps.get(name)
         step_res = getattr(model, "resources", None)
         written = flow_set | (set(step_res.model_fields_set) if step_res else set())
         fill = {
