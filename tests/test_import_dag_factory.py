@@ -155,7 +155,6 @@ def test_default_args_example_runs_on_airflow(tmp_path: Path) -> None:
     assert r["tis"] == {"extract": "success", "transform": "success", "load": "success"}
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 18: ${item[0]} (indexing the loop item)")
 def test_dynamic_task_mapping_example_runs_on_airflow(tmp_path: Path) -> None:
     r = _run_on_airflow(tmp_path, "example_dynamic_task_mapping.yml", "dynamic_task_map")
     # dag-factory: process.expand(op_args=request.output) with make_list() == [[1], [2], [3], [4]]
