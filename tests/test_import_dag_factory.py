@@ -14,7 +14,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
 import yaml
 
 from flowc.compiler.api import compile_flow, emit

@@ -121,7 +121,9 @@ def test_condition_structure(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 18: finally")
+@pytest.mark.xfail(
+    strict=True, reason="needs issue 18: finally and ${run.status} in the KFP target"
+)
 def test_exit_handler_round_trip(tmp_path: Path) -> None:
     orig, imp, flow = roundtrip(
         tmp_path, "local_execution_pipeline_with_exit_handler.yaml", message="hi"
@@ -130,7 +132,7 @@ def test_exit_handler_round_trip(tmp_path: Path) -> None:
     assert _decode(orig["record-exit"]["Output"]) == "exit:SUCCEEDED"
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 18: outputs (flow outputs)")
+@pytest.mark.xfail(strict=True, reason="needs issue 18: flow outputs in the KFP target")
 def test_retry_round_trip(tmp_path: Path) -> None:
     counter = tmp_path / "counter"
     orig, imp, flow = roundtrip(
@@ -142,7 +144,9 @@ def test_retry_round_trip(tmp_path: Path) -> None:
     same_outputs(orig, imp)
 
 
-@pytest.mark.xfail(strict=True, reason="needs issue 18: groups (foreach group), ${item.key}")
+@pytest.mark.xfail(
+    strict=True, reason="needs issue 18: foreach groups and ${item.key} in the KFP target"
+)
 def test_loops_round_trip(tmp_path: Path) -> None:
     # kfp.local refuses the original's dsl.ParallelFor; flowc's compiled spec must run there
     _, imp, flow = roundtrip(tmp_path, "pipeline_with_loops.yaml", original=False)
