@@ -43,6 +43,7 @@ COMMANDS: dict[str, str] = {
     "retrieve": "flowc.compiler.commands.k8s:retrieve",
     "build": "flowc.compiler.commands.build:build",
     "submit": "flowc.compiler.commands.submit:submit",
+    "import": "flowc.compiler.commands.import_:import_cmd",
 }
 
 
