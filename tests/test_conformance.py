@@ -4,8 +4,8 @@ engine that can run here, must record the same step behaviour as ``flowc run``.
 The matrix runs ONCE per test session (``tests/conformance/matrix.py``; with xdist the first
 worker runs it under a file lock and the others read its result), then each (case, engine) cell
 is its own test: a cell passes when it equals ``flowc run``'s record, or when the target refuses
-the flow exactly as its golden ``ERROR`` file says, or when it is declared not runnable here with
-a reason. Known, tracked differences (``tests/conformance/known.py``) are strict xfails.
+the flow exactly as its golden ``ERROR`` file says (a feature flow's: ``flows/refused/``), or
+when it is declared not runnable here with a reason. Known, tracked differences (``tests/conformance/known.py``) are strict xfails.
 ``docs/conformance.md`` must equal the page rendered from this run
 (``FLOWC_UPDATE_CONFORMANCE=1`` rewrites it).
 """
@@ -56,11 +56,19 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[str, str], Ce
     return {(c["case"], c["engine"]): Cell(**c) for c in data["cells"]}
 
 
-def _golden_error(case: str, engine: str) -> str | None:
-    from tests.conformance.cases import ENGINE_TARGET
+def _error_file(case: str, engine: str) -> Path:
+    """Where the compile error a target gives for ``case`` is written down: a golden case's
+    ``ERROR`` file, or for a feature flow ``flows/refused/<case>.<target>``."""
+    from tests.conformance.cases import ENGINE_TARGET, FLOWS
 
-    target = ENGINE_TARGET[engine]
-    err = GOLDEN / case / (target or "local") / "ERROR"
+    target = ENGINE_TARGET[engine] or "local"
+    if (GOLDEN / case).is_dir():
+        return GOLDEN / case / target / "ERROR"
+    return FLOWS / "refused" / f"{case}.{target}"
+
+
+def _golden_error(case: str, engine: str) -> str | None:
+    err = _error_file(case, engine)
     return err.read_text(encoding="utf-8") if err.is_file() else None
 
 
@@ -68,6 +76,10 @@ def _golden_error(case: str, engine: str) -> str | None:
 def test_cell(matrix: dict[tuple[str, str], Cell], case: str, engine: str) -> None:
     cell = matrix[(case, engine)]
     if cell.status == "refused":
+        err = _error_file(case, engine)
+        if os.environ.get("FLOWC_UPDATE_CONFORMANCE") and not (GOLDEN / case).is_dir():
+            err.parent.mkdir(exist_ok=True)
+            err.write_text(cell.detail + "\n", encoding="utf-8")
         want = _golden_error(case, engine)
         assert (
             want is not None

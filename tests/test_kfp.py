@@ -358,10 +358,12 @@ def _kfp_outputs(spec: dict[str, Any], root: Path) -> dict[str, dict[str, Any]]:
                 if enc == "json"
                 else ([json.loads(x) for x in v] if enc == "json-list" else v)
             )
-        if depth:
-            it = re.search(r"-iteration-(\d+)", str(f.relative_to(root)))
-            assert it and depth == 1
-            items.setdefault(step, {})[int(it.group(1))] = decoded
+        # a step with foreach/replicas of its own, or a member of a foreach group (the group's
+        # ParallelFor): one executor run per item, the step's output is the list over them
+        its = re.findall(r"-iteration-(\d+)", str(f.relative_to(root)))
+        if depth or its:
+            assert len(its) == 1 and depth <= 1, f
+            items.setdefault(step, {})[int(its[0])] = decoded
         else:
             got[step] = decoded
     for step, per in items.items():

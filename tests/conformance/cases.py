@@ -56,6 +56,9 @@ FEATURE_RUNS: dict[str, list[dict[str, Any]]] = {
     "f_env": [{}, {"level": "warn"}],
     "f_commands": [{}, {"word": "w"}],
     "f_hamilton": [{}, {"n": 5}],
+    "f_trigger_join": [{}, {"flag": True}],
+    "f_foreach_group": [{}, {"shards": ["x"]}],
+    "f_subflow": [{}, {"n": 4}],
 }
 
 FEATURES = {
@@ -76,6 +79,13 @@ FEATURES = {
     "f_plugins": "plugins (`ctx.plugins`)",
     "f_k8s_names": "realistic long step names",
     "f_hamilton": "Hamilton function module (decorated nodes as steps, `functions.config`)",
+    "f_trigger_join": "`trigger: all_done` join after a skipped branch (and the all_success one skipped)",
+    "f_finally_fail": "`finally:` after a failure: sees `${run.status}` failed, the run fails",
+    "f_finally_names": "`finally:` sees `${run.failed_steps}`",
+    "f_skip_code": "`skip_on_exit_code: [99]`: skipped, all_success downstream skipped, all_done runs",
+    "f_foreach_group": "foreach group of two steps, its export downstream",
+    "f_matrix": "2x2 matrix `foreach:` (`${item.lr}`, `${item.depth}`)",
+    "f_subflow": "`uses:` sub-flow with `with:` params, flow `outputs:`",
 }
 
 STREAMING = (
@@ -125,6 +135,8 @@ NOT_RUNNABLE: dict[tuple[str, str], str] = {
     ("airflow_pods", "airflow"): POD_OPERATOR,
     ("foreach", "kfp"): LOOP_READS_TASK,
     ("foreach", "vertex"): LOOP_READS_TASK,
+    ("cf_groups", "kfp"): LOOP_READS_TASK,
+    ("cf_groups", "vertex"): LOOP_READS_TASK,
     ("f_run_date", "kfp"): JOB_TIME_PLACEHOLDER,
     ("f_run_date", "vertex"): JOB_TIME_PLACEHOLDER,
     ("f_timeouts", "kfp"): KFP_TIMEOUT,
