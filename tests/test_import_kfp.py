@@ -11,11 +11,13 @@ are xfail(strict) until that merges.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from flowc.compiler.api import compile_flow, emit
@@ -37,9 +39,13 @@ def import_spec(src: Path, out: Path) -> tuple[Path, dict[str, Any], str]:
     return flow, yaml.safe_load(flow.read_text(encoding="utf-8")), res.stderr
 
 
-def kfp_local(spec: Path, root: Path, cwd: Path, **args: Any) -> dict[str, dict[str, Any]]:
+def kfp_local(
+    spec: Path, root: Path, cwd: Path, seed: int | None = None, **args: Any
+) -> dict[str, dict[str, Any]]:
     """Run ``spec`` with kfp.local (SubprocessRunner, a fresh process with ``cwd`` importable);
-    task name -> its output parameters, for every task that ran.
+    task name -> its output parameters, for every task that ran. ``seed``: every task process
+    seeds ``random`` with it first (a ``sitecustomize`` on its path), so a coin flips the same
+    way in the original and the imported run.
 
     A component kfp's compiler wrote starts by pip-installing its pinned ``kfp==X`` into the
     interpreter that runs it; with ``use_venv=False`` that is the test venv, whose kfp would be
@@ -58,7 +64,13 @@ def kfp_local(spec: Path, root: Path, cwd: Path, **args: Any) -> dict[str, dict[
         f"components.load_component_from_file({str(spec)!r})(**json.loads({json.dumps(json.dumps(args))}))\n"
     )
     env = {"PYTHONPATH": str(cwd)}
-    import os
+    if seed is not None:
+        site = root / "seeded"
+        site.mkdir(parents=True, exist_ok=True)
+        (site / "sitecustomize.py").write_text(
+            f"import random\n\nrandom.seed({seed})\n", encoding="utf-8"
+        )
+        env["PYTHONPATH"] = f"{site}{os.pathsep}{cwd}"
 
     proc = subprocess.run(
         [sys.executable, "-c", code],
@@ -101,7 +113,7 @@ def _decode(v: Any) -> Any:
 
 
 def roundtrip(
-    tmp_path: Path, source: str, original: bool = True, **args: Any
+    tmp_path: Path, source: str, original: bool = True, seed: int | None = None, **args: Any
 ) -> tuple[dict | None, dict, dict]:
     """(original run or None, imported run, imported flow). ``original=False`` for specs kfp.local
     refuses.
@@ -110,8 +122,10 @@ def roundtrip(
     ir = compile_flow(str(flow))
     spec = tmp_path / "flow" / "pipeline.yaml"
     spec.write_text(emit(ir, "kfp")["pipeline.yaml"], encoding="utf-8")
-    orig = kfp_local(DATA / source, tmp_path / "orig", tmp_path, **args) if original else None
-    imp = kfp_local(spec, tmp_path / "imp", tmp_path / "flow", **args)
+    orig = (
+        kfp_local(DATA / source, tmp_path / "orig", tmp_path, seed, **args) if original else None
+    )
+    imp = kfp_local(spec, tmp_path / "imp", tmp_path / "flow", seed, **args)
     return orig, imp, data
 
 
@@ -124,8 +138,6 @@ def same_outputs(orig: dict[str, Any], imp: dict[str, Any]) -> None:
 
 
 def test_condition_structure(tmp_path: Path) -> None:
-    # kfp.local refuses dsl.Condition sub-DAGs ("validate_task_spec_not_loop_or_condition"), in the
-    # original and in flowc's compiled spec alike: the condition is compared by structure
     flow_path, flow, _ = import_spec(DATA / "pipeline_with_condition.yaml", tmp_path)
     gated = {"flip_coin_op_2", "print_op_2", "print_op_3"}
     for name, step in flow["steps"].items():
@@ -138,6 +150,27 @@ def test_condition_structure(tmp_path: Path) -> None:
     assert (
         spec["root"]["inputDefinitions"]["parameters"]["text"]["defaultValue"] == "condition test"
     )
+
+
+def _condition_task(path: str) -> str:
+    """A task's name without the sub-DAG it runs in (kfp's dsl.Condition is ``condition-N``)."""
+    return path.rsplit("/", 1)[-1]
+
+
+@pytest.mark.parametrize(("seed", "coin"), [(0, "tails"), (1, "heads")])
+def test_condition_round_trip(tmp_path: Path, seed: int, coin: str) -> None:
+    # the coin is random.randint: each task process seeds random first, so both runs flip alike
+    orig, imp, _ = roundtrip(tmp_path, "pipeline_with_condition.yaml", seed=seed)
+    assert orig is not None
+    assert _decode(orig["flip-coin-op"]["Output"]) == coin
+    theirs = {_condition_task(t): v for t, v in orig.items()}
+    mine = {_condition_task(t): v for t, v in imp.items()}
+    assert sorted(mine) == sorted(theirs)
+    assert ("print-op-2" in theirs) == (coin == "heads")  # the gated tasks ran only on heads
+    for task, values in theirs.items():
+        assert {k: _decode(v) for k, v in mine[task].items()} == {
+            k: _decode(v) for k, v in values.items()
+        }, task
 
 
 def test_exit_handler_round_trip(tmp_path: Path) -> None:
