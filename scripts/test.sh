@@ -19,7 +19,7 @@ if [ ! -f "$AIRFLOW_MARK" ]; then
   .venv-airflow/bin/python -m pip install -q --upgrade pip
   .venv-airflow/bin/python -m pip install -q -c scripts/airflow-constraints.txt \
     'apache-airflow==3.3.*' apache-airflow-providers-standard apache-airflow-providers-cncf-kubernetes \
-    apache-hamilton
+    apache-hamilton dag-factory
   .venv-airflow/bin/python -m pip install -q --no-deps -e .
   touch "$AIRFLOW_MARK"
 fi

@@ -4,8 +4,7 @@ Each example DAG (shipped with Airflow, copied into tests/data/import/airflow) i
 flow compiled back to Airflow, and both DAGs run with ``dag.test()`` in ``$FLOWC_AIRFLOW_PYTHON``
 (never skipped: a missing interpreter fails): every task of the original exists in the imported
 DAG with the same final state, and every Python task's return value (XCom ``return_value``) is
-the same. A round trip that needs a control-flow key of issue 18 is marked xfail(strict) until
-that merges.
+the same.
 """
 
 from __future__ import annotations
