@@ -180,6 +180,12 @@ def test_the_copied_module_is_the_source(tmp_path: Path) -> None:
 # do ("Tasks must define either 'operator' or 'decorator'"); its import is checked above.
 ROUND_TRIPS = {
     "example_dag_factory_default_args.yml": ["etl"],
+    "example_dag_factory_multiple_config.yml": [
+        "example_multiple1",
+        "example_multiple2",
+        "example_multiple3",
+        "example_multiple4",
+    ],
     "example_params.yml": ["example_params"],
     "example_taskflow.yml": ["taskflow"],
     "example_dynamic_task_mapping.yml": ["dynamic_task_map"],
