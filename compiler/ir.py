@@ -414,6 +414,10 @@ class Step:
     cache: bool = False
     replicas: int = 1
     image: str | None = None
+    # pip requirements a container target installs before the step starts (with a pinned
+    # flowc), from ``package_index`` when set; empty: the image has what the step needs
+    packages: tuple[str, ...] = ()
+    package_index: str | None = None
     env: tuple[tuple[str, Expr], ...] = ()
     resources: Resources = Resources()
     secrets: tuple[str, ...] = ()  # names of secrets this step references (sorted)
@@ -493,6 +497,10 @@ class Step:
             d["finally"] = True
         if self.matrix:
             d["matrix"] = list(self.matrix)
+        if self.packages:
+            d["packages"] = list(self.packages)
+        if self.package_index is not None:
+            d["package_index"] = self.package_index
         return d
 
 

@@ -48,6 +48,8 @@ class ResourcesModel(_Model):
 
 class DefaultsModel(_Model):
     image: str | None = None
+    packages: list[str] | None = None
+    package_index: str | None = None
     retries: int | None = None
     retry_delay: Duration | None = None
     timeout: Duration | None = None
@@ -146,6 +148,8 @@ class StepModel(_Model):
     cache: bool | None = None
     replicas: int | None = None
     image: str | None = None
+    packages: list[str] | None = None
+    package_index: str | None = None
     env: dict[str, Scalar] | None = None
     description: str | None = None
     operator: bool = False

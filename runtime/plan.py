@@ -112,6 +112,9 @@ StepData = TypedDict(
         "group": NotRequired[str],  # the innermost group (qualified) holding the step
         "finally": NotRequired[bool],  # a ``finally:`` step (always true when present)
         "matrix": NotRequired[list[str]],  # foreach written as a mapping: its keys
+        # pip requirements a container target installs first, and pip's --index-url for them
+        "packages": NotRequired[list[str]],
+        "package_index": NotRequired[str],
     },
 )
 """One step, every default cascaded in."""

@@ -50,6 +50,7 @@ from flowc.targets.base import (
     kebab,
     pod_resources,
     py_literal,
+    with_pip_install,
 )
 
 if TYPE_CHECKING:
@@ -206,7 +207,7 @@ class AirflowTarget(BaseTarget):
     name: ClassVar[str] = "airflow"
     description: ClassVar[str] = "Airflow 3 DAG file (airflow.sdk, standard provider)"
 
-    CAPABILITIES: ClassVar[Capabilities] = Capabilities()
+    CAPABILITIES: ClassVar[Capabilities] = Capabilities(packages="pods")
 
     def emit(self, ir: Pipeline) -> dict[str, str]:
         if ir.schedule is not None:
@@ -252,6 +253,13 @@ class AirflowTarget(BaseTarget):
         builder = _Builder(ir, self.header_lines(ir))
         source = jinja_env("airflow").get_template("dag.py.j2").render(**builder.context())
         return {f"{ir.name}.py": black_format(source)}
+
+    @staticmethod
+    def in_pod(ir: Pipeline, s: Step) -> bool:
+        """Whether ``s`` runs as a KubernetesPodOperator (the stack's ``pod_operator``, a
+        command step with an image): only a pod installs the step's ``packages``."""
+        settings = ir.orchestrator_settings("airflow")
+        return bool(settings.get("pod_operator")) and s.kind == "command" and bool(s.image)
 
 
 class _Builder:
@@ -840,6 +848,9 @@ class _Builder:
         argv = [encode_expr(a) for a in s.command or ()]
         cmds = [self._arg(s, 0, argv[0], quote=False)] if argv else []
         args = [self._arg(s, i, a, quote=False) for i, a in enumerate(argv) if i > 0]
+        if s.packages:  # the pod installs them, then runs the command (`sh -c ... "$0" "$@"`)
+            sh, flag, script, *_ = with_pip_install(s, ["cmd"], flowc=False)
+            cmds, args = [sh, flag, jinja_literal(script)], cmds + args
         kwargs = [
             ("task_id", py_literal(self._task_id(s.name))),
             ("name", py_literal(kebab(s.name.replace(".", "-")))),

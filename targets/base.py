@@ -74,6 +74,11 @@ class Capabilities:
     """``retry_backoff`` / ``retry_max_delay`` applied between attempts."""
     flow_outputs: bool = True
     """Flow ``outputs:`` (KFP pipeline outputs, the final XCom, the run's metadata)."""
+    packages: str = "all"
+    """Who installs a step's ``packages`` before it starts: ``all`` (every step's container),
+    ``pods`` (only steps the target's ``in_pod(ir, step)`` puts in a pod: a warning for the
+    others), ``here`` (none: the
+    steps run in this environment, which has what they import, as for ``image``)."""
 
 
 class Target(Protocol):
@@ -158,6 +163,18 @@ def check_supported(ir: Pipeline, target: Any) -> list[Diagnostic]:
         out.append(Diagnostic(loc or ir.loc, message, hint, severity="warning"))
 
     _check_control_flow(ir, caps, name, error)
+    if caps.packages == "pods":
+        in_pod = target.in_pod  # the target's rule: which steps run in a pod
+        unpodded = [s for s in ir.steps if s.packages and not in_pod(ir, s)]
+        if unpodded:
+            warning(
+                unpodded[0].loc,
+                f"{_steps_text(unpodded)}: `packages` are not installed by the {name} target "
+                "for a task that runs in the worker",
+                "install them on the workers; a command step with an `image:` runs in a pod "
+                f"that installs them first when the stack's {name} orchestrator has "
+                "`pod_operator: true`",
+            )
     untimed: list[Step] = []  # steps whose timeout / retry_delay the target drops
     undelayed: list[Step] = []
     for s in ir.steps:
@@ -617,3 +634,41 @@ def secret_env_var(ir: Pipeline, name: str) -> dict[str, Any]:
     ``secretKeyRef``, never a value."""
     var, secret, key = k8s_secret(ir, name)
     return {"name": var, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+
+
+def pip_install_line(step: Step, python: str = "python3", flowc: bool = True) -> str:
+    """The shell line a container runs before ``step`` when it has ``packages`` (what kfp's
+    ``packages_to_install`` does: ensure pip, install quietly, from ``package_index`` when set);
+    ``""`` when it has none. ``flowc``: the container runs the step through flowc's runtime,
+    which a stock image lacks: this flowc version is installed too, unless the list names
+    flowc. Every word is shell-quoted."""
+    import shlex
+
+    if not step.packages:
+        return ""
+    packages = list(step.packages)
+    names = {re.split(r"[\[=<>!~;@ ]", r, maxsplit=1)[0].lower() for r in packages}
+    if flowc and "flowc" not in names:
+        packages.insert(0, f"flowc=={__version__}")
+    index = ["--index-url", step.package_index] if step.package_index else []
+    words = [python, "-m", "pip", "install", "--quiet", "--no-warn-script-location", *index]
+    ensure = (
+        f"if ! {python} -m pip --version >/dev/null 2>&1; then {python} -m ensurepip || "
+        f"{python} -m ensurepip --user; fi\n"
+    )
+    return (
+        ensure
+        + "PIP_DISABLE_PIP_VERSION_CHECK=1 "
+        + " ".join(shlex.quote(w) for w in [*words, *packages])
+    )
+
+
+def with_pip_install(
+    step: Step, argv: list[str], python: str = "python3", flowc: bool = True
+) -> list[str]:
+    """``argv`` run after the step's ``packages`` are installed: ``sh -c 'INSTALL && exec
+    "$0" "$@"' argv...`` (``argv`` itself when it has none)."""
+    line = pip_install_line(step, python, flowc)
+    if not line:
+        return argv
+    return ["sh", "-c", line + ' && exec "$0" "$@"\n', *argv]

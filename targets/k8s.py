@@ -33,6 +33,7 @@ from flowc.targets.base import (
     pod_node_selector,
     pod_resources,
     secret_env_var,
+    with_pip_install,
 )
 from flowc.targets.base import every_to_cron as base_every_to_cron
 from flowc.targets.k8s_operators import operator_templates
@@ -449,7 +450,7 @@ def step_job_base(
         "name": "step",
         "image": _image(opts),
         "imagePullPolicy": opts["image_pull_policy"],
-        "command": ["python", "-m", "flowc.runtime.k8s", "step"],
+        "command": list(STEP_COMMAND),
         "args": ["--plan", f"{PLAN_MOUNT}/plan.json", "--config", f"{PLAN_MOUNT}/k8s.json"],
         "volumeMounts": mounts,
     }
@@ -486,6 +487,10 @@ def literal_env(step: Step) -> list[dict[str, Any]]:
     return env
 
 
+STEP_COMMAND = ("python", "-m", "flowc.runtime.k8s", "step")
+"""What a step pod runs (its arguments: the plan and the config)."""
+
+
 def step_job_patch(ir: Pipeline, step: Step, prefix: str, opts: dict[str, Any]) -> dict[str, Any]:
     """One step's own Job fields: name prefix, step label, retries, timeout, Indexed completions
     for replicas, image, env (literal values, secrets as ``secretKeyRef``), resources."""
@@ -517,6 +522,8 @@ def step_job_patch(ir: Pipeline, step: Step, prefix: str, opts: dict[str, Any]) 
     container: dict[str, Any] = {}
     if step.image and step.image != _image(opts):
         container["image"] = step.image
+    if step.packages:  # installed before the step's runtime starts (a stock image has neither)
+        container["command"] = with_pip_install(step, list(STEP_COMMAND), python="python")
     if env:
         container["env"] = env
     res = pod_resources(step.resources)

@@ -55,8 +55,10 @@ from flowc.targets.base import (
     dns1123,
     k8s_secret,
     kebab,
+    pip_install_line,
     py_literal,
     seconds_text,
+    with_pip_install,
 )
 from flowc.targets.build_cache import BuildCache
 from flowc.targets.kfp_dag import (
@@ -666,8 +668,11 @@ class _Builder:
         self.components[comp] = comp_spec
 
         container: dict[str, Any] = {"image": s.image or "python:3.11-slim"}
+        # the step's `packages` first (with flowc where the container runs the step through it)
+        install = pip_install_line(s, flowc=s.kind == "run" or bool(s.outputs))
         if s.kind == "run" or s.outputs:  # command steps with outputs run through flowc
-            container["command"] = ["sh", "-ec", _LAUNCHER, self._program(s, bindings, outputs)]
+            launcher = f"{install}\n{_LAUNCHER}" if install else _LAUNCHER
+            container["command"] = ["sh", "-ec", launcher, self._program(s, bindings, outputs)]
             container["args"] = [
                 "--executor_input",
                 "{{$}}",
@@ -676,10 +681,13 @@ class _Builder:
             ]
         else:
             names = {self._norm_key(b): b.name for b in bindings}
-            argv = [self._placeholder_text(a, names, s) for a in s.command or ()]
-            container["command"] = argv[:1]
-            if argv[1:]:
-                container["args"] = argv[1:]
+            argv = with_pip_install(
+                s, [self._placeholder_text(a, names, s) for a in s.command or ()], flowc=False
+            )
+            split = 3 if install else 1  # `sh -c INSTALL` is the command, argv its arguments
+            container["command"] = argv[:split]
+            if argv[split:]:
+                container["args"] = argv[split:]
         env = []
         secret_env: list[tuple[str, str]] = []  # (env var, secret): kfp-kubernetes secretAsEnv
         for k, e in s.env:

@@ -23,7 +23,10 @@ class LocalTarget(BaseTarget):
         "a Python module that runs the flow on this machine (flowc.runtime)"
     )
     CAPABILITIES: ClassVar[Capabilities] = Capabilities(
-        operators=True, channel_transports=frozenset({"local", "kafka"}), metadata_stores=True
+        packages="here",
+        operators=True,
+        channel_transports=frozenset({"local", "kafka"}),
+        metadata_stores=True,
     )
 
     def emit(self, ir: Pipeline) -> dict[str, str]:

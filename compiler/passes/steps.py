@@ -424,6 +424,42 @@ def _cascade(m: Any, d: Any, key: str, path: tuple[Any, ...]) -> tuple[Any, tupl
     return getattr(d, key), ("defaults", key)
 
 
+# a PEP 508 requirement as pip reads it from a requirements line: a name, then extras, version
+# specifiers, a URL or markers; never an option (``-e``, ``--index-url``) or a second line
+REQUIREMENT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[A-Za-z0-9._,\s-]*\])?([^\n\r]*)")
+INDEX_RE = re.compile(r"(https?|file)://[^\s'\"]+")
+
+
+def _packages(
+    ctx: PassContext, m: Any, d: Any, path: tuple[Any, ...]
+) -> tuple[tuple[str, ...], str | None]:
+    """The step's ``packages`` (its own list replaces the defaults' one) and its
+    ``package_index``; problems are located errors."""
+    packages, ppath = _cascade(m, d, "packages", path)
+    index, ipath = _cascade(m, d, "package_index", path)
+    if index is not None and not INDEX_RE.fullmatch(index):
+        ctx.errors.error(
+            ctx.doc.loc(ipath),
+            f"'package_index' must be an http(s):// or file:// URL, not {index!r}",
+            "the simple index pip installs `packages` from (pip's --index-url)",
+        )
+        index = None
+    if not packages:
+        return (), index
+    out: list[str] = []
+    for i, req in enumerate(packages):
+        if not REQUIREMENT_RE.fullmatch(req) or req.strip() != req:
+            ctx.errors.error(
+                ctx.doc.loc((*ppath, i)),
+                f"{req!r} in 'packages' is not a requirement",
+                "write a pip requirement such as 'pandas==2.2.2' or 'scikit-learn>=1.4' "
+                "(an index goes in 'package_index')",
+            )
+            continue
+        out.append(req)
+    return tuple(out), index
+
+
 def _build(ctx: PassContext, name: str, m: Any, path: tuple[Any, ...], d: Any) -> Step:
     loc = ctx.key_loc(*path)
     if m.run is not None and not RUN_RE.match(m.run):
@@ -535,6 +571,7 @@ def _build(ctx: PassContext, name: str, m: Any, path: tuple[Any, ...], d: Any) -
     image, ipath = _cascade(m, d, "image", path)
     if image is not None and "$" in image:
         image = resolve_config(ctx, image, ipath, "an image")
+    packages, package_index = _packages(ctx, m, d, path)
     return Step(
         name=name,
         kind="run" if m.run is not None else "command",
@@ -551,6 +588,8 @@ def _build(ctx: PassContext, name: str, m: Any, path: tuple[Any, ...], d: Any) -
         cache=bool(m.cache if m.cache is not None else d.cache),
         replicas=replicas,
         image=image,
+        packages=packages,
+        package_index=package_index,
         env=tuple(env),
         resources=Resources(**res),
         description=m.description,

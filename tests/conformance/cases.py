@@ -123,6 +123,12 @@ EMPTY_LOOP = (
     "('Tried to get output ... from task for-loop-...')"
 )
 
+PIP_INTO_TESTS = (
+    "its pods pip-install `packages` (and a pinned flowc) into the interpreter that runs them: "
+    "here, kfp.local (use_venv=False) and the in-test Kubernetes API server run them in the "
+    "test environment; tests/test_packages.py runs the same commands with pip stubbed"
+)
+
 NOT_RUNNABLE_RUNS: dict[tuple[str, str], tuple[int, str]] = {
     **{("f_foreach", e): (1, EMPTY_LOOP) for e in ("kfp", "vertex")},
 }
@@ -133,6 +139,8 @@ NOT_RUNNABLE: dict[tuple[str, str], str] = {
     **{("streaming", e): STREAMING for e in ENGINES},
     **{("vertex_job", e): FAILS_SLOWLY for e in ENGINES},
     ("airflow_pods", "airflow"): POD_OPERATOR,
+    ("packages", "airflow"): POD_OPERATOR,
+    **{("packages", e): PIP_INTO_TESTS for e in ("kfp", "vertex", "k8s")},
     ("foreach", "kfp"): LOOP_READS_TASK,
     ("foreach", "vertex"): LOOP_READS_TASK,
     ("cf_groups", "kfp"): LOOP_READS_TASK,
