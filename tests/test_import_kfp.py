@@ -122,9 +122,7 @@ def roundtrip(
     ir = compile_flow(str(flow))
     spec = tmp_path / "flow" / "pipeline.yaml"
     spec.write_text(emit(ir, "kfp")["pipeline.yaml"], encoding="utf-8")
-    orig = (
-        kfp_local(DATA / source, tmp_path / "orig", tmp_path, seed, **args) if original else None
-    )
+    orig = kfp_local(DATA / source, tmp_path / "orig", tmp_path, seed, **args) if original else None
     imp = kfp_local(spec, tmp_path / "imp", tmp_path / "flow", seed, **args)
     return orig, imp, data
 
