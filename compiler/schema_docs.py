@@ -113,6 +113,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     "DefaultsModel": {
         "image": "Container image steps run in on container targets (python:3.11-slim).",
+        "packages": "pip requirements a container target installs before the step starts "
+        "(with a pinned flowc where the step runs through it); local runs use this environment.",
+        "package_index": "The index (pip --index-url) the packages are installed from.",
         "retries": "How many times a failed step is retried.",
         "retry_delay": f"Wait between retries: {_DURATION_WORDS}.",
         "retry_backoff": "Multiplier of the wait between retries (>= 1): the wait before "
@@ -184,6 +187,9 @@ DESCRIPTIONS: dict[str, dict[str, str]] = {
     },
     "StepModel": {
         "run": "The Python callable, module:function; its parameters come from with:.",
+        "packages": "pip requirements a container target installs before the step starts "
+        "(with a pinned flowc where the step runs through it); local runs use this environment.",
+        "package_index": "The index (pip --index-url) the packages are installed from.",
         "log_level": "An operator's logger level (DEBUG, INFO, WARNING, ERROR, CRITICAL); "
         "else $LOG_LEVEL, else INFO.",
         "command": "A process to run instead of a callable (argv list, never a shell).",

@@ -23,6 +23,7 @@ import pytest
 from flowc.compiler.api import compile_flow, emit, load_text
 from flowc.compiler.ir import Pipeline
 from flowc.runtime.executor import run_plan
+from flowc.targets.airflow import AirflowTarget
 from tests.golden_harness import case_options, environ
 
 REPO = Path(__file__).resolve().parent.parent
@@ -173,7 +174,7 @@ def test_dagbag_imports_every_golden_dag(tmp_path: Path) -> None:
             task = dag["tasks"][s.name]
             assert task["mapped"] == (s.foreach is not None or s.replicas > 1), (case, s.name)
             want_op = "PythonOperator" if s.kind == "run" else "BashOperator"
-            if s.kind == "command" and s.image and case == "airflow_pods":
+            if AirflowTarget.in_pod(ir, s):  # the stack's pod_operator, an image
                 want_op = "KubernetesPodOperator"
             assert task["operator"] == want_op, (case, s.name)
             assert task["retries"] == s.retries, (case, s.name)

@@ -268,7 +268,10 @@ class KafkaInputPort(_Port):
             return "not joined"
         assignment = self._consumer.assignment()
         if not assignment:
-            return None
+            # no partition of its own: more replicas than partitions, or a rebalance in progress
+            # (another replica left, every assignment revoked): done only when the group as a
+            # whole has read every partition to its end
+            return self._group_not_drained()
         quiet = time.monotonic() - self._last_message
         if quiet < DRAIN_QUIET_SECONDS:
             # records still arrived lately: not drained yet, whatever the watermarks say (a
@@ -295,6 +298,21 @@ class KafkaInputPort(_Port):
                 pos = low
             if pos < high:
                 return f"partition {tp.partition}: at {pos} of {high}"
+        return None
+
+    def _group_not_drained(self) -> str | None:
+        """Why the consumer group has not committed every partition of the topic up to its high
+        watermark (None: it has)."""
+        ck, topic = self._ck, kafka_topic(self.spec)
+        meta = self._consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if meta is None or not meta.partitions:
+            return f"topic {topic}: no partitions listed yet"
+        tps = [ck.TopicPartition(topic, p) for p in sorted(meta.partitions)]
+        for tp in self._consumer.committed(tps, timeout=10):
+            low, high = self._consumer.get_watermark_offsets(tp, timeout=10, cached=False)
+            pos = tp.offset if tp.offset >= 0 else low
+            if pos < high:
+                return f"group: partition {tp.partition} committed at {pos} of {high}"
         return None
 
     def close(self) -> None:
