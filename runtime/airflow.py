@@ -439,11 +439,12 @@ def run_step(
     elif group is not None:
         item = _group_items(plan, group, context)[position]
     ti = context.get("ti")
-    run = services.RunInfo(
+    run = services.RunInfo(  # config secrets of plugins/integrations: Variables, Connections
         run_id=inputs.run_id,
         flow=str(plan.get("name")),
         params=inputs.params,
         run_date=inputs.run_date,
+        extra={"secret_resolver": secret_resolver},
     )
     extra: dict[str, Any] = {}
     if data.get("finally") and "run_extra" in _execute_params():

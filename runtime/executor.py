@@ -211,6 +211,7 @@ class _Runner:
             params=self.params,
             run_date=self.run_date,
             root=str(self.root),
+            extra={"secret_resolver": secret_resolver} if secret_resolver else {},
         )
         self.attempts = AttemptRunner(
             plan,

@@ -367,9 +367,23 @@ def _cache_key(fw: Any, run_id: str | None) -> tuple[str, str]:
     return (str(run_id), json.dumps(fw, sort_keys=True, default=str))
 
 
-def for_run(plan: Plan, run_id: str | None = None) -> IntegrationTree | None:
+def resolved(plan: Plan, resolver: Any = None) -> Mapping[str, Any] | None:
+    """The plan's ``integrations`` with the ``${secrets.NAME}`` references of their config
+    replaced by the values, here where the objects are built
+    (:func:`flowc.runtime.config_secrets.resolve_config`; ``resolver`` as there); a secret that
+    does not resolve is an :class:`IntegrationError` naming it and its source."""
+    from flowc.runtime.config_secrets import SecretMissing, resolve_config
+
+    try:
+        return resolve_config(plan.get("integrations"), plan.get("secrets"), resolver)
+    except SecretMissing as e:
+        raise IntegrationError(f"integration config: {e}") from None
+
+
+def for_run(plan: Plan, run_id: str | None = None, resolver: Any = None) -> IntegrationTree | None:
     """The tree for this plan and run, built on first use in this process and reused after
-    (while a :func:`service` holds it, or, without one, among the 16 most recent runs)."""
+    (while a :func:`service` holds it, or, without one, among the 16 most recent runs). The
+    cache is keyed by the config as compiled (secret references, never their values)."""
     fw = plan.get("integrations")
     if not fw:
         return None
@@ -379,7 +393,7 @@ def for_run(plan: Plan, run_id: str | None = None) -> IntegrationTree | None:
             unused = [k for k in _CACHE if not _USERS.get(k)]
             if len(unused) >= 16:  # a long-lived worker: keep only recent runs
                 _CACHE.pop(unused[0])
-            _CACHE[key] = build(fw)
+            _CACHE[key] = build(resolved(plan, resolver))
         return _CACHE[key]
 
 
@@ -395,8 +409,10 @@ class _Service:
         self.key = _cache_key(self.fw, run_id)
         with _LOCK:
             _USERS[self.key] = _USERS.get(self.key, 0) + 1
+        extra = getattr(run, "extra", None) or {}
+        resolver = extra.get("secret_resolver") if isinstance(extra, Mapping) else None
         try:
-            return for_run(plan, run_id)
+            return for_run(plan, run_id, resolver)
         except BaseException:
             self.stop()
             raise

@@ -223,7 +223,12 @@ def run_component(spec: Mapping[str, Any], values: Mapping[str, Any]) -> Any:
         plan = {**plan, "steps": {**plan["steps"], step: data}}
     params = run_params(plan, params)
     index = item_index(items, item)
-    run = services.RunInfo(run_id=run_id, flow=str(plan.get("name")), params=params)
+    run = services.RunInfo(  # config secrets: the executor's env, else Secret Manager
+        run_id=run_id,
+        flow=str(plan.get("name")),
+        params=params,
+        extra={"secret_resolver": secret_resolver},
+    )
     extra: dict[str, Any] = {"run_extra": run_extra} if run_extra else {}
     with services.running(plan, run) as values:  # plugins, integration tree (when used)
         try:

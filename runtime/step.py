@@ -332,7 +332,7 @@ def execute(
 
     ref = data.get("run") or ""
     ctx_factory = lambda: _context(  # noqa: E731
-        plan, step, inputs, replica, replicas, ctx_extra, log_path, attempt, index
+        plan, step, inputs, replica, replicas, ctx_extra, log_path, attempt, index, secret_resolver
     )
     ctx: Context | None
     if ref.startswith("integration:"):
@@ -379,6 +379,7 @@ def _context(
     log: str | Path | None,
     attempt: int,
     index: int | None,
+    secret_resolver: SecretResolver | None = None,
 ) -> Context:
     extra = dict(ctx_extra or {})
     artifact_dir = extra.pop("artifact_dir", None)
@@ -390,7 +391,8 @@ def _context(
         run_date=inputs.run_date,
         logger=_make_logger(step),
         plugins=extra.pop("plugins", None),
-        integrations=extra.pop("integrations", None) or _integrations(plan, inputs.run_id),
+        integrations=extra.pop("integrations", None)
+        or _integrations(plan, inputs.run_id, secret_resolver),
         artifact_dir=Path(artifact_dir) if artifact_dir else None,
         log_path=Path(log) if log is not None else None,
         replica=replica,
@@ -402,11 +404,11 @@ def _context(
     )
 
 
-def _integrations(plan: Plan, run_id: str) -> Any:
+def _integrations(plan: Plan, run_id: str, secret_resolver: SecretResolver | None) -> Any:
     """The integration tree when no run service provided one (a task process on a remote
-    target: built once per run id in this process)."""
+    target: built once per run id in this process, its config secrets resolved here)."""
     if not plan.get("integrations"):
         return None
     from flowc.runtime import integrations  # lazy: optional part
 
-    return integrations.for_run(plan, run_id)
+    return integrations.for_run(plan, run_id, secret_resolver)

@@ -672,3 +672,33 @@ def with_pip_install(
     if not line:
         return argv
     return ["sh", "-c", line + ' && exec "$0" "$@"\n', *argv]
+
+
+def _secret_refs(value: Any, out: set[str]) -> None:
+    if isinstance(value, dict):
+        ref = value.get("$ref")
+        if isinstance(ref, list) and len(ref) == 2 and ref[0] == "secrets":
+            out.add(str(ref[1]))
+            return
+        for v in value.values():
+            _secret_refs(v, out)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            _secret_refs(v, out)
+
+
+def config_secret_names(ir: Pipeline) -> list[str]:
+    """The secrets the stack's components, the enabled plugins and the integration framework
+    reference in their configuration (``${secrets.NAME}``, kept as references by the
+    compiler), sorted: the driver, every step pod and every operator pod get them as
+    ``secretKeyRef`` env (plugins and integrations are built in the step pods, the driver opens
+    the artifact store), never a value. KFP/Vertex executors get them as ``secretAsEnv``."""
+    found: set[str] = set()
+    for comp in ir.stack.components if ir.stack else ():
+        _secret_refs([v for _, v in comp.settings], found)
+    for plugin in ir.plugins:
+        if plugin.enabled:
+            _secret_refs([v for _, v in plugin.config], found)
+    if ir.integrations is not None:
+        _secret_refs(ir.integrations.to_data(), found)
+    return sorted(found)

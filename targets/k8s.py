@@ -27,6 +27,7 @@ from flowc.compiler.errors import Collector, Diagnostic, FlowcError
 from flowc.targets.base import (
     BaseTarget,
     Capabilities,
+    config_secret_names,
     dns1123,
     dns1123_unique,
     json_text,
@@ -410,33 +411,6 @@ def _volumes(configmap: str | list[str], opts: dict[str, Any]) -> tuple[list[dic
 
 def _image(opts: dict[str, Any]) -> str:
     return str(opts["image"])  # the stack's, else flowc/flowc:<version> (SETTING_DEFAULTS)
-
-
-def _secret_refs(value: Any, out: set[str]) -> None:
-    if isinstance(value, dict):
-        ref = value.get("$ref")
-        if isinstance(ref, list) and len(ref) == 2 and ref[0] == "secrets":
-            out.add(str(ref[1]))
-            return
-        for v in value.values():
-            _secret_refs(v, out)
-    elif isinstance(value, (list, tuple)):
-        for v in value:
-            _secret_refs(v, out)
-
-
-def config_secret_names(ir: Pipeline) -> list[str]:
-    """The secrets the stack's components and the enabled plugins reference in their
-    configuration (``${secrets.NAME}``, kept as references by the compiler), sorted: the driver,
-    every step pod and every operator pod get them as ``secretKeyRef`` env (the plugins start in
-    the step pods, the driver opens the artifact store), never a value."""
-    found: set[str] = set()
-    for comp in ir.stack.components if ir.stack else ():
-        _secret_refs([v for _, v in comp.settings], found)
-    for plugin in ir.plugins:
-        if plugin.enabled:
-            _secret_refs([v for _, v in plugin.config], found)
-    return sorted(found)
 
 
 def step_job_base(

@@ -52,6 +52,7 @@ from flowc.compiler.ir import (
 from flowc.targets.base import (
     BaseTarget,
     Capabilities,
+    config_secret_names,
     dns1123,
     k8s_secret,
     kebab,
@@ -224,6 +225,9 @@ class _Builder:
         self.group_outputs: dict[str, dict[str, tuple[str, str, str]]] = {}
         self.exit_outputs: dict[str, tuple[str, str, str]] = {}
         self.plan = ir.to_data()
+        # secrets the stack, plugin and integration config reference: every executor builds
+        # them where it runs, so each gets them as env (kfp-kubernetes secretAsEnv)
+        self.config_secrets = set(config_secret_names(ir))
         self._leaf_outputs: dict[str, str] = {}  # output -> KFP key of the last leaf built
         self._items_src: _Chan | None = None  # the foreach items channel of the step being built
         self._items_bind: _Binding | None = None  # the foreach list, as an input of its leaf
@@ -783,7 +787,12 @@ class _Builder:
             "plan_version": plan["plan_version"],
             "name": plan["name"],
             "params": {k: v for k, v in plan["params"].items()},
-            "secrets": {k: v for k, v in plan["secrets"].items() if k in s.secrets},
+            # what the step reads, and what the configuration built in its process references
+            "secrets": {
+                k: v
+                for k, v in plan["secrets"].items()
+                if k in s.secrets or k in self.config_secrets
+            },
             "steps": {s.name: plan["steps"][s.name]},
             "order": [s.name],
             "plugins": plan["plugins"],
@@ -804,7 +813,7 @@ class _Builder:
         if s.timeout:
             cfg["activeDeadlineSeconds"] = max(1, int(-(-s.timeout // 1)))
         envs = []
-        for name in s.secrets:
+        for name in sorted({*s.secrets, *self.config_secrets}):
             var, secret, key = k8s_secret(self.ir, name)  # as the k8s target
             extra = sorted({k for k, sec in secret_env if sec == name and k != var})
             envs.append(

@@ -9,7 +9,8 @@ from typing import Any
 from flowc.compiler.errors import did_you_mean
 from flowc.compiler.ir import FrameworkNode, Integration, IntegrationFramework, Layer
 from flowc.compiler.passes import PassContext
-from flowc.compiler.passes._util import IDENT_RE, resolve_config
+from flowc.compiler.passes._util import IDENT_RE
+from flowc.compiler.passes.secrets import config_value
 from flowc.compiler.schema import DEFAULT_LAYERS, layer_names
 
 ORDER = 55
@@ -64,7 +65,7 @@ def run(ctx: PassContext) -> None:
         layer = _section(ctx, lname, section, (lname,), below)
         if layer is not None:
             layers.append(layer)
-    config = resolve_config(ctx, m.config, ("config",), "config")
+    config = config_value(ctx, m.config, ("config",), "the integration config")
     ctx.integrations = IntegrationFramework(
         root=root,
         layers=tuple(layers),
@@ -151,7 +152,9 @@ def _section(
             layer = _section(ctx, sub, sub_value, (*ipath, sub), below)
             if layer is not None:
                 nested.append(layer)
-        cfg = resolve_config(ctx, value.get("config", {}), (*ipath, "config"), "config")
+        cfg = config_value(
+            ctx, value.get("config", {}), (*ipath, "config"), f"integration '{where}.{key}'"
+        )
         integrations.append(
             Integration(
                 key, value["class"], tuple(cfg.items()), ctx.key_loc(*ipath), layers=tuple(nested)
@@ -180,7 +183,7 @@ def _section(
             ctx.loc(*path, "search_paths"), f"'{where}.search_paths' must be a list of strings"
         )
         sp = []
-    cfg = resolve_config(ctx, cfg, (*path, "config"), "config")
+    cfg = config_value(ctx, cfg, (*path, "config"), f"layer '{where}'")
     return Layer(
         name=lname,
         integrations=tuple(integrations),
