@@ -313,6 +313,87 @@ class Deployer:
                 write(f"--- {what} (pod {name}): {phase}\n")
                 done.add(name)
 
+    # -- sniff ----------------------------------------------------------------------------------
+
+    def sniff(self, flow: str, run_id: str | None = None) -> dict[str, Any]:
+        """The sniffer's view of a deployed run's operators, through the API server (``run_id``:
+        else the newest run with operator Jobs): each operator pod's state, and the counters of
+        the last ``flowc-stats`` line it logged (``flowc.runtime.operator_replica``), in the
+        shape :func:`flowc.runtime.channels.format_stats` prints, plus ``run_id``."""
+        from flowc.runtime.operator_replica import STATS_LINE
+
+        self._require(flow)
+        jobs = [
+            j
+            for j in self._run_jobs(flow, run_id)
+            if (j.metadata.labels or {}).get(COMPONENT) == "operator"
+        ]
+        if not jobs:
+            which = f"run {run_id}" if run_id else "any run"
+            raise DeployError(f"flow {flow}: {which} has no operator Jobs in {self.namespace}")
+        run = run_id or (jobs[-1].metadata.labels or {}).get(RUN_LABEL, "")
+        pods = self.core.list_namespaced_pod(
+            self.namespace,
+            label_selector=self._selector(flow, f"{COMPONENT}=operator,{RUN_LABEL}={run}"),
+        ).items
+        ports: dict[tuple[str, str, int, str], int] = {}
+        instances: dict[tuple[str, int], dict[str, Any]] = {}
+        pod_state = {"Pending": "starting", "Running": "running", "Succeeded": "succeeded"}
+        for pod in sorted(
+            pods, key=lambda p: (str(p.metadata.creation_timestamp), p.metadata.name)
+        ):
+            labels = pod.metadata.labels or {}
+            phase = pod.status.phase if pod.status else None
+            step = labels.get(STEP_LABEL, "?")
+            replica = int(labels.get(INDEX_LABEL, 0))
+            instances[(step, replica)] = {  # a retried replica: its newest pod
+                "step": step,
+                "replica": replica,
+                "state": pod_state.get(phase or "", "failed"),
+                "error": None,
+            }
+            try:
+                log = self.core.read_namespaced_pod_log(pod.metadata.name, self.namespace) or ""
+            except Exception:  # not started yet, or gone: its state says enough
+                continue
+            last = None
+            for line in log.splitlines():
+                if line.startswith(STATS_LINE):
+                    last = line[len(STATS_LINE) :]
+            if last is None:
+                continue
+            data = json.loads(last)
+            for channel, direction, n in data["ports"]:
+                ports[(data["step"], channel, int(data["replica"]), direction)] = int(n)
+        produced: dict[str, int] = {}
+        acked: dict[tuple[str, str], int] = {}
+        for (step, channel, _replica, direction), n in ports.items():
+            if direction == "out":
+                produced[channel] = produced.get(channel, 0) + n
+            else:
+                acked[(channel, step)] = acked.get((channel, step), 0) + n
+        return {
+            "run_id": run,
+            "ports": [
+                {"step": s, "channel": c, "replica": r, "direction": d, "count": n}
+                for (s, c, r, d), n in sorted(
+                    ports.items(), key=lambda kv: (kv[0][1], kv[0][3] != "out", kv[0][0], kv[0][2])
+                )
+            ],
+            "produced": dict(sorted(produced.items())),
+            "groups": [
+                {
+                    "channel": c,
+                    "consumer": g,
+                    "acked": n,
+                    "in_flight": 0,
+                    "lag": produced.get(c, 0) - n,
+                }
+                for (c, g), n in sorted(acked.items())
+            ],
+            "instances": [instances[k] for k in sorted(instances)],
+        }
+
     # -- destroy --------------------------------------------------------------------------------
 
     def destroy(self, flow: str) -> list[str]:

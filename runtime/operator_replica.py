@@ -248,9 +248,15 @@ def run_replica(spec: Mapping[str, Any], step: str, replica: int) -> int:
         return 1
 
 
+STATS_LINE = "flowc-stats "
+"""Prefix of the counter lines an operator pod prints (``FLOWC_STATS_LOG=1``, set by the k8s
+target): ``flowc sniff --namespace`` reads the last one of each pod through the API server."""
+
+
 class _KafkaCounter:
     """The sniffer's counters for kafka ports, written to the run's database at most twice a
-    second (the local transport counts in its own transactions)."""
+    second (the local transport counts in its own transactions); in a Kubernetes operator pod
+    (``FLOWC_STATS_LOG=1``) also printed as a :data:`STATS_LINE` with the running totals."""
 
     def __init__(self, db: str, step: str, replica: int, ports: Mapping[str, Any]):
         self.db, self.step, self.replica = db, step, replica
@@ -258,6 +264,9 @@ class _KafkaCounter:
         self.sent = {n: 0 for n in self.kafka}
         self.pending: dict[tuple[str, str], int] = {}
         self.last = time.monotonic()
+        self.log_totals = os.environ.get("FLOWC_STATS_LOG") == "1"
+        self.totals: dict[tuple[str, str], int] = {}
+        self.printed: dict[tuple[str, str], int] | None = None
 
     def acked(self, channel: str, n: int) -> None:
         if channel in self.kafka and n:
@@ -271,6 +280,13 @@ class _KafkaCounter:
                 self.pending[(n, "out")] = p.sent - self.sent[n]
                 self.sent[n] = p.sent
         ch.bump_port_stats(self.db, self.step, self.pending, self.replica)
+        for key, n in self.pending.items():
+            self.totals[key] = self.totals.get(key, 0) + n
+        if self.log_totals and (force or self.totals != self.printed):
+            ports = [[c, d, n] for (c, d), n in sorted(self.totals.items())]
+            line = json.dumps({"step": self.step, "replica": self.replica, "ports": ports})
+            print(STATS_LINE + line, flush=True)
+            self.printed = dict(self.totals)
         self.pending = {}
         self.last = time.monotonic()
 

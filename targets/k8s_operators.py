@@ -107,6 +107,8 @@ def operator_templates(ir: Pipeline, configmap: str | list[str]) -> dict[str, di
                 },
             },
             {"name": "FLOWC_REPLICAS", "value": str(step.replicas)},
+            # its kafka counters as log lines: `flowc sniff --namespace` reads them
+            {"name": "FLOWC_STATS_LOG", "value": "1"},
         ]
         for cname in (*step.produces, *step.consumes):
             env.extend(channel_env(ir, ir.channel(cname)))

@@ -133,6 +133,32 @@ def test_deploy_attach_destroy_consumes_every_record(
     assert writer["replicas"]["succeeded"] == 3 and writer["replicas"]["failed"] == 0
     assert run["steps"]["reader"][0]["replicas"]["succeeded"] == 2
 
+    # flowc sniff --deployed: each operator pod's state and the counters it logged, read
+    # through the API server (pod list and pod logs), not from a local channel database
+    code, text = flowc(cluster, "sniff", "--deployed", "kops", "-n", NS, "--json")
+    assert code == 0, text
+    view = json.loads(text)
+    assert view["run_id"] == run_id and view["produced"] == {"records": 60}
+    outs = {(p["step"], p["replica"]): p["count"] for p in view["ports"] if p["direction"] == "out"}
+    assert outs == {("writer", 0): 20, ("writer", 1): 20, ("writer", 2): 20}
+    assert sum(p["count"] for p in view["ports"] if p["direction"] == "in") == 60
+    assert view["groups"] == [
+        {"channel": "records", "consumer": "reader", "acked": 60, "in_flight": 0, "lag": 0}
+    ]
+    assert [(i["step"], i["replica"], i["state"]) for i in view["instances"]] == [
+        ("reader", 0, "succeeded"),
+        ("reader", 1, "succeeded"),
+        ("writer", 0, "succeeded"),
+        ("writer", 1, "succeeded"),
+        ("writer", 2, "succeeded"),
+    ]
+    code, text = flowc(cluster, "sniff", "--deployed", "kops", "-n", NS)
+    assert code == 0 and f"run {run_id} of kops in {NS}" in text, text
+    assert "channel records: 60 record(s) in the channel" in text
+    assert "group reader: acknowledged 60, in flight 0, lag 0" in text
+    code, text = flowc(cluster, "sniff", "--deployed", "nope", "-n", NS)
+    assert code == 1 and "Traceback" not in text
+
     code, text = flowc(cluster, "destroy", "kops")
     assert code == 0, text
     assert cluster.all_objects() == []

@@ -1,6 +1,9 @@
 """``flowc sniff [RUN_ID]``: what the streaming operators of a run are doing (pypz's sniffer):
 records produced and consumed per channel, port and replica, consumer group lag, replica states.
 
+``--deployed FLOW`` asks the Kubernetes API server instead: the operator pods of the flow's
+newest run (or RUN_ID), their states, and the counters each pod logs (``flowc-stats`` lines).
+
 Reads the run's channel database (``ROOT/runs/RUN_ID/channels.sqlite``), which every operator
 replica updates while it runs, so it can watch a run in progress (``--follow``) from another
 terminal, or look at a finished or crashed one. ``flowc run --sniff`` prints the same view
@@ -19,6 +22,7 @@ from typing import Any
 import click
 
 from flowc.compiler.cli import user_errors
+from flowc.compiler.commands.k8s import _deployer, _run, kube_options
 from flowc.compiler.errors import FlowcError
 
 
@@ -37,12 +41,44 @@ def _latest(root: Path) -> Path:
 @click.option("--follow", is_flag=True, help="Refresh until every operator replica stopped.")
 @click.option("--interval", type=float, default=1.0, show_default=True, help="Seconds (--follow).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--deployed",
+    metavar="FLOW",
+    default=None,
+    help="Sniff flow FLOW deployed on Kubernetes, through the API server (its operator pods).",
+)
+@kube_options
 @user_errors
-def sniff(run_id: str | None, root: str, follow: bool, interval: float, as_json: bool) -> None:
+def sniff(
+    run_id: str | None,
+    root: str,
+    follow: bool,
+    interval: float,
+    as_json: bool,
+    deployed: str | None,
+    kubeconfig: str | None,
+    context: str | None,
+    namespace: str | None,
+) -> None:
     """Show records produced/consumed per channel, port and replica of RUN_ID (default: the
-    latest run with operators)."""
+    latest run with operators), of a local run or (--deployed FLOW) of a deployed flow."""
     from flowc.runtime import channels as ch
 
+    if deployed is not None:
+        dep = _deployer(kubeconfig, context, namespace)
+        while True:
+            stats = _run(lambda: dep.sniff(deployed, run_id))
+            rid = stats.pop("run_id")
+            if as_json:
+                click.echo(json.dumps({"run_id": rid, **stats}, sort_keys=True))
+            else:
+                click.echo(ch.format_stats(stats, f"run {rid} of {deployed} in {dep.namespace}"))
+            live = [i for i in stats["instances"] if i["state"] in ("running", "starting")]
+            if not follow or not live:
+                return
+            time.sleep(max(0.1, interval))
+            if not as_json:
+                click.echo("")
     base = Path(root)
     db = _latest(base) if run_id is None else base / "runs" / run_id / ch.DB_NAME
     if not db.is_file():
