@@ -430,6 +430,8 @@ class Step:
     # (output, "str" | "int" | "float" | "bool" | "list" | "dict"): from the callable's return
     # annotation (compiler/passes/output_types.py); outputs without one are absent
     output_types: tuple[tuple[str, str], ...] = ()
+    # (output, what it is: "a DataFrame", ...): annotated as a value that is not JSON
+    non_json_outputs: tuple[tuple[str, str], ...] = ()
     log_level: str | None = None  # the operator's logger level (else $LOG_LEVEL, else INFO)
     # control flow (docs/control-flow.md); the defaults keep the plan as before
     trigger: Trigger = "all_success"

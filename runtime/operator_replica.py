@@ -280,10 +280,10 @@ class _KafkaCounter:
                 self.pending[(n, "out")] = p.sent - self.sent[n]
                 self.sent[n] = p.sent
         ch.bump_port_stats(self.db, self.step, self.pending, self.replica)
-        for key, n in self.pending.items():
-            self.totals[key] = self.totals.get(key, 0) + n
+        for key, count in self.pending.items():
+            self.totals[key] = self.totals.get(key, 0) + count
         if self.log_totals and (force or self.totals != self.printed):
-            ports = [[c, d, n] for (c, d), n in sorted(self.totals.items())]
+            ports = [[c, d, total] for (c, d), total in sorted(self.totals.items())]
             line = json.dumps({"step": self.step, "replica": self.replica, "ports": ports})
             print(STATS_LINE + line, flush=True)
             self.printed = dict(self.totals)

@@ -74,6 +74,10 @@ class Capabilities:
     """``retry_backoff`` / ``retry_max_delay`` applied between attempts."""
     flow_outputs: bool = True
     """Flow ``outputs:`` (KFP pipeline outputs, the final XCom, the run's metadata)."""
+    non_json_values: bool = True
+    """Values that are not JSON (a DataFrame, ...) cross step boundaries (the artifact store
+    pickles them, Airflow's XCom serde carries them); else a step output annotated as one is
+    refused (KFP/Vertex: values are JSON parameters)."""
     packages: str = "all"
     """Who installs a step's ``packages`` before it starts: ``all`` (every step's container),
     ``pods`` (only steps the target's ``in_pod(ir, step)`` puts in a pod: a warning for the
@@ -174,6 +178,15 @@ def check_supported(ir: Pipeline, target: Any) -> list[Diagnostic]:
                 "install them on the workers; a command step with an `image:` runs in a pod "
                 f"that installs them first when the stack's {name} orchestrator has "
                 "`pod_operator: true`",
+            )
+    for s in ir.steps if not caps.non_json_values else ():
+        for output, what in s.non_json_outputs:
+            error(
+                s.loc,
+                f"step '{s.name}': output '{output}' is {what} (its return annotation), which "
+                f"the {name} target cannot pass between steps: its values are JSON parameters",
+                "return JSON data (e.g. frame.to_dict('records')), or write the data to "
+                "storage and return its path; the local, airflow and k8s targets carry it",
             )
     untimed: list[Step] = []  # steps whose timeout / retry_delay the target drops
     undelayed: list[Step] = []

@@ -89,6 +89,7 @@ KFP_CAPABILITIES = Capabilities(
     run_values=frozenset({"id", "date", "ds", "ds_nodash", "status"}),
     triggers=frozenset(KFP_TRIGGERS_SET),  # triggerPolicy: ALL_UPSTREAM_TASKS_*
     skip_exit_codes=False,  # a KFP task has no skipped state: it succeeds or fails
+    non_json_values=False,  # task outputs are JSON parameters (no Dataset artifacts yet)
 )
 """What a KFP PipelineSpec can express (the vertex target's table starts from it)."""
 

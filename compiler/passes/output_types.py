@@ -15,6 +15,10 @@ What counts (anything else leaves the output untyped, carried as JSON as before)
   ``Optional`` or ``None`` (a value KFP cannot type);
 - only ``run:`` steps outside ``foreach``/``replicas`` (their outputs are collected as lists).
 
+Outputs annotated as a value that is not JSON (``DataFrame``, ``Series``, ``ndarray``,
+``Tensor``, ``bytes``: :data:`NON_JSON`) go to ``Step.non_json_outputs`` instead, with what
+they are: a target whose values cross as JSON refuses them (``Capabilities.non_json_values``).
+
 A module whose source is not found where it would be imported from leaves its outputs untyped:
 compile where the step code is (as ``flowc run`` needs it), or the KFP spec differs.
 """
@@ -46,6 +50,17 @@ _NAMES = {
     "Dict": "dict",
 }
 _GENERIC = {"list": "list", "List": "list", "dict": "dict", "Dict": "dict"}
+NON_JSON = {
+    "DataFrame": "a DataFrame",
+    "Series": "a Series",
+    "ndarray": "a numpy array",
+    "Tensor": "a tensor",
+    "bytes": "bytes",
+    "bytearray": "bytes",
+}
+"""Return annotations (their last name) of values that are not JSON: they cross step boundaries
+pickled in the artifact store (``flowc run``, the k8s target) or through Airflow's XCom serde;
+a target whose values are JSON parameters (KFP, Vertex) refuses them at compile time."""
 
 
 def run(ctx: PassContext) -> None:
@@ -53,8 +68,10 @@ def run(ctx: PassContext) -> None:
     files: dict[str, str | None] = {}  # module -> its source file (looked up once)
     for name, step in list(ctx.steps.items()):
         types = step_output_types(step, roots, files)
-        if types:
-            ctx.steps[name] = dataclasses.replace(step, output_types=types)
+        opaque = tuple((o, t) for o, t in types if t in NON_JSON.values())
+        types = tuple((o, t) for o, t in types if t not in NON_JSON.values())
+        if types or opaque:
+            ctx.steps[name] = dataclasses.replace(step, output_types=types, non_json_outputs=opaque)
 
 
 def step_output_types(
@@ -184,5 +201,7 @@ def _last(node: ast.expr) -> str | None:
 def _type_of(node: ast.expr) -> str | None:
     node = _unquote(node)
     if isinstance(node, ast.Subscript):
-        return _GENERIC.get(_last(node.value) or "")
-    return _NAMES.get(_last(node) or "")
+        last = _last(node.value) or ""
+        return _GENERIC.get(last) or NON_JSON.get(last)  # npt.NDArray[...] is not counted
+    last = _last(node) or ""
+    return _NAMES.get(last) or NON_JSON.get(last)
