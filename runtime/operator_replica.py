@@ -250,7 +250,7 @@ def run_replica(spec: Mapping[str, Any], step: str, replica: int) -> int:
 
 STATS_LINE = "flowc-stats "
 """Prefix of the counter lines an operator pod prints (``FLOWC_STATS_LOG=1``, set by the k8s
-target): ``flowc sniff --namespace`` reads the last one of each pod through the API server."""
+target): ``flowc sniff --deployed`` reads the last one of each pod through the API server."""
 
 
 class _KafkaCounter:

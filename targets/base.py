@@ -81,8 +81,7 @@ class Capabilities:
     packages: str = "all"
     """Who installs a step's ``packages`` before it starts: ``all`` (every step's container),
     ``pods`` (only steps the target's ``in_pod(ir, step)`` puts in a pod: a warning for the
-    others), ``here`` (none: the
-    steps run in this environment, which has what they import, as for ``image``)."""
+    others), ``here`` (none: the steps run in this environment, as for ``image``)."""
 
 
 class Target(Protocol):
