@@ -258,8 +258,12 @@ class AirflowTarget(BaseTarget):
     def in_pod(ir: Pipeline, s: Step) -> bool:
         """Whether ``s`` runs as a KubernetesPodOperator (the stack's ``pod_operator``, a
         command step with an image): only a pod installs the step's ``packages``."""
-        settings = ir.orchestrator_settings("airflow")
-        return bool(settings.get("pod_operator")) and s.kind == "command" and bool(s.image)
+        return _pod_step(bool(ir.orchestrator_settings("airflow").get("pod_operator")), s)
+
+
+def _pod_step(pod_operator: bool, s: Step) -> bool:
+    """The rule of :meth:`AirflowTarget.in_pod`, given the stack's ``pod_operator``."""
+    return pod_operator and s.kind == "command" and bool(s.image)
 
 
 class _Builder:
@@ -432,7 +436,7 @@ class _Builder:
     # -- tasks -----------------------------------------------------------------------------
 
     def _is_pod(self, s: Step) -> bool:
-        return self.pods and s.kind == "command" and bool(s.image)
+        return _pod_step(self.pods, s)
 
     # -- groups (TaskGroup, mapped task groups) ------------------------------------------
 
@@ -849,8 +853,8 @@ class _Builder:
         cmds = [self._arg(s, 0, argv[0], quote=False)] if argv else []
         args = [self._arg(s, i, a, quote=False) for i, a in enumerate(argv) if i > 0]
         if s.packages:  # the pod installs them, then runs the command (`sh -c ... "$0" "$@"`)
-            sh, flag, script, *_ = with_pip_install(s, ["cmd"], flowc=False)
-            cmds, args = [sh, flag, jinja_literal(script)], cmds + args
+            wrapped = with_pip_install(s, cmds + args, flowc=False)  # argv: already rendered
+            cmds, args = [*wrapped[:2], jinja_literal(wrapped[2])], wrapped[3:]
         kwargs = [
             ("task_id", py_literal(self._task_id(s.name))),
             ("name", py_literal(kebab(s.name.replace(".", "-")))),

@@ -673,9 +673,8 @@ class _Builder:
         self.components[comp] = comp_spec
 
         container: dict[str, Any] = {"image": s.image or "python:3.11-slim"}
-        # the step's `packages` first (with flowc where the container runs the step through it)
-        install = pip_install_line(s, flowc=s.kind == "run" or bool(s.outputs))
         if s.kind == "run" or s.outputs:  # command steps with outputs run through flowc
+            install = pip_install_line(s)  # the step's `packages` (and flowc) first
             launcher = f"{install}\n{_LAUNCHER}" if install else _LAUNCHER
             container["command"] = ["sh", "-ec", launcher, self._program(s, bindings, outputs)]
             container["args"] = [
@@ -689,7 +688,7 @@ class _Builder:
             argv = with_pip_install(
                 s, [self._placeholder_text(a, names, s) for a in s.command or ()], flowc=False
             )
-            split = 3 if install else 1  # `sh -c INSTALL` is the command, argv its arguments
+            split = 3 if s.packages else 1  # `sh -c INSTALL` is the command, argv its arguments
             container["command"] = argv[:split]
             if argv[split:]:
                 container["args"] = argv[split:]
