@@ -658,3 +658,38 @@ def _field(pod: dict[str, Any], path: str) -> str:
     if m:
         return (md.get(m.group(1)) or {}).get(m.group(2), "")
     raise KeyError(f"unsupported fieldPath {path}")
+
+
+def plan_configmap(ir: Any) -> dict[str, Any]:
+    """The plan ConfigMap of ``ir`` compiled for the k8s target (what the driver reads)."""
+    import yaml
+
+    from flowc.compiler.api import emit
+
+    docs = [d for d in yaml.safe_load_all(emit(ir, "k8s")["manifests.yaml"]) if d]
+    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    return cm
+
+
+def drive_configmap(
+    cluster: FakeCluster, cm: dict[str, Any], monkeypatch: Any, run_id: str = "r1"
+) -> tuple[int, Any]:
+    """Create ``cm`` in the cluster's ``default`` namespace and run the driver on it from the
+    cluster's work folder, polling fast: (its exit code, the run's local artifact store)."""
+    from kubernetes import utils
+
+    from flowc.runtime.k8s import api_client, drive
+    from flowc.runtime.store import LocalArtifactStore
+
+    monkeypatch.setenv("FLOWC_K8S_POLL", "0.2")
+    utils.create_from_dict(api_client(str(cluster.kubeconfig)), cm, namespace="default")
+    monkeypatch.chdir(cluster.workdir)
+    monkeypatch.delenv("FLOWC_DRIVER_JOB", raising=False)
+    code = drive(
+        [
+            *("--configmap", cm["metadata"]["name"]),
+            *("--kubeconfig", str(cluster.kubeconfig)),
+            *("--run-id", run_id, "--namespace", "default"),
+        ]
+    )
+    return code, LocalArtifactStore({"path": str(cluster.workdir / ".flowc" / "artifacts")})

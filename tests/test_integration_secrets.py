@@ -117,35 +117,18 @@ def test_kfp_executors_get_the_secret_as_env_and_kfp_local_builds_with_it(
 def test_k8s_step_pods_get_the_secret_and_build_with_it_on_the_in_test_api_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    from kubernetes import utils
-
-    from flowc.runtime.k8s import api_client, drive
-    from flowc.runtime.store import LocalArtifactStore
-    from tests.k8s_fake_api import FakeCluster
+    from tests.k8s_fake_api import FakeCluster, drive_configmap, plan_configmap
 
     monkeypatch.delenv("MLFLOW_PW", raising=False)  # only the pod's secretKeyRef gives it
-    ir = compile_flow(str(_flow(tmp_path)))
-    docs = [d for d in yaml.safe_load_all(emit(ir, "k8s")["manifests.yaml"]) if d]
-    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    cm = plan_configmap(compile_flow(str(_flow(tmp_path))))
     job = json.loads(cm["data"]["k8s.json"])["job"]
     env = job["spec"]["template"]["spec"]["containers"][0]["env"]
     assert {
         "name": "MLFLOW_PW",
         "valueFrom": {"secretKeyRef": {"name": "mlflow", "key": "pw"}},
     } in (env)
-    monkeypatch.setenv("FLOWC_K8S_POLL", "0.2")
     with FakeCluster(tmp_path / "cluster") as cluster:
         cluster.create_secret("default", "mlflow", {"pw": VALUE})
-        utils.create_from_dict(api_client(str(cluster.kubeconfig)), cm, namespace="default")
-        monkeypatch.chdir(cluster.workdir)
-        monkeypatch.delenv("FLOWC_DRIVER_JOB", raising=False)
-        code = drive(
-            [
-                *("--configmap", cm["metadata"]["name"]),
-                *("--kubeconfig", str(cluster.kubeconfig)),
-                *("--run-id", "r1", "--namespace", "default"),
-            ]
-        )
+        code, store = drive_configmap(cluster, cm, monkeypatch)
         assert code == 0, capsys.readouterr().out
-        store = LocalArtifactStore({"path": str(cluster.workdir / ".flowc" / "artifacts")})
         assert store.get("r1", "log", "logged") == SEEN

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from flowc.compiler.api import compile_flow, emit
 from flowc.compiler.errors import FlowcError
@@ -89,29 +88,12 @@ def test_flowc_run_carries_the_frame(project: Path, monkeypatch: pytest.MonkeyPa
 def test_the_kubernetes_driver_carries_the_frame_through_the_store(
     project: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    from kubernetes import utils
+    from tests.k8s_fake_api import FakeCluster, drive_configmap, plan_configmap
 
-    from flowc.runtime.k8s import api_client, drive
-    from flowc.runtime.store import LocalArtifactStore
-    from tests.k8s_fake_api import FakeCluster
-
-    ir = compile_flow(str(project / "flow.yaml"))
-    docs = [d for d in yaml.safe_load_all(emit(ir, "k8s")["manifests.yaml"]) if d]
-    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    cm = plan_configmap(compile_flow(str(project / "flow.yaml")))
     assert json.loads(cm["data"]["plan.json"])["steps"]["make"]["outputs"] == ["frame"]
-    monkeypatch.setenv("FLOWC_K8S_POLL", "0.2")
     with FakeCluster(tmp_path / "cluster") as cluster:
-        utils.create_from_dict(api_client(str(cluster.kubeconfig)), cm, namespace="default")
-        monkeypatch.chdir(cluster.workdir)
-        monkeypatch.delenv("FLOWC_DRIVER_JOB", raising=False)
-        code = drive(
-            [
-                *("--configmap", cm["metadata"]["name"]),
-                *("--kubeconfig", str(cluster.kubeconfig)),
-                *("--run-id", "r1", "--namespace", "default"),
-            ]
-        )
+        code, store = drive_configmap(cluster, cm, monkeypatch)
         assert code == 0, capsys.readouterr().out
-        store = LocalArtifactStore({"path": str(cluster.workdir / ".flowc" / "artifacts")})
         assert store.get("r1", "total", "n") == 6
         assert list(store.get("r1", "make", "frame")["a"]) == [1, 2, 3]

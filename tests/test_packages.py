@@ -184,34 +184,17 @@ def test_a_plain_kfp_container_installs_without_flowc() -> None:
 def test_k8s_step_pods_install_then_run_on_the_in_test_api_server(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
-    from kubernetes import utils
+    from tests.k8s_fake_api import FakeCluster, drive_configmap, plan_configmap
 
-    from flowc.runtime.k8s import api_client, drive
-    from flowc.runtime.store import LocalArtifactStore
-    from tests.k8s_fake_api import FakeCluster
-
-    ir = load_text(FLOW, str(tmp_path / "flow.yaml"))
-    docs = [d for d in yaml.safe_load_all(emit(ir, "k8s")["manifests.yaml"]) if d]
-    (cm,) = [d for d in docs if d["kind"] == "ConfigMap"]
+    cm = plan_configmap(load_text(FLOW, str(tmp_path / "flow.yaml")))
     config = json.loads(cm["data"]["k8s.json"])
     assert config["steps"]["load"]["container"]["command"][:2] == ["sh", "-c"]
     assert "python -m flowc.runtime.k8s step" not in json.dumps(config["job"])  # no shell
     log = _pip_stub(tmp_path, monkeypatch)
-    monkeypatch.setenv("FLOWC_K8S_POLL", "0.2")
     with FakeCluster(tmp_path / "cluster") as cluster:
-        utils.create_from_dict(api_client(str(cluster.kubeconfig)), cm, namespace="default")
-        monkeypatch.chdir(cluster.workdir)
-        monkeypatch.delenv("FLOWC_DRIVER_JOB", raising=False)
-        code = drive(
-            [
-                *("--configmap", cm["metadata"]["name"]),
-                *("--kubeconfig", str(cluster.kubeconfig)),
-                *("--run-id", "r1", "--namespace", "default"),
-            ]
-        )
+        code, store = drive_configmap(cluster, cm, monkeypatch)
         assert code == 0, capsys.readouterr().out
         assert cluster.rejected == []
-        store = LocalArtifactStore({"path": str(cluster.workdir / ".flowc" / "artifacts")})
         rows = [{"id": 0, "src": "data.csv"}, {"id": 1, "src": "data.csv"}]
         assert store.get("r1", "report", "value") == rows
     assert _installs(log) == sorted([DEFAULT_LINE, REPORT_LINE])
